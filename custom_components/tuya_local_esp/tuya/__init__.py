@@ -1,0 +1,1 @@
+"""Tuya local protocol library (no Home Assistant imports)."""

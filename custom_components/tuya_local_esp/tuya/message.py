@@ -1,0 +1,242 @@
+"""Message layer: turns payloads into frames and frames into payloads, per protocol version.
+
+A :class:`MessageCodec` belongs to one TCP connection and one side of it (client or device). It
+knows the protocol version, the local key and, for 3.4/3.5, the negotiated session key, and
+applies the rules of spec §2.1-§2.6:
+
+* 3.1: only CONTROL is encrypted (``"3.1" + md5 signature + base64(AES-ECB)``); the rest is
+  plaintext JSON in a CRC32 frame.
+* 3.2/3.3: AES-ECB payloads; the ``"3.x"+12`` version header goes in clear before the ciphertext
+  except for the commands in ``NO_HEADER_CMDS``.
+* 3.4: the version header is inside the AES-ECB ciphertext; HMAC-SHA256 frames keyed with the
+  session key (the local key for the three negotiation commands).
+* 3.5: 6699 frames, AES-GCM, plaintext ``[retcode] [version header] json``.
+
+Frames from a device carry a 4-byte retcode (spec §1.1, tinytuya ``_receive`` ``no_retcode=False``);
+frames from a client never do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .const import NEGOTIATION_CMDS, NO_HEADER_CMDS, VERSION_HEADER_LEN, VERSIONS
+from .crypto import (
+    GCM_IV_LEN,
+    GCM_TAG_LEN,
+    ecb_decrypt,
+    ecb_encrypt,
+    gcm_decrypt,
+    hmac_sha256,
+    v31_signature,
+)
+from .errors import TuyaFrameError, TuyaProtocolError
+from .frame import HEADER_6699_LEN, SUFFIX_LEN, RawFrame, crc32, pack_55aa, pack_6699
+
+Role = Literal["client", "device"]
+
+_V31_SIG_LEN = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A decoded Tuya message.
+
+    Attributes:
+        seqno: sequence number of the frame.
+        cmd: command number.
+        retcode: the device's return code (None in frames sent by a client).
+        payload: plaintext after the retcode and version header were removed (usually JSON,
+            sometimes an error string such as ``b"data format error"``, often empty for ACKs).
+
+    """
+
+    seqno: int
+    cmd: int
+    retcode: int | None
+    payload: bytes
+
+    def json(self) -> dict[str, Any]:
+        """Parse the payload as a JSON object.
+
+        Raises:
+            TuyaProtocolError: the payload is not a JSON object.
+
+        """
+        try:
+            value = json.loads(self.payload)
+        except ValueError:
+            raise TuyaProtocolError(f"payload is not JSON ({len(self.payload)} bytes)") from None
+        if not isinstance(value, dict):
+            raise TuyaProtocolError("payload is not a JSON object")
+        return value
+
+
+def version_header(version: str) -> bytes:
+    """The 15-byte ``"3.x" + 12 x 00`` header (tinytuya ``PROTOCOL_3x_HEADER``; spec §2.1)."""
+    return version.encode() + bytes(12)
+
+
+class MessageCodec:
+    """Encode and decode the messages of one connection.
+
+    Args:
+        version: protocol version, one of ``"3.1"`` ... ``"3.5"``.
+        local_key: the device's 16-byte local key.
+        role: ``"client"`` (we talk to a plug) or ``"device"`` (the simulator plays a plug).
+        iv_factory: returns a fresh 12-byte GCM nonce (3.5); random by default.
+
+    Raises:
+        ValueError: unknown version or a key that is not 16 bytes.
+
+    """
+
+    def __init__(
+        self,
+        version: str,
+        local_key: bytes,
+        *,
+        role: Role = "client",
+        iv_factory: Callable[[], bytes] | None = None,
+    ) -> None:
+        """Set up a codec; see the class docstring."""
+        if version not in VERSIONS:
+            raise ValueError(f"unsupported protocol version {version!r}")
+        if len(local_key) != 16:
+            raise ValueError("local key must be 16 bytes")
+        self.version = version
+        self.local_key = local_key
+        self.role: Role = role
+        #: Session key of 3.4/3.5 once negotiated; None before.
+        self.session_key: bytes | None = None
+        self._iv_factory = iv_factory or (lambda: os.urandom(GCM_IV_LEN))
+        self._vnum = float(version)
+
+    @property
+    def needs_session(self) -> bool:
+        """True for versions that negotiate a session key (3.4, 3.5)."""
+        return self._vnum >= 3.4
+
+    def _key_for(self, cmd: int) -> bytes:
+        if cmd in NEGOTIATION_CMDS or self.session_key is None:
+            return self.local_key
+        return self.session_key
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, seqno: int, cmd: int, payload: bytes, *, retcode: int | None = None) -> bytes:
+        """Build the frame carrying ``payload`` (plain JSON or raw bytes such as a nonce).
+
+        ``retcode`` is only written in the device role (0 when not given).
+        """
+        if self.role == "device" and retcode is None:
+            retcode = 0
+        if self.role == "client":
+            retcode = None
+        header = b"" if cmd in NO_HEADER_CMDS else version_header(self.version)
+        v = self._vnum
+        if v >= 3.5:
+            rc = retcode.to_bytes(4, "big") if retcode is not None else b""
+            plain = rc + (header if payload else b"") + payload
+            return pack_6699(seqno, cmd, plain, self._key_for(cmd), self._iv_factory())
+        if v >= 3.4:
+            body = ecb_encrypt(self._key_for(cmd), (header if payload else b"") + payload)
+            if not payload and retcode is not None:
+                body = b""  # device ACKs are empty
+            return pack_55aa(seqno, cmd, body, retcode=retcode, hmac_key=self._key_for(cmd))
+        if v >= 3.2:
+            body = ecb_encrypt(self.local_key, payload) if payload else b""
+            if body and header and (self.role == "client" or cmd == 0x08):
+                body = header + body
+            return pack_55aa(seqno, cmd, body, retcode=retcode)
+        # 3.1: CONTROL from a client and STATUS from a device are encrypted.
+        if payload and (cmd == 0x07 or (self.role == "device" and cmd == 0x08)):
+            b64 = base64.b64encode(ecb_encrypt(self.local_key, payload))
+            payload = b"3.1" + v31_signature(b64, self.local_key) + b64
+        return pack_55aa(seqno, cmd, payload, retcode=retcode)
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, frame: RawFrame) -> Message:
+        """Verify and decrypt one frame from the peer.
+
+        Raises:
+            TuyaFrameError: integrity check failed (bad CRC, HMAC or GCM tag) or the frame kind
+                does not match the version; the connection may continue with the next frame.
+            TuyaProtocolError: the payload could not be decrypted (typically a wrong key).
+
+        """
+        expect_rc = self.role == "client"
+        v = self._vnum
+        if frame.is_6699 != (v >= 3.5):
+            raise TuyaFrameError("frame kind does not match the protocol version")
+        if frame.is_6699:
+            return self._decode_6699(frame, expect_rc=expect_rc)
+        hmac_key = self._key_for(frame.cmd) if v >= 3.4 else None
+        trailer = (32 if hmac_key else 4) + SUFFIX_LEN
+        if len(frame.data) < 16 + trailer:
+            raise TuyaFrameError("frame too short for its integrity field")
+        end = len(frame.data) - trailer
+        covered, check = frame.data[:end], frame.data[end : end + trailer - SUFFIX_LEN]
+        if hmac_key is not None:
+            if hmac_sha256(hmac_key, covered) != check:
+                raise TuyaFrameError("HMAC mismatch (tampered frame or wrong key)")
+        elif crc32(covered) != int.from_bytes(check, "big"):
+            raise TuyaFrameError("CRC mismatch")
+        body = frame.data[16:end]
+        retcode = None
+        if expect_rc and len(body) >= 4:
+            retcode = int.from_bytes(body[:4], "big")
+            body = body[4:]
+        payload = self._decrypt_55aa(frame.cmd, body)
+        return Message(frame.seqno, frame.cmd, retcode, payload)
+
+    def _decode_6699(self, frame: RawFrame, *, expect_rc: bool) -> Message:
+        data = frame.data
+        iv = data[HEADER_6699_LEN : HEADER_6699_LEN + GCM_IV_LEN]
+        sealed = data[HEADER_6699_LEN + GCM_IV_LEN : len(data) - SUFFIX_LEN]
+        if len(sealed) < GCM_TAG_LEN:
+            raise TuyaFrameError("6699 frame too short")
+        try:
+            plain = gcm_decrypt(self._key_for(frame.cmd), iv, sealed, data[4:HEADER_6699_LEN])
+        except TuyaProtocolError as err:
+            raise TuyaFrameError(str(err)) from None
+        retcode = None
+        if expect_rc and len(plain) >= 4:
+            retcode = int.from_bytes(plain[:4], "big")
+            plain = plain[4:]
+        return Message(frame.seqno, frame.cmd, retcode, self._strip_header(plain))
+
+    def _strip_header(self, data: bytes) -> bytes:
+        if len(data) >= VERSION_HEADER_LEN and data[:1] == b"3" and data[1:2] == b".":
+            return data[VERSION_HEADER_LEN:]
+        return data
+
+    def _decrypt_55aa(self, cmd: int, body: bytes) -> bytes:
+        if not body:
+            return b""
+        v = self._vnum
+        if v >= 3.4:
+            return self._strip_header(ecb_decrypt(self._key_for(cmd), body))
+        if v >= 3.2:
+            body = self._strip_header(body)
+            if not body or body[:1] == b"{":
+                return body  # empty ACK, or a plaintext reply some firmware sends
+            return ecb_decrypt(self.local_key, body)
+        # 3.1
+        if body[:3] == b"3.1":
+            b64 = body[3 + _V31_SIG_LEN :]
+            if self.role == "device" and v31_signature(b64, self.local_key) != bytes(
+                body[3 : 3 + _V31_SIG_LEN]
+            ):
+                raise TuyaProtocolError("3.1 signature mismatch (wrong key?)")
+            try:
+                raw = base64.b64decode(b64, validate=True)
+            except binascii.Error:
+                raise TuyaProtocolError("3.1 payload is not base64") from None
+            return ecb_decrypt(self.local_key, raw)
+        return body
