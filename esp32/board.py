@@ -1,0 +1,157 @@
+# The only module that touches the hardware: `network` (Wi-Fi, hostname, RSSI), `machine`
+# (watchdog, reset, unique id), `ntptime` and the port's epoch. On the unix port those modules
+# are missing and every function here degrades to a harmless no-op, so the rest of the firmware
+# runs unchanged in tests.
+import time
+import gc
+
+try:
+    import network
+except ImportError:
+    network = None
+try:
+    import machine
+except ImportError:
+    machine = None
+
+# Tuya and the hub channel use Unix time. The ESP32 port counts from 2000-01-01, which is
+# 946684800 s after 1970-01-01 (docs/micropython-esp32.md §4); the unix port counts from 1970.
+EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
+# Anything before 2020-01-01 means the RTC was never set (NTP not done yet).
+_SANE_UNIX = const(1577836800)
+
+_wlan = None
+_wdt = None
+_up_ms = 0
+_last_ticks = time.ticks_ms()
+
+
+def is_hardware():
+    return network is not None
+
+
+def unix_time():
+    """Seconds since 1970-01-01 UTC as an int (ints, never floats: ESP32 floats are 32-bit)."""
+    return int(time.time()) + EPOCH_OFFSET
+
+
+def time_synced():
+    return unix_time() >= _SANE_UNIX
+
+
+def uptime_s():
+    """Seconds since boot. Accumulates ticks_ms differences, so it survives the ticks wrap-around
+    as long as it is called at least every few days (the housekeeping task calls it each minute)."""
+    global _up_ms, _last_ticks
+    now = time.ticks_ms()
+    _up_ms += time.ticks_diff(now, _last_ticks)
+    _last_ticks = now
+    return _up_ms // 1000
+
+
+def unique_id():
+    """Short hex id for this board (MAC-derived on hardware, fixed on the unix port)."""
+    if machine is not None:
+        try:
+            import binascii
+
+            return binascii.hexlify(machine.unique_id()).decode()[-6:]
+        except Exception:
+            pass
+    return "unix00"
+
+
+def set_hostname(hub_id):
+    """DHCP hostname `tuya-esp-hub-<id>` so Home Assistant can find the hub by DHCP."""
+    if network is None:
+        return
+    try:
+        network.hostname("tuya-esp-hub-" + hub_id)
+    except Exception as e:
+        print("board: hostname failed", e)
+
+
+def wifi_connect(ssid, password, timeout_ms=20000):
+    """Start the STA interface and wait (blocking, before asyncio starts) for an address.
+
+    Credentials are not kept in NVS by MicroPython, so this runs on every boot.
+    Returns True when connected (always True on the unix port)."""
+    global _wlan
+    if network is None:
+        return True
+    _wlan = network.WLAN(network.STA_IF)
+    _wlan.active(True)
+    if not _wlan.isconnected():
+        _wlan.connect(ssid, password)
+        t0 = time.ticks_ms()
+        while not _wlan.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+            time.sleep_ms(200)
+    return _wlan.isconnected()
+
+
+def wifi_ok():
+    if _wlan is None:
+        return True
+    try:
+        return _wlan.isconnected()
+    except Exception:
+        return False
+
+
+def rssi():
+    """Wi-Fi RSSI in dBm, or None when unknown (unix port, not connected)."""
+    if _wlan is None:
+        return None
+    try:
+        return _wlan.status("rssi")
+    except Exception:
+        return None
+
+
+def ip_address():
+    if _wlan is None:
+        return None
+    try:
+        return _wlan.ifconfig()[0]
+    except Exception:
+        return None
+
+
+def ntp_sync(host=None):
+    """Set the RTC from NTP (blocking, about 1 s at most); returns True on success."""
+    if network is None:
+        return True
+    try:
+        import ntptime
+
+        if host:
+            ntptime.host = host
+        ntptime.settime()
+        return True
+    except Exception as e:
+        print("board: ntp failed", e)
+        return False
+
+
+def wdt_start(timeout_ms):
+    """Enable the watchdog (it cannot be stopped again on ESP32); no-op on the unix port."""
+    global _wdt
+    if machine is None or timeout_ms <= 0:
+        return
+    _wdt = machine.WDT(timeout=timeout_ms)
+
+
+def wdt_feed():
+    if _wdt is not None:
+        _wdt.feed()
+
+
+def reset():
+    if machine is not None:
+        machine.reset()
+
+
+def heap():
+    """(free, allocated) bytes of the MicroPython heap after a collection."""
+    gc.collect()
+    return gc.mem_free(), gc.mem_alloc()

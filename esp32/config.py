@@ -1,0 +1,139 @@
+# Configuration on flash. `config.json` (static, written by the installer, see
+# config.example.json and README.md) and `plugs.json` (the plug list, rewritten by add/remove
+# requests from Home Assistant). Every write is atomic: write `<file>.tmp`, then os.rename over
+# the old file, so a power cut leaves either the old or the new list, never half a file.
+import json
+import os
+
+DEFAULTS = {
+    "port": 6670,
+    "bind": "0.0.0.0",
+    "max_plugs": 7,
+    "max_clients": 2,
+    "heartbeat_s": 10,
+    "refresh_s": 30,
+    "plugs_file": "plugs.json",
+    "watchdog_ms": 0,
+    "ntp_host": None,
+    "log_level": "info",
+    "wifi": None,
+}
+
+MIN_SECRET_LEN = const(16)
+VERSIONS = ("3.1", "3.3", "3.4")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def load(path):
+    """Read config.json, apply defaults, check the secret. Raises ConfigError."""
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ConfigError("cannot read %s: %s" % (path, e))
+    for k in DEFAULTS:
+        if k not in cfg:
+            cfg[k] = DEFAULTS[k]
+    sec = cfg.get("secret")
+    if not isinstance(sec, str) or len(sec) < MIN_SECRET_LEN:
+        raise ConfigError("secret missing or shorter than %d characters" % MIN_SECRET_LEN)
+    # The plugs file lives next to config.json unless given as an absolute path.
+    pf = cfg["plugs_file"]
+    if not pf.startswith("/"):
+        d = path.rsplit("/", 1)[0] if "/" in path else ""
+        cfg["plugs_file"] = (d + "/" + pf) if d else pf
+    return cfg
+
+
+def _is_ipv4(s):
+    parts = s.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p or len(p) > 3 or not p.isdigit() or int(p) > 255:
+            return False
+    return True
+
+
+def _ident_ok(s, maxlen):
+    if not isinstance(s, str) or not 1 <= len(s) <= maxlen:
+        return False
+    for c in s:
+        if not (c.isalpha() or c.isdigit() or c in "_-"):
+            return False
+    return True
+
+
+def check_plug(p):
+    """Validate and normalise one plug record; returns a new dict or raises ValueError.
+
+    Fields: id (device id, [A-Za-z0-9_-]{1,64}), key (16-character local key), host (IPv4
+    literal: DNS would block the event loop), port (default 6668), ver ("3.1"|"3.3"|"3.4"),
+    name (at most 64 characters)."""
+    if not isinstance(p, dict):
+        raise ValueError("plug must be an object")
+    dev = p.get("id")
+    if not _ident_ok(dev, 64):
+        raise ValueError("bad device id")
+    key = p.get("key")
+    if not isinstance(key, str) or len(key) != 16 or len(key.encode()) != 16:
+        raise ValueError("local key must be 16 ASCII characters")
+    host = p.get("host")
+    if not isinstance(host, str) or not _is_ipv4(host):
+        raise ValueError("host must be an IPv4 address")
+    port = p.get("port", 6668)
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError("bad port")
+    ver = p.get("ver", "3.3")
+    if ver not in VERSIONS:
+        raise ValueError("unsupported protocol version")
+    name = p.get("name", dev)
+    if not isinstance(name, str) or len(name) > 64:
+        raise ValueError("bad name")
+    return {"id": dev, "key": key, "host": host, "port": port, "ver": ver, "name": name}
+
+
+def load_plugs(cfg):
+    """Plug list from plugs.json; falls back to a leftover .tmp, then to config.json "plugs"."""
+    path = cfg["plugs_file"]
+    for p in (path, path + ".tmp"):
+        if _exists(p):
+            try:
+                with open(p) as f:
+                    data = json.load(f)
+                return [check_plug(x) for x in data["plugs"]]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                print("config: ignoring unreadable", p, type(e).__name__)
+    out = []
+    for x in cfg.get("plugs") or ():
+        try:
+            out.append(check_plug(x))
+        except ValueError as e:
+            print("config: skipping plug in config.json:", e)
+    return out
+
+
+def save_plugs(cfg, plugs):
+    """Atomically replace plugs.json with `plugs` (list of checked plug dicts). Raises OSError."""
+    path = cfg["plugs_file"]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps({"plugs": plugs}, separators=(",", ":")))
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        # Some VFS refuse to rename over an existing file: remove, then rename. The .tmp stays
+        # readable in between, and load_plugs falls back to it.
+        os.remove(path)
+        os.rename(tmp, path)

@@ -1,0 +1,337 @@
+# Tuya local protocol codec for the hub firmware (MicroPython), written from the facts collected
+# in the project's protocol notes (shared tuya-protocol.md; section numbers below refer to it).
+#
+# Scope: 55AA frames (§1.1) with CRC32 (3.1/3.3) or HMAC-SHA256 (3.4); payload crypto of
+# 3.1 (§2.2), 3.3 (§2.4) and 3.4 (§2.5) including the 3.4 session-key negotiation (§2.7).
+# 3.5 (6699 frames, AES-GCM, §1.2/§2.6) would slot in as another Codec subclass with its own
+# frame packer/parser; GHASH must then be a @micropython.viper routine (micropython-esp32.md §2.3).
+#
+# Sans-I/O: nothing here touches sockets; plug.py owns the connection.
+import binascii
+import hashlib
+import json
+import struct
+
+import cryptolib
+
+from hmacsha import HmacKey, hmac_sha256, equal
+
+PREFIX_55AA = const(0x000055AA)
+SUFFIX_55AA = const(0x0000AA55)
+_PREFIX_BYTES = b"\x00\x00\x55\xaa"
+
+# Command numbers (§2.0, tinytuya core/command_types.py).
+SESS_KEY_NEG_START = const(0x03)
+SESS_KEY_NEG_RESP = const(0x04)
+SESS_KEY_NEG_FINISH = const(0x05)
+CONTROL = const(0x07)
+STATUS = const(0x08)
+HEART_BEAT = const(0x09)
+DP_QUERY = const(0x0A)
+CONTROL_NEW = const(0x0D)
+DP_QUERY_NEW = const(0x10)
+UPDATEDPS = const(0x12)
+LAN_EXT_STREAM = const(0x40)
+
+# Commands sent WITHOUT the 15-byte "3.x" version header (§2.1, tinytuya NO_PROTOCOL_HEADER_CMDS).
+NO_HEADER_CMDS = (DP_QUERY, DP_QUERY_NEW, UPDATEDPS, HEART_BEAT, SESS_KEY_NEG_START,
+                  SESS_KEY_NEG_RESP, SESS_KEY_NEG_FINISH, LAN_EXT_STREAM)
+
+# Largest frame accepted (whole frame, prefix..suffix). tinytuya refuses payloads over 1440 B
+# (§1.3); plugs send 100-300 B, so 1024 keeps the per-plug buffer small.
+MAX_FRAME = const(1024)
+_HDR = const(16)
+
+# Power DPs refreshed with UPDATEDPS (§5: current, power, voltage).
+REFRESH_DPS = (18, 19, 20)
+
+
+class FrameError(Exception):
+    """Bad CRC/HMAC, bad suffix, oversized frame, undecryptable payload."""
+
+
+# --- CRC32 -------------------------------------------------------------------------------------
+# Standard zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF) over prefix..payload
+# (§1.1; tinytuya message_helper.py uses binascii.crc32). Some builds lack binascii.crc32.
+_crc_table = None
+
+
+def _crc32_soft(data, crc=0):
+    global _crc_table
+    if _crc_table is None:
+        import array
+
+        t = array.array("I", [0] * 256)
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+            t[i] = c
+        _crc_table = t
+    t = _crc_table
+    c = crc ^ 0xFFFFFFFF
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+if hasattr(binascii, "crc32"):
+
+    def crc32(data):
+        return binascii.crc32(data) & 0xFFFFFFFF
+
+else:
+    crc32 = _crc32_soft
+
+
+# --- AES-ECB + PKCS7 ---------------------------------------------------------------------------
+# cryptolib.aes(key, 1) is ECB (mode constants are not compiled in; micropython-esp32.md §2.1).
+def pad(data):
+    n = 16 - (len(data) & 15)
+    return data + bytes((n,)) * n
+
+
+def unpad(data):
+    n = data[-1] if data else 0
+    if not 1 <= n <= 16 or len(data) < n:
+        raise FrameError("bad padding")
+    return data[: len(data) - n]
+
+
+def ecb_encrypt(key, data):
+    return cryptolib.aes(key, 1).encrypt(data)
+
+
+def ecb_decrypt(key, data):
+    if not data or len(data) & 15:
+        raise FrameError("ciphertext not a block multiple")
+    return cryptolib.aes(key, 1).decrypt(data)
+
+
+# --- 55AA frames -------------------------------------------------------------------------------
+def pack_55aa(seqno, cmd, payload, mac_key=None):
+    """Client->device 55AA frame (no retcode, §1.1). `mac_key` (HmacKey) selects the 3.4 HMAC
+    trailer; otherwise CRC32. length = payload + integrity + suffix."""
+    ilen = 32 if mac_key is not None else 4
+    hdr = struct.pack(">4I", PREFIX_55AA, seqno, cmd, len(payload) + ilen + 4)
+    if mac_key is not None:
+        integ = mac_key.digest(hdr, payload)
+    else:
+        integ = struct.pack(">I", crc32(hdr + payload))
+    return hdr + payload + integ + struct.pack(">I", SUFFIX_55AA)
+
+
+def parse_55aa(buf, n, mac_key=None):
+    """Look for one device->client frame in buf[0:n].
+
+    Returns (frame, consumed): frame is (seqno, cmd, retcode, payload) or None when more bytes
+    are needed; `consumed` bytes at the front may be dropped (garbage before a prefix, or the
+    frame itself). Device frames always carry a retcode (tinytuya strips 4 bytes on receive,
+    §1.1). Raises FrameError for a frame that is oversized or fails its CRC/HMAC/suffix."""
+    start = buf.find(_PREFIX_BYTES, 0, n) if n >= 4 else -1
+    if start < 0:
+        # keep up to 3 trailing bytes that could be the start of a prefix
+        return None, (n - 3 if n > 3 else 0)
+    if n - start < _HDR:
+        return None, start
+    _, seqno, cmd, length = struct.unpack_from(">4I", buf, start)
+    ilen = 32 if mac_key is not None else 4
+    total = _HDR + length
+    if total > MAX_FRAME or length < 4 + ilen + 4:
+        raise FrameError("bad length %d" % length)
+    if n - start < total:
+        return None, start
+    end = start + total
+    mv = memoryview(buf)
+    if struct.unpack_from(">I", buf, end - 4)[0] != SUFFIX_55AA:
+        raise FrameError("bad suffix")
+    body_end = end - 4 - ilen
+    if mac_key is not None:
+        if not equal(mac_key.digest(mv[start:body_end]), bytes(mv[body_end : end - 4])):
+            raise FrameError("bad hmac")
+    elif crc32(mv[start:body_end]) != struct.unpack_from(">I", buf, body_end)[0]:
+        raise FrameError("bad crc")
+    retcode = struct.unpack_from(">I", buf, start + _HDR)[0]
+    payload = bytes(mv[start + _HDR + 4 : body_end])
+    return (seqno, cmd, retcode, payload), end
+
+
+# --- payload codecs per protocol version -------------------------------------------------------
+def _dumps(obj):
+    # No spaces: some devices ignore payloads with spaces (§2.8, tinytuya generate_payload).
+    return json.dumps(obj, separators=(",", ":"))
+
+
+class Codec33:
+    """Protocol 3.3: AES-128-ECB(local key) on every payload; the clear "3.3"+12x00 header
+    in front of the ciphertext for commands outside NO_HEADER_CMDS (§2.4)."""
+
+    version = "3.3"
+    query_cmd = DP_QUERY
+    control_cmd = CONTROL
+    needs_session = False
+
+    def __init__(self, dev_id, local_key):
+        self.dev_id = dev_id
+        self.key = local_key  # 16 raw bytes (the ASCII local key, §2.2)
+        self.mac_key = None
+
+    # JSON bodies are written by hand: MicroPython dicts do not keep insertion order and the
+    # field order below is the one tinytuya sends (§2.8).
+    def query_json(self, t):
+        d = self.dev_id
+        return '{"gwId":"%s","devId":"%s","uid":"%s","t":"%d"}' % (d, d, d, t)
+
+    def control_json(self, dps, t):
+        d = self.dev_id
+        return '{"devId":"%s","uid":"%s","t":"%d","dps":%s}' % (d, d, t, _dumps(dps))
+
+    def heartbeat_json(self):
+        return '{"gwId":"%s","devId":"%s"}' % (self.dev_id, self.dev_id)
+
+    def refresh_json(self, dp_ids=REFRESH_DPS):
+        return '{"dpId":%s}' % _dumps(list(dp_ids))
+
+    def encrypt_payload(self, cmd, raw):
+        ct = ecb_encrypt(self.key, pad(raw))
+        if cmd in NO_HEADER_CMDS:
+            return ct
+        return b"3.3" + bytes(12) + ct
+
+    def encode(self, seqno, cmd, text):
+        """Whole client frame for command `cmd` carrying JSON `text` (str)."""
+        return pack_55aa(seqno, cmd, self.encrypt_payload(cmd, text.encode()), self.mac_key)
+
+    def parse(self, buf, n):
+        return parse_55aa(buf, n, self.mac_key)
+
+    def decrypt_payload(self, payload):
+        # Device frames may carry a clear 15-byte source header "3.x"|crc|seq|src (§2.1).
+        if payload[:3] == b"3.3" or payload[:3] == b"3.2":
+            payload = payload[15:]
+        if not payload:
+            return b""
+        if payload[:1] == b"{":
+            return payload  # some firmware answers in clear
+        return unpad(ecb_decrypt(self.key, payload))
+
+    def decode(self, payload):
+        """Decode a device payload (retcode already removed).
+
+        Returns (obj, text): obj is the JSON dict (with "data.dps" folded into "dps") or None;
+        text is the raw plaintext when it is not JSON (e.g. b"data format error", §4)."""
+        raw = self.decrypt_payload(payload)
+        if not raw:
+            return None, b""
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            return None, raw
+        if not isinstance(obj, dict):
+            return None, raw
+        data = obj.get("data")
+        if "dps" not in obj and isinstance(data, dict) and "dps" in data:
+            obj["dps"] = data["dps"]  # 3.4/3.5 shape {"protocol":4,"data":{"dps":..}} (§2.9)
+        return obj, raw
+
+
+class Codec31(Codec33):
+    """Protocol 3.1: only CONTROL is encrypted, as "3.1" + md5 signature + base64(ECB) (§2.2);
+    queries and heartbeats travel as plaintext JSON."""
+
+    version = "3.1"
+
+    def encrypt_payload(self, cmd, raw):
+        if cmd != CONTROL:
+            return raw
+        b64 = binascii.b2a_base64(ecb_encrypt(self.key, pad(raw)))[:-1]  # drop the newline
+        sig = binascii.hexlify(hashlib.md5(b"data=" + b64 + b"||lpv=3.1||" + self.key).digest())
+        return b"3.1" + sig[8:24] + b64
+
+    def decrypt_payload(self, payload):
+        if payload[:3] == b"3.1":
+            try:
+                ct = binascii.a2b_base64(payload[19:])
+            except ValueError:
+                raise FrameError("bad base64")
+            return unpad(ecb_decrypt(self.key, ct))
+        return payload
+
+
+class Codec34(Codec33):
+    """Protocol 3.4 (§2.5, §2.7): HMAC-SHA256 frame trailer; the version header goes INSIDE
+    the ECB ciphertext; CONTROL_NEW/DP_QUERY_NEW with the "protocol":5 wrapper; a session key
+    negotiated on every new connection (0x03/0x04/0x05) before anything else."""
+
+    version = "3.4"
+    query_cmd = DP_QUERY_NEW
+    control_cmd = CONTROL_NEW
+    needs_session = True
+
+    def __init__(self, dev_id, local_key):
+        Codec33.__init__(self, dev_id, local_key)
+        self.real_key = local_key
+        self.reset()
+
+    def reset(self):
+        """Back to the real local key (a new TCP connection always renegotiates, §2.7)."""
+        self.key = self.real_key
+        self.mac_key = HmacKey(self.real_key)
+        self._nonce = None
+
+    def query_json(self, t):
+        return "{}"
+
+    def control_json(self, dps, t):
+        return '{"protocol":5,"t":%d,"data":{"dps":%s}}' % (t, _dumps(dps))
+
+    def encrypt_payload(self, cmd, raw):
+        if cmd not in NO_HEADER_CMDS:
+            raw = b"3.4" + bytes(12) + raw
+        return ecb_encrypt(self.key, pad(raw))
+
+    def decrypt_payload(self, payload):
+        if not payload:
+            return b""
+        raw = unpad(ecb_decrypt(self.key, payload))
+        if raw[:3] == b"3.4":
+            raw = raw[15:]
+        return raw
+
+    def neg_start(self, seqno, nonce):
+        """SESS_KEY_NEG_START frame carrying our 16-byte random nonce (step 1, §2.7)."""
+        self.reset()
+        self._nonce = nonce
+        return pack_55aa(seqno, SESS_KEY_NEG_START, ecb_encrypt(self.key, pad(nonce)),
+                         self.mac_key)
+
+    def neg_finish(self, seqno, payload):
+        """Check the device's SESS_KEY_NEG_RESP payload (retcode removed) and return the
+        SESS_KEY_NEG_FINISH frame; switches this codec to the session key. Raises FrameError
+        when the device did not prove knowledge of the local key (wrong key)."""
+        raw = unpad(ecb_decrypt(self.real_key, payload))
+        if len(raw) < 48 or self._nonce is None:
+            raise FrameError("short negotiation reply")
+        dev_nonce = raw[:16]
+        if not equal(raw[16:48], hmac_sha256(self.real_key, self._nonce)):
+            raise FrameError("device proof mismatch (wrong local key?)")
+        frame = pack_55aa(seqno, SESS_KEY_NEG_FINISH,
+                          ecb_encrypt(self.real_key, pad(hmac_sha256(self.real_key, dev_nonce))),
+                          self.mac_key)
+        x = bytes(a ^ b for a, b in zip(self._nonce, dev_nonce))
+        sk = ecb_encrypt(self.real_key, x)  # session key: ECB(real key, nc XOR nd), no padding
+        self.key = sk
+        self.mac_key = HmacKey(sk)
+        self._nonce = None
+        return frame
+
+
+def make_codec(version, dev_id, local_key):
+    """Codec for protocol `version` ("3.1", "3.3" or "3.4"); local_key as 16 bytes."""
+    if version == "3.3":
+        return Codec33(dev_id, local_key)
+    if version == "3.1":
+        return Codec31(dev_id, local_key)
+    if version == "3.4":
+        return Codec34(dev_id, local_key)
+    raise ValueError("unsupported protocol version")
