@@ -1,0 +1,555 @@
+"""asyncio TCP server playing one Tuya Wi-Fi plug on the local protocol (3.1-3.5).
+
+Framing, crypto and the 3.4/3.5 session negotiation come from the integration's protocol library
+(``custom_components.tuya_local_esp.tuya``) used in the ``"device"`` role; this module adds the
+behaviour of a real plug (``docs/design.md`` "Real plug behaviour the simulator must reproduce";
+``tuya-protocol.md`` = "spec" below):
+
+* silent after accept until the client speaks; 3.4/3.5 ignore everything but the session
+  negotiation 0x03/0x05 until a session key is agreed (spec §2.5-§2.7);
+* CONTROL 0x07 / CONTROL_NEW 0x0d -> empty ACK with the request's command, then a STATUS 0x08 push
+  with the reported DPs (spec §2.4, tuyapi ``_packetHandler`` "Got SET ack"); ``null`` values are
+  read requests (spec §4 "Null DPS");
+* DP_QUERY 0x0a / DP_QUERY_NEW 0x10 -> all DPs; "device22" firmware answers DP_QUERY with
+  ``json obj data unvalid`` instead (spec §2.10);
+* HEART_BEAT 0x09 -> empty 0x09 (seqno 0 below 3.3, spec §2.9);
+* UPDATEDPS 0x12 -> empty 0x12, then a STATUS push with fresh values (spec §2.9, tuyapi
+  ``index.js`` "Returned DP refresh response is always empty");
+* seqno: replies echo the request's seqno up to 3.4; 3.5 and every negotiation RESP use the
+  device's own counter (spec §2.6, §2.7 and §6 item 8); STATUS pushes carry seqno 0 up to 3.3
+  (spec §2.9 "3.3 STATUS pushes observed with outer seqno 0") and the counter from 3.4;
+* one TCP connection at a time, further ones reset at once (spec §4); connections idle longer
+  than ``idle_timeout`` are dropped (spec §4, 30 s);
+* ``t`` further than ``max_time_skew`` from real time -> no answer (design.md: ETIMEDOUT);
+  a frame that does not verify/decrypt with the key -> no answer (3.1-3.3) or no answer and close
+  (3.4/3.5, whose HMAC/GCM tag proves the key); valid frame but malformed JSON -> retcode 1 with
+  the encrypted string ``data format error`` (spec §4, rust-tuyapi
+  ``test_parse_data_format_error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from custom_components.tuya_local_esp.tuya.const import (
+    ERROR_DATA_FORMAT,
+    ERROR_DATA_UNVALID,
+    NEGOTIATION_CMDS,
+    VERSIONS,
+    Command,
+)
+from custom_components.tuya_local_esp.tuya.errors import TuyaFrameError, TuyaProtocolError
+from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame
+from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
+from custom_components.tuya_local_esp.tuya.payload import dumps, extract_dps
+from custom_components.tuya_local_esp.tuya.session import DeviceNegotiation
+
+from .plug import DP_COUNTDOWN, POWER_DPS, WRITABLE_DPS, PlugModel
+
+_LOGGER = logging.getLogger(__name__)
+
+RefuseMode = Literal["reset", "close"]
+
+_JSON_CMDS = frozenset(
+    {Command.CONTROL, Command.CONTROL_NEW, Command.DP_QUERY, Command.UPDATEDPS}
+)
+
+
+@dataclass(slots=True)
+class PlugStats:
+    """Counters for tests and benchmarks (never contain key material)."""
+
+    accepted: int = 0
+    refused: int = 0
+    idle_drops: int = 0
+    bad_frames: int = 0
+    bad_key: int = 0
+    stale_timestamps: int = 0
+    pushes: int = 0
+    #: Every command decoded successfully, in arrival order.
+    commands: list[int] = field(default_factory=list)
+
+
+class SimulatedPlug:
+    """One simulated plug listening on ``host:port``.
+
+    Use as ``async with SimulatedPlug(device_id=..., local_key=..., version="3.3") as plug:`` or
+    call :meth:`start` / :meth:`stop` (which can be repeated; a restart reuses the port).
+
+    Args:
+        device_id: the Tuya device id (``gwId``/``devId``).
+        local_key: the 16-character local key.
+        version: protocol version ``"3.1"`` ... ``"3.5"``.
+        host: address to bind.
+        port: TCP port; 0 picks a free one (see :attr:`port` after :meth:`start`).
+        dps: initial DPs, merged over the plug's defaults.
+        load_w: power of the simulated appliance while the relay is on, watts.
+        noise: relative noise of the power reading.
+        seed: random seed (readings and device seqno start).
+        idle_timeout: seconds without a frame after which the plug closes the connection.
+        max_connections: simultaneous TCP connections accepted; more are refused.
+        refuse_mode: ``"reset"`` (RST) or ``"close"`` (FIN) for refused connections.
+        reject_stale_timestamp: ignore requests whose ``t`` is off by more than ``max_time_skew``.
+        max_time_skew: tolerated ``|t - now|`` in seconds.
+        power_needs_updatedps: DPs 18/19/20 are refreshed only by UPDATEDPS 0x12 (queries return the
+            cached values; switching on does not report power).
+        push_interval: seconds between spontaneous meter updates pushed as STATUS (None: never).
+            Ignored when ``power_needs_updatedps``.
+        device22: 3.3 "device22" firmware: DP_QUERY answers ``json obj data unvalid``.
+        close_on_bad_key: close the connection after a frame that fails to verify/decrypt;
+            default: True for 3.4/3.5, False below.
+        energy_speedup: energy (DP 17) accrues this many times faster than real time.
+
+    """
+
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        local_key: str | bytes,
+        version: str = "3.3",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        dps: Mapping[str, Any] | None = None,
+        load_w: float = 100.0,
+        noise: float = 0.03,
+        seed: int | None = None,
+        idle_timeout: float = 30.0,
+        max_connections: int = 1,
+        refuse_mode: RefuseMode = "reset",
+        reject_stale_timestamp: bool = True,
+        max_time_skew: float = 3600.0,
+        power_needs_updatedps: bool = False,
+        push_interval: float | None = None,
+        device22: bool = False,
+        close_on_bad_key: bool | None = None,
+        energy_speedup: float = 1.0,
+    ) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"unsupported protocol version {version!r}")
+        key = local_key.encode("latin1") if isinstance(local_key, str) else bytes(local_key)
+        if len(key) != 16:
+            raise ValueError("local key must be 16 bytes")
+        self.device_id = device_id
+        self.version = version
+        self._key = key
+        self.host = host
+        self._port = port
+        self.idle_timeout = idle_timeout
+        self.max_connections = max_connections
+        self.refuse_mode: RefuseMode = refuse_mode
+        self.reject_stale_timestamp = reject_stale_timestamp
+        self.max_time_skew = max_time_skew
+        self.power_needs_updatedps = power_needs_updatedps
+        self.push_interval = push_interval
+        self.device22 = device22
+        self.close_on_bad_key = (
+            float(version) >= 3.4 if close_on_bad_key is None else close_on_bad_key
+        )
+        self.model = PlugModel(
+            load_w=load_w, noise=noise, seed=seed, dps=dps, energy_speedup=energy_speedup
+        )
+        self.stats = PlugStats()
+        self._seq = random.Random(seed).randrange(1, 0x8000)
+        self._server: asyncio.Server | None = None
+        self._conns: set[_Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._countdown: asyncio.TimerHandle | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._conn_changed = asyncio.Condition()
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def port(self) -> int:
+        """The TCP port (the real one once started with ``port=0``)."""
+        return self._port
+
+    @property
+    def dps(self) -> dict[str, Any]:
+        """A copy of the DPs as the plug currently reports them."""
+        return dict(self.model.dps)
+
+    @property
+    def connections(self) -> int:
+        """Number of open client connections."""
+        return len(self._conns)
+
+    @property
+    def running(self) -> bool:
+        """True while the server is listening."""
+        return self._server is not None
+
+    def info(self) -> dict[str, Any]:
+        """Connection details for a client (includes the local key: print, never log)."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "device_id": self.device_id,
+            "local_key": self._key.decode("latin1"),
+            "version": self.version,
+        }
+
+    async def start(self) -> None:
+        """Start listening (again, on the same port after a :meth:`stop`)."""
+        if self._server is not None:
+            return
+        self._server = await asyncio.start_server(
+            self._on_client, self.host, self._port, reuse_address=True
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        if self.push_interval and not self.power_needs_updatedps:
+            self._ticker = asyncio.create_task(self._tick(self.push_interval))
+        _LOGGER.info("plug %s (v%s) listening on %s:%d", self.device_id, self.version,
+                     self.host, self._port)
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection (the plug is unplugged)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        self.kick()
+        if self._countdown is not None:
+            self._countdown.cancel()
+            self._countdown = None
+        tasks = list(self._tasks)
+        if self._ticker is not None:
+            tasks.append(self._ticker)
+            self._ticker = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    def kick(self, *, reset: bool = False) -> None:
+        """Close every current connection (FIN; RST with ``reset``), as after a Wi-Fi drop."""
+        for conn in list(self._conns):
+            conn.close(reset=reset)
+
+    def set_dps_local(self, dps: Mapping[str, Any]) -> dict[str, Any]:
+        """Change DPs on the device itself (button press, meter reading) and push STATUS.
+
+        Unlike a CONTROL request any DP may be written, including measured ones. Returns the DPs
+        pushed. Must be called from the plug's event loop thread.
+        """
+        changed: dict[str, Any] = {}
+        writes: dict[str, Any] = {}
+        for key, value in dps.items():
+            dp = str(key)
+            if dp in WRITABLE_DPS:
+                writes[dp] = value
+            else:
+                self.model.dps[dp] = value
+                changed[dp] = value
+        if writes:
+            changed.update(
+                self.model.apply(writes, report_power=not self.power_needs_updatedps)
+            )
+        self.report(changed)
+        return changed
+
+    async def wait_connections(self, count: int) -> None:
+        """Wait until exactly ``count`` connections are open (wrap in ``asyncio.timeout``)."""
+        async with self._conn_changed:
+            await self._conn_changed.wait_for(lambda: len(self._conns) == count)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ internals
+    def next_seqno(self) -> int:
+        """The device's own frame counter (3.5 replies, 3.4/3.5 negotiation and pushes)."""
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return self._seq
+
+    def key_bytes(self) -> bytes:
+        """The local key as bytes (for the codec; never log it)."""
+        return self._key
+
+    def push(self, dps: Mapping[str, Any]) -> None:
+        """Send a STATUS push with ``dps`` to every connection that has a session."""
+        if not dps:
+            return
+        for conn in list(self._conns):
+            conn.push(dps)
+
+    def report(self, changed: Mapping[str, Any]) -> None:
+        """Schedule the countdown when DP 9 was set, then push the change."""
+        if DP_COUNTDOWN in changed:
+            if self._countdown is not None:
+                self._countdown.cancel()
+                self._countdown = None
+            seconds = self.model.dps.get(DP_COUNTDOWN, 0)
+            if seconds:
+                self._countdown = asyncio.get_running_loop().call_later(
+                    seconds, self._countdown_fired
+                )
+        self.push(changed)
+
+    def _countdown_fired(self) -> None:
+        self._countdown = None
+        self.push(self.model.countdown_expired(report_power=not self.power_needs_updatedps))
+
+    async def _tick(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self._conns:
+                self.push(self.model.drift())
+
+    def _conn_event(self) -> None:
+        async def notify() -> None:
+            async with self._conn_changed:
+                self._conn_changed.notify_all()
+
+        task = asyncio.create_task(notify())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._conns) >= self.max_connections or self._server is None:
+            self.stats.refused += 1
+            _LOGGER.info("plug %s: refusing connection from %s (busy)", self.device_id,
+                         writer.get_extra_info("peername"))
+            _close_writer(writer, reset=self.refuse_mode == "reset")
+            return
+        self._tasks.add(task)
+        conn = _Connection(self, reader, writer)
+        self._conns.add(conn)
+        self.stats.accepted += 1
+        self._conn_event()
+        try:
+            await conn.serve()
+        finally:
+            self._conns.discard(conn)
+            conn.close()
+            self._tasks.discard(task)
+            self._conn_event()
+
+
+def _close_writer(writer: asyncio.StreamWriter, *, reset: bool) -> None:
+    if reset:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+    else:
+        writer.close()
+
+
+def _timestamp(obj: Mapping[str, Any]) -> float | None:
+    """The request's ``t`` as a number, or None when absent or not numeric."""
+    raw = obj.get("t")
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            return float(raw)
+    return None
+
+
+def _has_dps(obj: Mapping[str, Any]) -> bool:
+    data = obj.get("data")
+    return isinstance(obj.get("dps"), dict) or (
+        isinstance(data, dict) and isinstance(data.get("dps"), dict)
+    )
+
+
+class _Connection:
+    """One client connection: reads frames, answers them, receives pushes."""
+
+    def __init__(
+        self, plug: SimulatedPlug, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.plug = plug
+        self.reader = reader
+        self.writer = writer
+        self.codec = MessageCodec(plug.version, plug.key_bytes(), role="device")
+        self.parser = FrameParser()
+        self.vnum = float(plug.version)
+        self.negotiation: DeviceNegotiation | None = None
+        #: 3.4/3.5: True once the session key is agreed; always True below.
+        self.ready = not self.codec.needs_session
+        self.closed = False
+
+    # ------------------------------------------------------------------ I/O
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.plug.idle_timeout
+        while not self.closed:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await self.reader.read(4096)
+            except TimeoutError:
+                self.plug.stats.idle_drops += 1
+                _LOGGER.info("plug %s: closing idle connection", self.plug.device_id)
+                return
+            except OSError:
+                return
+            if not data:
+                return
+            for item in self.parser.feed(data):
+                if isinstance(item, TuyaFrameError):
+                    self.plug.stats.bad_frames += 1
+                    continue
+                deadline = loop.time() + self.plug.idle_timeout
+                if not self.handle(item):
+                    return
+
+    def close(self, *, reset: bool = False) -> None:
+        if not self.closed:
+            self.closed = True
+            _close_writer(self.writer, reset=reset)
+
+    def send(self, seqno: int, cmd: int, payload: bytes = b"", retcode: int = 0) -> None:
+        if self.closed or self.writer.is_closing():
+            return
+        self.writer.write(self.codec.encode(seqno, cmd, payload, retcode=retcode))
+
+    def reply_seqno(self, request: int) -> int:
+        """Seqno of a reply: the request's up to 3.4, the device counter for 3.5."""
+        return self.plug.next_seqno() if self.vnum >= 3.5 else request
+
+    def push(self, dps: Mapping[str, Any]) -> None:
+        """STATUS 0x08 with ``dps`` (spec §2.9 payload shapes)."""
+        if not self.ready:
+            return
+        now = int(time.time())
+        if self.vnum >= 3.4:
+            body: dict[str, Any] = {"protocol": 4, "t": now, "data": {"dps": dict(dps)}}
+            seqno = self.plug.next_seqno()
+        else:
+            body = {"devId": self.plug.device_id, "dps": dict(dps), "t": now}
+            seqno = 0
+        self.plug.stats.pushes += 1
+        self.send(seqno, Command.STATUS, dumps(body))
+
+    # ------------------------------------------------------------------ frames
+    def handle(self, frame: RawFrame) -> bool:
+        """Answer one frame; False closes the connection."""
+        if not self.ready and frame.cmd not in NEGOTIATION_CMDS:
+            return True  # 3.4/3.5 before the handshake: silence
+        try:
+            msg = self.codec.decode(frame)
+        except TuyaProtocolError:
+            self.plug.stats.bad_key += 1
+            _LOGGER.debug("plug %s: frame cmd 0x%02x does not verify", self.plug.device_id,
+                          frame.cmd)
+            return not self.plug.close_on_bad_key
+        self.plug.stats.commands.append(msg.cmd)
+        if msg.cmd in NEGOTIATION_CMDS:
+            return self.negotiate(msg)
+        if msg.cmd == Command.HEART_BEAT:
+            self.send(0 if self.vnum < 3.3 else self.reply_seqno(msg.seqno), Command.HEART_BEAT)
+            return True
+        if msg.cmd not in _JSON_CMDS and msg.cmd != Command.DP_QUERY_NEW:
+            return True  # unknown to a plug: ignored
+        obj = self.parse_json(msg)
+        if obj is None:
+            self.send(self.reply_seqno(msg.seqno), msg.cmd, ERROR_DATA_FORMAT, retcode=1)
+            return True
+        if self.stale(obj):
+            self.plug.stats.stale_timestamps += 1
+            return True
+        if msg.cmd in (Command.DP_QUERY, Command.DP_QUERY_NEW):
+            self.query(msg)
+        elif msg.cmd in (Command.CONTROL, Command.CONTROL_NEW):
+            self.control(msg, obj)
+        else:
+            self.updatedps(msg, obj)
+        return True
+
+    def parse_json(self, msg: Message) -> dict[str, Any] | None:
+        if not msg.payload and msg.cmd in (Command.DP_QUERY_NEW, Command.UPDATEDPS):
+            return {}
+        try:
+            obj = json.loads(msg.payload)
+        except ValueError:
+            return None
+        return obj if isinstance(obj, dict) else None
+
+    def stale(self, obj: Mapping[str, Any]) -> bool:
+        if not self.plug.reject_stale_timestamp:
+            return False
+        t = _timestamp(obj)
+        return t is not None and abs(t - time.time()) > self.plug.max_time_skew
+
+    def negotiate(self, msg: Message) -> bool:
+        """3.4/3.5 session key exchange (spec §2.7); ignored below 3.4."""
+        if not self.codec.needs_session:
+            return True
+        try:
+            if msg.cmd == Command.SESS_KEY_NEG_START:
+                self.negotiation = DeviceNegotiation(self.plug.version, self.plug.key_bytes())
+                answer = self.negotiation.handle_start(msg.payload)
+                self.send(self.plug.next_seqno(), Command.SESS_KEY_NEG_RESP, answer)
+            elif msg.cmd == Command.SESS_KEY_NEG_FINISH:
+                if self.negotiation is None:
+                    return True
+                self.codec.session_key = self.negotiation.handle_finish(msg.payload)
+                self.negotiation = None
+                self.ready = True
+        except TuyaProtocolError:  # TuyaKeyError included: the client lacks the key
+            self.plug.stats.bad_key += 1
+            return False
+        return True
+
+    def query(self, msg: Message) -> None:
+        plug = self.plug
+        seqno = self.reply_seqno(msg.seqno)
+        if plug.device22 and msg.cmd == Command.DP_QUERY:
+            self.send(seqno, msg.cmd, ERROR_DATA_UNVALID, retcode=1)
+            return
+        if not plug.power_needs_updatedps:
+            plug.model.refresh()
+        else:
+            plug.model.advance()
+        dps = plug.model.dps
+        if self.vnum >= 3.4:
+            body: dict[str, Any] = {"dps": dict(dps), "t": int(time.time())}
+        else:
+            body = {"devId": plug.device_id, "dps": dict(dps)}
+        self.send(seqno, msg.cmd, dumps(body))
+
+    def control(self, msg: Message, obj: Mapping[str, Any]) -> None:
+        plug = self.plug
+        if not _has_dps(obj):
+            self.send(self.reply_seqno(msg.seqno), msg.cmd, ERROR_DATA_FORMAT, retcode=1)
+            return
+        self.send(self.reply_seqno(msg.seqno), msg.cmd)  # empty ACK
+        requested = extract_dps(obj)
+        if all(v is None for v in requested.values()) and not plug.power_needs_updatedps:
+            plug.model.refresh()
+        reported = plug.model.apply(requested, report_power=not plug.power_needs_updatedps)
+        plug.report(reported)
+
+    def updatedps(self, msg: Message, obj: Mapping[str, Any]) -> None:
+        self.send(self.reply_seqno(msg.seqno), msg.cmd)  # always empty (tuyapi index.js:826)
+        ids = obj.get("dpId")
+        if not isinstance(ids, list) or not ids:
+            ids = list(POWER_DPS)
+        self.plug.push(self.plug.model.refresh(ids))
