@@ -126,7 +126,10 @@ def test_openhab_v34_vectors() -> None:
     for v in data["vectors"]:
         if "session_key_hex" in v and "client_nonce_hex" in v and "device_nonce_hex" in v:
             got = derive_session_key(
-                "3.4", key, bytes.fromhex(v["client_nonce_hex"]), bytes.fromhex(v["device_nonce_hex"])
+                "3.4",
+                key,
+                bytes.fromhex(v["client_nonce_hex"]),
+                bytes.fromhex(v["device_nonce_hex"]),
             )
             assert got.hex() == v["session_key_hex"]
 
@@ -141,8 +144,9 @@ def test_tuyapi_v31_payload_vectors() -> None:
     assert crypto.ecb_encrypt(key, v3["plaintext"].encode()).hex() == v3["ciphertext_hex"]
     raw = base64.b64decode(v2["payload_ascii"][19:])
     assert crypto.ecb_decrypt(key, raw).decode() == v2["decrypted"]
-    assert crypto.v31_signature(v2["payload_ascii"][19:].encode(), key).decode() == (
-        v2["md5_sig_recomputed"]
+    assert (
+        crypto.v31_signature(v2["payload_ascii"][19:].encode(), key).decode()
+        == (v2["md5_sig_recomputed"])
     )
 
 
@@ -159,7 +163,10 @@ def test_rust_tuyapi_frames() -> None:
         elif "length" in vec and vec.get("crc_ok"):
             msg = codec.decode(items[0])  # type: ignore[arg-type]
             assert (msg.seqno, msg.cmd, msg.retcode, msg.payload) == (
-                vec["seq"], vec["cmd"], vec["retcode"], b""
+                vec["seq"],
+                vec["cmd"],
+                vec["retcode"],
+                b"",
             )
         elif "two concatenated" in vec["name"]:
             assert len(items) == 2

@@ -1,1 +1,34 @@
-"""Tuya Local ESP integration."""
+"""Tuya Local ESP: Tuya Wi-Fi plugs over the local protocol, directly or via an ESP32 hub."""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+
+from .coordinator import DirectPlugCoordinator, PlugCoordinator
+
+PLATFORMS = [Platform.SENSOR, Platform.SWITCH]
+
+type TuyaLocalConfigEntry = ConfigEntry[PlugCoordinator]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -> bool:
+    """Set up one config entry.
+
+    The connection is opened in the background, so a plug that is off or slow never delays
+    Home Assistant's start-up; its entities are unavailable until it answers.
+    """
+    coordinator = DirectPlugCoordinator(hass, entry)
+    entry.runtime_data = coordinator
+    await coordinator.async_start()
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -> bool:
+    """Unload a config entry and close its connection."""
+    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unloaded:
+        await entry.runtime_data.async_shutdown()
+    return unloaded

@@ -1,1 +1,43 @@
-"""Tuya local protocol library (no Home Assistant imports)."""
+"""Tuya local protocol library: sans-I/O codec and an asyncio client (no Home Assistant imports).
+
+Public API::
+
+    async with TuyaDevice(host, device_id, local_key, version="3.3") as dev:
+        dps = await dev.status()            # {"1": True, "19": 1234, ...}
+        await dev.set_dps({"1": False})     # -> DPS confirmed by the device
+        unsubscribe = dev.subscribe(print)  # pushed DPS changes
+
+Protocol reference: ``../shared/docs/tuya-protocol.md`` (cited in each module).
+"""
+
+from .client import TuyaDevice
+from .const import DEFAULT_PORT, VERSIONS, Command
+from .errors import (
+    TuyaConnectionError,
+    TuyaDeviceError,
+    TuyaError,
+    TuyaFrameError,
+    TuyaKeyError,
+    TuyaProtocolError,
+    TuyaTimeoutError,
+)
+from .frame import FrameParser, RawFrame
+from .message import Message, MessageCodec
+
+__all__ = [
+    "DEFAULT_PORT",
+    "VERSIONS",
+    "Command",
+    "FrameParser",
+    "Message",
+    "MessageCodec",
+    "RawFrame",
+    "TuyaConnectionError",
+    "TuyaDevice",
+    "TuyaDeviceError",
+    "TuyaError",
+    "TuyaFrameError",
+    "TuyaKeyError",
+    "TuyaProtocolError",
+    "TuyaTimeoutError",
+]

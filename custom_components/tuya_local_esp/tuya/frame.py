@@ -98,8 +98,10 @@ def pack_55aa(
     trailer = HMAC_LEN if hmac_key is not None else CRC_LEN
     head = _HEADER_55AA.pack(PREFIX_55AA, seqno, cmd, len(body) + trailer + SUFFIX_LEN)
     covered = head + body
-    check = hmac_sha256(hmac_key, covered) if hmac_key is not None else struct.pack(
-        ">I", crc32(covered)
+    check = (
+        hmac_sha256(hmac_key, covered)
+        if hmac_key is not None
+        else struct.pack(">I", crc32(covered))
     )
     return covered + check + SUFFIX_55AA_BYTES
 
@@ -164,10 +166,8 @@ class FrameParser:
         i55 = buf.find(PREFIX_55AA_BYTES, start)
         i66 = buf.find(PREFIX_6699_BYTES, start)
         hits = [i for i in (i55, i66) if i >= 0]
-        if hits:
-            cut = min(hits)
-        else:  # keep a possible partial prefix at the end
-            cut = max(start, len(buf) - 3)
+        # without a prefix, keep the last 3 bytes: they may start one
+        cut = min(hits) if hits else max(start, len(buf) - 3)
         self.skipped_bytes += cut
         del buf[:cut]
 

@@ -33,17 +33,17 @@ def status_request(version: str, device_id: str) -> tuple[Command, bytes]:
 
 
 def device22_status_request(device_id: str, dp_ids: Iterable[str]) -> tuple[Command, bytes]:
-    """"device22" status query: CONTROL_NEW with null values for known DPs (spec §2.10)."""
+    """Status query of "device22" plugs: CONTROL_NEW with null values for known DPs (spec §2.10)."""
     return Command.CONTROL_NEW, dumps(
         {"devId": device_id, "uid": device_id, "t": _now(), "dps": dict.fromkeys(dp_ids)}
     )
 
 
-def control_request(
-    version: str, device_id: str, dps: Mapping[str, Any]
-) -> tuple[Command, bytes]:
-    """Command and payload that set ``dps``: CONTROL (<= 3.3) or CONTROL_NEW with the
-    ``protocol: 5`` wrapper (3.4+)."""
+def control_request(version: str, device_id: str, dps: Mapping[str, Any]) -> tuple[Command, bytes]:
+    """Command and payload that set ``dps``.
+
+    CONTROL (<= 3.3) or CONTROL_NEW with the ``protocol: 5`` wrapper (3.4+).
+    """
     if float(version) >= 3.4:
         return Command.CONTROL_NEW, dumps(
             {"protocol": 5, "t": int(time.time()), "data": {"dps": dict(dps)}}

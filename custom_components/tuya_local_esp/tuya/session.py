@@ -4,7 +4,8 @@ The exchange (spec §2.7; tinytuya ``XenonDevice._negotiate_session_key*``, tuya
 ``_packetHandler``, openHAB ``CryptoUtil``), all keyed with the real local key:
 
 1. client -> device ``SESS_KEY_NEG_START`` (0x03): ``client_nonce`` (16 bytes, fresh random);
-2. device -> client ``SESS_KEY_NEG_RESP`` (0x04): ``device_nonce`` (16) ``|| HMAC(key, client_nonce)``;
+2. device -> client ``SESS_KEY_NEG_RESP`` (0x04):
+   ``device_nonce`` (16) ``|| HMAC(key, client_nonce)``;
 3. client -> device ``SESS_KEY_NEG_FINISH`` (0x05): ``HMAC(key, device_nonce)``.
 
 Session key: 3.4 ``AES-ECB(key, client_nonce XOR device_nonce)``; 3.5 the 16 ciphertext bytes of

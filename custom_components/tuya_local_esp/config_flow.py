@@ -1,0 +1,164 @@
+"""Config flow: add a Tuya plug by host, device id and local key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import probatio as vol
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
+from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+
+from .const import (
+    CONF_DEVICE_ID,
+    CONF_DP_IDS,
+    CONF_LOCAL_KEY,
+    CONF_PROTOCOL_VERSION,
+    CONF_TRANSPORT,
+    DEFAULT_NAME,
+    DEFAULT_PORT,
+    DEFAULT_VERSION,
+    DOMAIN,
+    LOGGER,
+    PROTOCOL_VERSIONS,
+    REQUEST_TIMEOUT,
+    TRANSPORT_DIRECT,
+)
+from .tuya import TuyaDevice, TuyaError, TuyaKeyError
+
+
+def _plug_schema(defaults: Mapping[str, Any], *, with_device_id: bool) -> vol.Schema:
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, vol.UNDEFINED)): TextSelector(),
+    }
+    if with_device_id:
+        fields[
+            vol.Required(CONF_DEVICE_ID, default=defaults.get(CONF_DEVICE_ID, vol.UNDEFINED))
+        ] = TextSelector()
+    fields[vol.Required(CONF_LOCAL_KEY)] = TextSelector(
+        TextSelectorConfig(type=TextSelectorType.PASSWORD)
+    )
+    fields[
+        vol.Required(
+            CONF_PROTOCOL_VERSION, default=defaults.get(CONF_PROTOCOL_VERSION, DEFAULT_VERSION)
+        )
+    ] = SelectSelector(
+        SelectSelectorConfig(
+            options=PROTOCOL_VERSIONS,
+            mode=SelectSelectorMode.DROPDOWN,
+            translation_key=CONF_PROTOCOL_VERSION,
+        )
+    )
+    fields[vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT))] = NumberSelector(
+        NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+    )
+    if with_device_id:
+        fields[vol.Optional(CONF_NAME, default=defaults.get(CONF_NAME, DEFAULT_NAME))] = (
+            TextSelector()
+        )
+    return vol.Schema(fields)
+
+
+async def _probe(data: Mapping[str, Any]) -> list[str]:
+    """Connect once and read the DPS; return the DP ids the plug reported.
+
+    Raises:
+        TuyaKeyError: the plug did not accept the local key or protocol version.
+        TuyaError: the plug could not be reached or answered nonsense.
+
+    """
+    device = TuyaDevice(
+        data[CONF_HOST],
+        data[CONF_DEVICE_ID],
+        data[CONF_LOCAL_KEY],
+        version=data[CONF_PROTOCOL_VERSION],
+        port=int(data[CONF_PORT]),
+        timeout=REQUEST_TIMEOUT,
+        auto_reconnect=False,
+    )
+    async with device:
+        return sorted(device.dps)
+
+
+class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add a plug: the flow connects and reads its DPS before creating the entry."""
+
+    VERSION = 1
+
+    async def _validate(self, user_input: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+        """Normalise ``user_input`` in place and probe the plug; return (errors, dp ids)."""
+        errors: dict[str, str] = {}
+        for field in (CONF_HOST, CONF_DEVICE_ID, CONF_LOCAL_KEY):
+            if field in user_input:
+                user_input[field] = str(user_input[field]).strip()
+        user_input[CONF_PORT] = int(user_input[CONF_PORT])
+        if len(user_input[CONF_LOCAL_KEY]) != 16 or not user_input[CONF_LOCAL_KEY].isascii():
+            errors[CONF_LOCAL_KEY] = "invalid_local_key"
+            return errors, []
+        try:
+            return errors, await _probe(user_input)
+        except TuyaKeyError:
+            errors["base"] = "invalid_auth"
+        except TuyaError as err:
+            LOGGER.debug("Probe of %s failed: %s", user_input[CONF_HOST], err)
+            errors["base"] = "cannot_connect"
+        except Exception:
+            LOGGER.exception("Unexpected error while probing %s", user_input[CONF_HOST])
+            errors["base"] = "unknown"
+        return errors, []
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for host, device id, local key and protocol version."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            await self.async_set_unique_id(str(user_input[CONF_DEVICE_ID]).strip())
+            self._abort_if_unique_id_configured()
+            errors, dp_ids = await self._validate(user_input)
+            if not errors:
+                name = user_input.get(CONF_NAME) or DEFAULT_NAME
+                return self.async_create_entry(
+                    title=name,
+                    data={
+                        **user_input,
+                        CONF_NAME: name,
+                        CONF_TRANSPORT: TRANSPORT_DIRECT,
+                        CONF_DP_IDS: dp_ids,
+                    },
+                )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                _plug_schema(user_input or {}, with_device_id=True), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change host, local key, protocol version or port of a configured plug."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            user_input = {**user_input, CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID]}
+            errors, dp_ids = await self._validate(user_input)
+            if not errors:
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={**user_input, CONF_DP_IDS: dp_ids}
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=_plug_schema(user_input or entry.data, with_device_id=False),
+            errors=errors,
+        )

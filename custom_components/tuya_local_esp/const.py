@@ -1,0 +1,39 @@
+"""Constants of the Tuya Local ESP integration."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Final
+
+DOMAIN: Final = "tuya_local_esp"
+LOGGER = logging.getLogger(__package__)
+
+CONF_TRANSPORT: Final = "transport"
+CONF_DEVICE_ID: Final = "device_id"
+CONF_LOCAL_KEY: Final = "local_key"
+CONF_PROTOCOL_VERSION: Final = "protocol_version"
+CONF_DP_IDS: Final = "dp_ids"
+
+TRANSPORT_DIRECT: Final = "direct"
+TRANSPORT_HUB: Final = "hub"
+
+DEFAULT_PORT: Final = 6668
+DEFAULT_VERSION: Final = "3.3"
+PROTOCOL_VERSIONS: Final = ["3.1", "3.2", "3.3", "3.4", "3.5"]
+DEFAULT_NAME: Final = "Tuya plug"
+
+#: The coordinator is push-driven; this poll only catches pushes a plug never sent.
+SAFETY_POLL_INTERVAL: Final = timedelta(minutes=5)
+#: Power DPs 18/19/20 are refreshed with UPDATEDPS this often (spec §5: plugs often update
+#: them only when asked), so values do not go stale while the phone app is closed.
+POWER_REFRESH_SECONDS: Final = 10.0
+HEARTBEAT_SECONDS: Final = 10.0
+REQUEST_TIMEOUT: Final = 5.0
+
+# DP ids of the common Tuya energy-monitoring plug ("cz/kg" scheme, spec §5).
+DP_SWITCH: Final = "1"
+DP_ADD_ELE: Final = "17"
+DP_CURRENT: Final = "18"
+DP_POWER: Final = "19"
+DP_VOLTAGE: Final = "20"

@@ -1,0 +1,178 @@
+"""Voltage, current, power and energy sensors of a plug.
+
+Scaling of the standard energy-monitoring DPs (spec §5; tuyapower ``__init__.py``, tuya-local
+``smartplugv2_energy.yaml``): DP 18 current in mA, DP 19 power in W x 10, DP 20 voltage in V x 10.
+
+Energy (kWh, for the Energy dashboard) is integrated here from the power DP, because DP 17
+(``add_ele``) is reset by many plugs whenever they report to the cloud (spec §5) and is often
+never pushed locally. The total survives restarts (``RestoreSensor``) and never decreases.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, override
+
+from homeassistant.components.sensor import (
+    RestoreSensor,
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfPower,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import TuyaLocalConfigEntry
+from .const import DP_CURRENT, DP_POWER, DP_VOLTAGE
+from .coordinator import PlugCoordinator
+from .entity import PlugEntity
+
+PARALLEL_UPDATES = 0
+
+#: A gap longer than this between two power readings is not integrated (plug unreachable).
+MAX_INTEGRATION_GAP = 300.0
+
+
+def _scaled(dp: str, divisor: float) -> Callable[[dict[str, Any]], float | None]:
+    def value(dps: dict[str, Any]) -> float | None:
+        raw = dps.get(dp)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        return round(raw / divisor, 3)
+
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlugSensorDescription(SensorEntityDescription):
+    """A sensor computed from one DP."""
+
+    dp: str
+    value_fn: Callable[[dict[str, Any]], float | None]
+
+
+SENSORS: tuple[PlugSensorDescription, ...] = (
+    PlugSensorDescription(
+        key="voltage",
+        translation_key="voltage",
+        dp=DP_VOLTAGE,
+        device_class=SensorDeviceClass.VOLTAGE,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=_scaled(DP_VOLTAGE, 10),
+    ),
+    PlugSensorDescription(
+        key="current",
+        translation_key="current",
+        dp=DP_CURRENT,
+        device_class=SensorDeviceClass.CURRENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=3,
+        value_fn=_scaled(DP_CURRENT, 1000),
+    ),
+    PlugSensorDescription(
+        key="power",
+        translation_key="power",
+        dp=DP_POWER,
+        device_class=SensorDeviceClass.POWER,
+        native_unit_of_measurement=UnitOfPower.WATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=_scaled(DP_POWER, 10),
+    ),
+)
+_POWER = SENSORS[2].value_fn
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: TuyaLocalConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors whose DPs the plug reported when it was added."""
+    coordinator = entry.runtime_data
+    entities: list[SensorEntity] = []
+    for device_id in coordinator.plugs:
+        known = coordinator.known_dp_ids(device_id)
+        entities.extend(
+            PlugSensor(coordinator, device_id, description)
+            for description in SENSORS
+            if known is None or description.dp in known
+        )
+        if known is None or DP_POWER in known:
+            entities.append(PlugEnergySensor(coordinator, device_id))
+    async_add_entities(entities)
+
+
+class PlugSensor(PlugEntity, SensorEntity):
+    """A measurement read from one DP."""
+
+    entity_description: PlugSensorDescription
+
+    def __init__(
+        self, coordinator: PlugCoordinator, device_id: str, description: PlugSensorDescription
+    ) -> None:
+        """Create the sensor ``description`` of plug ``device_id``."""
+        super().__init__(coordinator, device_id, description.key)
+        self.entity_description = description
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        return self.entity_description.value_fn(self.dps)
+
+
+class PlugEnergySensor(PlugEntity, RestoreSensor):
+    """Energy in kWh, integrated from the power DP (left Riemann sum), never decreasing."""
+
+    _attr_translation_key = "energy"
+    _attr_device_class = SensorDeviceClass.ENERGY
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+    _attr_native_unit_of_measurement = UnitOfEnergy.KILO_WATT_HOUR
+    _attr_suggested_display_precision = 3
+
+    def __init__(self, coordinator: PlugCoordinator, device_id: str) -> None:
+        """Create the energy sensor of plug ``device_id``."""
+        super().__init__(coordinator, device_id, "energy")
+        self._energy_kwh = 0.0
+        self._last: tuple[float, float] | None = None  # (monotonic time, watts)
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        restored = await self.async_get_last_sensor_data()
+        if restored is not None and isinstance(restored.native_value, int | float):
+            self._energy_kwh = float(restored.native_value)
+        self._integrate()
+
+    @property
+    @override
+    def native_value(self) -> float:
+        return round(self._energy_kwh, 6)
+
+    def _integrate(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        watts = _POWER(self.dps) if self.available else None
+        if self._last is not None and watts is not None:
+            then, last_watts = self._last
+            elapsed = now - then
+            if 0 < elapsed <= MAX_INTEGRATION_GAP:
+                self._energy_kwh += last_watts * elapsed / 3_600_000
+        self._last = (now, watts) if watts is not None else None
+
+    @callback
+    @override
+    def _handle_coordinator_update(self) -> None:
+        self._integrate()
+        super()._handle_coordinator_update()

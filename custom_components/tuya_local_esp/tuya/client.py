@@ -1,0 +1,558 @@
+"""Asyncio client for one Tuya device over one persistent TCP connection.
+
+Transport layer of the library (see ``docs/architecture.md``): it owns the socket, negotiates the
+3.4/3.5 session key, matches answers to requests, delivers STATUS pushes to subscribers, keeps the
+connection alive with heartbeats, refreshes power DPs with UPDATEDPS, and reconnects with an
+exponential backoff after the connection is lost. Exactly one command is in flight at a time and
+every wait is bounded by a timeout.
+
+Protocol facts used here (spec = ``../shared/docs/tuya-protocol.md``):
+
+* a CONTROL is answered by an empty ACK, then a STATUS (0x08) push with the changed DPs (§2.4);
+* 3.5 devices answer with their own sequence numbers instead of echoing ours (§2.6), 3.1 devices
+  answer heartbeats with sequence number 0 (§2.9): answers are matched by sequence number when the
+  device echoes it and by command otherwise;
+* devices drop connections idle for ~30 s (§4), so a heartbeat goes out every 10 s;
+* a wrong local key gets no answer at all or an undecryptable one (§4), so the first status query
+  of every connection doubles as the key check;
+* "json obj data unvalid" means the device wants the device22 query (§2.10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Self
+
+from .const import DEFAULT_PORT, ERROR_DATA_UNVALID, Command
+from .errors import (
+    TuyaConnectionError,
+    TuyaDeviceError,
+    TuyaError,
+    TuyaFrameError,
+    TuyaKeyError,
+    TuyaProtocolError,
+    TuyaTimeoutError,
+)
+from .frame import FrameParser, RawFrame
+from .message import Message, MessageCodec
+from .payload import (
+    control_request,
+    device22_status_request,
+    extract_dps,
+    heartbeat_request,
+    status_request,
+    updatedps_request,
+)
+from .session import ClientNegotiation
+
+_LOGGER = logging.getLogger(__name__)
+
+DpsCallback = Callable[[dict[str, Any]], None]
+ConnectionCallback = Callable[[bool], None]
+
+#: DPs probed with the device22 query when nothing is known yet (spec §5 plug DPS).
+_DEVICE22_DEFAULT_DPS = ("1", "9", "17", "18", "19", "20", "21", "22", "23", "24", "25", "26")
+_READ_SIZE = 4096
+
+
+class TuyaDevice:
+    """One Tuya device reached over the local protocol.
+
+    Args:
+        host: IP address or host name of the device.
+        device_id: the device id (``gwId``/``devId``), usually 20-22 characters.
+        local_key: the 16-character local key.
+        version: protocol version ``"3.1"`` ... ``"3.5"``.
+        port: TCP port (6668).
+        timeout: seconds allowed for every single wait (connect, each answer).
+        heartbeat_interval: seconds between heartbeats while connected.
+        refresh_interval: seconds between UPDATEDPS requests for ``refresh_dps``; 0 disables.
+        refresh_dps: DP ids re-requested with UPDATEDPS (power DPs 18/19/20 by default).
+        auto_reconnect: reconnect in the background after the connection is lost.
+
+    Use as ``async with TuyaDevice(...) as dev:`` or call :meth:`connect` and :meth:`close`.
+
+    Raises:
+        ValueError: the local key is not 16 characters or the version is unknown.
+
+    """
+
+    def __init__(
+        self,
+        host: str,
+        device_id: str,
+        local_key: str,
+        *,
+        version: str = "3.3",
+        port: int = DEFAULT_PORT,
+        timeout: float = 5.0,
+        heartbeat_interval: float = 10.0,
+        refresh_interval: float = 0.0,
+        refresh_dps: Iterable[int] = (18, 19, 20),
+        auto_reconnect: bool = True,
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 60.0,
+    ) -> None:
+        """Create the client; nothing is opened until :meth:`connect`."""
+        key = local_key.encode("latin-1")
+        MessageCodec(version, key)  # validates version and key length
+        self.host = host
+        self.port = port
+        self.device_id = device_id
+        self.version = version
+        self._key = key
+        self.timeout = timeout
+        self.heartbeat_interval = heartbeat_interval
+        self.refresh_interval = refresh_interval
+        self.refresh_dps = tuple(refresh_dps)
+        self.auto_reconnect = auto_reconnect
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        #: Last known value of every DP seen, keyed by DP id string.
+        self.dps: dict[str, Any] = {}
+        self._device22 = False
+        self._codec = MessageCodec(version, key)
+        self._parser = FrameParser()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._seqno = 0
+        self._lock = asyncio.Lock()
+        self._pending: tuple[frozenset[int], int, asyncio.Future[Message]] | None = None
+        self._push_waiters: list[asyncio.Future[dict[str, Any]]] = []
+        self._dps_callbacks: list[DpsCallback] = []
+        self._conn_callbacks: list[ConnectionCallback] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._closing = False
+        #: Frames dropped because they failed integrity checks (diagnostics).
+        self.bad_frames = 0
+        #: Number of successful (re)connections.
+        self.connect_count = 0
+
+    # ------------------------------------------------------------ public API
+    @property
+    def connected(self) -> bool:
+        """True while the TCP connection is open and the key was accepted."""
+        return self._connected.is_set()
+
+    async def __aenter__(self) -> Self:
+        """Connect; see :meth:`connect`."""
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Close; see :meth:`close`."""
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the connection, negotiate the session (3.4/3.5) and read the DPS once.
+
+        With ``auto_reconnect`` a background task then keeps the connection up.
+
+        Raises:
+            TuyaConnectionError: the device cannot be reached.
+            TuyaKeyError: the device did not accept the local key (or the protocol version).
+            TuyaTimeoutError: the device did not answer in time.
+            TuyaProtocolError: the device answered with something we cannot understand.
+
+        """
+        self._closing = False
+        await self._open()
+        if self.auto_reconnect and self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name="tuya-supervisor")
+
+    async def start(self) -> None:
+        """Keep the device connected in the background without waiting for the first connection.
+
+        Unlike :meth:`connect` this never raises: failures are retried with backoff and
+        reported through :meth:`subscribe_connection`.
+        """
+        self._closing = False
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name="tuya-supervisor")
+
+    async def close(self) -> None:
+        """Close the connection and stop every background task. Safe to call twice."""
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await self._drop(TuyaConnectionError("client closed"))
+
+    async def wait_connected(self, within: float | None = None) -> None:
+        """Wait until the connection is up.
+
+        Raises:
+            TuyaTimeoutError: it did not come up within ``within`` seconds.
+
+        """
+        try:
+            async with asyncio.timeout(within):
+                await self._connected.wait()
+        except TimeoutError:
+            raise TuyaTimeoutError("device did not connect in time") from None
+
+    def subscribe(self, callback: DpsCallback) -> Callable[[], None]:
+        """Call ``callback(dps)`` with the changed DPs of every STATUS push and answer.
+
+        Returns:
+            A function that removes the subscription.
+
+        """
+        self._dps_callbacks.append(callback)
+        return lambda: self._dps_callbacks.remove(callback)
+
+    def subscribe_connection(self, callback: ConnectionCallback) -> Callable[[], None]:
+        """Call ``callback(connected)`` whenever the connection comes up or goes down.
+
+        Returns:
+            A function that removes the subscription.
+
+        """
+        self._conn_callbacks.append(callback)
+        return lambda: self._conn_callbacks.remove(callback)
+
+    async def status(self) -> dict[str, Any]:
+        """Query every DP.
+
+        Returns:
+            DP id string -> value, e.g. ``{"1": True, "19": 1234}``.
+
+        Raises:
+            TuyaConnectionError, TuyaTimeoutError, TuyaDeviceError: see :meth:`connect`.
+
+        """
+        self._require_connection()
+        return await self._query_status()
+
+    async def set_dps(self, dps: Mapping[str, Any] | Mapping[int, Any]) -> dict[str, Any]:
+        """Set DPs and wait for the device to confirm them.
+
+        Args:
+            dps: DP id -> new value, e.g. ``{"1": True}``.
+
+        Returns:
+            The DPS the device reported after the change (at least the keys of ``dps`` when the
+            device confirmed them).
+
+        Raises:
+            TuyaConnectionError, TuyaTimeoutError, TuyaDeviceError: see :meth:`connect`.
+
+        """
+        self._require_connection()
+        wanted = {str(k): v for k, v in dps.items()}
+        cmd, payload = control_request(self.version, self.device_id, wanted)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._push_waiters.append(waiter)
+        try:
+            ack = await self._request(cmd, payload, frozenset({cmd}))
+            confirmed = extract_dps(ack.json()) if ack.payload[:1] == b"{" else {}
+            if not wanted.keys() <= confirmed.keys():
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        while not wanted.keys() <= confirmed.keys():
+                            confirmed.update(await asyncio.shield(waiter))
+                            waiter = asyncio.get_running_loop().create_future()
+                            self._push_waiters.append(waiter)
+                except TimeoutError:
+                    # No STATUS followed the ACK: ask the device what it has now.
+                    confirmed.update(await self._query_status())
+            return confirmed
+        finally:
+            if waiter in self._push_waiters:
+                self._push_waiters.remove(waiter)
+
+    async def heartbeat(self) -> None:
+        """Send a heartbeat and wait for its answer.
+
+        Raises:
+            TuyaConnectionError, TuyaTimeoutError: see :meth:`connect`.
+
+        """
+        self._require_connection()
+        cmd, payload = heartbeat_request(self.device_id)
+        await self._request(cmd, payload, frozenset({Command.HEART_BEAT}))
+
+    async def update_dps(self, dp_ids: Iterable[int] | None = None) -> None:
+        """Ask the device to re-report ``dp_ids`` (UPDATEDPS 0x12, spec §2.9).
+
+        The new values arrive as a STATUS push, delivered to subscribers.
+
+        Raises:
+            TuyaConnectionError, TuyaTimeoutError: see :meth:`connect`.
+
+        """
+        self._require_connection()
+        cmd, payload = updatedps_request(dp_ids if dp_ids is not None else self.refresh_dps)
+        await self._request(cmd, payload, frozenset({Command.UPDATEDPS, Command.STATUS}))
+
+    # ------------------------------------------------------------ connection
+    def _require_connection(self) -> None:
+        if not self.connected:
+            raise TuyaConnectionError(f"not connected to {self.host}:{self.port}")
+
+    async def _open(self) -> None:
+        """Open, negotiate and check the key; on failure everything is closed again."""
+        self._codec = MessageCodec(self.version, self._key)
+        self._parser = FrameParser()
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        except TimeoutError:
+            raise TuyaTimeoutError(f"connection to {self.host}:{self.port} timed out") from None
+        except OSError as err:
+            raise TuyaConnectionError(
+                f"cannot connect to {self.host}:{self.port}: {err.strerror or err}"
+            ) from None
+        self._spawn(self._read_loop(self._reader))
+        try:
+            if self._codec.needs_session:
+                await self._negotiate()
+            try:
+                dps = await self._query_status()
+            except (TuyaTimeoutError, TuyaConnectionError) as err:
+                raise TuyaKeyError(
+                    "the device did not answer the first query: wrong local key or protocol "
+                    f"version ({err})"
+                ) from None
+        except BaseException:
+            await self._drop(TuyaConnectionError("connection setup failed"))
+            raise
+        self.connect_count += 1
+        self._connected.set()
+        self._spawn(self._keepalive())
+        _LOGGER.debug("connected to %s (%s), %d DPs", self.device_id, self.host, len(dps))
+        self._notify_connection(True)
+
+    async def _negotiate(self) -> None:
+        neg = ClientNegotiation(self.version, self._key)
+        try:
+            resp = await self._request(
+                Command.SESS_KEY_NEG_START,
+                neg.start_payload,
+                frozenset({Command.SESS_KEY_NEG_RESP}),
+            )
+        except (TuyaTimeoutError, TuyaConnectionError) as err:
+            raise TuyaKeyError(f"no answer to the session-key negotiation ({err})") from None
+        finish = neg.handle_response(resp.payload)
+        await self._send(Command.SESS_KEY_NEG_FINISH, finish)
+        self._codec.session_key = neg.session_key
+
+    async def _drop(self, reason: TuyaError) -> None:
+        """Close the socket, fail the pending request, and report the disconnection."""
+        was_connected = self.connected
+        self._connected.clear()
+        writer, self._writer, self._reader = self._writer, None, None
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        self._fail_pending(reason)
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(1):
+                    await writer.wait_closed()
+        if was_connected:
+            _LOGGER.debug("disconnected from %s: %s", self.device_id, reason)
+            self._notify_connection(False)
+
+    def _fail_pending(self, reason: TuyaError) -> None:
+        if self._pending is not None and not self._pending[2].done():
+            self._pending[2].set_exception(reason)
+        for waiter in self._push_waiters:
+            if not waiter.done():
+                waiter.set_exception(reason)
+                waiter.exception()  # mark retrieved
+
+    async def _supervise(self) -> None:
+        """Reconnect with exponential backoff and jitter whenever the connection is down."""
+        delay = self.reconnect_min
+        while not self._closing:
+            if self.connected:
+                await self._wait_disconnected()
+                delay = self.reconnect_min
+                continue
+            try:
+                await self._open()
+            except TuyaError as err:
+                _LOGGER.debug("reconnect to %s failed: %s", self.device_id, err)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.reconnect_max)
+
+    async def _wait_disconnected(self) -> None:
+        while self.connected:
+            reader_tasks = [t for t in self._tasks if t.get_name() == "tuya-reader"]
+            if not reader_tasks:
+                return
+            await asyncio.wait(reader_tasks)
+
+    def _spawn(self, coro: Any) -> None:
+        name = "tuya-reader" if coro.__name__ == "_read_loop" else "tuya-keepalive"
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        reason: TuyaError = TuyaConnectionError("connection closed by the device")
+        try:
+            while True:
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    break
+                for item in self._parser.feed(data):
+                    if isinstance(item, TuyaFrameError):
+                        self.bad_frames += 1
+                        _LOGGER.debug("dropped a malformed frame from %s: %s", self.device_id, item)
+                        continue
+                    self._handle_frame(item)
+        except OSError as err:
+            reason = TuyaConnectionError(f"connection lost: {err.strerror or err}")
+        except TuyaProtocolError as err:
+            reason = err
+        self._spawn_drop(reason)
+
+    def _spawn_drop(self, reason: TuyaError) -> None:
+        asyncio.get_running_loop().create_task(self._drop(reason))
+
+    def _handle_frame(self, frame: RawFrame) -> None:
+        try:
+            msg = self._codec.decode(frame)
+        except TuyaFrameError as err:
+            self.bad_frames += 1
+            _LOGGER.debug("dropped a frame from %s: %s", self.device_id, err)
+            return
+        except TuyaProtocolError as err:
+            # Integrity held but decryption failed: the key does not match.
+            self._fail_pending(TuyaKeyError(f"cannot decrypt the device's answer ({err})"))
+            return
+        pending = self._pending
+        if pending is not None and not pending[2].done() and self._matches(msg, pending):
+            pending[2].set_result(msg)
+            if msg.cmd != Command.STATUS:
+                return
+        if msg.cmd == Command.STATUS or (msg.payload[:1] == b"{" and msg.cmd in _DPS_REPLIES):
+            self._deliver_dps(msg)
+
+    def _matches(self, msg: Message, pending: tuple[frozenset[int], int, Any]) -> bool:
+        cmds, seqno, _ = pending
+        if msg.cmd not in cmds:
+            return False
+        # 3.5 devices use their own counter, 3.1 heartbeats and STATUS pushes use 0 (spec §2.6/2.9)
+        return msg.seqno in (seqno, 0) or float(self.version) >= 3.4
+
+    def _deliver_dps(self, msg: Message) -> None:
+        try:
+            dps = extract_dps(msg.json())
+        except TuyaProtocolError:
+            _LOGGER.debug("ignored a non-JSON push from %s", self.device_id)
+            return
+        if not dps:
+            return
+        self.dps.update(dps)
+        for waiter in self._push_waiters:
+            if not waiter.done():
+                waiter.set_result(dps)
+        for callback in list(self._dps_callbacks):
+            try:
+                callback(dps)
+            except Exception:
+                _LOGGER.exception("error in a DPS callback")
+
+    def _notify_connection(self, connected: bool) -> None:
+        for callback in list(self._conn_callbacks):
+            try:
+                callback(connected)
+            except Exception:
+                _LOGGER.exception("error in a connection callback")
+
+    async def _keepalive(self) -> None:
+        """Heartbeat every ``heartbeat_interval`` s; UPDATEDPS every ``refresh_interval`` s."""
+        loop = asyncio.get_running_loop()
+        next_refresh = loop.time() + self.refresh_interval
+        try:
+            while self.connected:
+                await asyncio.sleep(self.heartbeat_interval)
+                await self.heartbeat()
+                if self.refresh_interval and loop.time() >= next_refresh:
+                    next_refresh = loop.time() + self.refresh_interval
+                    await self.update_dps()
+        except TuyaError as err:
+            _LOGGER.debug("keep-alive to %s failed: %s", self.device_id, err)
+            await self._drop(err)
+
+    # ------------------------------------------------------------ requests
+    async def _send(self, cmd: int, payload: bytes) -> int:
+        writer = self._writer
+        if writer is None:
+            raise TuyaConnectionError("not connected")
+        self._seqno = (self._seqno + 1) & 0xFFFFFFFF
+        writer.write(self._codec.encode(self._seqno, cmd, payload))
+        try:
+            async with asyncio.timeout(self.timeout):
+                await writer.drain()
+        except TimeoutError:
+            raise TuyaTimeoutError("sending to the device timed out") from None
+        except OSError as err:
+            raise TuyaConnectionError(f"send failed: {err.strerror or err}") from None
+        return self._seqno
+
+    async def _request(self, cmd: int, payload: bytes, expect: frozenset[int]) -> Message:
+        """Send one command and wait for its answer; one request in flight at a time.
+
+        Raises:
+            TuyaTimeoutError: no answer within ``timeout``.
+            TuyaDeviceError: the device answered with a non-zero retcode.
+
+        """
+        async with self._lock:
+            future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+            self._pending = (expect, -1, future)
+            try:
+                seqno = await self._send(cmd, payload)
+                self._pending = (expect, seqno, future)
+                async with asyncio.timeout(self.timeout):
+                    msg = await future
+            except TimeoutError:
+                raise TuyaTimeoutError(
+                    f"no answer to command 0x{cmd:02x} within {self.timeout} s"
+                ) from None
+            finally:
+                self._pending = None
+        if msg.retcode:
+            text = msg.payload.decode("utf-8", "replace")[:80]
+            raise TuyaDeviceError(f"device error {msg.retcode}: {text}")
+        return msg
+
+    async def _query_status(self) -> dict[str, Any]:
+        if self._device22:
+            ids = sorted(self.dps, key=_dp_sort) or list(_DEVICE22_DEFAULT_DPS)
+            cmd, payload = device22_status_request(self.device_id, ids)
+        else:
+            cmd, payload = status_request(self.version, self.device_id)
+        msg = await self._request(cmd, payload, frozenset({cmd, Command.STATUS}))
+        if ERROR_DATA_UNVALID in msg.payload and not self._device22:
+            _LOGGER.debug("%s refuses DP_QUERY; switching to the device22 query", self.device_id)
+            self._device22 = True
+            return await self._query_status()
+        if msg.payload[:1] != b"{":
+            raise TuyaDeviceError(
+                f"unexpected status answer: {msg.payload[:40].decode('utf-8', 'replace')}"
+            )
+        dps = extract_dps(msg.json())
+        self.dps.update(dps)
+        return dict(self.dps)
+
+
+_DPS_REPLIES = frozenset({Command.DP_QUERY, Command.DP_QUERY_NEW, Command.CONTROL_NEW})
+
+
+def _dp_sort(dp_id: str) -> tuple[int, str]:
+    return (int(dp_id), dp_id) if dp_id.isdigit() else (1 << 30, dp_id)
