@@ -1,0 +1,145 @@
+# Firmware side of the hub channel (docs/hub-protocol.md is the normative spec; section numbers
+# below refer to it). Sans-I/O: byte layouts, handshake, key schedule and record crypto only.
+import json
+import os
+import struct
+
+import cryptolib
+
+from hmacsha import HmacKey, equal
+
+VERSION = const(1)
+MAGIC = b"TLEH"
+NONCE_LEN = const(16)
+MAC_LEN = const(32)
+MAX_RECORD = const(4096)  # largest record body (§3)
+MIN_SECURE = const(64)  # IV 16 + one AES block 16 + tag 32
+MAX_HUB_ID = const(32)
+
+LABEL_SERVER = b"tuya-local-esp hub v1 server proof"
+LABEL_CLIENT = b"tuya-local-esp hub v1 client proof"
+LABEL_KEYS = b"tuya-local-esp hub v1 session keys"
+
+# Error codes carried in result/error messages (§6).
+E_BAD_REQUEST = "bad_request"
+E_UNKNOWN_TYPE = "unknown_type"
+E_UNKNOWN_DEVICE = "unknown_device"
+E_EXISTS = "exists"
+E_LIMIT = "limit"
+E_OFFLINE = "offline"
+E_TIMEOUT = "timeout"
+E_DEVICE = "device_error"
+E_STORAGE = "storage"
+E_BUSY = "busy"
+E_INTERNAL = "internal"
+
+
+class ProtoError(Exception):
+    """A peer broke the channel rules: the connection must be closed."""
+
+
+class HubErr(Exception):
+    """A request failed with one of the §6 error codes; reported to HA in a result message."""
+
+    def __init__(self, code, msg=""):
+        Exception.__init__(self, code)
+        self.code = code
+        self.msg = msg
+
+
+def record(body):
+    """u16 big-endian length prefix + body (§3)."""
+    return struct.pack(">H", len(body)) + body
+
+
+def _pad(b):
+    n = 16 - (len(b) & 15)
+    return b + bytes((n,)) * n
+
+
+class ServerHandshake:
+    """§4: CLIENT_HELLO -> SERVER_HELLO -> CLIENT_PROOF, then session keys (§5)."""
+
+    def __init__(self, secret, hub_id):
+        self._secret = HmacKey(secret)
+        self._hub_id = hub_id.encode()
+        self._t = None
+
+    def server_hello(self, body):
+        """Answer a CLIENT_HELLO body; returns the SERVER_HELLO body. Raises ProtoError.
+
+        A client that speaks another version gets the 6-byte reject body instead; the caller
+        sends it and closes (`self.rejected` is True)."""
+        self.rejected = False
+        if len(body) != 4 + 1 + NONCE_LEN or body[:4] != MAGIC:
+            raise ProtoError("bad client hello")
+        if body[4] != VERSION:
+            self.rejected = True
+            return MAGIC + bytes((0, VERSION))
+        nonce_s = os.urandom(NONCE_LEN)
+        self._t = bytes(body[5:21]) + nonce_s + bytes((len(self._hub_id),)) + self._hub_id
+        proof = self._secret.digest(LABEL_SERVER, self._t)
+        return MAGIC + bytes((VERSION,)) + nonce_s + bytes((len(self._hub_id),)) + self._hub_id + proof
+
+    def finish(self, body):
+        """Check CLIENT_PROOF; returns the server-side Channel or raises ProtoError."""
+        if self._t is None or len(body) != MAC_LEN:
+            raise ProtoError("bad client proof length")
+        if not equal(body, self._secret.digest(LABEL_CLIENT, self._t)):
+            raise ProtoError("bad client proof")
+        ch = Channel(self._secret.digest(LABEL_KEYS, self._t), server=True)
+        self._t = None
+        return ch
+
+
+class Channel:
+    """Record protection after the handshake (§5): AES-128-CBC with a random IV, then
+    HMAC-SHA256 over (u64 sequence number | u16 length | IV | ciphertext); one key pair and
+    one implicit sequence number per direction."""
+
+    def __init__(self, master, server=True):
+        m = HmacKey(master)
+        mine, theirs = (b"s2c", b"c2s") if server else (b"c2s", b"s2c")
+        self._tx_enc = m.digest(mine + b" enc")[:16]
+        self._tx_mac = HmacKey(m.digest(mine + b" mac"))
+        self._rx_enc = m.digest(theirs + b" enc")[:16]
+        self._rx_mac = HmacKey(m.digest(theirs + b" mac"))
+        self.tx_seq = 0
+        self.rx_seq = 0
+
+    def seal(self, obj):
+        """Encrypt+MAC one JSON message; returns the whole record (length prefix included)."""
+        pt = _pad(json.dumps(obj, separators=(",", ":")).encode())
+        n = 16 + len(pt) + MAC_LEN
+        if n > MAX_RECORD:
+            raise ValueError("message too large")
+        iv = os.urandom(16)
+        ct = cryptolib.aes(self._tx_enc, 2, iv).encrypt(pt)
+        hdr = struct.pack(">QH", self.tx_seq, n)
+        tag = self._tx_mac.digest(hdr, iv, ct)
+        self.tx_seq += 1
+        return hdr[8:] + iv + ct + tag
+
+    def open(self, body):
+        """Verify and decrypt one record body (length prefix removed); returns the JSON object.
+        Raises ProtoError on a bad size, bad MAC (tampered, replayed or reordered), bad padding
+        or a body that is not a JSON object."""
+        n = len(body)
+        if n < MIN_SECURE or n > MAX_RECORD or (n - 48) & 15:
+            raise ProtoError("bad record size")
+        mv = memoryview(body)
+        tag = self._rx_mac.digest(struct.pack(">QH", self.rx_seq, n), mv[: n - MAC_LEN])
+        if not equal(tag, bytes(mv[n - MAC_LEN :])):
+            raise ProtoError("bad record mac")
+        self.rx_seq += 1
+        pt = cryptolib.aes(self._rx_enc, 2, bytes(mv[:16])).decrypt(bytes(mv[16 : n - MAC_LEN]))
+        p = pt[-1]
+        if not 1 <= p <= 16:
+            raise ProtoError("bad padding")
+        try:
+            obj = json.loads(pt[: len(pt) - p])
+        except ValueError:
+            raise ProtoError("bad json")
+        if not isinstance(obj, dict):
+            raise ProtoError("message is not an object")
+        return obj

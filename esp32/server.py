@@ -1,0 +1,227 @@
+# Hub TCP server for Home Assistant (docs/hub-protocol.md): accepts clients, runs the
+# handshake with a growing delay after failures, then reads records and dispatches requests.
+# One reader (the connection handler) and one writer task per client; messages are sealed
+# when queued, so sequence numbers follow the order on the wire.
+import asyncio
+import struct
+
+import board
+import log
+import hubproto
+from hubproto import (E_BAD_REQUEST, E_BUSY, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError)
+
+HANDSHAKE_MS = const(5000)
+IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
+BODY_MS = const(5000)
+MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
+MAX_INFLIGHT = const(4)  # concurrent set requests per client
+MAX_PENALTY_MS = const(8000)
+
+
+class Client:
+    def __init__(self, server, r, w, peer):
+        self.server = server
+        self.r = r
+        self.w = w
+        self.peer = peer
+        self.ch = None
+        self.out = []
+        self.out_bytes = 0
+        self.ev = asyncio.Event()
+        self.task = None
+        self.writer_task = None
+        self.inflight = 0
+        self.closed = False
+
+    def send(self, obj):
+        if self.closed or self.ch is None:
+            return
+        try:
+            rec = self.ch.seal(obj)
+        except ValueError:
+            log.warn("srv", "%s message too large, dropped" % self.peer)
+            return
+        self.out_bytes += len(rec)
+        if self.out_bytes > MAX_OUT:
+            log.warn("srv", "%s not reading, disconnecting" % self.peer)
+            self.kill()
+            return
+        self.out.append(rec)
+        self.ev.set()
+
+    async def writer(self):
+        try:
+            while not self.closed:
+                await self.ev.wait()
+                self.ev.clear()
+                while self.out:
+                    rec = self.out.pop(0)
+                    self.out_bytes -= len(rec)
+                    self.w.write(rec)
+                    await asyncio.wait_for_ms(self.w.drain(), BODY_MS)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            log.info("srv", "%s write failed: %s" % (self.peer, type(e).__name__))
+            self.kill()
+
+    def kill(self):
+        if not self.closed:
+            self.closed = True
+            if self.task is not None:
+                self.task.cancel()
+
+
+class Server:
+    def __init__(self, hub, secret, host="0.0.0.0", port=6670, max_clients=2):
+        self.hub = hub
+        hub.server = self
+        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self.host = host
+        self.port = port
+        self.max_clients = max_clients
+        self.clients = []  # authenticated clients
+        self._conns = 0  # open connections, authenticated or not
+        self._fails = 0
+        self._srv = None
+
+    def client_count(self):
+        return len(self.clients)
+
+    async def start(self):
+        self._srv = await asyncio.start_server(self._handle, self.host, self.port, backlog=2)
+        log.info("srv", "listening on %s:%d" % (self.host, self.port))
+
+    def broadcast(self, obj):
+        for c in self.clients:
+            c.send(obj)
+
+    async def _read_record(self, r, ms, limit):
+        hdr = await asyncio.wait_for_ms(r.readexactly(2), ms)
+        n = struct.unpack(">H", hdr)[0]
+        if n > limit:
+            # Never read an oversized body: refuse and close (§3).
+            raise ProtoError("record of %d bytes exceeds %d" % (n, limit))
+        return await asyncio.wait_for_ms(r.readexactly(n), BODY_MS)
+
+    async def _handshake(self, r, w):
+        hs = hubproto.ServerHandshake(self._secret, self.hub.hub_id)
+        body = await self._read_record(r, HANDSHAKE_MS, 64)
+        reply = hs.server_hello(body)
+        w.write(hubproto.record(reply))
+        await asyncio.wait_for_ms(w.drain(), HANDSHAKE_MS)
+        if hs.rejected:
+            raise ProtoError("unsupported client version %d" % body[4])
+        body = await self._read_record(r, HANDSHAKE_MS, 64)
+        return hs.finish(body)
+
+    async def _handle(self, r, w):
+        try:
+            peer = "%s:%d" % w.get_extra_info("peername")[:2]
+        except Exception:  # noqa: BLE001
+            peer = "?"
+        self._conns += 1
+        c = Client(self, r, w, peer)
+        c.task = asyncio.current_task()
+        try:
+            if self._conns > self.max_clients + 1:
+                log.warn("srv", "%s refused: too many connections" % peer)
+                return
+            if self._fails:
+                # Slow down password guessing: each failed handshake adds 0.5 s (max 8 s)
+                # before the next handshake is served.
+                await asyncio.sleep_ms(min(500 * self._fails, MAX_PENALTY_MS))
+            try:
+                c.ch = await self._handshake(r, w)
+            except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
+                self._fails += 1
+                log.warn("srv", "%s handshake failed (%s: %s), failures=%d" % (
+                    peer, type(e).__name__, e, self._fails))
+                await asyncio.sleep_ms(min(500 * self._fails, MAX_PENALTY_MS))
+                return
+            self._fails = 0
+            if len(self.clients) >= self.max_clients:
+                c.send({"t": "error", "err": E_BUSY, "msg": "too many clients"})
+                w.write(c.out.pop())
+                await asyncio.wait_for_ms(w.drain(), BODY_MS)
+                log.warn("srv", "%s refused: %d clients connected" % (peer, self.max_clients))
+                return
+            log.info("srv", "%s authenticated" % peer)
+            self.clients.append(c)
+            c.writer_task = asyncio.create_task(c.writer())
+            hello = self.hub.inventory()
+            hello["t"] = "hello"
+            c.send(hello)
+            while not c.closed:
+                body = await self._read_record(r, IDLE_MS, hubproto.MAX_RECORD)
+                self._dispatch(c, c.ch.open(body))
+        except asyncio.CancelledError:
+            pass
+        except ProtoError as e:
+            log.warn("srv", "%s protocol error: %s; closing" % (peer, e))
+        except (EOFError, OSError, asyncio.TimeoutError) as e:
+            log.info("srv", "%s disconnected (%s)" % (peer, type(e).__name__))
+        finally:
+            c.closed = True
+            self._conns -= 1
+            if c in self.clients:
+                self.clients.remove(c)
+            if c.writer_task is not None:
+                c.writer_task.cancel()
+            try:
+                w.close()
+                await w.wait_closed()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # --- requests --------------------------------------------------------------------------
+    def _dispatch(self, c, msg):
+        t = msg.get("t")
+        rid = msg.get("rid")
+        if not isinstance(rid, int):
+            c.send({"t": "error", "err": E_BAD_REQUEST, "msg": "missing rid"})
+            return
+        try:
+            if t == "ping":
+                c.send(_ok(rid, {"time": board.unix_time()}))
+            elif t == "inventory":
+                c.send(_ok(rid, self.hub.inventory()))
+            elif t == "health":
+                c.send(_ok(rid, self.hub.health()))
+            elif t == "add":
+                c.send(_ok(rid, self.hub.add_plug(msg.get("plug"))))
+            elif t == "remove":
+                self._spawn(c, rid, self.hub.remove_plug(msg.get("id")))
+            elif t == "set":
+                self._spawn(c, rid, self.hub.set_dps(msg.get("id"), msg.get("dps")))
+            else:
+                raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
+        except HubErr as e:
+            c.send(_err(rid, e.code, e.msg))
+
+    def _spawn(self, c, rid, coro):
+        if c.inflight >= MAX_INFLIGHT:
+            coro.close()
+            c.send(_err(rid, E_BUSY, "too many requests in flight"))
+            return
+        c.inflight += 1
+        asyncio.create_task(self._run(c, rid, coro))
+
+    async def _run(self, c, rid, coro):
+        try:
+            c.send(_ok(rid, await coro))
+        except HubErr as e:
+            c.send(_err(rid, e.code, e.msg))
+        except Exception as e:  # noqa: BLE001
+            log.error("srv", "request failed: %s %s" % (type(e).__name__, e))
+            c.send(_err(rid, E_INTERNAL, type(e).__name__))
+        finally:
+            c.inflight -= 1
+
+
+def _ok(rid, data):
+    return {"t": "result", "rid": rid, "ok": True, "data": data}
+
+
+def _err(rid, code, msg):
+    return {"t": "result", "rid": rid, "ok": False, "err": code, "msg": msg}
