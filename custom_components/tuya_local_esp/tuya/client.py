@@ -445,6 +445,8 @@ class TuyaDevice:
         cmds, seqno, _ = pending
         if msg.cmd not in cmds:
             return False
+        if msg.cmd == Command.STATUS:
+            return True  # pushes carry the device's own sequence number
         # 3.5 devices use their own counter, 3.1 heartbeats and STATUS pushes use 0 (spec §2.6/2.9)
         return msg.seqno in (seqno, 0) or float(self.version) >= 3.4
 
@@ -504,12 +506,14 @@ class TuyaDevice:
             raise TuyaConnectionError(f"send failed: {err.strerror or err}") from None
         return self._seqno
 
-    async def _request(self, cmd: int, payload: bytes, expect: frozenset[int]) -> Message:
+    async def _request(
+        self, cmd: int, payload: bytes, expect: frozenset[int], *, check_retcode: bool = True
+    ) -> Message:
         """Send one command and wait for its answer; one request in flight at a time.
 
         Raises:
             TuyaTimeoutError: no answer within ``timeout``.
-            TuyaDeviceError: the device answered with a non-zero retcode.
+            TuyaDeviceError: the device answered with a non-zero retcode (``check_retcode``).
 
         """
         async with self._lock:
@@ -526,18 +530,21 @@ class TuyaDevice:
                 ) from None
             finally:
                 self._pending = None
-        if msg.retcode:
+        if msg.retcode and check_retcode:
             text = msg.payload.decode("utf-8", "replace")[:80]
             raise TuyaDeviceError(f"device error {msg.retcode}: {text}")
         return msg
 
     async def _query_status(self) -> dict[str, Any]:
         if self._device22:
+            # answered by an empty ACK, then a STATUS with the DPs (spec §2.10)
             ids = sorted(self.dps, key=_dp_sort) or list(_DEVICE22_DEFAULT_DPS)
             cmd, payload = device22_status_request(self.device_id, ids)
+            expect = frozenset({Command.STATUS})
         else:
             cmd, payload = status_request(self.version, self.device_id)
-        msg = await self._request(cmd, payload, frozenset({cmd, Command.STATUS}))
+            expect = frozenset({cmd, Command.STATUS})
+        msg = await self._request(cmd, payload, expect, check_retcode=False)
         if ERROR_DATA_UNVALID in msg.payload and not self._device22:
             _LOGGER.debug("%s refuses DP_QUERY; switching to the device22 query", self.device_id)
             self._device22 = True
