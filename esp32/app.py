@@ -53,6 +53,7 @@ class Hub:
             raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
         self._records.append(rec)
         self._start_plug(rec)
+        self._inventory_changed()
         return {"id": rec["id"]}
 
     async def remove_plug(self, dev_id):
@@ -69,6 +70,7 @@ class Hub:
         await p.stop()
         gc.collect()
         log.info("hub", "plug %s removed" % dev_id)
+        self._inventory_changed()
         return {"id": dev_id}
 
     async def set_dps(self, dev_id, dps):
@@ -105,6 +107,12 @@ class Hub:
                 "rssi": board.rssi(), "plugs": len(self.plugs), "plugs_online": online,
                 "clients": self.server.client_count() if self.server else 0,
                 "time": board.unix_time(), "time_synced": board.time_synced()}
+
+    def _inventory_changed(self):
+        if self.server is not None:
+            msg = self.inventory()
+            msg["t"] = "inventory"
+            self.server.broadcast(msg)
 
     def _on_state(self, p, changed):
         if self.server is not None:

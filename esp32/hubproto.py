@@ -42,7 +42,7 @@ class HubErr(Exception):
     """A request failed with one of the §6 error codes; reported to HA in a result message."""
 
     def __init__(self, code, msg=""):
-        Exception.__init__(self, code)
+        super().__init__(code)
         self.code = code
         self.msg = msg
 

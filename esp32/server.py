@@ -116,10 +116,7 @@ class Server:
         return hs.finish(body)
 
     async def _handle(self, r, w):
-        try:
-            peer = "%s:%d" % w.get_extra_info("peername")[:2]
-        except Exception:  # noqa: BLE001
-            peer = "?"
+        peer = _peer(w)
         self._conns += 1
         c = Client(self, r, w, peer)
         c.task = asyncio.current_task()
@@ -217,6 +214,19 @@ class Server:
             c.send(_err(rid, E_INTERNAL, type(e).__name__))
         finally:
             c.inflight -= 1
+
+
+def _peer(w):
+    """"ip:port" of the client: a tuple on ESP32, a raw sockaddr_in on the unix port."""
+    try:
+        a = w.get_extra_info("peername")
+        if isinstance(a, tuple):
+            return "%s:%d" % a[:2]
+        if len(a) >= 8 and a[0] == 2:
+            return "%d.%d.%d.%d:%d" % (a[4], a[5], a[6], a[7], (a[2] << 8) | a[3])
+    except Exception:  # noqa: BLE001
+        pass
+    return "?"
 
 
 def _ok(rid, data):

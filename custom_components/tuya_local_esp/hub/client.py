@@ -406,7 +406,8 @@ class HubClient:
             _LOGGER.warning("hub %s reported %s: %s", self.host, msg.get("err"), msg.get("msg"))
             if msg.get("err") == "busy":
                 raise HubConnectionError(f"hub busy: {msg.get('msg')}")
-        elif kind == "hello":
+        elif kind in ("hello", "inventory"):
+            # "inventory" is pushed after a plug was added or removed (by any client).
             self._inventory = _inventory(msg)
         else:
             _LOGGER.debug("ignoring hub message type %r", kind)

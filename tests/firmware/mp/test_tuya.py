@@ -40,8 +40,10 @@ def test_crc32_soft_matches():
 def test_33_client_frames_match_tinytuya():
     c = tuya.make_codec("3.3", DEV, KEY)
     eq(c.encode(1, tuya.DP_QUERY, c.query_json(T)).hex(), _vec("3.3 DP_QUERY")["frame_hex"])
-    eq(c.encode(2, tuya.CONTROL, c.control_json({"1": True}, T)).hex(),
-       _vec("3.3 CONTROL")["frame_hex"])
+    eq(
+        c.encode(2, tuya.CONTROL, c.control_json({"1": True}, T)).hex(),
+        _vec("3.3 CONTROL")["frame_hex"],
+    )
     eq(c.encode(3, tuya.HEART_BEAT, c.heartbeat_json()).hex(), _vec("3.3 HEART_BEAT")["frame_hex"])
     eq(c.encode(4, tuya.UPDATEDPS, c.refresh_json()).hex(), _vec("3.3 UPDATEDPS")["frame_hex"])
 
@@ -49,8 +51,10 @@ def test_33_client_frames_match_tinytuya():
 def test_31_client_frames_match_tinytuya():
     c = tuya.make_codec("3.1", DEV, KEY)
     eq(c.encode(1, tuya.DP_QUERY, c.query_json(T)).hex(), _vec("3.1 DP_QUERY")["frame_hex"])
-    eq(c.encode(2, tuya.CONTROL, c.control_json({"1": True}, T)).hex(),
-       _vec("3.1 CONTROL")["frame_hex"])
+    eq(
+        c.encode(2, tuya.CONTROL, c.control_json({"1": True}, T)).hex(),
+        _vec("3.1 CONTROL")["frame_hex"],
+    )
     eq(c.encode(3, tuya.HEART_BEAT, c.heartbeat_json()).hex(), _vec("3.1 HEART_BEAT")["frame_hex"])
 
 
@@ -67,8 +71,10 @@ def test_31_device_payload_tuyapi():
 
 def test_33_device_frames():
     c = tuya.make_codec("3.3", DEV, KEY)
-    for name, want in (("3.3 device DP_QUERY response", {"1": True, "18": 0, "19": 0, "20": 2305}),
-                       ("3.3 device STATUS push", {"1": False})):
+    for name, want in (
+        ("3.3 device DP_QUERY response", {"1": True, "18": 0, "19": 0, "20": 2305}),
+        ("3.3 device STATUS push", {"1": False}),
+    ):
         v = _vec(name)
         frames = _parse_all(h(v["frame_hex"]))
         eq(len(frames), 1)
@@ -136,8 +142,10 @@ def test_34_session_and_frames():
     eq(fin.hex(), neg["frames"][2]["frame_hex"])
     eq(c.key.hex(), neg["session_key_hex"])
     eq(c.encode(3, c.query_cmd, c.query_json(T)).hex(), _vec("3.4 status query")["frame_hex"])
-    eq(c.encode(4, c.control_cmd, c.control_json({"1": True}, T)).hex(),
-       _vec("3.4 set dp1=true")["frame_hex"])
+    eq(
+        c.encode(4, c.control_cmd, c.control_json({"1": True}, T)).hex(),
+        _vec("3.4 set dp1=true")["frame_hex"],
+    )
     eq(c.encode(5, tuya.HEART_BEAT, c.heartbeat_json()).hex(), _vec("3.4 HEART_BEAT")["frame_hex"])
     push = _vec("3.4 device STATUS push")
     seq, cmd, ret, payload = _parse_all(h(push["frame_hex"]), c.mac_key)[0]

@@ -1,0 +1,269 @@
+"""End-to-end: hub firmware under MicroPython <-> hub client library, plugs from tuya_sim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+
+import pytest
+
+from custom_components.tuya_local_esp.hub import (
+    HubAuthError,
+    HubCommandError,
+    StateUpdate,
+)
+from custom_components.tuya_local_esp.hub.protocol import ClientHandshake, RecordReader
+
+from .conftest import SECRET, plug_record, running_plugs, wait_for
+
+
+async def test_inventory_state_push_and_set_dps(hub_factory) -> None:
+    async with running_plugs(2) as sims:
+        hub = hub_factory(plugs=[plug_record(s, name=f"Plug {i}") for i, s in enumerate(sims)])
+        await hub.start()
+        client = hub.client()
+        updates: list[StateUpdate] = []
+        client.subscribe(updates.append)
+        try:
+            inv = await client.connect()
+            assert inv.hub_id == "testhub"
+            assert inv.protocol == 1
+            assert set(inv.plugs) == {s.device_id for s in sims}
+            assert inv.plugs[sims[0].device_id].name == "Plug 0"
+            await wait_for(lambda: all(p.online for p in client.inventory.plugs.values()))
+            dev = sims[0].device_id
+            assert client.inventory.plugs[dev].dps["1"] == sims[0].dps["1"]
+
+            # set DPS: confirmed by the plug (ACK then STATUS), reflected in the simulator
+            want = not sims[0].dps["1"]
+            confirmed = await client.set_dps(dev, {"1": want})
+            assert confirmed == {"1": want}
+            assert sims[0].dps["1"] is want
+            await wait_for(lambda: any(u.device_id == dev and u.dps.get("1") is want
+                                       for u in updates))
+            assert client.inventory.plugs[dev].dps["1"] is want
+
+            # a change on the device (button press) is pushed with the hub's timestamp
+            updates.clear()
+            sims[1].set_dps_local({"20": 2411})
+            await wait_for(lambda: any(u.dps.get("20") == 2411 for u in updates))
+            upd = next(u for u in updates if u.dps.get("20") == 2411)
+            assert upd.device_id == sims[1].device_id
+            assert upd.online
+            assert abs(upd.timestamp - int(__import__("time").time())) < 5
+
+            with pytest.raises(HubCommandError) as err:
+                await client.set_dps("nosuchdevice", {"1": True})
+            assert err.value.code == "unknown_device"
+            with pytest.raises(HubCommandError) as err:
+                await client.set_dps(dev, {})
+            assert err.value.code == "bad_request"
+
+            rtt = await client.ping()
+            assert 0 <= rtt < 2
+            health = await client.health()
+            assert health.plugs == 2
+            assert health.plugs_online == 2
+            assert health.clients == 1
+            assert health.heap_free > 0
+            assert health.rssi is None  # unix port: no Wi-Fi
+        finally:
+            await client.close()
+    hub.assert_no_secrets([s.key_bytes().decode() for s in sims])
+
+
+async def test_plug_offline_and_back(hub_factory) -> None:
+    async with running_plugs(1) as sims:
+        hub = hub_factory(plugs=[plug_record(sims[0])])
+        await hub.start()
+        client = hub.client()
+        updates: list[StateUpdate] = []
+        client.subscribe(updates.append)
+        try:
+            await client.connect()
+            dev = sims[0].device_id
+            await wait_for(lambda: client.inventory.plugs[dev].online)
+            await sims[0].stop()  # plug unplugged
+            await wait_for(lambda: not client.inventory.plugs[dev].online)
+            with pytest.raises(HubCommandError) as err:
+                await client.set_dps(dev, {"1": True})
+            assert err.value.code == "offline"
+            await sims[0].start()  # same port; the hub reconnects with backoff (1-2 s)
+            await wait_for(lambda: client.inventory.plugs[dev].online, timeout=10)
+            assert await client.set_dps(dev, {"1": False}) == {"1": False}
+        finally:
+            await client.close()
+
+
+async def test_protocol_34_plug(hub_factory) -> None:
+    async with running_plugs(1, version="3.4") as sims:
+        hub = hub_factory(plugs=[plug_record(sims[0])])
+        await hub.start()
+        client = hub.client()
+        try:
+            await client.connect()
+            dev = sims[0].device_id
+            await wait_for(lambda: client.inventory.plugs[dev].online)
+            want = not sims[0].dps["1"]
+            assert await client.set_dps(dev, {"1": want}) == {"1": want}
+            assert sims[0].dps["1"] is want
+        finally:
+            await client.close()
+
+
+async def test_wrong_secret_rejected_and_slowed_down(hub_factory) -> None:
+    hub = hub_factory()
+    await hub.start()
+    bad = hub.client(secret="not-the-right-secret-at-all")
+    with pytest.raises(HubAuthError):
+        await bad.connect()
+    await hub.wait_log("handshake failed")
+    assert "failures=1" in hub.log()
+    # the next handshake is delayed (0.5 s per failure) but succeeds with the right secret
+    good = hub.client()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await good.connect()
+    assert loop.time() - t0 >= 0.4
+    await good.close()
+    hub.assert_no_secrets(["not-the-right-secret-at-all"])
+
+
+async def _raw_session(port: int):
+    """Authenticate with the sans-I/O handshake over a raw stream; returns the pieces."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    hs = ClientHandshake(SECRET)
+    writer.write(hs.hello())
+    records = RecordReader()
+    body: list[bytes] = []
+    while not body:
+        body = records.feed(await asyncio.wait_for(reader.read(1024), 5))
+    writer.write(hs.receive_server_hello(body[0]))
+    assert hs.channel is not None
+    pending: list[bytes] = []
+    while not pending:
+        pending = records.feed(await asyncio.wait_for(reader.read(8192), 5))
+    assert hs.channel.open(pending[0])["t"] == "hello"
+    return reader, writer, hs.channel, records
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        async with asyncio.timeout(5):
+            while True:
+                data = await reader.read(4096)
+                if not data:
+                    return True
+    except ConnectionResetError:
+        return True
+
+
+async def test_tampered_record_rejected(hub_factory) -> None:
+    hub = hub_factory()
+    await hub.start()
+    reader, writer, ch, _ = await _raw_session(hub.port)
+    rec = bytearray(ch.seal({"t": "ping", "rid": 1}))
+    rec[20] ^= 0x01  # flip one ciphertext bit
+    writer.write(bytes(rec))
+    assert await _closed(reader)
+    writer.close()
+    await hub.wait_log("bad record mac")
+
+
+async def test_replayed_and_reordered_records_rejected(hub_factory) -> None:
+    hub = hub_factory()
+    await hub.start()
+    reader, writer, ch, records = await _raw_session(hub.port)
+    rec = ch.seal({"t": "ping", "rid": 7})
+    writer.write(rec)
+    got: list[bytes] = []
+    while not got:
+        got = records.feed(await asyncio.wait_for(reader.read(4096), 5))
+    reply = ch.open(got[0])
+    assert reply["rid"] == 7
+    assert reply["ok"] is True
+    writer.write(rec)  # replay
+    assert await _closed(reader)
+    writer.close()
+    await hub.wait_log("bad record mac")
+
+    # reordering: two sealed records sent in the wrong order
+    reader, writer, ch, _ = await _raw_session(hub.port)
+    first = ch.seal({"t": "ping", "rid": 1})
+    second = ch.seal({"t": "ping", "rid": 2})
+    writer.write(second + first)
+    assert await _closed(reader)
+    writer.close()
+
+
+async def test_oversized_record_rejected(hub_factory) -> None:
+    hub = hub_factory()
+    await hub.start()
+    reader, writer, _, _ = await _raw_session(hub.port)
+    writer.write(struct.pack(">H", 4097) + b"\x00" * 64)
+    assert await _closed(reader)
+    writer.close()
+    await hub.wait_log("exceeds 4096")
+    # an oversized handshake record is refused too
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    writer.write(struct.pack(">H", 60000))
+    assert await _closed(reader)
+    writer.close()
+
+
+async def test_add_remove_plug_persisted(hub_factory) -> None:
+    async with running_plugs(3) as sims:
+        hub = hub_factory(max_plugs=2)
+        await hub.start()
+        client = hub.client()
+        try:
+            inv = await client.connect()
+            assert inv.plugs == {}
+            assert inv.max_plugs == 2
+            for s in sims[:2]:
+                rec = plug_record(s)
+                await client.add_plug(rec["id"], rec["key"], "127.0.0.1", version="3.3",
+                                      name="Added " + rec["id"][-4:], port=s.port)
+            stored = json.loads(hub.plugs_path.read_text())
+            assert [p["id"] for p in stored["plugs"]] == [s.device_id for s in sims[:2]]
+            assert not (hub.workdir / "plugs.json.tmp").exists()
+            await wait_for(lambda: len(client.inventory.plugs) == 2)
+            await wait_for(lambda: all(p.online for p in client.inventory.plugs.values()))
+
+            rec = plug_record(sims[2])
+            with pytest.raises(HubCommandError) as err:  # socket budget
+                await client.add_plug(rec["id"], rec["key"], "127.0.0.1", port=sims[2].port)
+            assert err.value.code == "limit"
+            with pytest.raises(HubCommandError) as err:
+                await client.add_plug(sims[0].device_id, rec["key"], "127.0.0.1")
+            assert err.value.code == "exists"
+            with pytest.raises(HubCommandError) as err:
+                await client.add_plug("x", "short", "127.0.0.1")
+            assert err.value.code == "bad_request"
+
+            await client.remove_plug(sims[0].device_id)
+            stored = json.loads(hub.plugs_path.read_text())
+            assert [p["id"] for p in stored["plugs"]] == [sims[1].device_id]
+            await wait_for(lambda: sims[0].connections == 0)
+            with pytest.raises(HubCommandError) as err:
+                await client.remove_plug(sims[0].device_id)
+            assert err.value.code == "unknown_device"
+            inv = await client.refresh_inventory()
+            assert set(inv.plugs) == {sims[1].device_id}
+        finally:
+            await client.close()
+
+        # restart the hub: the plug list survives, and a started client reconnects by itself
+        client = hub.client(ping_interval=1.0)
+        try:
+            await client.start()
+            await client.wait_connected(5)
+            hub.stop()
+            await wait_for(lambda: not client.connected, timeout=5)
+            await hub.start()
+            inv = await client.wait_connected(10)
+            assert set(inv.plugs) == {sims[1].device_id}
+            assert inv.plugs[sims[1].device_id].name == "Added " + sims[1].device_id[-4:]
+        finally:
+            await client.close()
