@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -100,17 +99,21 @@ class HubProcess:
         if self.heapsize:
             cmd += ["-X", f"heapsize={self.heapsize}"]
         cmd += [str(ESP32 / "main.py"), str(self.config_path)]
-        log = self.log_path.open("ab")
-        self._log_offset = self.log_path.stat().st_size
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
-        log.close()
+        self._spawn(cmd)
         await self.wait_log("ready", start=self._log_offset)
+
+    def _spawn(self, cmd: list[str]) -> None:
+        with self.log_path.open("ab") as log:
+            self._log_offset = self.log_path.stat().st_size
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    async def wait_log(self, text: str, timeout: float = 8.0, start: int = 0) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait_log(self, text: str, within: float = 8.0, start: int = 0) -> None:
+        async with asyncio.timeout(within):
             while text not in self.log()[start:]:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
@@ -152,9 +155,9 @@ def hub_factory(tmp_path: Path) -> Iterator[Any]:
 
 
 @contextlib.asynccontextmanager
-async def running_plugs(count: int, version: str = "3.3", **kw: Any) -> AsyncIterator[
-    list[SimulatedPlug]
-]:
+async def running_plugs(
+    count: int, version: str = "3.3", **kw: Any
+) -> AsyncIterator[list[SimulatedPlug]]:
     sims = [
         SimulatedPlug(
             device_id=f"bf{version.replace('.', '')}plug{i:02d}abcdefgh",
@@ -174,9 +177,8 @@ async def running_plugs(count: int, version: str = "3.3", **kw: Any) -> AsyncIte
             await s.stop()
 
 
-async def wait_for(pred: Any, timeout: float = 8.0, interval: float = 0.05) -> None:
-    async with asyncio.timeout(timeout):
-        while not pred():
+async def wait_for(pred: Any, within: float = 8.0, interval: float = 0.05) -> None:
+    """Poll ``pred`` (state owned by another process or library) until true or timeout."""
+    async with asyncio.timeout(within):
+        while not pred():  # noqa: ASYNC110 - polling another process's state
             await asyncio.sleep(interval)
-
-

@@ -40,8 +40,9 @@ async def test_inventory_state_push_and_set_dps(hub_factory) -> None:
             confirmed = await client.set_dps(dev, {"1": want})
             assert confirmed == {"1": want}
             assert sims[0].dps["1"] is want
-            await wait_for(lambda: any(u.device_id == dev and u.dps.get("1") is want
-                                       for u in updates))
+            await wait_for(
+                lambda: any(u.device_id == dev and u.dps.get("1") is want for u in updates)
+            )
             assert client.inventory.plugs[dev].dps["1"] is want
 
             # a change on the device (button press) is pushed with the hub's timestamp
@@ -90,7 +91,7 @@ async def test_plug_offline_and_back(hub_factory) -> None:
                 await client.set_dps(dev, {"1": True})
             assert err.value.code == "offline"
             await sims[0].start()  # same port; the hub reconnects with backoff (1-2 s)
-            await wait_for(lambda: client.inventory.plugs[dev].online, timeout=10)
+            await wait_for(lambda: client.inventory.plugs[dev].online, within=10)
             assert await client.set_dps(dev, {"1": False}) == {"1": False}
         finally:
             await client.close()
@@ -223,8 +224,14 @@ async def test_add_remove_plug_persisted(hub_factory) -> None:
             assert inv.max_plugs == 2
             for s in sims[:2]:
                 rec = plug_record(s)
-                await client.add_plug(rec["id"], rec["key"], "127.0.0.1", version="3.3",
-                                      name="Added " + rec["id"][-4:], port=s.port)
+                await client.add_plug(
+                    rec["id"],
+                    rec["key"],
+                    "127.0.0.1",
+                    version="3.3",
+                    name="Added " + rec["id"][-4:],
+                    port=s.port,
+                )
             stored = json.loads(hub.plugs_path.read_text())
             assert [p["id"] for p in stored["plugs"]] == [s.device_id for s in sims[:2]]
             assert not (hub.workdir / "plugs.json.tmp").exists()
@@ -260,7 +267,7 @@ async def test_add_remove_plug_persisted(hub_factory) -> None:
             await client.start()
             await client.wait_connected(5)
             hub.stop()
-            await wait_for(lambda: not client.connected, timeout=5)
+            await wait_for(lambda: not client.connected, within=5)
             await hub.start()
             inv = await client.wait_connected(10)
             assert set(inv.plugs) == {sims[1].device_id}

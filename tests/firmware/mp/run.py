@@ -33,7 +33,7 @@ def main():
                 failed += 1
                 print("FAIL", mod_name, attr, repr(e))
                 sys.print_exception(e)
-    print("%d passed, %d failed" % (passed, failed))
+    print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
 

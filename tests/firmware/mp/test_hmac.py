@@ -35,7 +35,7 @@ CASES = [
 
 def test_rfc4231():
     for i, (key, msg, want) in enumerate(CASES):
-        eq(hmac_sha256(key, msg).hex(), want, "case %d" % i)
+        eq(hmac_sha256(key, msg).hex(), want, f"case {i}")
 
 
 def test_parts_and_reuse():

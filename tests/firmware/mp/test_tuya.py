@@ -118,7 +118,7 @@ def test_rust_tuyapi_error_reply():
     import hashlib
 
     c = tuya.make_codec("3.3", "x", hashlib.md5(b"yGAdlopoPVldABfn").digest())
-    seq, cmd, ret, payload = _parse_all(h(v[2]["frame_hex"]))[0]
+    _seq, _cmd, ret, payload = _parse_all(h(v[2]["frame_hex"]))[0]
     eq(ret, 1)
     obj, text = c.decode(payload)
     eq(obj, None)

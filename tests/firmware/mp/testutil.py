@@ -15,7 +15,7 @@ def h(s):
 
 def eq(a, b, what=""):
     if a != b:
-        raise AssertionError("%s: %r != %r" % (what, a, b))
+        raise AssertionError(f"{what}: {a!r} != {b!r}")
 
 
 def raises(exc, fn, *args):
@@ -23,4 +23,4 @@ def raises(exc, fn, *args):
         fn(*args)
     except exc:
         return
-    raise AssertionError("%s not raised" % exc.__name__)
+    raise AssertionError(f"{exc.__name__} not raised")
