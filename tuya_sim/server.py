@@ -61,9 +61,7 @@ _LOGGER = logging.getLogger(__name__)
 
 RefuseMode = Literal["reset", "close"]
 
-_JSON_CMDS = frozenset(
-    {Command.CONTROL, Command.CONTROL_NEW, Command.DP_QUERY, Command.UPDATEDPS}
-)
+_JSON_CMDS = frozenset({Command.CONTROL, Command.CONTROL_NEW, Command.DP_QUERY, Command.UPDATEDPS})
 
 
 @dataclass(slots=True)
@@ -210,8 +208,9 @@ class SimulatedPlug:
         self._port = self._server.sockets[0].getsockname()[1]
         if self.push_interval and not self.power_needs_updatedps:
             self._ticker = asyncio.create_task(self._tick(self.push_interval))
-        _LOGGER.info("plug %s (v%s) listening on %s:%d", self.device_id, self.version,
-                     self.host, self._port)
+        _LOGGER.info(
+            "plug %s (v%s) listening on %s:%d", self.device_id, self.version, self.host, self._port
+        )
 
     async def stop(self) -> None:
         """Stop listening and drop every connection (the plug is unplugged)."""
@@ -253,9 +252,7 @@ class SimulatedPlug:
                 self.model.dps[dp] = value
                 changed[dp] = value
         if writes:
-            changed.update(
-                self.model.apply(writes, report_power=not self.power_needs_updatedps)
-            )
+            changed.update(self.model.apply(writes, report_power=not self.power_needs_updatedps))
         self.report(changed)
         return changed
 
@@ -330,8 +327,11 @@ class SimulatedPlug:
         assert task is not None
         if len(self._conns) >= self.max_connections or self._server is None:
             self.stats.refused += 1
-            _LOGGER.info("plug %s: refusing connection from %s (busy)", self.device_id,
-                         writer.get_extra_info("peername"))
+            _LOGGER.info(
+                "plug %s: refusing connection from %s (busy)",
+                self.device_id,
+                writer.get_extra_info("peername"),
+            )
             _close_writer(writer, reset=self.refuse_mode == "reset")
             return
         self._tasks.add(task)
@@ -457,8 +457,9 @@ class _Connection:
             msg = self.codec.decode(frame)
         except TuyaProtocolError:
             self.plug.stats.bad_key += 1
-            _LOGGER.debug("plug %s: frame cmd 0x%02x does not verify", self.plug.device_id,
-                          frame.cmd)
+            _LOGGER.debug(
+                "plug %s: frame cmd 0x%02x does not verify", self.plug.device_id, frame.cmd
+            )
             return not self.plug.close_on_bad_key
         self.plug.stats.commands.append(msg.cmd)
         if msg.cmd in NEGOTIATION_CMDS:
