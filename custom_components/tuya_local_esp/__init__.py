@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
 
 from .coordinator import DirectPlugCoordinator, PlugCoordinator
 
@@ -21,6 +21,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) ->
     """
     coordinator = DirectPlugCoordinator(hass, entry)
     entry.runtime_data = coordinator
+
+    async def _close(_: Event) -> None:
+        await coordinator.async_shutdown()
+
+    entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close))
     await coordinator.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True

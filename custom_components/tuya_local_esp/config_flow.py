@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import probatio as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntryState, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.helpers.selector import (
     NumberSelector,
@@ -35,6 +35,7 @@ from .const import (
     REQUEST_TIMEOUT,
     TRANSPORT_DIRECT,
 )
+from .coordinator import DirectPlugCoordinator
 from .tuya import TuyaDevice, TuyaError, TuyaKeyError
 
 
@@ -152,7 +153,13 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             user_input = {**user_input, CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID]}
+            # A plug accepts one connection: the running entry lets go while we probe.
+            running = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
+            if isinstance(running, DirectPlugCoordinator):
+                await running.async_suspend()
             errors, dp_ids = await self._validate(user_input)
+            if errors and isinstance(running, DirectPlugCoordinator):
+                await running.async_start()
             if not errors:
                 return self.async_update_reload_and_abort(
                     entry, data_updates={**user_input, CONF_DP_IDS: dp_ids}

@@ -119,6 +119,13 @@ class DirectPlugCoordinator(PlugCoordinator):
         """Start connecting in the background; never blocks Home Assistant's start-up."""
         await self.device.start()
 
+    async def async_suspend(self) -> None:
+        """Close the connection for now; :meth:`async_start` opens it again.
+
+        Plugs accept one connection, so the reconfigure flow needs it released to probe.
+        """
+        await self.device.close()
+
     async def async_shutdown(self) -> None:
         """Close the connection and stop the coordinator."""
         for unsub in self._unsubs:

@@ -1,0 +1,153 @@
+"""Config flow: every branch, each error followed by a successful retry in the same test."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+from unittest.mock import patch
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.tuya_local_esp.const import DOMAIN
+from tuya_sim import SimulatedPlug
+
+from .conftest import DEVICE_ID, LOCAL_KEY, wait_for_state
+
+
+def user_input(sim: SimulatedPlug, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "device_id": DEVICE_ID,
+        "local_key": LOCAL_KEY,
+        "protocol_version": sim.version,
+        "port": sim.port,
+        "name": "Desk plug",
+    }
+    data.update(overrides)
+    return data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_user_flow_creates_entry(hass: HomeAssistant, plug_sim: SimulatedPlug) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(plug_sim, host=" 127.0.0.1 ")
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Desk plug"
+    data = result["data"]
+    assert data["host"] == "127.0.0.1"
+    assert data["transport"] == "direct"
+    assert data["dp_ids"] == sorted(plug_sim.dps)
+    assert result["result"].unique_id == DEVICE_ID
+    await wait_for_state(hass, "switch.desk_plug", "on")
+
+
+async def test_user_flow_cannot_connect_then_recovers(
+    hass: HomeAssistant, plug_sim: SimulatedPlug
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(plug_sim, port=free_port())
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(plug_sim))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_flow_wrong_key_then_recovers(
+    hass: HomeAssistant, plug_sim: SimulatedPlug
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    with patch("custom_components.tuya_local_esp.config_flow.REQUEST_TIMEOUT", 0.5):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], user_input(plug_sim, local_key="fedcba9876543210")
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert plug_sim.stats.bad_key >= 1
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(plug_sim))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_flow_malformed_key_then_recovers(
+    hass: HomeAssistant, plug_sim: SimulatedPlug
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], user_input(plug_sim, local_key="tooshort")
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"local_key": "invalid_local_key"}
+    assert plug_sim.stats.accepted == 0  # nothing was sent to the plug
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(plug_sim))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_flow_unknown_error_then_recovers(
+    hass: HomeAssistant, plug_sim: SimulatedPlug
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    with patch(
+        "custom_components.tuya_local_esp.config_flow._probe", side_effect=RuntimeError("boom")
+    ):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], user_input(plug_sim)
+        )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "unknown"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(plug_sim))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_flow_already_configured(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    mock_entry.add_to_hass(hass)
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(plug_sim))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_reconfigure_flow(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    mock_entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(mock_entry.entry_id)
+    await hass.async_block_till_done()
+    result = await mock_entry.start_reconfigure_flow(hass)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "reconfigure"
+    new_input = {
+        "host": "127.0.0.1",
+        "local_key": LOCAL_KEY,
+        "protocol_version": "3.3",
+        "port": free_port(),
+    }
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "cannot_connect"}
+    new_input["port"] = plug_sim.port
+    new_input["host"] = "127.0.0.2"  # the plug "moved"; the simulator listens on 127.0.0.1 only
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
+    assert result["errors"] == {"base": "cannot_connect"}
+    new_input["host"] = "localhost"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_entry.data["host"] == "localhost"
+    assert mock_entry.data["device_id"] == DEVICE_ID
+    await hass.async_block_till_done()

@@ -1,0 +1,195 @@
+"""The integration end to end against the simulator: entities, switching, pushes, availability."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.tuya_local_esp.const import DOMAIN
+from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
+from custom_components.tuya_local_esp.sensor import PlugEnergySensor
+from tuya_sim import SimulatedPlug
+
+from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_for_state
+
+SWITCH = "switch.desk_plug"
+
+
+async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for_state(hass, SWITCH, "on")
+
+
+async def test_entities_and_values(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    dps = plug_sim.dps
+    assert float(hass.states.get("sensor.desk_plug_voltage").state) == pytest.approx(dps["20"] / 10)
+    assert float(hass.states.get("sensor.desk_plug_current").state) == pytest.approx(
+        dps["18"] / 1000
+    )
+    assert float(hass.states.get("sensor.desk_plug_power").state) == pytest.approx(dps["19"] / 10)
+    power = hass.states.get("sensor.desk_plug_power")
+    assert power.attributes["unit_of_measurement"] == "W"
+    assert power.attributes["device_class"] == "power"
+    assert power.attributes["state_class"] == "measurement"
+    energy = hass.states.get("sensor.desk_plug_energy")
+    assert energy.attributes["unit_of_measurement"] == "kWh"
+    assert energy.attributes["state_class"] == "total_increasing"
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, DEVICE_ID), mock_entry.entry_id
+    )
+    assert device is not None
+    assert device.name == "Desk plug"
+    assert device.manufacturer == "Tuya"
+    entities = er.async_entries_for_config_entry(er.async_get(hass), mock_entry.entry_id)
+    assert {e.unique_id for e in entities} == {
+        f"{DEVICE_ID}_{k}" for k in ("switch", "voltage", "current", "power", "energy")
+    }
+    assert await hass.config_entries.async_unload(mock_entry.entry_id)
+    assert mock_entry.state is ConfigEntryState.NOT_LOADED
+    async with asyncio.timeout(2):
+        await plug_sim.wait_connections(0)
+
+
+async def test_switching_is_confirmed_by_the_plug(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    assert hass.states.get(SWITCH).state == "off"
+    assert plug_sim.dps["1"] is False
+    assert float(hass.states.get("sensor.desk_plug_power").state) == 0
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    assert hass.states.get(SWITCH).state == "on"
+    assert plug_sim.dps["1"] is True
+
+
+async def test_local_button_push_updates_state(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    plug_sim.set_dps_local({"1": False})
+    await wait_for_state(hass, SWITCH, "off")
+    plug_sim.set_dps_local({"1": True})
+    await wait_for_state(hass, SWITCH, "on")
+
+
+async def test_unavailable_while_unreachable_and_back_by_itself(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    coordinator = mock_entry.runtime_data
+    coordinator.device.reconnect_min = 0.05
+    coordinator.device.reconnect_max = 0.1
+    await plug_sim.stop()
+    await wait_for_state(hass, SWITCH, "unavailable")
+    assert hass.states.get("sensor.desk_plug_power").state == "unavailable"
+    await plug_sim.start()
+    await wait_for_state(hass, SWITCH, "on")
+    assert hass.states.get("sensor.desk_plug_power").state != "unavailable"
+
+
+async def test_safety_poll(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    coordinator = mock_entry.runtime_data
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    assert coordinator.data[DEVICE_ID]["20"] == plug_sim.dps["20"]
+    await plug_sim.stop()
+    await wait_for_state(hass, SWITCH, "unavailable")
+    await coordinator.async_refresh()
+    assert not coordinator.last_update_success
+
+
+async def test_sensors_only_for_reported_dps(hass: HomeAssistant, plug_sim: SimulatedPlug) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN, unique_id=DEVICE_ID, data=entry_data(plug_sim, dp_ids=["1", "9"])
+    )
+    await setup_entry(hass, entry)
+    assert hass.states.get("sensor.desk_plug_power") is None
+    assert hass.states.get("sensor.desk_plug_energy") is None
+
+
+async def test_energy_integrates_power(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    sensor = next(
+        e
+        for e in hass.data["sensor"].entities
+        if isinstance(e, PlugEnergySensor) and e.device_id == DEVICE_ID
+    )
+    watts = plug_sim.dps["19"] / 10
+    start = sensor.native_value
+    sensor._last = (0.0, watts)
+    sensor._integrate(now=240.0)  # four minutes at that power
+    expected = start + watts * 240 / 3_600_000
+    assert sensor.native_value == pytest.approx(expected, abs=1e-6)
+    sensor._integrate(now=240.0 + 1000)  # a gap too long to trust is not integrated
+    assert sensor.native_value == pytest.approx(expected, abs=1e-6)
+
+
+async def test_diagnostics_redact_the_local_key(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    diag = await async_get_config_entry_diagnostics(hass, mock_entry)
+    assert diag["entry"]["local_key"] == "**REDACTED**"
+    assert LOCAL_KEY not in repr(diag)
+    assert diag["plugs"][DEVICE_ID]["online"] is True
+    assert diag["connection"]["connect_count"] >= 1
+
+
+async def test_setup_does_not_wait_for_an_unreachable_plug(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await plug_sim.stop()
+    mock_entry.add_to_hass(hass)
+    async with asyncio.timeout(1):
+        assert await hass.config_entries.async_setup(mock_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_entry.state is ConfigEntryState.LOADED
+    assert hass.states.get(SWITCH).state == "unavailable"
+    mock_entry.runtime_data.device.reconnect_min = 0.05
+    await plug_sim.start()
+    await wait_for_state(hass, SWITCH, "on")
+
+
+async def test_switch_failure_raises_translated_error(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, mock_entry)
+    mock_entry.runtime_data.device.timeout = 0.3
+    plug_sim.max_time_skew = -1  # the plug now ignores every command (stale timestamp)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+        )
+    assert err.value.translation_key == "set_failed"
+    assert "did not confirm" in str(err.value)
+    assert LOCAL_KEY not in str(err.value)
+    assert hass.states.get(SWITCH).state == "on"  # nothing optimistic
+    assert plug_sim.dps["1"] is True
+    plug_sim.max_time_skew = 3600
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
+    )
+    assert hass.states.get(SWITCH).state == "off"
