@@ -49,7 +49,7 @@ from custom_components.tuya_local_esp.tuya.const import (
     VERSIONS,
     Command,
 )
-from custom_components.tuya_local_esp.tuya.errors import TuyaFrameError, TuyaProtocolError
+from custom_components.tuya_local_esp.tuya.errors import TuyaError, TuyaFrameError
 from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame
 from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
 from custom_components.tuya_local_esp.tuya.payload import dumps, extract_dps
@@ -455,7 +455,7 @@ class _Connection:
             return True  # 3.4/3.5 before the handshake: silence
         try:
             msg = self.codec.decode(frame)
-        except TuyaProtocolError:
+        except TuyaError:
             self.plug.stats.bad_key += 1
             _LOGGER.debug(
                 "plug %s: frame cmd 0x%02x does not verify", self.plug.device_id, frame.cmd
@@ -514,7 +514,7 @@ class _Connection:
                 self.codec.session_key = self.negotiation.handle_finish(msg.payload)
                 self.negotiation = None
                 self.ready = True
-        except TuyaProtocolError:  # TuyaKeyError included: the client lacks the key
+        except TuyaError:  # TuyaKeyError (client lacks the key) or a malformed nonce
             self.plug.stats.bad_key += 1
             return False
         return True
