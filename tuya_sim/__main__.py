@@ -13,8 +13,9 @@ for the user; they are never logged.
 ``--config`` takes a JSON list of objects (or ``{"plugs": [...]}``); each object needs
 ``local_key`` or gets a generated one, and may use any keyword of :class:`SimulatedPlug`
 (``device_id``, ``version``, ``host``, ``port``, ``dps``, ``load_w``, ``idle_timeout``,
-``power_needs_updatedps``, ``push_interval``, ``device22``, ...). Missing ``port`` values continue
-upward from ``--port``.
+``power_needs_updatedps``, ``push_interval``, ``device22``, ...); a ``name`` key is ignored.
+Missing ``port`` values continue upward from ``--port``; command-line options are defaults that the
+file overrides per plug.
 """
 
 from __future__ import annotations
@@ -136,6 +137,7 @@ def plugs_from_args(args: argparse.Namespace) -> list[SimulatedPlug]:
     plugs = []
     for index, spec in enumerate(specs):
         dev, key = generate_credentials(rng)
+        spec.pop("name", None)  # a label for humans (scripts/demo_plugs.json)
         options = {**common, **{k: v for k, v in spec.items() if v is not None}}
         options.setdefault("device_id", dev)
         options.setdefault("local_key", key)
@@ -165,10 +167,14 @@ async def serve(
     plugs: Sequence[SimulatedPlug],
     *,
     stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
     fmt: str = "json",
     out: TextIO = sys.stdout,
 ) -> None:
-    """Start ``plugs``, print them, run until ``stop`` is set (or SIGINT/SIGTERM), then stop."""
+    """Start ``plugs``, print them, run until ``stop`` is set (or SIGINT/SIGTERM), then stop.
+
+    ``ready`` is set once every plug listens and the listing is printed.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -180,6 +186,8 @@ async def serve(
             await plug.start()
             started.append(plug)
         print_plugs(started, fmt, out)
+        if ready is not None:
+            ready.set()
         await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
