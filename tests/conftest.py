@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,13 @@ def mock_entry(plug_sim: SimulatedPlug) -> MockConfigEntry:
     return MockConfigEntry(
         domain=DOMAIN, title="Desk plug", unique_id=DEVICE_ID, data=entry_data(plug_sim)
     )
+
+
+async def wait_until(condition: Callable[[], object], within: float = 3) -> None:
+    """Poll ``condition`` until it is true; fail after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - the conditions are plain attributes
+            await asyncio.sleep(0.01)
 
 
 async def wait_for_state(

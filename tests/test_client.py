@@ -18,6 +18,8 @@ from custom_components.tuya_local_esp.tuya import (
 )
 from tuya_sim import SimulatedPlug
 
+from .conftest import wait_until
+
 DEVICE_ID = "bf0123456789abcdefgh"
 KEY = "0123456789abcdef"
 VERSIONS = ["3.1", "3.2", "3.3", "3.4", "3.5"]
@@ -54,9 +56,7 @@ async def test_status_set_and_push(plug: SimulatedPlug) -> None:
         assert plug.dps["1"] is True
         # the local button: the plug pushes STATUS on its own
         plug.set_dps_local({"1": False})
-        async with asyncio.timeout(2):
-            while dev.dps.get("1") is not False:
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: dev.dps.get("1") is False, 2)
         assert any(p.get("1") is False for p in pushes)
         unsubscribe()
         await dev.heartbeat()
@@ -69,9 +69,7 @@ async def test_updatedps_refreshes_power(plug: SimulatedPlug) -> None:
         got: list[dict[str, Any]] = []
         dev.subscribe(got.append)
         await dev.update_dps()
-        async with asyncio.timeout(2):
-            while not any("19" in d for d in got):
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: any("19" in d for d in got), 2)
         assert dev.dps["19"] == plug.dps["19"]
 
 
@@ -117,9 +115,7 @@ async def test_reconnects_after_plug_restart(version: str) -> None:
         dev.subscribe_connection(states.append)
         async with dev:
             await sim.stop()
-            async with asyncio.timeout(3):
-                while dev.connected:
-                    await asyncio.sleep(0.01)
+            await wait_until(lambda: not dev.connected, 3)
             with pytest.raises(TuyaConnectionError):
                 await dev.set_dps({"1": False})
             await sim.start()
@@ -164,9 +160,7 @@ async def test_idle_connection_is_dropped_and_restored() -> None:
     async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, idle_timeout=0.3) as sim:
         dev = client(sim, heartbeat_interval=60, reconnect_min=0.05)
         async with dev:
-            async with asyncio.timeout(3):
-                while dev.connect_count < 2 or not dev.connected:
-                    await asyncio.sleep(0.02)
+            await wait_until(lambda: dev.connect_count >= 2 and dev.connected, 3)
             assert (await dev.status())["1"] is sim.dps["1"]
 
 
