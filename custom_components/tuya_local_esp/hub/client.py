@@ -88,7 +88,12 @@ class StateUpdate:
 
 @dataclass(frozen=True, slots=True)
 class HubHealth:
-    """Hub health: heap in bytes, uptime in seconds, Wi-Fi RSSI in dBm (None when unknown)."""
+    """Hub health snapshot.
+
+    Heap figures in bytes after a garbage collection (``heap_peak``: peak allocation since boot,
+    ``None`` where the firmware build does not track it), uptime in seconds, Wi-Fi RSSI in dBm
+    (``None`` when unknown), ``time`` the hub clock in Unix seconds.
+    """
 
     heap_free: int
     heap_alloc: int
@@ -99,6 +104,7 @@ class HubHealth:
     clients: int
     time: int
     time_synced: bool
+    heap_peak: int | None = None
 
 
 def _plug(data: JsonObject) -> PlugState:
@@ -535,6 +541,7 @@ class HubClient:
                 clients=int(data["clients"]),
                 time=int(data["time"]),
                 time_synced=bool(data["time_synced"]),
+                heap_peak=None if data.get("heap_peak") is None else int(data["heap_peak"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise HubProtocolError(f"malformed health reply: {err!r}") from err

@@ -1,0 +1,63 @@
+"""Memory budget: the hub under a 96 KiB MicroPython heap serving 8 plugs (design notes:
+about 100 KB of heap on a plain ESP32 once Wi-Fi is up)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from custom_components.tuya_local_esp.hub import StateUpdate
+
+from .conftest import plug_record, running_plugs, wait_for
+
+PLUGS = 8
+
+
+async def test_eight_plugs_in_96k_heap(hub_factory) -> None:
+    async with running_plugs(PLUGS) as sims:
+        hub = hub_factory(
+            heapsize="256k",
+            compiled=True,
+            max_plugs=PLUGS,  # beyond the ESP32 socket budget: the unix port has no such limit
+            plugs=[plug_record(s) for s in sims],
+            log_level="info",
+        )
+        await hub.start()
+        client = hub.client()
+        updates: list[StateUpdate] = []
+        client.subscribe(updates.append)
+        try:
+            await client.connect()
+            await wait_for(
+                lambda: sum(p.online for p in client.inventory.plugs.values()) == PLUGS,
+                within=10,
+            )
+            idle = await client.health()
+            # traffic: every plug switched twice and pushing meter readings
+            for rnd in range(2):
+                results = await asyncio.gather(
+                    *(client.set_dps(s.device_id, {"1": rnd == 0}) for s in sims)
+                )
+                assert all(r == {"1": rnd == 0} for r in results)
+                for i, s in enumerate(sims):
+                    s.set_dps_local({"19": 1000 + 10 * rnd + i})
+            await wait_for(
+                lambda: all(
+                    client.inventory.plugs[s.device_id].dps.get("19") == 1010 + i
+                    for i, s in enumerate(sims)
+                )
+            )
+            busy = await client.health()
+        finally:
+            await client.close()
+        assert hub.proc is not None
+        assert hub.proc.poll() is None, hub.log()
+        assert "MemoryError" not in hub.log()
+        print(
+            f"\n8 plugs, heap 96k: idle alloc={idle.heap_alloc} free={idle.heap_free}; "
+            f"after traffic alloc={busy.heap_alloc} free={busy.heap_free} "
+            f"peak={busy.heap_peak}"
+        )
+        assert idle.plugs_online == PLUGS
+        # live data after a collection must leave well over half the heap free
+        assert busy.heap_alloc < 48 * 1024
+        assert busy.heap_free > 48 * 1024
