@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 import time
 from typing import Any
 
 import pytest
 
+from custom_components.tuya_local_esp.tuya import crypto
 from custom_components.tuya_local_esp.tuya.const import Command
 from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame
 from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
@@ -106,8 +108,11 @@ class RawClient:
         self.codec.session_key = neg.session_key
 
     async def ready(self) -> RawClient:
+        """Negotiate when needed; a heartbeat round trip proves the plug has read FINISH."""
         if self.codec.needs_session:
             await self.negotiate()
+            await self.send(*heartbeat_request(DEVICE_ID))
+            assert (await self.recv()).cmd == Command.HEART_BEAT
         return self
 
 
@@ -167,8 +172,37 @@ async def test_control_ack_then_status_push(version: str) -> None:
         assert body["devId"] == DEVICE_ID
         assert abs(body["t"] - time.time()) < 5
         assert push.seqno == 0
-    if version in ("3.2", "3.3"):  # clear "3.x" header after the retcode
+    if version in ("3.2", "3.3"):  # clear source header "3.x"|crc 0|seq|source 1 after the retcode
         assert push_raw.data[20:23] == version.encode()
+        assert struct.unpack(">III", push_raw.data[23:35]) == (0, 1, 1)
+
+
+@pytest.mark.parametrize("version", ["3.3", "3.4", "3.5"])
+async def test_source_header_inside_or_before_ciphertext(version: str) -> None:
+    """Pushes carry "3.x"|0|seq|1: in clear up to 3.3, encrypted from 3.4 (spec §2.1, §2.5)."""
+    async with new_plug(version) as plug, RawClient(plug) as cli:
+        await cli.ready()
+        for n in (1, 2):
+            plug.set_dps_local({"21": "on" if n == 1 else "off"})
+            raw = await cli.raw()
+            key = cli.codec.session_key or KEY
+            if version == "3.3":
+                head = raw.data[20:35]
+            elif version == "3.4":
+                head = crypto.ecb_decrypt(key, raw.data[20:-36])[:15]
+            else:
+                plain = crypto.gcm_decrypt(key, raw.data[18:30], raw.data[30:-4], raw.data[4:18])
+                assert plain[:4] == bytes(4)  # retcode
+                head = plain[4:19]
+            assert head == version.encode() + struct.pack(">III", 0, n, 1)
+            assert extract_dps(cli.codec.decode(raw).json())["21"] == ("on" if n == 1 else "off")
+
+
+async def test_zero_header_without_source_header() -> None:
+    async with new_plug("3.3", source_header=False) as plug, RawClient(plug) as cli:
+        plug.set_dps_local({"1": True})
+        raw = await cli.raw()
+    assert raw.data[20:35] == b"3.3" + bytes(12)
 
 
 @pytest.mark.parametrize(("version", "expected_seqno"), [("3.1", 0), ("3.3", None)])
@@ -331,8 +365,6 @@ async def test_max_connections_two_both_get_pushes() -> None:
         async with RawClient(plug) as one, RawClient(plug) as two:
             for cli in (one, two):
                 await cli.ready()
-                await cli.send(*heartbeat_request(DEVICE_ID))  # the plug has read FINISH
-                assert (await cli.recv()).cmd == Command.HEART_BEAT
             assert plug.connections == 2
             pushed = plug.set_dps_local({"1": True, "17": 42})
             got_one = extract_dps((await one.recv()).json())

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import socket
 import struct
@@ -49,8 +50,9 @@ from custom_components.tuya_local_esp.tuya.const import (
     VERSIONS,
     Command,
 )
+from custom_components.tuya_local_esp.tuya.crypto import ecb_encrypt
 from custom_components.tuya_local_esp.tuya.errors import TuyaError, TuyaFrameError
-from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame
+from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, pack_55aa, pack_6699
 from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
 from custom_components.tuya_local_esp.tuya.payload import dumps, extract_dps
 from custom_components.tuya_local_esp.tuya.session import DeviceNegotiation
@@ -108,6 +110,8 @@ class SimulatedPlug:
         close_on_bad_key: close the connection after a frame that fails to verify/decrypt;
             default: True for 3.4/3.5, False below.
         energy_speedup: energy (DP 17) accrues this many times faster than real time.
+        source_header: 3.2-3.5 STATUS pushes carry a real device's source header
+            (``"3.x"|0|seq|1``) instead of ``"3.x"`` + 12 zero bytes.
 
     """
 
@@ -133,6 +137,7 @@ class SimulatedPlug:
         device22: bool = False,
         close_on_bad_key: bool | None = None,
         energy_speedup: float = 1.0,
+        source_header: bool = True,
     ) -> None:
         if version not in VERSIONS:
             raise ValueError(f"unsupported protocol version {version!r}")
@@ -152,6 +157,8 @@ class SimulatedPlug:
         self.power_needs_updatedps = power_needs_updatedps
         self.push_interval = push_interval
         self.device22 = device22
+        self.source_header = source_header
+        self._source_seq = 0
         self.close_on_bad_key = (
             float(version) >= 3.4 if close_on_bad_key is None else close_on_bad_key
         )
@@ -278,6 +285,11 @@ class SimulatedPlug:
         """The device's own frame counter (3.5 replies, 3.4/3.5 negotiation and pushes)."""
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         return self._seq
+
+    def next_source_seq(self) -> int:
+        """Sequence number of the source header of STATUS pushes."""
+        self._source_seq = (self._source_seq + 1) & 0xFFFFFFFF
+        return self._source_seq
 
     def key_bytes(self) -> bytes:
         """The local key as bytes (for the codec; never log it)."""
@@ -446,7 +458,32 @@ class _Connection:
             body = {"devId": self.plug.device_id, "dps": dict(dps), "t": now}
             seqno = 0
         self.plug.stats.pushes += 1
-        self.send(seqno, Command.STATUS, dumps(body))
+        payload = dumps(body)
+        if not self.plug.source_header or self.vnum < 3.2:
+            self.send(seqno, Command.STATUS, payload)
+        elif not (self.closed or self.writer.is_closing()):
+            self.writer.write(self.status_with_source_header(seqno, payload))
+
+    def status_with_source_header(self, seqno: int, payload: bytes) -> bytes:
+        """A STATUS frame whose 15-byte "3.x" header is a real device's *source header*.
+
+        Real firmware fills the slot clients send as ``"3.x" + 12 x 00`` with
+        ``"3.x" | u32 crc=0 | u32 seq | u32 source_id=1`` (spec §2.1; real 3.3 captures in
+        ``vectors/real_captures_no_key_weather-or-not.json``): in clear before the ciphertext up to
+        3.3, inside the encryption from 3.4 (spec §2.5/§2.6, vectors "device STATUS push"). Built
+        from the library's framing and crypto primitives because :meth:`MessageCodec.encode`
+        always writes the zero header.
+        """
+        head = self.plug.version.encode() + struct.pack(">III", 0, self.plug.next_source_seq(), 1)
+        if self.vnum >= 3.5:
+            key = self.codec.session_key or self.plug.key_bytes()
+            return pack_6699(seqno, Command.STATUS, bytes(4) + head + payload, key, os.urandom(12))
+        if self.vnum >= 3.4:
+            key = self.codec.session_key or self.plug.key_bytes()
+            body = ecb_encrypt(key, head + payload)
+            return pack_55aa(seqno, Command.STATUS, body, retcode=0, hmac_key=key)
+        body = head + ecb_encrypt(self.plug.key_bytes(), payload)
+        return pack_55aa(seqno, Command.STATUS, body, retcode=0)
 
     # ------------------------------------------------------------------ frames
     def handle(self, frame: RawFrame) -> bool:
