@@ -1,0 +1,251 @@
+"""Round-trip latency of our asyncio client vs tinytuya against the same simulated plug.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.bench_latency [--n 500] [--versions 3.1,3.3,3.4,3.5]
+        [--rounds 4] [--warmup 20] [--json out.json]
+
+For every protocol version one simulator subprocess (``python -m tuya_sim``) serves one plug. The
+clients take turns on it (the plug accepts one connection at a time): each *block* opens a
+persistent connection, runs ``--warmup`` unmeasured status and set calls, then ``n / rounds``
+measured status calls and ``n / rounds`` measured set calls, and closes. Blocks alternate between
+the clients (ours, tinytuya, tinytuya without its send delay, then the next round in rotated order)
+so that slow drift of the machine hits every client alike.
+
+What one measured call waits for (see ``docs/benchmarks.md``):
+
+* ours ``status()``: DP_QUERY sent -> the device's DP_QUERY answer decoded.
+* ours ``set_dps({"1": v})``: CONTROL sent -> empty ACK -> STATUS push containing DP 1 decoded.
+* tinytuya ``status()``: DP_QUERY sent, ``sendWait`` sleep (default 10 ms), answer decoded.
+* tinytuya ``set_status(v)``: CONTROL sent, ``sendWait`` sleep, empty ACK read and skipped, first
+  non-empty frame (the STATUS push) decoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import tinytuya
+
+from custom_components.tuya_local_esp.tuya import TuyaDevice
+
+from ._common import PlugInfo, environment, simulator, summarize, write_json
+
+VERSIONS = ("3.1", "3.3", "3.4", "3.5")
+
+#: Client variants: name -> block runner(plug, warmup, n) -> (status samples, set samples, errors)
+Runner = Callable[[PlugInfo, int, int], tuple[list[float], list[float], int]]
+
+
+def _dps_of(result: Any) -> dict[str, Any]:
+    """DPs of a tinytuya answer (3.4+ pushes nest them under ``data``)."""
+    if not isinstance(result, dict):
+        return {}
+    if isinstance(result.get("dps"), dict):
+        return result["dps"]
+    data = result.get("data")
+    if isinstance(data, dict) and isinstance(data.get("dps"), dict):
+        return data["dps"]
+    return {}
+
+
+# --------------------------------------------------------------------------- our client
+async def _ours_block(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float], list[float], int]:
+    status_s: list[float] = []
+    set_s: list[float] = []
+    errors = 0
+    clock = time.perf_counter
+    async with TuyaDevice(
+        plug.host, plug.device_id, plug.local_key, version=plug.version, port=plug.port
+    ) as dev:
+        state = bool(dev.dps.get("1", False))
+        for _ in range(warmup):
+            await dev.status()
+            state = not state
+            await dev.set_dps({"1": state})
+        for _ in range(n):
+            t0 = clock()
+            dps = await dev.status()
+            status_s.append(clock() - t0)
+            if "1" not in dps:
+                errors += 1
+        for _ in range(n):
+            state = not state
+            t0 = clock()
+            confirmed = await dev.set_dps({"1": state})
+            set_s.append(clock() - t0)
+            if confirmed.get("1") is not state:
+                errors += 1
+    return status_s, set_s, errors
+
+
+def run_ours(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float], list[float], int]:
+    """One block of our client: its own event loop, one persistent connection."""
+    return asyncio.run(_ours_block(plug, warmup, n))
+
+
+# --------------------------------------------------------------------------- tinytuya
+def _tinytuya_runner(send_wait: float | None) -> Runner:
+    def run(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float], list[float], int]:
+        dev = tinytuya.OutletDevice(
+            plug.device_id,
+            address=plug.host,
+            local_key=plug.local_key,
+            version=float(plug.version),
+            port=plug.port,
+            connection_timeout=5,
+            persist=True,
+        )
+        dev.set_version(float(plug.version))
+        dev.set_socketPersistent(True)
+        dev.set_sendWait(send_wait)
+        status_s: list[float] = []
+        set_s: list[float] = []
+        errors = 0
+        clock = time.perf_counter
+        try:
+            first = dev.status()
+            if "1" not in _dps_of(first):
+                raise RuntimeError(f"tinytuya cannot read the plug: {first}")
+            state = bool(_dps_of(first)["1"])
+            for _ in range(warmup):
+                dev.status()
+                state = not state
+                dev.set_status(state)
+            for _ in range(n):
+                t0 = clock()
+                result = dev.status()
+                status_s.append(clock() - t0)
+                if "1" not in _dps_of(result):
+                    errors += 1
+            for _ in range(n):
+                state = not state
+                t0 = clock()
+                result = dev.set_status(state)
+                set_s.append(clock() - t0)
+                if _dps_of(result).get("1") is not state:
+                    errors += 1
+        finally:
+            dev.close()
+        return status_s, set_s, errors
+
+    return run
+
+
+VARIANTS: dict[str, Runner] = {
+    "ours": run_ours,
+    "tinytuya": _tinytuya_runner(0.01),  # tinytuya 1.20 default sendWait
+    "tinytuya_nowait": _tinytuya_runner(None),  # same calls without the post-send sleep
+}
+
+
+# --------------------------------------------------------------------------- driver
+def bench_version(
+    version: str, n: int, rounds: int, warmup: int, variants: list[str]
+) -> dict[str, Any]:
+    per_block = max(1, n // rounds)
+    samples: dict[str, dict[str, list[float]]] = {v: {"status": [], "set": []} for v in variants}
+    errors = dict.fromkeys(variants, 0)
+    order: list[str] = []
+    with simulator(version=version) as plugs:
+        plug = plugs[0]
+        for r in range(rounds):
+            rotated = variants[r % len(variants) :] + variants[: r % len(variants)]
+            for name in rotated:
+                gc.collect()
+                status_s, set_s, errs = VARIANTS[name](plug, warmup, per_block)
+                samples[name]["status"] += status_s
+                samples[name]["set"] += set_s
+                errors[name] += errs
+                order.append(name)
+                time.sleep(0.2)  # let the simulator notice the closed connection
+    result: dict[str, Any] = {"version": version, "block_order": order, "clients": {}}
+    for name in variants:
+        result["clients"][name] = {
+            "status": summarize(samples[name]["status"]),
+            "set": summarize(samples[name]["set"]),
+            "errors": errors[name],
+        }
+    if "ours" in variants:
+        ours = result["clients"]["ours"]
+        ratios: dict[str, dict[str, float]] = {}
+        for name in variants:
+            if name == "ours":
+                continue
+            other = result["clients"][name]
+            ratios[name] = {
+                f"{op}_{stat}": other[op][stat] / ours[op][stat]
+                for op in ("status", "set")
+                for stat in ("p50_ms", "p99_ms", "mean_ms")
+            }
+        result["ratio_vs_ours"] = ratios
+    return result
+
+
+def _print_table(results: list[dict[str, Any]]) -> None:
+    header = f"{'ver':<4} {'client':<16} {'op':<7} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}"
+    print(header)
+    print("-" * len(header))
+    for res in results:
+        for name, data in res["clients"].items():
+            for op in ("status", "set"):
+                s = data[op]
+                print(
+                    f"{res['version']:<4} {name:<16} {op:<7} "
+                    f"{s['p50_ms']:8.3f} {s['p99_ms']:8.3f} {s['mean_ms']:8.3f}"
+                )
+        for name, ratio in res.get("ratio_vs_ours", {}).items():
+            print(
+                f"{res['version']:<4} {name + '/ours':<16} ratio   "
+                f"status p50 x{ratio['status_p50_ms']:.2f}  set p50 x{ratio['set_p50_ms']:.2f}  "
+                f"status p99 x{ratio['status_p99_ms']:.2f}  set p99 x{ratio['set_p99_ms']:.2f}"
+            )
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_latency", description=__doc__)
+    p.add_argument("--n", type=int, default=500, help="measured calls per client, op and version")
+    p.add_argument("--versions", default=",".join(VERSIONS), help="comma-separated versions")
+    p.add_argument("--rounds", type=int, default=4, help="alternating blocks per client")
+    p.add_argument("--warmup", type=int, default=20, help="unmeasured calls per block")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="clients to compare")
+    p.add_argument("--json", help="write the results to this file")
+    args = p.parse_args(argv)
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variants: {unknown}")
+    env = environment()
+    print(json.dumps(env))
+    results = []
+    for version in versions:
+        res = bench_version(version, args.n, args.rounds, args.warmup, variants)
+        results.append(res)
+        _print_table([res])
+    write_json(
+        args.json,
+        {
+            "environment": env,
+            "params": {
+                "n": args.n,
+                "rounds": args.rounds,
+                "warmup": args.warmup,
+                "variants": variants,
+            },
+            "results": results,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
