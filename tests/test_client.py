@@ -181,3 +181,61 @@ async def test_device22_fallback() -> None:
             dps = await dev.status()
             assert dps["1"] is sim.dps["1"]
             assert dps["20"] == sim.dps["20"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_auto_version_finds_the_plugs_version(version: str) -> None:
+    async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, version=version) as sim:
+        dev = TuyaDevice("127.0.0.1", DEVICE_ID, KEY, version="auto", port=sim.port, timeout=1)
+        async with dev:
+            # 3.2 plugs accept 3.3 frames (tuyapi always writes "3.3" for them, spec §2.3)
+            assert dev.version == ("3.3" if version == "3.2" else version)
+            assert (await dev.set_dps({"1": False}))["1"] is False
+            assert sim.dps["1"] is False
+
+
+async def test_auto_version_follows_a_firmware_update() -> None:
+    async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, version="3.3") as sim:
+        dev = TuyaDevice(
+            "127.0.0.1",
+            DEVICE_ID,
+            KEY,
+            version="auto",
+            port=sim.port,
+            timeout=1,
+            reconnect_min=0.05,
+            reconnect_max=0.1,
+        )
+        async with dev:
+            assert dev.version == "3.3"
+            await sim.stop()
+            sim.version = "3.5"  # the plug's firmware update changed its protocol
+            await sim.start()
+            await wait_until(lambda: dev.connected and dev.version == "3.5", 10)
+            assert (await dev.set_dps({"1": True}))["1"] is True
+
+
+async def test_auto_version_with_a_wrong_key() -> None:
+    async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, version="3.4") as sim:
+        dev = TuyaDevice(
+            "127.0.0.1",
+            DEVICE_ID,
+            "fedcba9876543210",
+            version="auto",
+            port=sim.port,
+            timeout=0.3,
+            auto_reconnect=False,
+        )
+        with pytest.raises(TuyaKeyError, match="no protocol version"):
+            await dev.connect()
+        assert dev.version == "3.3"  # the hint is kept for the next attempt
+
+
+async def test_auto_version_unreachable_does_not_probe() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dev = TuyaDevice("127.0.0.1", DEVICE_ID, KEY, version="auto", version_hint="3.5", port=port)
+    with pytest.raises(TuyaConnectionError):
+        await dev.connect()
+    assert dev.version == "3.5"

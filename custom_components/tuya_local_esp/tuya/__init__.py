@@ -10,7 +10,7 @@ Public API::
 Protocol reference: ``../shared/docs/tuya-protocol.md`` (cited in each module).
 """
 
-from .client import TuyaDevice
+from .client import AUTO_VERSION, TuyaDevice
 from .const import DEFAULT_PORT, VERSIONS, Command
 from .errors import (
     TuyaConnectionError,
@@ -25,6 +25,7 @@ from .frame import FrameParser, RawFrame
 from .message import Message, MessageCodec
 
 __all__ = [
+    "AUTO_VERSION",
     "DEFAULT_PORT",
     "VERSIONS",
     "Command",

@@ -27,7 +27,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
-from .const import DEFAULT_PORT, ERROR_DATA_UNVALID, Command
+from .const import DEFAULT_PORT, ERROR_DATA_UNVALID, VERSIONS, Command
 from .errors import (
     TuyaConnectionError,
     TuyaDeviceError,
@@ -58,6 +58,15 @@ ConnectionCallback = Callable[[bool], None]
 _DEVICE22_DEFAULT_DPS = ("1", "9", "17", "18", "19", "20", "21", "22", "23", "24", "25", "26")
 _READ_SIZE = 4096
 
+#: ``version`` value that makes the client find the protocol version itself.
+AUTO_VERSION = "auto"
+#: Order in which ``auto`` tries versions after the hint: the most common first.
+PROBE_ORDER = ("3.3", "3.4", "3.5", "3.1", "3.2")
+#: Seconds a version probe waits for each answer (plugs answer in well under a second).
+PROBE_TIMEOUT = 2.0
+#: Seconds between two probes, so the plug has closed the previous connection.
+PROBE_PAUSE = 0.2
+
 
 class TuyaDevice:
     """One Tuya device reached over the local protocol.
@@ -66,7 +75,11 @@ class TuyaDevice:
         host: IP address or host name of the device.
         device_id: the device id (``gwId``/``devId``), usually 20-22 characters.
         local_key: the 16-character local key.
-        version: protocol version ``"3.1"`` ... ``"3.5"``.
+        version: protocol version ``"3.1"`` ... ``"3.5"``, or ``"auto"``: every connection then
+            tries ``version_hint`` (or 3.3) first and the other versions after it, so a plug whose
+            firmware update changed its version keeps working; :attr:`version` tells the one
+            found.
+        version_hint: with ``"auto"``, the version to try first (e.g. from discovery).
         port: TCP port (6668).
         timeout: seconds allowed for every single wait (connect, each answer).
         heartbeat_interval: seconds between heartbeats while connected.
@@ -88,6 +101,7 @@ class TuyaDevice:
         local_key: str,
         *,
         version: str = "3.3",
+        version_hint: str | None = None,
         port: int = DEFAULT_PORT,
         timeout: float = 5.0,
         heartbeat_interval: float = 10.0,
@@ -99,6 +113,9 @@ class TuyaDevice:
     ) -> None:
         """Create the client; nothing is opened until :meth:`connect`."""
         key = local_key.encode("latin-1")
+        self.auto_version = version == AUTO_VERSION
+        if self.auto_version:
+            version = version_hint if version_hint in VERSIONS else PROBE_ORDER[0]
         MessageCodec(version, key)  # validates version and key length
         self.host = host
         self.port = port
@@ -129,6 +146,8 @@ class TuyaDevice:
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._closing = False
+        self._tcp_opened = False
+        self._answer_timeout = timeout
         #: Frames dropped because they failed integrity checks (diagnostics).
         self.bad_frames = 0
         #: Number of successful (re)connections.
@@ -299,7 +318,41 @@ class TuyaDevice:
             raise TuyaConnectionError(f"not connected to {self.host}:{self.port}")
 
     async def _open(self) -> None:
+        """Open a connection; in ``auto`` mode try every protocol version until one works.
+
+        Raises:
+            TuyaConnectionError: the TCP connection itself failed (no version is tried then).
+            TuyaKeyError: no version accepted the local key.
+
+        """
+        if not self.auto_version:
+            await self._open_version()
+            return
+        first = self.version
+        for version in (first, *(v for v in PROBE_ORDER if v != first)):
+            self.version = version
+            try:
+                await self._open_version(probe=True)
+            except TuyaError as err:
+                if not self._tcp_opened:
+                    self.version = first
+                    raise
+                _LOGGER.debug("%s does not speak %s: %s", self.device_id, version, err)
+                # plugs accept one connection: let the failed one close before the next try
+                await asyncio.sleep(PROBE_PAUSE)
+                continue
+            if version != first:
+                _LOGGER.info("%s speaks protocol %s", self.device_id, version)
+            return
+        self.version = first
+        raise TuyaKeyError(
+            "no protocol version accepted the local key (wrong key, or the plug is busy)"
+        )
+
+    async def _open_version(self, *, probe: bool = False) -> None:
         """Open, negotiate and check the key; on failure everything is closed again."""
+        self._tcp_opened = False
+        self._answer_timeout = min(self.timeout, PROBE_TIMEOUT) if probe else self.timeout
         self._codec = MessageCodec(self.version, self._key)
         self._parser = FrameParser()
         try:
@@ -311,6 +364,7 @@ class TuyaDevice:
             raise TuyaConnectionError(
                 f"cannot connect to {self.host}:{self.port}: {err.strerror or err}"
             ) from None
+        self._tcp_opened = True
         self._spawn(self._read_loop(self._reader))
         try:
             if self._codec.needs_session:
@@ -325,6 +379,8 @@ class TuyaDevice:
         except BaseException:
             await self._drop(TuyaConnectionError("connection setup failed"))
             raise
+        finally:
+            self._answer_timeout = self.timeout
         self.connect_count += 1
         self._connected.set()
         self._spawn(self._keepalive())
@@ -522,11 +578,11 @@ class TuyaDevice:
             try:
                 seqno = await self._send(cmd, payload)
                 self._pending = (expect, seqno, future)
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(self._answer_timeout):
                     msg = await future
             except TimeoutError:
                 raise TuyaTimeoutError(
-                    f"no answer to command 0x{cmd:02x} within {self.timeout} s"
+                    f"no answer to command 0x{cmd:02x} within {self._answer_timeout} s"
                 ) from None
             finally:
                 self._pending = None
