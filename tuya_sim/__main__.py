@@ -36,6 +36,8 @@ from typing import Any, TextIO
 
 from custom_components.tuya_local_esp.tuya.const import DEFAULT_PORT, VERSIONS
 
+from .broadcast import PlugBroadcaster, broadcasters_from_args
+from .broadcast import add_arguments as add_broadcast_arguments
 from .server import SimulatedPlug
 
 _KEY_ALPHABET = string.ascii_letters + string.digits + "!#$%&()*+,-./:;<=>?@[]^_{|}~"
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-speedup", type=float, default=1.0, help="energy accrual factor")
     p.add_argument("--format", choices=("json", "table"), default="json", help="start-up listing")
     p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    add_broadcast_arguments(p)
     return p
 
 
@@ -170,8 +173,11 @@ async def serve(
     ready: asyncio.Event | None = None,
     fmt: str = "json",
     out: TextIO = sys.stdout,
+    broadcasters: Sequence[PlugBroadcaster] = (),
 ) -> None:
     """Start ``plugs``, print them, run until ``stop`` is set (or SIGINT/SIGTERM), then stop.
+
+    ``broadcasters`` (UDP discovery, :mod:`tuya_sim.broadcast`) start after the plugs.
 
     ``ready`` is set once every plug listens and the listing is printed.
     """
@@ -185,6 +191,8 @@ async def serve(
         for plug in plugs:
             await plug.start()
             started.append(plug)
+        for caster in broadcasters:
+            await caster.start()
         print_plugs(started, fmt, out)
         if ready is not None:
             ready.set()
@@ -193,6 +201,7 @@ async def serve(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(sig)
+        await asyncio.gather(*(c.stop() for c in broadcasters), return_exceptions=True)
         await asyncio.gather(*(plug.stop() for plug in started), return_exceptions=True)
 
 
@@ -208,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, TypeError) as err:
         parser.error(str(err))
     try:
-        asyncio.run(serve(plugs, fmt=args.format))
+        broadcasters = broadcasters_from_args(args, plugs)
+        asyncio.run(serve(plugs, fmt=args.format, broadcasters=broadcasters))
     except OSError as err:  # e.g. port in use
         print(f"tuya_sim: {err}", file=sys.stderr)
         return 1
