@@ -172,7 +172,7 @@ class SimulatedPlug:
         self._tasks: set[asyncio.Task[None]] = set()
         self._countdown: asyncio.TimerHandle | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._conn_changed = asyncio.Condition()
+        self._conn_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # ------------------------------------------------------------------ public API
     @property
@@ -265,8 +265,14 @@ class SimulatedPlug:
 
     async def wait_connections(self, count: int) -> None:
         """Wait until exactly ``count`` connections are open (wrap in ``asyncio.timeout``)."""
-        async with self._conn_changed:
-            await self._conn_changed.wait_for(lambda: len(self._conns) == count)
+        if len(self._conns) == count:
+            return
+        waiter = (count, asyncio.get_running_loop().create_future())
+        self._conn_waiters.append(waiter)
+        try:
+            await waiter[1]
+        finally:
+            self._conn_waiters.remove(waiter)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -326,13 +332,11 @@ class SimulatedPlug:
                 self.push(self.model.drift())
 
     def _conn_event(self) -> None:
-        async def notify() -> None:
-            async with self._conn_changed:
-                self._conn_changed.notify_all()
-
-        task = asyncio.create_task(notify())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Wake :meth:`wait_connections` callers (synchronously: no task outlives stop())."""
+        count = len(self._conns)
+        for wanted, future in self._conn_waiters:
+            if wanted == count and not future.done():
+                future.set_result(None)
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
