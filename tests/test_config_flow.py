@@ -151,3 +151,30 @@ async def test_reconfigure_flow(
     assert mock_entry.data["host"] == "localhost"
     assert mock_entry.data["device_id"] == DEVICE_ID
     await hass.async_block_till_done()
+
+
+async def test_user_flow_detects_the_version(hass: HomeAssistant) -> None:
+    async with SimulatedPlug(
+        device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.5", dps={"1": True}
+    ) as sim:
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        schema_version = next(k for k in result["data_schema"].schema if k == "protocol_version")
+        assert schema_version.default() == "auto"
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], user_input(sim, protocol_version="auto")
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"]["protocol_version"] == "auto"
+        assert result["data"]["detected_version"] == "3.5"
+        entry = result["result"]
+        await wait_for_state(hass, "switch.desk_plug", "on")
+        # a firmware update changes the plug's version: the entry follows by itself
+        coordinator = entry.runtime_data
+        coordinator.device.reconnect_min = 0.05
+        await sim.stop()
+        sim.version = "3.4"
+        await wait_for_state(hass, "switch.desk_plug", "unavailable")
+        await sim.start()
+        await wait_for_state(hass, "switch.desk_plug", "on", within=10)
+        assert entry.data["detected_version"] == "3.4"
+        assert await hass.config_entries.async_unload(entry.entry_id)

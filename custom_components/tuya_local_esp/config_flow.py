@@ -21,6 +21,7 @@ from homeassistant.helpers.selector import (
 )
 
 from .const import (
+    CONF_DETECTED_VERSION,
     CONF_DEVICE_ID,
     CONF_DP_IDS,
     CONF_LOCAL_KEY,
@@ -71,8 +72,8 @@ def _plug_schema(defaults: Mapping[str, Any], *, with_device_id: bool) -> vol.Sc
     return vol.Schema(fields)
 
 
-async def _probe(data: Mapping[str, Any]) -> list[str]:
-    """Connect once and read the DPS; return the DP ids the plug reported.
+async def _probe(data: Mapping[str, Any]) -> tuple[list[str], str]:
+    """Connect once and read the DPS; return the DP ids the plug reported and its version.
 
     Raises:
         TuyaKeyError: the plug did not accept the local key or protocol version.
@@ -84,12 +85,13 @@ async def _probe(data: Mapping[str, Any]) -> list[str]:
         data[CONF_DEVICE_ID],
         data[CONF_LOCAL_KEY],
         version=data[CONF_PROTOCOL_VERSION],
+        version_hint=data.get(CONF_DETECTED_VERSION),
         port=int(data[CONF_PORT]),
         timeout=REQUEST_TIMEOUT,
         auto_reconnect=False,
     )
     async with device:
-        return sorted(device.dps)
+        return sorted(device.dps), device.version
 
 
 class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -97,8 +99,11 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
 
-    async def _validate(self, user_input: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
-        """Normalise ``user_input`` in place and probe the plug; return (errors, dp ids)."""
+    async def _validate(self, user_input: dict[str, Any]) -> dict[str, str]:
+        """Normalise ``user_input`` in place and probe the plug; return the errors.
+
+        On success ``user_input`` also gets the DP ids the plug reported and its version.
+        """
         errors: dict[str, str] = {}
         for field in (CONF_HOST, CONF_DEVICE_ID, CONF_LOCAL_KEY):
             if field in user_input:
@@ -106,9 +111,9 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         user_input[CONF_PORT] = int(user_input[CONF_PORT])
         if len(user_input[CONF_LOCAL_KEY]) != 16 or not user_input[CONF_LOCAL_KEY].isascii():
             errors[CONF_LOCAL_KEY] = "invalid_local_key"
-            return errors, []
+            return errors
         try:
-            return errors, await _probe(user_input)
+            dp_ids, version = await _probe(user_input)
         except TuyaKeyError:
             errors["base"] = "invalid_auth"
         except TuyaError as err:
@@ -117,7 +122,10 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         except Exception:
             LOGGER.exception("Unexpected error while probing %s", user_input[CONF_HOST])
             errors["base"] = "unknown"
-        return errors, []
+        else:
+            user_input[CONF_DP_IDS] = dp_ids
+            user_input[CONF_DETECTED_VERSION] = version
+        return errors
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for host, device id, local key and protocol version."""
@@ -125,17 +133,12 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             await self.async_set_unique_id(str(user_input[CONF_DEVICE_ID]).strip())
             self._abort_if_unique_id_configured()
-            errors, dp_ids = await self._validate(user_input)
+            errors = await self._validate(user_input)
             if not errors:
                 name = user_input.get(CONF_NAME) or DEFAULT_NAME
                 return self.async_create_entry(
                     title=name,
-                    data={
-                        **user_input,
-                        CONF_NAME: name,
-                        CONF_TRANSPORT: TRANSPORT_DIRECT,
-                        CONF_DP_IDS: dp_ids,
-                    },
+                    data={**user_input, CONF_NAME: name, CONF_TRANSPORT: TRANSPORT_DIRECT},
                 )
         return self.async_show_form(
             step_id="user",
@@ -157,13 +160,11 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             running = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
             if isinstance(running, DirectPlugCoordinator):
                 await running.async_suspend()
-            errors, dp_ids = await self._validate(user_input)
+            errors = await self._validate(user_input)
             if errors and isinstance(running, DirectPlugCoordinator):
                 await running.async_start()
             if not errors:
-                return self.async_update_reload_and_abort(
-                    entry, data_updates={**user_input, CONF_DP_IDS: dp_ids}
-                )
+                return self.async_update_reload_and_abort(entry, data_updates=user_input)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=_plug_schema(user_input or entry.data, with_device_id=False),

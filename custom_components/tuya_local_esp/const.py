@@ -14,13 +14,16 @@ CONF_DEVICE_ID: Final = "device_id"
 CONF_LOCAL_KEY: Final = "local_key"
 CONF_PROTOCOL_VERSION: Final = "protocol_version"
 CONF_DP_IDS: Final = "dp_ids"
+#: The protocol version found by the "auto" probe; tried first on the next start.
+CONF_DETECTED_VERSION: Final = "detected_version"
 
 TRANSPORT_DIRECT: Final = "direct"
 TRANSPORT_HUB: Final = "hub"
 
 DEFAULT_PORT: Final = 6668
-DEFAULT_VERSION: Final = "3.3"
-PROTOCOL_VERSIONS: Final = ["3.1", "3.2", "3.3", "3.4", "3.5"]
+AUTO_VERSION: Final = "auto"
+DEFAULT_VERSION: Final = AUTO_VERSION
+PROTOCOL_VERSIONS: Final = [AUTO_VERSION, "3.1", "3.2", "3.3", "3.4", "3.5"]
 DEFAULT_NAME: Final = "Tuya plug"
 
 #: The coordinator is push-driven; this poll only catches pushes a plug never sent.

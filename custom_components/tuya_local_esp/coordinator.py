@@ -18,6 +18,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .const import (
+    CONF_DETECTED_VERSION,
     CONF_DEVICE_ID,
     CONF_DP_IDS,
     CONF_LOCAL_KEY,
@@ -88,6 +89,7 @@ class DirectPlugCoordinator(PlugCoordinator):
             self.device_id,
             data[CONF_LOCAL_KEY],
             version=data[CONF_PROTOCOL_VERSION],
+            version_hint=data.get(CONF_DETECTED_VERSION),
             port=data[CONF_PORT],
             timeout=REQUEST_TIMEOUT,
             heartbeat_interval=HEARTBEAT_SECONDS,
@@ -97,7 +99,7 @@ class DirectPlugCoordinator(PlugCoordinator):
             self.device_id: PlugInfo(
                 self.device_id,
                 data.get(CONF_NAME) or DEFAULT_NAME,
-                data[CONF_PROTOCOL_VERSION],
+                self.device.version,
                 data[CONF_HOST],
             )
         }
@@ -150,7 +152,13 @@ class DirectPlugCoordinator(PlugCoordinator):
     @callback
     def _on_connection(self, connected: bool) -> None:
         if connected:
-            LOGGER.info("Plug %s is connected", self.device_id)
+            LOGGER.info("Plug %s is connected (protocol %s)", self.device_id, self.device.version)
+            entry = self.config_entry
+            if self.device.version != entry.data.get(CONF_DETECTED_VERSION):
+                # remember what the auto probe found: it is tried first next time
+                self.hass.config_entries.async_update_entry(
+                    entry, data={**entry.data, CONF_DETECTED_VERSION: self.device.version}
+                )
             self.async_set_updated_data({self.device_id: dict(self.device.dps)})
         else:
             LOGGER.info("Plug %s is unreachable; reconnecting", self.device_id)
