@@ -1,5 +1,6 @@
 # The hub's state: the plug registry (add/remove persisted through config.py), inventory and
-# health snapshots, and the fan-out of plug state changes to connected HA clients.
+# health snapshots, the fan-out of plug state changes to connected HA clients, the periodic
+# tick that drives every plug, and the boot sequence (main).
 import asyncio
 import gc
 import sys
@@ -7,15 +8,15 @@ import time
 
 import board
 import log
+import plug
 from hubproto import E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_STORAGE, E_UNKNOWN_DEVICE, HubErr
-from plug import Plug
 
 FW_VERSION = "0.1.0"
 
 
 def _config():
-    # config.py is needed at boot and on add/remove only; it is imported on demand and dropped
-    # afterwards so its code does not occupy the heap in between (~2-4 KB).
+    # config.py is needed at boot and on add/remove only: imported on demand and dropped
+    # afterwards, so its code does not sit in the heap in between.
     import config
 
     return config
@@ -32,25 +33,27 @@ class Hub:
         self.max_plugs = cfg["max_plugs"]
         self.plugs = {}  # device id -> Plug
         self.server = None  # set by server.Server; receives broadcasts
-        self._records = []  # checked plug configs, in the order they are persisted
+        plug.configure(cfg["heartbeat_s"], cfg["refresh_s"], self._on_state)
 
     def start(self, records):
+        """Create the plugs of the stored list; housekeeping() connects them."""
         for rec in records:
             if len(self.plugs) >= self.max_plugs:
                 log.warn("hub", "plug %s not started: limit of %d plugs" % (rec["id"],
                                                                            self.max_plugs))
                 continue
-            self._records.append(rec)
             self._start_plug(rec)
 
     def _start_plug(self, rec):
-        p = Plug(rec, self._on_state, self.cfg["heartbeat_s"], self.cfg["refresh_s"])
-        self.plugs[p.id] = p  # housekeeping() connects it on its next tick
-        log.info("hub", "plug %s (%s, %s:%d) started" % (p.id, p.ver, p.host, p.port))
+        p = plug.Plug(rec)
+        self.plugs[p.id] = p
+        log.info("hub", "plug %s (%s, %s:%d) added" % (p.id, p.ver, p.host, p.port))
 
     # --- HA requests ---------------------------------------------------------------------------
+    # The stored plug list (with local keys) is not kept in RAM: add/remove read it back from
+    # flash, change it and write it atomically (config.save_plugs).
     def add_plug(self, fields):
-        """Validate, persist atomically, then start. Raises HubErr."""
+        """Validate, persist, then start a plug. Raises HubErr."""
         config = _config()
         try:
             try:
@@ -63,33 +66,39 @@ class Hub:
                 raise HubErr(E_LIMIT,
                              "hub serves at most %d plugs (socket budget)" % self.max_plugs)
             try:
-                config.save_plugs(self.cfg, self._records + [rec])
+                records = [r for r in config.load_plugs(self.cfg) if r["id"] in self.plugs]
+                records.append(rec)
+                config.save_plugs(self.cfg, records)
             except OSError as e:
                 raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
         finally:
+            records = None
+            config = None
             _unload_config()
-        self._records.append(rec)
         self._start_plug(rec)
-        self._inventory_changed()
+        self._broadcast(self.plug_msg(self.plugs[rec["id"]]))
         return {"id": rec["id"]}
 
     async def remove_plug(self, dev_id):
         p = self.plugs.get(dev_id)
         if p is None:
             raise HubErr(E_UNKNOWN_DEVICE, "no such device id")
-        keep = [r for r in self._records if r["id"] != dev_id]
+        config = _config()
         try:
-            _config().save_plugs(self.cfg, keep)
+            keep = [r for r in config.load_plugs(self.cfg)
+                    if r["id"] != dev_id and r["id"] in self.plugs]
+            config.save_plugs(self.cfg, keep)
         except OSError as e:
             raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
         finally:
+            keep = None
+            config = None
             _unload_config()
-        self._records = keep
         del self.plugs[dev_id]
         await p.stop()
         gc.collect()
         log.info("hub", "plug %s removed" % dev_id)
-        self._inventory_changed()
+        self._broadcast({"t": "removed", "id": dev_id})
         return {"id": dev_id}
 
     async def set_dps(self, dev_id, dps):
@@ -100,21 +109,27 @@ class Hub:
             raise HubErr(E_BAD_REQUEST, "dps must be a non-empty object")
         for k in dps:
             v = dps[k]
-            if not k.isdigit() or not isinstance(v, (bool, int, str)) and v is not None:
+            if not k.isdigit() or not (v is None or isinstance(v, (bool, int, str))):
                 raise HubErr(E_BAD_REQUEST, "bad dp %s" % k)
         return {"id": dev_id, "dps": await p.set_dps(dps)}
 
     # --- snapshots -------------------------------------------------------------------------
-    @staticmethod
-    def plug_info(p):
-        return {"id": p.id, "name": p.name, "ver": p.ver, "host": p.host, "port": p.port,
-                "online": p.online, "dps": p.dps_json(), "ts": p.ts}
-
-    def inventory(self):
+    def hub_info(self):
+        """Hub identity for hello/inventory (the plugs follow as separate "plug" messages, so
+        no message grows with the number of plugs; docs/hub-protocol.md §7.1)."""
         return {"hub_id": self.hub_id, "fw": FW_VERSION, "proto": 1, "time": board.unix_time(),
-                "max_plugs": self.max_plugs,
-                "plugs": [self.plug_info(self.plugs[r["id"]]) for r in self._records
-                          if r["id"] in self.plugs]}
+                "max_plugs": self.max_plugs, "plugs": len(self.plugs)}
+
+    @staticmethod
+    def plug_msg(p):
+        return {"t": "plug", "id": p.id, "name": p.name, "ver": p.ver, "host": p.host,
+                "port": p.port, "online": p.online, "dps": p.dps_json(), "ts": p.ts}
+
+    def send_inventory(self, client, final):
+        """One "plug" message per plug, then `final` (hello or the inventory result)."""
+        for p in self.plugs.values():
+            client.send(self.plug_msg(p))
+        client.send(final)
 
     def health(self):
         free, alloc = board.heap()
@@ -122,22 +137,18 @@ class Hub:
         for p in self.plugs.values():
             if p.online:
                 online += 1
-        return {"heap_free": free, "heap_alloc": alloc, "heap_peak": board.heap_peak(),
-                "uptime_s": board.uptime_s(),
-                "rssi": board.rssi(), "plugs": len(self.plugs), "plugs_online": online,
+        return {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
+                "plugs_online": online,
                 "clients": self.server.client_count() if self.server else 0,
                 "time": board.unix_time(), "time_synced": board.time_synced()}
 
-    def _inventory_changed(self):
-        if self.server is not None:
-            msg = self.inventory()
-            msg["t"] = "inventory"
+    def _broadcast(self, msg):
+        if self.server is not None and self.server.clients:
             self.server.broadcast(msg)
 
     def _on_state(self, p, changed):
-        if self.server is not None:
-            self.server.broadcast({"t": "state", "id": p.id, "online": p.online,
-                                   "dps": changed, "ts": p.ts or board.unix_time()})
+        self._broadcast({"t": "state", "id": p.id, "online": p.online, "dps": changed,
+                         "ts": p.ts or board.unix_time()})
 
     async def housekeeping(self):
         """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts) and feed the
@@ -163,6 +174,7 @@ async def _run(cfg, records):
     hub = Hub(cfg)
     srv = Server(hub, cfg["secret"], cfg["bind"], cfg["port"], cfg["max_clients"])
     hub.start(records)
+    records = None
     await srv.start()
     gc.collect()
     log.info("main", "hub %s ready, %d plugs" % (hub.hub_id, len(hub.plugs)))
@@ -174,12 +186,13 @@ def main(path):
     config = _config()
     try:
         cfg = config.load(path)
+        records = config.load_plugs(cfg)
     except config.ConfigError as e:
         log.error("main", str(e))
         return
-    records = config.load_plugs(cfg)
-    config = None
-    _unload_config()
+    finally:
+        config = None
+        _unload_config()
     log.level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN}.get(
         cfg["log_level"], log.INFO)
     hub_id = cfg.get("hub_id") or board.unique_id()

@@ -156,12 +156,3 @@ def heap():
     gc.collect()
     return gc.mem_free(), gc.mem_alloc()
 
-
-def heap_peak():
-    """Peak bytes allocated since boot where the build tracks it (unix port), else None."""
-    try:
-        import micropython
-
-        return micropython.mem_peak()
-    except (ImportError, AttributeError):
-        return None

@@ -52,11 +52,6 @@ def record(body):
     return struct.pack(">H", len(body)) + body
 
 
-def _pad(b):
-    n = 16 - (len(b) & 15)
-    return b + bytes((n,)) * n
-
-
 class ServerHandshake:
     """§4: CLIENT_HELLO -> SERVER_HELLO -> CLIENT_PROOF, then session keys (§5)."""
 
@@ -108,17 +103,28 @@ class Channel:
         self.rx_seq = 0
 
     def seal(self, obj):
-        """Encrypt+MAC one JSON message; returns the whole record (length prefix included)."""
-        pt = _pad(json.dumps(obj, separators=(",", ":")).encode())
-        n = 16 + len(pt) + MAC_LEN
+        """Encrypt+MAC one message (a dict, or JSON text already built); returns the whole
+        record, length prefix included. Builds it in one buffer, encrypting in place."""
+        raw = (obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))).encode()
+        m = len(raw)
+        p = 16 - (m & 15)
+        n = 16 + m + p + MAC_LEN
         if n > MAX_RECORD:
             raise ValueError("message too large")
-        iv = os.urandom(16)
-        ct = cryptolib.aes(self._tx_enc, 2, iv).encrypt(pt)
-        hdr = struct.pack(">QH", self.tx_seq, n)
-        tag = self._tx_mac.digest(hdr, iv, ct)
+        rec = bytearray(2 + n)
+        struct.pack_into(">H", rec, 0, n)
+        rec[2:18] = os.urandom(16)
+        rec[18 : 18 + m] = raw
+        raw = None
+        for i in range(18 + m, 18 + m + p):
+            rec[i] = p
+        mv = memoryview(rec)
+        ct = mv[18 : 18 + m + p]
+        cryptolib.aes(self._tx_enc, 2, bytes(mv[2:18])).encrypt(ct, ct)
+        tag = self._tx_mac.digest(struct.pack(">QH", self.tx_seq, n), mv[2 : 18 + m + p])
+        rec[18 + m + p :] = tag
         self.tx_seq += 1
-        return hdr[8:] + iv + ct + tag
+        return rec
 
     def open(self, body):
         """Verify and decrypt one record body (length prefix removed); returns the JSON object.

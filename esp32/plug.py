@@ -21,11 +21,12 @@
 import asyncio
 import os
 import time
+from array import array
 
 import board
 import log
 import tuya
-from hubproto import E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
+from hubproto import E_BUSY, E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
 
 BUF_SIZE = const(512)  # plug frames are 100-300 B (micropython-esp32.md §1.3)
 CONNECT_MS = const(5000)
@@ -34,7 +35,34 @@ CONFIRM_MS = const(3000)
 WRITE_MS = const(5000)
 MAX_BACKOFF_S = const(60)
 
+# indexes into Plug._t (tick timestamps in one small int array instead of five attributes:
+# every attribute costs a slot in the instance's dict)
+_EXPECT_AT = const(0)
+_LAST_TX = const(1)
+_LAST_RX = const(2)
+_REFRESH_AT = const(3)
+_RETRY_AT = const(4)
+# indexes into the per-command list Plug._cmd
+_WANT = const(0)
+_GOT = const(1)
+_CONFIRM = const(2)
+_EVT = const(3)
+
 _MISSING = object()
+
+# Shared settings, set once by configure(): saves three attributes per plug.
+_hb_ms = 10000
+_refresh_ms = 30000
+_on_state = None
+
+
+def configure(heartbeat_s, refresh_s, on_state):
+    """Heartbeat and UPDATEDPS periods (s, 0 = no refresh) and the state callback
+    on_state(plug, changed_dps) shared by all plugs."""
+    global _hb_ms, _refresh_ms, _on_state
+    _hb_ms = heartbeat_s * 1000
+    _refresh_ms = refresh_s * 1000
+    _on_state = on_state
 
 
 class ConnLost(Exception):
@@ -45,14 +73,12 @@ class Plug:
     """State and connection of one plug.
 
     Read-only for other modules: id, name, ver, host, port, dps (DP id int -> value; use
-    dps_json() for string keys),
-    online (bool: connected and answered the first query), ts (unix time of the last DP
-    update or None), last_error (str or None)."""
+    dps_json() for string keys), online (bool: connected and answered the first query), ts
+    (unix time of the last DP update or None)."""
 
-    def __init__(self, cfg, on_state, heartbeat_s=10, refresh_s=30):
+    def __init__(self, cfg):
         self.id = cfg["id"]
         self.name = cfg["name"]
-        self.ver = cfg["ver"]
         self.host = cfg["host"]
         self.port = cfg["port"]
         # The codec holds the local key; neither it nor cfg["key"] is ever logged or sent.
@@ -60,66 +86,57 @@ class Plug:
         self.dps = {}
         self.online = False
         self.ts = None
-        self.last_error = None
-        self._on_state = on_state
-        self._hb_ms = heartbeat_s * 1000
-        self._refresh_ms = refresh_s * 1000
         self._buf = bytearray(BUF_SIZE)
         self._n = 0
         self._seq = 0
         self._w = None
         self._task = None  # the connection task, while connecting or connected
-        self._lock = asyncio.Lock()  # one command in flight
-        self._evt = None  # Event, only while a command waits
-        self._want = None  # commands a pending request waits for
-        self._got = None  # (cmd, retcode, obj, text) of the first matching frame
-        self._confirm = None  # DP values seen while set_dps() waits for its STATUS
-        self._expect = 0  # command whose reply the tick is waiting for (heartbeat, query)
-        self._expect_at = 0
-        self._last_tx = 0
-        self._last_rx = 0
-        self._refresh_at = 0
-        self._retry_at = time.ticks_ms()
-        self._backoff = 1
-        self._stopping = False
+        self._cmd = None  # [want, got, confirm, Event] while a command is in flight
+        self._expect = 0  # command whose reply tick() waits for (heartbeat, query)
+        self._t = array("i", (0, 0, 0, 0, time.ticks_ms()))
+        self._backoff = 1  # seconds; 0 once stopped
+
+    @property
+    def ver(self):
+        return self.codec.version
 
     # --- lifecycle ---------------------------------------------------------------------------
     def tick(self, now):
-        """Called by the hub about once a second (sync, no allocation when idle)."""
-        if self._stopping:
+        """Called by the hub twice a second (sync; allocates nothing when idle)."""
+        if not self._backoff:
             return
+        t = self._t
         if self._task is None:
-            if time.ticks_diff(now, self._retry_at) >= 0:
+            if time.ticks_diff(now, t[_RETRY_AT]) >= 0:
                 self._task = asyncio.create_task(self._connection())
             return
         if self._w is None or not self.online:
             return  # still connecting/negotiating: the connection task has its own timeouts
-        if self._expect and time.ticks_diff(now, self._expect_at) > REPLY_MS:
+        if self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > REPLY_MS:
             self._drop("no reply to cmd 0x%02x" % self._expect)
-        elif self._n and time.ticks_diff(now, self._last_rx) > REPLY_MS:
+        elif self._n and time.ticks_diff(now, t[_LAST_RX]) > REPLY_MS:
             self._drop("frame stalled mid-way")
-        elif self._lock.locked() or self._expect:
+        elif self._cmd is not None or self._expect:
             pass
-        elif time.ticks_diff(now, self._last_tx) >= self._hb_ms:
+        elif time.ticks_diff(now, t[_LAST_TX]) >= _hb_ms:
             self._expect = tuya.HEART_BEAT
-            self._expect_at = now
+            t[_EXPECT_AT] = now
             self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
-        elif self._refresh_ms and time.ticks_diff(now, self._refresh_at) >= 0:
-            self._refresh_at = time.ticks_add(now, self._refresh_ms)
+        elif _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
+            t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
             self._send(tuya.UPDATEDPS, self.codec.refresh_json())
 
     async def stop(self):
-        self._stopping = True
-        t = self._task
-        if t is not None:
-            t.cancel()
+        self._backoff = 0
+        task = self._task
+        if task is not None:
+            task.cancel()
             await asyncio.sleep_ms(0)  # let the cancelled task run its cleanup
         await self._close()
         self._set_online(False)
 
     def _drop(self, why):
         log.info("plug", "%s dropping connection: %s" % (self.id, why))
-        self.last_error = why
         if self._task is not None:
             self._task.cancel()
 
@@ -136,31 +153,33 @@ class Plug:
     def _set_online(self, online):
         if self.online != online:
             self.online = online
-            self._on_state(self, {})
+            _on_state(self, {})
 
     # --- the connection task -----------------------------------------------------------------
     async def _connection(self):
         self._n = 0
         self._expect = 0
         ok = False
+        t = self._t
         try:
             r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port),
                                              CONNECT_MS)
             self._w = w
-            self._last_rx = time.ticks_ms()
-            if self.codec.needs_session:
-                await self._negotiate(r)
+            t[_LAST_RX] = time.ticks_ms()
             c = self.codec
+            if c.needs_session:
+                await self._negotiate(r)
             self._expect = c.query_cmd
-            self._expect_at = time.ticks_ms()
+            t[_EXPECT_AT] = time.ticks_ms()
             self._send(c.query_cmd, c.query_json(board.unix_time()))
-            # The first answer must come within REPLY_MS (tick() does not run before online).
+            # The first answer must come within REPLY_MS (tick() does not watch before online).
             fr = await self._read_frame(r, REPLY_MS)
-            self._refresh_at = time.ticks_add(time.ticks_ms(), 2000)
+            t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
             self._set_online(True)
             ok = True
             self._backoff = 1
             self._on_frame(fr)
+            fr = None
             mv = memoryview(self._buf)
             while True:
                 if self._n >= BUF_SIZE:
@@ -169,21 +188,23 @@ class Plug:
                 if not k:
                     raise ConnLost("closed by plug")
                 self._n += k
-                self._last_rx = time.ticks_ms()
+                t[_LAST_RX] = time.ticks_ms()
                 self._parse()
         except asyncio.CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame: reconnect
-            self.last_error = "%s %s" % (type(e).__name__, e)
-            log.info("plug", "%s connection ended: %s" % (self.id, self.last_error))
+            log.info("plug", "%s connection ended: %s %s" % (self.id, type(e).__name__, e))
         await self._close()
         self._set_online(False)
-        if self._evt is not None:
-            self._evt.set()
-        if not ok:
-            self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
-        delay = self._backoff * 1000 + (os.urandom(1)[0] * self._backoff * 250) // 256
-        self._retry_at = time.ticks_add(time.ticks_ms(), delay)
+        cmd = self._cmd
+        if cmd is not None and cmd[_EVT] is not None:
+            cmd[_EVT].set()
+        b = self._backoff
+        if b:
+            if not ok:
+                self._backoff = b = min(b * 2, MAX_BACKOFF_S)
+            t[_RETRY_AT] = time.ticks_add(time.ticks_ms(),
+                                          b * 1000 + (os.urandom(1)[0] * b * 250) // 256)
         self._task = None
 
     async def _read_frame(self, r, ms):
@@ -229,28 +250,33 @@ class Plug:
                 self._merge(dps)
         if cmd == self._expect or (self._expect == self.codec.query_cmd and cmd == tuya.STATUS):
             self._expect = 0
-        if self._want is not None and self._got is None and cmd in self._want:
-            self._got = (cmd, ret, obj, text)
-        if self._evt is not None:
-            self._evt.set()
+        c = self._cmd
+        if c is not None:
+            if c[_GOT] is None and c[_WANT] and cmd in c[_WANT]:
+                c[_GOT] = (cmd, ret, obj, text)
+            if c[_EVT] is not None:
+                c[_EVT].set()
 
     def _merge(self, dps):
         # DP ids are kept as small ints: an int key costs nothing on the heap, a str key ~48 B
         # (measured on the unix port: 240 B instead of 944 B for a plug's 11 DPs).
         changed = {}
+        mine = self.dps
         for k in dps:
             v = dps[k]
             ik = int(k) if k.isdigit() else k
-            if self.dps.get(ik, _MISSING) != v:
+            if mine.get(ik, _MISSING) != v:
                 changed[k] = v
-                self.dps[ik] = v
-        if self._confirm is not None:
-            for k in self._confirm:
+                mine[ik] = v
+        c = self._cmd
+        if c is not None and c[_CONFIRM] is not None:
+            conf = c[_CONFIRM]
+            for k in conf:
                 if k in dps:
-                    self._confirm[k] = dps[k]
+                    conf[k] = dps[k]
         self.ts = board.unix_time()
         if changed:
-            self._on_state(self, changed)
+            _on_state(self, changed)
 
     def dps_json(self):
         """The DPs with string keys, as JSON wants them (a new, short-lived dict)."""
@@ -278,7 +304,7 @@ class Plug:
         if w is None:
             raise ConnLost("not connected")
         w.write(frame)
-        self._last_tx = time.ticks_ms()
+        self._t[_LAST_TX] = time.ticks_ms()
         # MicroPython's Stream.write sends at once when it can; whatever the socket did not
         # take stays in out_buf until drain() (CPython streams buffer internally).
         if getattr(w, "out_buf", None):
@@ -294,78 +320,76 @@ class Plug:
         self._seq = (self._seq + 1) & 0x7FFFFFFF
         self._write(self.codec.encode(self._seq, cmd, text))
 
-    async def _wait(self, pred, ms):
+    async def _wait(self, c, pred, ms):
         """Wait until pred() is true; TimeoutError after `ms`, ConnLost if the link dies."""
         end = time.ticks_add(time.ticks_ms(), ms)
-        self._evt = evt = asyncio.Event()
-        try:
-            while not pred():
-                if self._w is None:
-                    raise ConnLost(self.last_error or "connection lost")
-                rem = time.ticks_diff(end, time.ticks_ms())
-                if rem <= 0:
-                    raise asyncio.TimeoutError()
-                evt.clear()
-                try:
-                    await asyncio.wait_for_ms(evt.wait(), rem)
-                except asyncio.TimeoutError:
-                    pass
-        finally:
-            self._evt = None
+        c[_EVT] = evt = asyncio.Event()
+        while not pred():
+            if self._w is None:
+                raise ConnLost("connection lost")
+            rem = time.ticks_diff(end, time.ticks_ms())
+            if rem <= 0:
+                raise asyncio.TimeoutError()
+            evt.clear()
+            try:
+                await asyncio.wait_for_ms(evt.wait(), rem)
+            except asyncio.TimeoutError:
+                pass
 
-    async def _request(self, cmd, text, want, ms=REPLY_MS):
-        """Send and wait for the first frame whose command is in `want` (caller holds the lock)."""
-        self._want = want
-        self._got = None
-        try:
-            self._send(cmd, text)
-            await self._wait(lambda: self._got is not None, ms)
-            return self._got
-        finally:
-            self._want = None
+    async def _request(self, c, cmd, text, want):
+        """Send and wait for the first frame whose command is in `want`."""
+        c[_WANT] = want
+        c[_GOT] = None
+        self._send(cmd, text)
+        await self._wait(c, lambda: c[_GOT] is not None, REPLY_MS)
+        c[_WANT] = None
+        return c[_GOT]
 
     async def set_dps(self, dps):
         """Send a CONTROL and return the DP values the plug confirmed.
 
-        Raises HubErr(offline | timeout | device_error)."""
-        if not self.online:
+        One command at a time per plug: a second one waits up to REPLY_MS for the first.
+        Raises HubErr(offline | busy | timeout | device_error)."""
+        end = time.ticks_add(time.ticks_ms(), REPLY_MS)
+        while self._cmd is not None:
+            if time.ticks_diff(end, time.ticks_ms()) <= 0:
+                raise HubErr(E_BUSY, "plug busy with another command")
+            await asyncio.sleep_ms(50)
+        if not self.online or self._w is None:
             raise HubErr(E_OFFLINE, "plug not connected")
-        c = self.codec
-        async with self._lock:
-            if not self.online or self._w is None:
-                raise HubErr(E_OFFLINE, "plug not connected")
-            confirm = {}
-            for k in dps:
-                confirm[k] = _MISSING
-            self._confirm = confirm
-            try:
-                got = await self._request(c.control_cmd, c.control_json(dps, board.unix_time()),
-                                          (c.control_cmd,))
-                if got[1] != 0:
-                    msg = got[3] if isinstance(got[3], (bytes, bytearray)) else b""
-                    raise HubErr(E_DEVICE, "retcode %d %s" % (got[1], msg.decode()[:64]))
+        confirm = {}
+        for k in dps:
+            confirm[k] = _MISSING
+        self._cmd = c = [None, None, confirm, None]
+        co = self.codec
+        try:
+            got = await self._request(c, co.control_cmd, co.control_json(dps, board.unix_time()),
+                                      (co.control_cmd,))
+            if got[1] != 0:
+                msg = got[3] if isinstance(got[3], (bytes, bytearray)) else b""
+                raise HubErr(E_DEVICE, "retcode %d %s" % (got[1], msg.decode()[:64]))
 
-                def done():
-                    for k in confirm:
-                        if confirm[k] is _MISSING:
-                            return False
-                    return True
-
-                try:
-                    await self._wait(done, CONFIRM_MS)
-                except asyncio.TimeoutError:
-                    # No STATUS with every DP: ask for the full state instead.
-                    await self._request(c.query_cmd, c.query_json(board.unix_time()),
-                                        (c.query_cmd, tuya.STATUS))
-                out = {}
+            def done():
                 for k in confirm:
-                    if confirm[k] is not _MISSING:
-                        out[k] = confirm[k]
-                return out
+                    if confirm[k] is _MISSING:
+                        return False
+                return True
+
+            try:
+                await self._wait(c, done, CONFIRM_MS)
             except asyncio.TimeoutError:
-                self._drop("command timed out")
-                raise HubErr(E_TIMEOUT, "no answer from plug")
-            except ConnLost:
-                raise HubErr(E_OFFLINE, "connection lost")
-            finally:
-                self._confirm = None
+                # No STATUS with every DP: ask for the full state instead.
+                await self._request(c, co.query_cmd, co.query_json(board.unix_time()),
+                                    (co.query_cmd, tuya.STATUS))
+            out = {}
+            for k in confirm:
+                if confirm[k] is not _MISSING:
+                    out[k] = confirm[k]
+            return out
+        except asyncio.TimeoutError:
+            self._drop("command timed out")
+            raise HubErr(E_TIMEOUT, "no answer from plug")
+        except ConnLost:
+            raise HubErr(E_OFFLINE, "connection lost")
+        finally:
+            self._cmd = None

@@ -3,18 +3,23 @@
 # One reader (the connection handler) and one writer task per client; messages are sealed
 # when queued, so sequence numbers follow the order on the wire.
 import asyncio
+import gc
 import struct
 
 import board
 import log
 import hubproto
-from hubproto import (E_BAD_REQUEST, E_BUSY, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError)
+from hubproto import E_BAD_REQUEST, E_BUSY, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError
 
 HANDSHAKE_MS = const(5000)
 IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
 BODY_MS = const(5000)
 MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
-MAX_INFLIGHT = const(16)  # concurrent set/remove requests per client
+# Requests that wait on a plug (set, remove) run as tasks; at most MAX_ACTIVE at a time for
+# the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached the
+# client's records are simply not read until a slot frees (TCP backpressure), so nothing is
+# refused and the heap stays bounded.
+MAX_ACTIVE = const(2)
 MAX_PENALTY_MS = const(8000)
 
 
@@ -30,7 +35,6 @@ class Client:
         self.ev = asyncio.Event()
         self.task = None
         self.writer_task = None
-        self.inflight = 0
         self.closed = False
 
     def send(self, obj):
@@ -83,6 +87,7 @@ class Server:
         self.clients = []  # authenticated clients
         self._conns = 0  # open connections, authenticated or not
         self._fails = 0
+        self._active = 0
         self._srv = None
 
     def client_count(self):
@@ -146,18 +151,25 @@ class Server:
             log.info("srv", "%s authenticated" % peer)
             self.clients.append(c)
             c.writer_task = asyncio.create_task(c.writer())
-            hello = self.hub.inventory()
+            hello = self.hub.hub_info()
             hello["t"] = "hello"
-            c.send(hello)
+            self.hub.send_inventory(c, hello)
+            hello = None
             while not c.closed:
+                while self._active >= MAX_ACTIVE:
+                    await asyncio.sleep_ms(20)
                 body = await self._read_record(r, IDLE_MS, hubproto.MAX_RECORD)
                 self._dispatch(c, c.ch.open(body))
+                body = None
         except asyncio.CancelledError:
             pass
         except ProtoError as e:
             log.warn("srv", "%s protocol error: %s; closing" % (peer, e))
         except (EOFError, OSError, asyncio.TimeoutError) as e:
             log.info("srv", "%s disconnected (%s)" % (peer, type(e).__name__))
+        except Exception as e:  # noqa: BLE001 - a bug must not kill the server
+            log.error("srv", "%s dropped after internal error %s: %s" % (peer, type(e).__name__,
+                                                                         e))
         finally:
             c.closed = True
             self._conns -= 1
@@ -182,7 +194,7 @@ class Server:
             if t == "ping":
                 c.send(_ok(rid, {"time": board.unix_time()}))
             elif t == "inventory":
-                c.send(_ok(rid, self.hub.inventory()))
+                self.hub.send_inventory(c, _ok(rid, self.hub.hub_info()))
             elif t == "health":
                 c.send(_ok(rid, self.hub.health()))
             elif t == "add":
@@ -197,11 +209,7 @@ class Server:
             c.send(_err(rid, e.code, e.msg))
 
     def _spawn(self, c, rid, coro):
-        if c.inflight >= MAX_INFLIGHT:
-            coro.close()
-            c.send(_err(rid, E_BUSY, "too many requests in flight"))
-            return
-        c.inflight += 1
+        self._active += 1
         asyncio.create_task(self._run(c, rid, coro))
 
     async def _run(self, c, rid, coro):
@@ -209,11 +217,13 @@ class Server:
             c.send(_ok(rid, await coro))
         except HubErr as e:
             c.send(_err(rid, e.code, e.msg))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - MemoryError included: report, keep serving
+            coro = None
+            gc.collect()
             log.error("srv", "request failed: %s %s" % (type(e).__name__, e))
             c.send(_err(rid, E_INTERNAL, type(e).__name__))
         finally:
-            c.inflight -= 1
+            self._active -= 1
 
 
 def _peer(w):

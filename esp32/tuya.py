@@ -8,13 +8,12 @@
 #
 # Sans-I/O: nothing here touches sockets; plug.py owns the connection.
 import binascii
-import hashlib
 import json
 import struct
 
 import cryptolib
 
-from hmacsha import HmacKey, hmac_sha256, equal
+from hmacsha import equal
 
 PREFIX_55AA = const(0x000055AA)
 SUFFIX_55AA = const(0x0000AA55)
@@ -157,7 +156,7 @@ def parse_55aa(buf, n, mac_key=None):
 
 
 # --- payload codecs per protocol version -------------------------------------------------------
-def _dumps(obj):
+def dumps(obj):
     # No spaces: some devices ignore payloads with spaces (§2.8, tinytuya generate_payload).
     return json.dumps(obj, separators=(",", ":"))
 
@@ -184,13 +183,13 @@ class Codec33:
 
     def control_json(self, dps, t):
         d = self.dev_id
-        return '{"devId":"%s","uid":"%s","t":"%d","dps":%s}' % (d, d, t, _dumps(dps))
+        return '{"devId":"%s","uid":"%s","t":"%d","dps":%s}' % (d, d, t, dumps(dps))
 
     def heartbeat_json(self):
         return '{"gwId":"%s","devId":"%s"}' % (self.dev_id, self.dev_id)
 
     def refresh_json(self, dp_ids=REFRESH_DPS):
-        return '{"dpId":%s}' % _dumps(list(dp_ids))
+        return '{"dpId":%s}' % dumps(list(dp_ids))
 
     def encrypt_payload(self, cmd, raw):
         ct = ecb_encrypt(self.key, pad(raw))
@@ -235,103 +234,18 @@ class Codec33:
         return obj, raw
 
 
-class Codec31(Codec33):
-    """Protocol 3.1: only CONTROL is encrypted, as "3.1" + md5 signature + base64(ECB) (§2.2);
-    queries and heartbeats travel as plaintext JSON."""
-
-    version = "3.1"
-
-    def encrypt_payload(self, cmd, raw):
-        if cmd != CONTROL:
-            return raw
-        b64 = binascii.b2a_base64(ecb_encrypt(self.key, pad(raw)))[:-1]  # drop the newline
-        sig = binascii.hexlify(hashlib.md5(b"data=" + b64 + b"||lpv=3.1||" + self.key).digest())
-        return b"3.1" + sig[8:24] + b64
-
-    def decrypt_payload(self, payload):
-        if payload[:3] == b"3.1":
-            try:
-                ct = binascii.a2b_base64(payload[19:])
-            except ValueError:
-                raise FrameError("bad base64")
-            return unpad(ecb_decrypt(self.key, ct))
-        return payload
-
-
-class Codec34(Codec33):
-    """Protocol 3.4 (§2.5, §2.7): HMAC-SHA256 frame trailer; the version header goes INSIDE
-    the ECB ciphertext; CONTROL_NEW/DP_QUERY_NEW with the "protocol":5 wrapper; a session key
-    negotiated on every new connection (0x03/0x04/0x05) before anything else."""
-
-    version = "3.4"
-    query_cmd = DP_QUERY_NEW
-    control_cmd = CONTROL_NEW
-    needs_session = True
-
-    def __init__(self, dev_id, local_key):
-        Codec33.__init__(self, dev_id, local_key)
-        self.real_key = local_key
-        self.reset()
-
-    def reset(self):
-        """Back to the real local key (a new TCP connection always renegotiates, §2.7)."""
-        self.key = self.real_key
-        self.mac_key = HmacKey(self.real_key)
-        self._nonce = None
-
-    def query_json(self, t):
-        return "{}"
-
-    def control_json(self, dps, t):
-        return '{"protocol":5,"t":%d,"data":{"dps":%s}}' % (t, _dumps(dps))
-
-    def encrypt_payload(self, cmd, raw):
-        if cmd not in NO_HEADER_CMDS:
-            raw = b"3.4" + bytes(12) + raw
-        return ecb_encrypt(self.key, pad(raw))
-
-    def decrypt_payload(self, payload):
-        if not payload:
-            return b""
-        raw = unpad(ecb_decrypt(self.key, payload))
-        if raw[:3] == b"3.4":
-            raw = raw[15:]
-        return raw
-
-    def neg_start(self, seqno, nonce):
-        """SESS_KEY_NEG_START frame carrying our 16-byte random nonce (step 1, §2.7)."""
-        self.reset()
-        self._nonce = nonce
-        return pack_55aa(seqno, SESS_KEY_NEG_START, ecb_encrypt(self.key, pad(nonce)),
-                         self.mac_key)
-
-    def neg_finish(self, seqno, payload):
-        """Check the device's SESS_KEY_NEG_RESP payload (retcode removed) and return the
-        SESS_KEY_NEG_FINISH frame; switches this codec to the session key. Raises FrameError
-        when the device did not prove knowledge of the local key (wrong key)."""
-        raw = unpad(ecb_decrypt(self.real_key, payload))
-        if len(raw) < 48 or self._nonce is None:
-            raise FrameError("short negotiation reply")
-        dev_nonce = raw[:16]
-        if not equal(raw[16:48], hmac_sha256(self.real_key, self._nonce)):
-            raise FrameError("device proof mismatch (wrong local key?)")
-        frame = pack_55aa(seqno, SESS_KEY_NEG_FINISH,
-                          ecb_encrypt(self.real_key, pad(hmac_sha256(self.real_key, dev_nonce))),
-                          self.mac_key)
-        x = bytes(a ^ b for a, b in zip(self._nonce, dev_nonce))
-        sk = ecb_encrypt(self.real_key, x)  # session key: ECB(real key, nc XOR nd), no padding
-        self.key = sk
-        self.mac_key = HmacKey(sk)
-        self._nonce = None
-        return frame
-
-
 def make_codec(version, dev_id, local_key):
-    """Codec for protocol `version` ("3.1", "3.3" or "3.4"); local_key as 16 bytes."""
+    """Codec for protocol `version` ("3.1", "3.3" or "3.4"); local_key as 16 bytes.
+
+    3.1 and 3.4 live in their own modules, imported only when a plug needs them."""
     if version == "3.3":
         return Codec33(dev_id, local_key)
     if version == "3.1":
+        from tuya31 import Codec31
+
         return Codec31(dev_id, local_key)
     if version == "3.4":
+        from tuya34 import Codec34
+
         return Codec34(dev_id, local_key)
     raise ValueError("unsupported protocol version")

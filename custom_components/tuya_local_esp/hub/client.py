@@ -90,8 +90,7 @@ class StateUpdate:
 class HubHealth:
     """Hub health snapshot.
 
-    Heap figures in bytes after a garbage collection (``heap_peak``: peak allocation since boot,
-    ``None`` where the firmware build does not track it), uptime in seconds, Wi-Fi RSSI in dBm
+    Heap figures in bytes after a garbage collection, uptime in seconds, Wi-Fi RSSI in dBm
     (``None`` when unknown), ``time`` the hub clock in Unix seconds.
     """
 
@@ -104,7 +103,6 @@ class HubHealth:
     clients: int
     time: int
     time_synced: bool
-    heap_peak: int | None = None
 
 
 def _plug(data: JsonObject) -> PlugState:
@@ -120,18 +118,23 @@ def _plug(data: JsonObject) -> PlugState:
     )
 
 
-def _inventory(data: JsonObject) -> Inventory:
+def _inventory(data: JsonObject, plugs: dict[str, PlugState]) -> Inventory:
+    """Build an inventory from hub fields and the "plug" messages that preceded them (§7.1)."""
     try:
-        return Inventory(
+        count = int(data.get("plugs", len(plugs)))
+        inventory = Inventory(
             hub_id=str(data["hub_id"]),
             firmware=str(data.get("fw", "")),
             protocol=int(data.get("proto", 1)),
             time=int(data.get("time", 0)),
             max_plugs=int(data.get("max_plugs", 0)),
-            plugs={p.device_id: p for p in (_plug(x) for x in data.get("plugs", []))},
+            plugs=dict(plugs),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise HubProtocolError(f"malformed inventory: {err!r}") from err
+    if count != len(plugs):
+        raise HubProtocolError(f"inventory announced {count} plugs, received {len(plugs)}")
+    return inventory
 
 
 class _Connection:
@@ -205,6 +208,7 @@ class HubClient:
         self.backoff_max = backoff_max
         self._conn: _Connection | None = None
         self._inventory: Inventory | None = None
+        self._staged: dict[str, PlugState] = {}
         self._next_rid = 1
         self._pending: dict[int, asyncio.Future[JsonObject]] = {}
         self._state_cbs: list[StateCallback] = []
@@ -253,7 +257,9 @@ class HubClient:
                 reader, writer = await asyncio.open_connection(self.host, self.port)
                 try:
                     conn = await self._handshake(reader, writer)
-                    hello = await conn.recv()
+                    staged: dict[str, PlugState] = {}
+                    while (hello := await conn.recv()).get("t") != "hello":
+                        self._stage(staged, hello)
                 except BaseException:
                     writer.close()
                     raise
@@ -261,10 +267,11 @@ class HubClient:
             raise HubTimeoutError(f"no answer from hub {self.host}:{self.port}") from err
         except OSError as err:
             raise HubConnectionError(f"cannot connect to {self.host}:{self.port}: {err}") from err
-        if hello.get("t") != "hello":
+        try:
+            inventory = _inventory(hello, staged)
+        except HubProtocolError:
             await conn.close()
-            raise HubProtocolError("hub did not start with hello")
-        inventory = _inventory(hello)
+            raise
         self._inventory = inventory
         self._conn = conn
         conn.task = asyncio.create_task(self._read_loop(conn), name=f"hub {self.host} reader")
@@ -400,9 +407,31 @@ class HubClient:
                 _LOGGER.exception("hub connection callback failed")
 
     # --- incoming messages -------------------------------------------------------------------
+    @staticmethod
+    def _stage(staged: dict[str, PlugState], msg: JsonObject) -> None:
+        """Apply a message received while an inventory is being collected."""
+        kind = msg.get("t")
+        try:
+            if kind == "plug":
+                plug = _plug(msg)
+                staged[plug.device_id] = plug
+            elif kind == "state" and (old := staged.get(str(msg["id"]))) is not None:
+                staged[old.device_id] = _apply(old, msg)
+            elif kind == "removed":
+                staged.pop(str(msg["id"]), None)
+        except (KeyError, TypeError, ValueError) as err:
+            raise HubProtocolError(f"malformed {kind} message: {err!r}") from err
+
     def _handle(self, msg: JsonObject) -> None:
         kind = msg.get("t")
-        if kind == "result":
+        if kind in ("plug", "removed"):
+            # Snapshots of an inventory being sent, or a plug added/removed (by any client).
+            self._stage(self._staged, msg)
+            if self._inventory is not None:
+                plugs = dict(self._inventory.plugs)
+                self._stage(plugs, msg)
+                self._inventory = _replace_plugs(self._inventory, plugs)
+        elif kind == "result":
             fut = self._pending.pop(msg.get("rid", -1), None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
@@ -412,9 +441,9 @@ class HubClient:
             _LOGGER.warning("hub %s reported %s: %s", self.host, msg.get("err"), msg.get("msg"))
             if msg.get("err") == "busy":
                 raise HubConnectionError(f"hub busy: {msg.get('msg')}")
-        elif kind in ("hello", "inventory"):
-            # "inventory" is pushed after a plug was added or removed (by any client).
-            self._inventory = _inventory(msg)
+        elif kind == "hello":
+            self._inventory = _inventory(msg, self._staged)
+            self._staged = {}
         else:
             _LOGGER.debug("ignoring hub message type %r", kind)
 
@@ -429,20 +458,12 @@ class HubClient:
         except KeyError, TypeError, ValueError:
             _LOGGER.warning("malformed state push from hub %s", self.host)
             return
+        if update.device_id in self._staged:
+            self._staged[update.device_id] = _apply(self._staged[update.device_id], msg)
         inv = self._inventory
         if inv is not None and update.device_id in inv.plugs:
-            old = inv.plugs[update.device_id]
             plugs = dict(inv.plugs)
-            plugs[update.device_id] = PlugState(
-                device_id=old.device_id,
-                name=old.name,
-                version=old.version,
-                host=old.host,
-                port=old.port,
-                online=update.online,
-                dps={**old.dps, **update.dps},
-                updated=update.timestamp if update.dps else old.updated,
-            )
+            plugs[update.device_id] = _apply(inv.plugs[update.device_id], msg)
             self._inventory = _replace_plugs(inv, plugs)
         for cb in list(self._state_cbs):
             try:
@@ -476,7 +497,11 @@ class HubClient:
 
     async def refresh_inventory(self) -> Inventory:
         """Ask the hub for its inventory again; returns it (also kept in :attr:`inventory`)."""
-        self._inventory = _inventory(await self._request("inventory"))
+        self._staged = {}
+        data = await self._request("inventory")
+        # The hub sends one "plug" message per plug before the result (§7.1).
+        self._inventory = _inventory(data, self._staged)
+        self._staged = {}
         return self._inventory
 
     async def set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
@@ -541,10 +566,24 @@ class HubClient:
                 clients=int(data["clients"]),
                 time=int(data["time"]),
                 time_synced=bool(data["time_synced"]),
-                heap_peak=None if data.get("heap_peak") is None else int(data["heap_peak"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise HubProtocolError(f"malformed health reply: {err!r}") from err
+
+
+def _apply(p: PlugState, msg: JsonObject) -> PlugState:
+    """A plug after a state push (changed DPs merged, online flag and timestamp updated)."""
+    dps = dict(msg.get("dps") or {})
+    return PlugState(
+        device_id=p.device_id,
+        name=p.name,
+        version=p.version,
+        host=p.host,
+        port=p.port,
+        online=bool(msg.get("online", False)),
+        dps={**p.dps, **dps},
+        updated=int(msg.get("ts") or 0) if dps else p.updated,
+    )
 
 
 def _offline(p: PlugState) -> PlugState:
