@@ -55,7 +55,7 @@ from .const import (
     VERSIONS,
     Command,
 )
-from .crypto import GCM_IV_LEN, GCM_TAG_LEN, ecb_decrypt, ecb_encrypt, gcm_decrypt
+from .crypto import BLOCK, GCM_IV_LEN, GCM_TAG_LEN, ecb_decrypt, ecb_encrypt, gcm_decrypt
 from .errors import TuyaProtocolError
 from .frame import HEADER_55AA_LEN, HEADER_6699_LEN, SUFFIX_LEN, crc32, pack_55aa, pack_6699
 
@@ -222,21 +222,50 @@ def _decode_55aa(data: bytes) -> DiscoveryPacket:
     if int.from_bytes(data[end : end + 4], "big") != crc32(data[:end]):
         raise TuyaDiscoveryError("55AA CRC32 mismatch")
     body = data[HEADER_55AA_LEN:end]
-    retcode: int | None = None
-    if body[:1] != b"{":
-        # device packets carry a retcode (0) before the payload (spec §3 table; tinytuya's
-        # decrypt_udp always strips it); tolerate bare plaintext JSON without one
-        if len(body) < _RETCODE_LEN:
-            raise TuyaDiscoveryError("55AA frame without payload")
-        retcode = int.from_bytes(body[:_RETCODE_LEN], "big")
-        body = body[_RETCODE_LEN:]
+    if len(body) <= _RETCODE_LEN and body[:1] != b"{":
+        raise TuyaDiscoveryError("55AA frame without payload")
+    retcode, encrypted, payload = _55aa_payload(body)
+    return DiscoveryPacket(cmd, False, encrypted, retcode, payload)
+
+
+def _55aa_payload(body: bytes) -> tuple[int | None, bool, dict[str, Any]]:
+    """Interpret a 55AA body as ``(retcode, encrypted, JSON object)``.
+
+    Device broadcasts carry a retcode (0) before an ECB ciphertext or plaintext JSON (spec §3
+    table; tinytuya's ``decrypt_udp`` always strips it), while frames packed like a client's
+    (tinytuya ``pack_message``) have none. The readings are tried in this order and the first that
+    yields a JSON object wins: JSON, retcode + JSON, retcode + ECB, ECB. A wrong reading that passes
+    PKCS#7 *and* JSON parsing is practically impossible.
+
+    Raises:
+        TuyaDiscoveryError: no reading works (the error of the first applicable one).
+
+    """
+    retcode = int.from_bytes(body[:_RETCODE_LEN], "big")
+    rest = body[_RETCODE_LEN:]
+    readings: list[tuple[int | None, bool, bytes]] = []
     if body[:1] == b"{":
-        return DiscoveryPacket(cmd, False, False, retcode, _json_object(body))
-    try:
-        plain = ecb_decrypt(UDP_KEY, body)
-    except TuyaProtocolError as err:
-        raise TuyaDiscoveryError(f"55AA payload does not decrypt: {err}") from None
-    return DiscoveryPacket(cmd, False, True, retcode, _json_object(plain))
+        readings.append((None, False, body))
+    if rest[:1] == b"{":
+        readings.append((retcode, False, rest))
+    if rest and len(rest) % BLOCK == 0:
+        readings.append((retcode, True, rest))
+    if len(body) % BLOCK == 0:
+        readings.append((None, True, body))
+    errors: list[TuyaDiscoveryError] = []
+    for code, encrypted, data in readings:
+        try:
+            plain = ecb_decrypt(UDP_KEY, data) if encrypted else data
+        except TuyaProtocolError as err:
+            errors.append(TuyaDiscoveryError(f"55AA payload does not decrypt: {err}"))
+            continue
+        try:
+            return code, encrypted, _json_object(plain)
+        except TuyaDiscoveryError as err:
+            errors.append(err)
+    if errors:
+        raise errors[0]
+    raise TuyaDiscoveryError("55AA payload is neither JSON nor whole AES blocks")
 
 
 def _decode_6699(data: bytes) -> DiscoveryPacket:
@@ -482,8 +511,10 @@ def source_ip_for(target: str, port: int = PORT_APP) -> str | None:
     """The local IPv4 address the kernel would send from to reach ``target`` (no packet sent).
 
     Used to fill the ``ip`` of a REQ_DEVINFO request when the caller gives none. Returns None when
-    there is no route (or ``target`` is not numeric).
+    there is no route or ``target`` is not a numeric IPv4 address (no DNS lookup is made).
     """
+    if _ipv4(target) is None:
+        return None
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
@@ -653,6 +684,7 @@ class DiscoveryListener:
         if not self._bound:
             _LOGGER.error("Tuya discovery: no UDP port could be bound, listening for nothing")
         if self.request_interval is not None and self.request_targets:
+            self.send_request()  # the first one at once, without blocking
             self._requester = asyncio.create_task(
                 self._request_loop(self.request_interval), name="tuya discovery requests"
             )
@@ -735,8 +767,8 @@ class DiscoveryListener:
     # ---------------------------------------------------------------- internals
     async def _request_loop(self, interval: float) -> None:
         while True:
-            self.send_request()
             await asyncio.sleep(interval)
+            self.send_request()
 
     def _datagram(self, data: bytes, source_ip: str, port: int) -> None:
         self.stats.received += 1
