@@ -388,3 +388,23 @@ async def test_countdown_toggles_relay() -> None:
     assert dps_of(fired) == {"1": False, "9": 0, "18": 0, "19": 0}
     assert 0.8 <= elapsed <= 3
     assert plug.dps["1"] is False
+
+
+async def test_v32_tinytuya_polls_with_null_dps() -> None:
+    """tinytuya treats 3.2 as device22: it finds the DPs with CONTROL_NEW null reads (spec §2.3)."""
+    async with new_plug("3.2", load_w=200.0) as plug:
+
+        def session() -> tuple[str, Any, Any, Any]:
+            dev = client(plug)  # set_version(3.2) already talks to the device: not in the loop
+            try:
+                return dev.dev_type, dev.status(), dev.turn_on(), dev.updatedps([18, 19, 20])
+            finally:
+                dev.close()
+
+        dev_type, status, on, refreshed = await in_thread(session)
+    assert dev_type == "device22"
+    assert set(dps_of(status)) == set(plug.dps)
+    assert dps_of(on)["1"] is True
+    assert 1500 <= dps_of(refreshed)["19"] <= 2500
+    assert 0x0A not in plug.stats.commands  # never a DP_QUERY
+    assert plug.stats.commands.count(0x07) == 1
