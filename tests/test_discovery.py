@@ -263,7 +263,7 @@ def test_discovered_device_is_hashable_value() -> None:
     assert a == b
     assert hash(a) == hash(b)
     assert a is not None
-    assert a.key == (INFO["gwId"], INFO["ip"], "3.3", INFO["productKey"])
+    assert a.identity == (INFO["gwId"], INFO["ip"], "3.3", INFO["productKey"])
     assert "payload" not in repr(a)
 
 
@@ -715,6 +715,21 @@ async def test_start_stop_lifecycle() -> None:
     for port in ports:  # really closed: the ports can be bound exclusively again
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
             again.bind(("0.0.0.0", port))
+
+
+async def test_blocked_sockets_do_not_break_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Home Assistant's test harness raises RuntimeError on a blocked connect: still no raise."""
+    from custom_components.tuya_local_esp.tuya import discovery
+
+    def blocked(*_: Any) -> str:
+        raise RuntimeError("socket blocked")
+
+    monkeypatch.setattr(discovery, "source_ip_for", blocked)
+    lst = DiscoveryListener(ports=(0,), request_interval=10, request_targets=[("10.0.0.255", 9)])
+    await lst.start()
+    assert lst.running
+    assert lst.stats.send_errors == 1
+    await lst.stop()
 
 
 async def test_send_errors_are_counted_not_raised() -> None:

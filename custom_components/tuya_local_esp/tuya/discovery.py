@@ -169,7 +169,7 @@ class DiscoveredDevice:
         return ":".join(tail[i : i + 2] for i in range(0, 12, 2))
 
     @property
-    def key(self) -> tuple[str, str, str, str | None]:
+    def identity(self) -> tuple[str, str, str, str | None]:
         """The fields whose change matters: ``(device_id, ip, version, product_key)``."""
         return (self.device_id, self.ip, self.version, self.product_key)
 
@@ -710,8 +710,8 @@ class DiscoveryListener:
     def send_request(self) -> int:
         """Send one REQ_DEVINFO request to every target now; returns how many were sent.
 
-        Send errors (no route, broadcast refused) are logged at DEBUG and counted in
-        :attr:`stats`; they are never raised.
+        Send errors (no route, broadcast refused, a test harness blocking sockets) are logged at
+        DEBUG and counted in :attr:`stats`; they are never raised.
         """
         sent = 0
         if self._sender is None:
@@ -722,12 +722,12 @@ class DiscoveryListener:
                 self.stats.send_errors += 1
                 return 0
         for address, port in self.request_targets:
-            client_ip = self.client_ip or source_ip_for(address, port)
             try:
+                client_ip = self.client_ip or source_ip_for(address, port)
                 if client_ip is None:
                     raise OSError(errno.ENETUNREACH, "no route to the request target")
                 self._sender.sendto(encode_discovery_request(client_ip), (address, port))
-            except (OSError, ValueError) as err:
+            except Exception as err:  # a background sender must never raise
                 self.stats.send_errors += 1
                 _LOGGER.debug("Tuya discovery: request to %s:%d failed: %s", address, port, err)
                 continue
@@ -786,7 +786,7 @@ class DiscoveryListener:
         self.stats.devices += 1
         now = time.monotonic()
         seen = self._seen.get(device.device_id)
-        changed = seen is None or seen.device.key != device.key
+        changed = seen is None or seen.device.identity != device.identity
         if seen is None:
             self._seen[device.device_id] = SeenDevice(device, now, now)
         else:
