@@ -544,7 +544,12 @@ async def test_silent_35_plug_answers_requests_by_unicast(
 ) -> None:
     plug = make_plug("3.5")
     caster = PlugBroadcaster(
-        plug, silent=True, request_port=0, reply_port=listener.bound_ports[2], interval=0.05
+        plug,
+        address=LOOPBACK_BROADCAST,
+        silent=True,
+        request_port=0,
+        reply_port=listener.bound_ports[2],
+        interval=0.05,
     )
     async with caster:
         listener.request_targets = ((LOOPBACK_BROADCAST, caster.request_port),)
@@ -559,10 +564,58 @@ async def test_silent_35_plug_answers_requests_by_unicast(
     assert listener.stats.requests_sent == 1
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_silent_plugs_and_listener_share_one_port_on_one_host() -> None:
+    """The dev setup: HA's listener and silent simulated plugs all on UDP "7000" of one host.
+
+    The plugs bind the broadcast address, so every unicast answer reaches the listener's wildcard
+    socket (two wildcard SO_REUSEPORT sockets would split unicast traffic between them).
+    """
+    port = free_udp_port()
+    lst = DiscoveryListener(
+        ports=(port,),
+        request_interval=None,
+        request_targets=[(LOOPBACK_BROADCAST, port)],
+        client_ip="127.0.0.1",
+    )
+    plugs = [make_plug("3.5", i) for i in range(3)]
+    casters = [
+        PlugBroadcaster(
+            plug, address=LOOPBACK_BROADCAST, silent=True, request_port=port, reply_port=port
+        )
+        for plug in plugs
+    ]
+    for caster in casters:
+        await caster.start()
+    await lst.start()
+    try:
+        assert lst.bound_ports == [port]
+        for round_ in range(1, 4):
+            assert lst.send_request() == 1
+            await until(
+                lambda r=round_: (
+                    len(lst.devices) == 3 and all(s.packets >= r for s in lst.devices.values())
+                )
+            )
+    finally:
+        await lst.stop()
+        for caster in casters:
+            await caster.stop()
+    assert all(c.request_bind == LOOPBACK_BROADCAST for c in casters)
+    assert [c.stats.answers for c in casters] == [3, 3, 3]
+    assert lst.stats.app_requests == 3  # our own requests, looped back and ignored
+    assert sorted(lst.devices) == sorted(p.device_id for p in plugs)
+
+
 async def test_periodic_requests_wake_a_silent_plug() -> None:
     """The listener's own request timer (no explicit send) reaches the plug; client ip derived."""
     async with PlugBroadcaster(
-        make_plug("3.5"), silent=True, request_port=0, reply_port=0
+        make_plug("3.5"), address=LOOPBACK_BROADCAST, silent=True, request_port=0, reply_port=0
     ) as caster:
         lst = DiscoveryListener(
             ports=(0,),
@@ -781,7 +834,9 @@ async def test_simulator_broadcast_on_the_wire_decoded_by_tinytuya(
 
 
 async def test_silent_plug_ignores_garbage_and_device_packets() -> None:
-    async with PlugBroadcaster(make_plug("3.5"), silent=True, request_port=0) as caster:
+    async with PlugBroadcaster(
+        make_plug("3.5"), silent=True, request_port=0, request_bind="0.0.0.0"
+    ) as caster:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
             tx.sendto(b"junk", ("127.0.0.1", caster.request_port))
             tx.sendto(encode_broadcast(info_for("3.3"), "3.3"), ("127.0.0.1", caster.request_port))
@@ -837,6 +892,11 @@ def test_cli_options_build_broadcasters() -> None:
         (True, 16667, LOOPBACK_BROADCAST, 2.0),
     ]
     assert (casters[1].request_port, casters[1].reply_port) == (17000, 17001)
+    assert casters[1].request_bind == LOOPBACK_BROADCAST
+    bound = broadcasters_from_args(
+        parser.parse_args(["--silent", "--request-bind", "0.0.0.0"]), plugs
+    )
+    assert bound[0].request_bind == "0.0.0.0"
     silent_only = broadcasters_from_args(parser.parse_args(["--silent"]), plugs)
     assert [c.plug.version for c in silent_only] == ["3.5"]
 

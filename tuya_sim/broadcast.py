@@ -82,7 +82,11 @@ class PlugBroadcaster:
             ``request_port`` by unicast to ``request ip``:``reply_port``.
         request_port: UDP port listened on in silent mode (0: any free one, see
             :attr:`request_port`).
-        request_bind: address the request socket binds (wildcard, to receive broadcasts).
+        request_bind: address the request socket binds; default ``address``. Bound to the
+            broadcast address it receives the broadcast requests but no unicast, so a discovery
+            listener on the same host and port (Home Assistant next to the simulator) still gets
+            every unicast answer; with two wildcard SO_REUSEPORT sockets Linux would hand each
+            sender's unicast to just one of them. Pass ``"0.0.0.0"`` to accept unicast requests.
         reply_port: destination port of the answers.
         ip: the ``ip`` announced; default the plug's host, or for a wildcard host the address the
             kernel routes ``address`` from.
@@ -101,7 +105,7 @@ class PlugBroadcaster:
         port_encrypted: int = PORT_ENCRYPTED,
         silent: bool = False,
         request_port: int = PORT_APP,
-        request_bind: str = "0.0.0.0",
+        request_bind: str | None = None,
         reply_port: int = PORT_APP,
         ip: str | None = None,
         product_key: str | None = None,
@@ -114,7 +118,7 @@ class PlugBroadcaster:
         )
         self.silent = silent
         self._request_port = request_port
-        self.request_bind = request_bind
+        self.request_bind = address if request_bind is None else request_bind
         self.reply_port = reply_port
         self.ip = ip
         self.product_key = product_key or product_key_for(plug.device_id)
@@ -269,6 +273,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--request-port", type=int, default=PORT_APP, help="UDP (default 7000)")
     group.add_argument("--reply-port", type=int, default=PORT_APP, help="UDP (default 7000)")
+    group.add_argument(
+        "--request-bind",
+        metavar="ADDR",
+        help="address the silent plugs' request socket binds (default: the --broadcast address)",
+    )
 
 
 def broadcasters_from_args(
@@ -293,6 +302,7 @@ def broadcasters_from_args(
                 port_encrypted=args.broadcast_port_encrypted,
                 silent=silent,
                 request_port=args.request_port,
+                request_bind=args.request_bind,
                 reply_port=args.reply_port,
             )
         )
