@@ -158,7 +158,11 @@ class Hub:
             board.wdt_feed()
             now = time.ticks_ms()
             for p in self.plugs.values():
-                p.tick(now)
+                try:
+                    p.tick(now)
+                except Exception as e:  # noqa: BLE001 - one plug must not stop the others
+                    log.error("hub", "tick %s: %s %s" % (p.id, type(e).__name__, e))
+                    p._drop("tick failed")
             if n % 120 == 0:
                 board.uptime_s()
                 gc.collect()

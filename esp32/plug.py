@@ -137,8 +137,9 @@ class Plug:
 
     def _drop(self, why):
         log.info("plug", "%s dropping connection: %s" % (self.id, why))
-        if self._task is not None:
-            self._task.cancel()
+        t = self._task
+        if t is not None and t is not asyncio.current_task():
+            t.cancel()
 
     async def _close(self):
         w = self._w
@@ -194,18 +195,22 @@ class Plug:
             pass
         except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame: reconnect
             log.info("plug", "%s connection ended: %s %s" % (self.id, type(e).__name__, e))
-        await self._close()
-        self._set_online(False)
-        cmd = self._cmd
-        if cmd is not None and cmd[_EVT] is not None:
-            cmd[_EVT].set()
-        b = self._backoff
-        if b:
-            if not ok:
-                self._backoff = b = min(b * 2, MAX_BACKOFF_S)
-            t[_RETRY_AT] = time.ticks_add(time.ticks_ms(),
-                                          b * 1000 + (os.urandom(1)[0] * b * 250) // 256)
-        self._task = None
+        try:
+            await self._close()
+            cmd = self._cmd
+            if cmd is not None and cmd[_EVT] is not None:
+                cmd[_EVT].set()
+            self._set_online(False)
+        except Exception as e:  # noqa: BLE001 - e.g. MemoryError while notifying HA
+            log.error("plug", "%s cleanup: %s" % (self.id, type(e).__name__))
+        finally:
+            b = self._backoff
+            if b:
+                if not ok:
+                    self._backoff = b = min(b * 2, MAX_BACKOFF_S)
+                t[_RETRY_AT] = time.ticks_add(time.ticks_ms(),
+                                              b * 1000 + (os.urandom(1)[0] * b * 250) // 256)
+            self._task = None
 
     async def _read_frame(self, r, ms):
         """Read until one frame is complete (used before the main loop). A timeout cancels

@@ -45,6 +45,12 @@ class Client:
         except ValueError:
             log.warn("srv", "%s message too large, dropped" % self.peer)
             return
+        except MemoryError:
+            # A lost push would leave HA out of date: drop the client instead; it reconnects
+            # and receives a fresh inventory.
+            log.error("srv", "%s out of memory sealing a message; disconnecting" % self.peer)
+            self.kill()
+            return
         self.out_bytes += len(rec)
         if self.out_bytes > MAX_OUT:
             log.warn("srv", "%s not reading, disconnecting" % self.peer)
@@ -72,7 +78,9 @@ class Client:
     def kill(self):
         if not self.closed:
             self.closed = True
-            if self.task is not None:
+            # MicroPython cannot cancel the running task; the handler then sees `closed`
+            # when the current dispatch returns.
+            if self.task is not None and self.task is not asyncio.current_task():
                 self.task.cancel()
 
 

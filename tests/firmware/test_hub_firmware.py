@@ -97,8 +97,9 @@ async def test_plug_offline_and_back(hub_factory) -> None:
             await client.close()
 
 
-async def test_protocol_34_plug(hub_factory) -> None:
-    async with running_plugs(1, version="3.4") as sims:
+@pytest.mark.parametrize("version", ["3.1", "3.4"])
+async def test_other_protocol_versions(hub_factory, version: str) -> None:
+    async with running_plugs(1, version=version) as sims:
         hub = hub_factory(plugs=[plug_record(sims[0])])
         await hub.start()
         client = hub.client()
@@ -106,11 +107,54 @@ async def test_protocol_34_plug(hub_factory) -> None:
             await client.connect()
             dev = sims[0].device_id
             await wait_for(lambda: client.inventory.plugs[dev].online)
+            assert client.inventory.plugs[dev].version == version
             want = not sims[0].dps["1"]
             assert await client.set_dps(dev, {"1": want}) == {"1": want}
             assert sims[0].dps["1"] is want
         finally:
             await client.close()
+
+
+async def test_heartbeat_keeps_link_and_updatedps_refreshes_power(hub_factory) -> None:
+    """Plug drops clients idle for 2.5 s and reports power only when asked with UPDATEDPS."""
+    async with running_plugs(1, idle_timeout=2.5, power_needs_updatedps=True) as sims:
+        hub = hub_factory(plugs=[plug_record(sims[0])], heartbeat_s=1, refresh_s=1)
+        await hub.start()
+        client = hub.client()
+        try:
+            await client.connect()
+            dev = sims[0].device_id
+            await wait_for(lambda: client.inventory.plugs[dev].online)
+            assert await client.set_dps(dev, {"1": True}) == {"1": True}
+            # power (DP 19, W x 10) appears only through the periodic UPDATEDPS refresh
+            await wait_for(lambda: client.inventory.plugs[dev].dps.get("19", 0) > 0, within=5)
+            await asyncio.sleep(3)  # longer than the plug's idle timeout
+            assert sims[0].stats.idle_drops == 0
+            assert sims[0].stats.accepted == 1
+            assert 0x12 in sims[0].stats.commands
+            assert 0x09 in sims[0].stats.commands
+        finally:
+            await client.close()
+
+
+async def test_wrong_local_key_stays_offline(hub_factory) -> None:
+    async with running_plugs(1) as sims:
+        rec = plug_record(sims[0])
+        rec["key"] = "wrongkey12345678"
+        hub = hub_factory(plugs=[rec])
+        await hub.start()
+        client = hub.client()
+        try:
+            await client.connect()
+            dev = sims[0].device_id
+            await hub.wait_log(f"{dev} connection ended", within=10)
+            assert not client.inventory.plugs[dev].online
+            with pytest.raises(HubCommandError) as err:
+                await client.set_dps(dev, {"1": True})
+            assert err.value.code == "offline"
+        finally:
+            await client.close()
+        hub.assert_no_secrets(["wrongkey12345678"])
 
 
 async def test_wrong_secret_rejected_and_slowed_down(hub_factory) -> None:
