@@ -11,6 +11,7 @@ import pytest
 from custom_components.tuya_local_esp.hub import (
     HubAuthError,
     HubCommandError,
+    HubConnectionError,
     StateUpdate,
 )
 from custom_components.tuya_local_esp.hub.protocol import ClientHandshake, RecordReader
@@ -318,3 +319,20 @@ async def test_add_remove_plug_persisted(hub_factory) -> None:
             assert inv.plugs[sims[1].device_id].name == "Added " + sims[1].device_id[-4:]
         finally:
             await client.close()
+
+
+async def test_client_limit(hub_factory) -> None:
+    hub = hub_factory(max_clients=1)
+    await hub.start()
+    first = hub.client()
+    try:
+        await first.connect()
+        with pytest.raises(HubConnectionError, match="busy"):
+            await hub.client().connect()
+        assert await first.ping() >= 0
+    finally:
+        await first.close()
+    second = hub.client()
+    await wait_for(lambda: "disconnected" in hub.log())
+    await second.connect()
+    await second.close()

@@ -259,6 +259,11 @@ class HubClient:
                     conn = await self._handshake(reader, writer)
                     staged: dict[str, PlugState] = {}
                     while (hello := await conn.recv()).get("t") != "hello":
+                        if hello.get("t") == "error":
+                            raise HubConnectionError(
+                                f"hub refused the connection: {hello.get('err')} "
+                                f"({hello.get('msg')})"
+                            )
                         self._stage(staged, hello)
                 except BaseException:
                     writer.close()
