@@ -13,6 +13,8 @@ import pytest_socket
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.tuya_local_esp import discovery
+from custom_components.tuya_local_esp.tuya import client as tuya_client
 from custom_components.tuya_local_esp.const import DOMAIN
 from tuya_sim import SimulatedPlug
 
@@ -27,6 +29,15 @@ def load_vectors(name: str) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let Home Assistant load custom_components/ in every test."""
+
+
+@pytest.fixture(autouse=True)
+def discovery_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The integration's discovery listens on free ports and asks only 127.0.0.1."""
+    monkeypatch.setattr(discovery, "LISTEN_PORTS", (0, 0, 0))
+    # loopback plugs answer in microseconds; a silent one should not cost 2 s per version
+    monkeypatch.setattr(tuya_client, "PROBE_TIMEOUT", 0.5)
+    monkeypatch.setenv(discovery.TARGETS_ENV, "127.0.0.1")
 
 
 @pytest.fixture(autouse=True)

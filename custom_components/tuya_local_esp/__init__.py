@@ -5,12 +5,24 @@ from __future__ import annotations
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.typing import ConfigType
 
+from .const import DOMAIN
 from .coordinator import DirectPlugCoordinator, PlugCoordinator
+from .discovery import async_get_discovery
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 PLATFORMS = [Platform.SENSOR, Platform.SWITCH]
 
 type TuyaLocalConfigEntry = ConfigEntry[PlugCoordinator]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Start the shared LAN discovery of plugs (in the background)."""
+    await async_get_discovery(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -> bool:

@@ -21,6 +21,7 @@ from homeassistant.helpers.selector import (
 )
 
 from .const import (
+    AUTO_VERSION,
     CONF_DETECTED_VERSION,
     CONF_DEVICE_ID,
     CONF_DP_IDS,
@@ -99,6 +100,10 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
 
     VERSION = 1
 
+    def __init__(self) -> None:
+        """Start with nothing discovered."""
+        self._discovered: dict[str, Any] = {}
+
     async def _validate(self, user_input: dict[str, Any]) -> dict[str, str]:
         """Normalise ``user_input`` in place and probe the plug; return the errors.
 
@@ -145,6 +150,58 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=self.add_suggested_values_to_schema(
                 _plug_schema(user_input or {}, with_device_id=True), user_input
             ),
+            errors=errors,
+        )
+
+    async def async_step_integration_discovery(
+        self, discovery_info: dict[str, Any]
+    ) -> ConfigFlowResult:
+        """A plug announced itself on the LAN (see ``discovery.py``)."""
+        await self.async_set_unique_id(discovery_info[CONF_DEVICE_ID])
+        self._abort_if_unique_id_configured(updates={CONF_HOST: discovery_info[CONF_HOST]})
+        self._discovered = discovery_info
+        self.context["title_placeholders"] = {
+            "device_id": discovery_info[CONF_DEVICE_ID],
+            "host": discovery_info[CONF_HOST],
+        }
+        return await self.async_step_discovery_confirm()
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask only for the local key (and a name) of a discovered plug."""
+        found = self._discovered
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                CONF_HOST: found[CONF_HOST],
+                CONF_PORT: DEFAULT_PORT,
+                CONF_DEVICE_ID: found[CONF_DEVICE_ID],
+                CONF_LOCAL_KEY: user_input[CONF_LOCAL_KEY],
+                CONF_PROTOCOL_VERSION: AUTO_VERSION,
+                CONF_DETECTED_VERSION: found.get("version"),
+            }
+            errors = await self._validate(data)
+            if not errors:
+                name = user_input.get(CONF_NAME) or DEFAULT_NAME
+                return self.async_create_entry(
+                    title=name, data={**data, CONF_NAME: name, CONF_TRANSPORT: TRANSPORT_DIRECT}
+                )
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_LOCAL_KEY): TextSelector(
+                        TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                    ),
+                    vol.Optional(CONF_NAME, default=DEFAULT_NAME): TextSelector(),
+                }
+            ),
+            description_placeholders={
+                "device_id": found[CONF_DEVICE_ID],
+                "host": found[CONF_HOST],
+                "version": str(found.get("version")),
+            },
             errors=errors,
         )
 

@@ -145,9 +145,10 @@ class TuyaDevice:
         self._tasks: set[asyncio.Task[None]] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._wake = asyncio.Event()
         self._closing = False
         self._tcp_opened = False
-        self._answer_timeout = timeout
+        self._probe_timeout: float | None = None
         #: Frames dropped because they failed integrity checks (diagnostics).
         self.bad_frames = 0
         #: Number of successful (re)connections.
@@ -204,6 +205,17 @@ class TuyaDevice:
                 await self._supervisor
             self._supervisor = None
         await self._drop(TuyaConnectionError("client closed"))
+
+    def set_host(self, host: str) -> None:
+        """Point the client at a new address (the plug moved); reconnects there at once.
+
+        A live connection to the old address is kept until it fails.
+        """
+        if host == self.host:
+            return
+        _LOGGER.info("%s moved to %s", self.device_id, host)
+        self.host = host
+        self._wake.set()
 
     async def wait_connected(self, within: float | None = None) -> None:
         """Wait until the connection is up.
@@ -352,7 +364,7 @@ class TuyaDevice:
     async def _open_version(self, *, probe: bool = False) -> None:
         """Open, negotiate and check the key; on failure everything is closed again."""
         self._tcp_opened = False
-        self._answer_timeout = min(self.timeout, PROBE_TIMEOUT) if probe else self.timeout
+        self._probe_timeout = min(self.timeout, PROBE_TIMEOUT) if probe else None
         self._codec = MessageCodec(self.version, self._key)
         self._parser = FrameParser()
         try:
@@ -380,7 +392,7 @@ class TuyaDevice:
             await self._drop(TuyaConnectionError("connection setup failed"))
             raise
         finally:
-            self._answer_timeout = self.timeout
+            self._probe_timeout = None
         self.connect_count += 1
         self._connected.set()
         self._spawn(self._keepalive())
@@ -436,11 +448,15 @@ class TuyaDevice:
                 await self._wait_disconnected()
                 delay = self.reconnect_min
                 continue
+            self._wake.clear()
             try:
                 await self._open()
             except TuyaError as err:
                 _LOGGER.debug("reconnect to %s failed: %s", self.device_id, err)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                # back off, unless set_host() gives a new address to try at once
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):
+                        await self._wake.wait()
                 delay = min(delay * 2, self.reconnect_max)
 
     async def _wait_disconnected(self) -> None:
@@ -572,17 +588,18 @@ class TuyaDevice:
             TuyaDeviceError: the device answered with a non-zero retcode (``check_retcode``).
 
         """
+        wait = self._probe_timeout or self.timeout
         async with self._lock:
             future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
             self._pending = (expect, -1, future)
             try:
                 seqno = await self._send(cmd, payload)
                 self._pending = (expect, seqno, future)
-                async with asyncio.timeout(self._answer_timeout):
+                async with asyncio.timeout(wait):
                     msg = await future
             except TimeoutError:
                 raise TuyaTimeoutError(
-                    f"no answer to command 0x{cmd:02x} within {self._answer_timeout} s"
+                    f"no answer to command 0x{cmd:02x} within {wait} s"
                 ) from None
             finally:
                 self._pending = None
