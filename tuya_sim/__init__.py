@@ -4,7 +4,8 @@ Not shipped to users (HACS copies only ``custom_components/``). Reuses the integ
 library in the device role; see :mod:`tuya_sim.server` for the reproduced plug behaviour.
 """
 
+from .broadcast import PlugBroadcaster
 from .plug import PlugModel, default_dps
 from .server import PlugStats, SimulatedPlug
 
-__all__ = ["PlugModel", "PlugStats", "SimulatedPlug", "default_dps"]
+__all__ = ["PlugBroadcaster", "PlugModel", "PlugStats", "SimulatedPlug", "default_dps"]
