@@ -223,10 +223,22 @@ class MessageCodec:
         if v >= 3.4:
             return self._strip_header(ecb_decrypt(self._key_for(cmd), body))
         if v >= 3.2:
-            body = self._strip_header(body)
-            if not body or body[:1] == b"{":
-                return body  # empty ACK, or a plaintext reply some firmware sends
-            return ecb_decrypt(self.local_key, body)
+            # The clear "3.x" header is 15 bytes and AES-ECB output a multiple of 16, so a header
+            # is present iff the length is 15 mod 16. A ciphertext may itself start with b"{" or
+            # b"3." (its first block is constant per device id and key, so for about 1 device in
+            # 256 every reply would be misread): decrypt first, and fall back to plaintext only in
+            # the client role and only when the bytes do not decrypt.
+            if len(body) % 16 == 15:
+                body = self._strip_header(body)
+            if not body:
+                return body  # empty ACK
+            try:
+                return ecb_decrypt(self.local_key, body)
+            except TuyaProtocolError:
+                plain = self._strip_header(body)
+                if self.role == "client" and plain[:1] == b"{":
+                    return plain  # a plaintext reply some firmware sends
+                raise
         # 3.1
         if body[:3] == b"3.1":
             b64 = body[3 + _V31_SIG_LEN :]
