@@ -9,7 +9,8 @@ import time
 import board
 import log
 import plug
-from hubproto import E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_STORAGE, E_UNKNOWN_DEVICE, HubErr
+from hubproto import (E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_NO_TIME, E_STORAGE, E_UNKNOWN_DEVICE,
+                      HubErr)
 
 FW_VERSION = "0.1.0"
 
@@ -111,6 +112,10 @@ class Hub:
             v = dps[k]
             if not k.isdigit() or not (v is None or isinstance(v, (bool, int, str))):
                 raise HubErr(E_BAD_REQUEST, "bad dp %s" % k)
+        if not board.time_synced():
+            # Plugs ignore commands whose "t" is far from real time (design notes); before NTP
+            # the ESP32 clock reads 2000-01-01.
+            raise HubErr(E_NO_TIME, "hub clock not set (NTP)")
         return {"id": dev_id, "dps": await p.set_dps(dps)}
 
     # --- snapshots -------------------------------------------------------------------------
@@ -166,8 +171,9 @@ class Hub:
             if n % 120 == 0:
                 board.uptime_s()
                 gc.collect()
-            if n % 7200 == 3600 and self.cfg.get("ntp_host") is not False:
-                board.ntp_sync(self.cfg.get("ntp_host"))
+            if self.cfg.get("ntp_host") is not False and (
+                    n % 7200 == 3600 or (n % 120 == 60 and not board.time_synced())):
+                board.ntp_sync(self.cfg.get("ntp_host"))  # hourly; each minute until synced
             n += 1
             await asyncio.sleep_ms(500)
 

@@ -32,6 +32,7 @@ E_DEVICE = "device_error"
 E_STORAGE = "storage"
 E_BUSY = "busy"
 E_INTERNAL = "internal"
+E_NO_TIME = "no_time"
 
 
 class ProtoError(Exception):

@@ -513,7 +513,8 @@ class HubClient:
         """Set DPs of a plug; return the values the plug confirmed (DP id -> value).
 
         Waits for the plug's ACK and STATUS through the hub. Raises :class:`HubCommandError`
-        (``unknown_device``, ``offline``, ``timeout``, ``device_error``, ``bad_request``),
+        (``unknown_device``, ``offline``, ``timeout``, ``device_error``, ``bad_request``,
+        ``busy``, ``no_time`` while the hub clock is not set),
         :class:`HubTimeoutError`, :class:`HubConnectionError`.
         """
         data = await self._request("set", id=device_id, dps={str(k): v for k, v in dps.items()})
