@@ -1,4 +1,4 @@
-"""Regression tests for the 3.2/3.3 payload decoder (found while validating the simulator).
+"""Regression tests for the payload decoder (found while validating the simulator).
 
 Under AES-ECB the first ciphertext block depends only on the first 16 plaintext bytes, which for a
 device's replies (``{"devId":"bf01...``) are the same every time. For about one (device id, local
@@ -17,6 +17,7 @@ from custom_components.tuya_local_esp.tuya.errors import TuyaProtocolError
 from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, pack_55aa
 from custom_components.tuya_local_esp.tuya.message import MessageCodec, version_header
 from custom_components.tuya_local_esp.tuya.payload import dumps
+from custom_components.tuya_local_esp.tuya.session import ClientNegotiation, DeviceNegotiation
 
 DEVICE_ID = "bf0123456789abcdefgh"
 UNLUCKY_KEY = b"0000000000000316"
@@ -62,3 +63,28 @@ def test_plaintext_replies_still_accepted_by_the_client_only() -> None:
     # a device (the simulator) never accepts unencrypted JSON from a 3.3 client
     with pytest.raises(TuyaProtocolError):
         device.decode(one_frame(pack_55aa(3, Command.CONTROL, version_header("3.3") + REPLY)))
+
+
+@pytest.mark.parametrize("version", ["3.4", "3.5"])
+def test_negotiation_nonce_starting_like_a_header_is_kept(version: str) -> None:
+    """A random client nonce (or HMAC) beginning with b"3." is not a version header.
+
+    The decoder used to strip 15 bytes from it, failing one handshake in 65536.
+    """
+    key = b"0123456789abcdef"
+    client = MessageCodec(version, key)
+    device = MessageCodec(version, key, role="device")
+    client_neg = ClientNegotiation(version, key, client_nonce=b"3.4" + bytes(13))
+    device_neg = DeviceNegotiation(version, key)
+    start = device.decode(
+        one_frame(client.encode(1, Command.SESS_KEY_NEG_START, client_neg.start_payload))
+    )
+    assert start.payload == client_neg.start_payload
+    resp = client.decode(
+        one_frame(
+            device.encode(9, Command.SESS_KEY_NEG_RESP, device_neg.handle_start(start.payload))
+        )
+    )
+    finish = client_neg.handle_response(resp.payload)
+    got = device.decode(one_frame(client.encode(2, Command.SESS_KEY_NEG_FINISH, finish)))
+    assert device_neg.handle_finish(got.payload) == client_neg.session_key

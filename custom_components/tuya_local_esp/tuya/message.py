@@ -209,7 +209,9 @@ class MessageCodec:
         if expect_rc and len(plain) >= 4:
             retcode = int.from_bytes(plain[:4], "big")
             plain = plain[4:]
-        return Message(frame.seqno, frame.cmd, retcode, self._strip_header(plain))
+        if frame.cmd not in NEGOTIATION_CMDS:  # binary nonces/HMACs may start with b"3."
+            plain = self._strip_header(plain)
+        return Message(frame.seqno, frame.cmd, retcode, plain)
 
     def _strip_header(self, data: bytes) -> bytes:
         if len(data) >= VERSION_HEADER_LEN and data[:1] == b"3" and data[1:2] == b".":
@@ -221,7 +223,9 @@ class MessageCodec:
             return b""
         v = self._vnum
         if v >= 3.4:
-            return self._strip_header(ecb_decrypt(self._key_for(cmd), body))
+            plain = ecb_decrypt(self._key_for(cmd), body)
+            # binary nonces/HMACs of the negotiation may start with b"3.": never a header there
+            return plain if cmd in NEGOTIATION_CMDS else self._strip_header(plain)
         if v >= 3.2:
             # The clear "3.x" header is 15 bytes and AES-ECB output a multiple of 16, so a header
             # is present iff the length is 15 mod 16. A ciphertext may itself start with b"{" or
