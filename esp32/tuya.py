@@ -205,14 +205,26 @@ class Codec33:
         return parse_55aa(buf, n, self.mac_key)
 
     def decrypt_payload(self, payload):
-        # Device frames may carry a clear 15-byte source header "3.x"|crc|seq|src (§2.1).
-        if payload[:3] == b"3.3" or payload[:3] == b"3.2":
+        n = len(payload)
+        # Device frames may carry a clear 15-byte source header "3.x"|crc|seq|src (§2.1) before
+        # the ciphertext: only then is the length 15 mod 16 (a ciphertext may start with "3.3").
+        if n & 15 == 15 and (payload[:3] == b"3.3" or payload[:3] == b"3.2"):
             payload = payload[15:]
-        if not payload:
+            n -= 15
+        if not n:
             return b""
+        if not n & 15:
+            try:
+                return unpad(ecb_decrypt(self.key, payload))
+            except FrameError:
+                # Some firmware answers in clear; a ciphertext may also start with "{", so
+                # decryption is always tried first.
+                if payload[:1] == b"{":
+                    return payload
+                raise
         if payload[:1] == b"{":
-            return payload  # some firmware answers in clear
-        return unpad(ecb_decrypt(self.key, payload))
+            return payload
+        raise FrameError("payload is neither ciphertext nor JSON")
 
     def decode(self, payload):
         """Decode a device payload (retcode already removed).

@@ -163,3 +163,22 @@ def test_34_openhab_start_and_wrong_key():
     # The RESP in this file answers another nonce: its device proof must be refused.
     resp = _parse_all(h(v["vectors"][1]["frame_hex"]), c.mac_key)[0]
     raises(tuya.FrameError, c.neg_finish, 2, resp[3])
+
+
+def test_33_ciphertext_starting_with_brace_or_version():
+    # About 1 payload in 256 encrypts to a ciphertext whose first byte is "{": it must still be
+    # decrypted, not taken for clear JSON.
+    c = tuya.make_codec("3.3", DEV, KEY)
+    for t in range(T, T + 5000):
+        raw = ('{"t":' + str(t) + ',"dps":{"1":true}}').encode()  # t in the 1st ECB block
+        ct = tuya.ecb_encrypt(KEY, tuya.pad(raw))
+        if ct[:1] == b"{":
+            break
+    else:
+        raise AssertionError("no ciphertext starting with '{' found")
+    obj, _ = c.decode(ct)
+    eq(obj["t"], t)
+    obj, _ = c.decode(b"3.3" + bytes(12) + ct)  # with the clear source header
+    eq(obj["t"], t)
+    obj, _ = c.decode(b'{"dps":{"1":false}}')  # clear JSON (not a block multiple)
+    eq(obj["dps"], {"1": False})
