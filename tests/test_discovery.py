@@ -723,9 +723,11 @@ async def test_busy_port_is_skipped_not_raised(caplog: Any) -> None:
             await lst.stop()
         lonely = DiscoveryListener(ports=(port,), request_interval=None)
         await lonely.start()
+        assert lonely.running
         assert lonely.bound_ports == []
         assert "no UDP port could be bound" in caplog.text
         await lonely.stop()
+        assert not lonely.running
 
 
 async def test_shared_ports_with_reuse() -> None:

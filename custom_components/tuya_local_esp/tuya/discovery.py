@@ -588,6 +588,13 @@ class DiscoveryListener:
     callback are logged, never propagated. App requests (``"from": "app"``, including our own,
     looped back) and invalid datagrams are counted in :attr:`stats` and dropped.
 
+    Sharing: broadcasts reach every socket bound to the port, but a *unicast* datagram (the answer
+    of a silent 3.5 device) reaches only one socket of an SO_REUSEPORT group, so another program on
+    this host bound to the wildcard address on 7000 (tinytuya's scanner, say) may take some
+    answers. ``255.255.255.255`` leaves by the default route's interface only and fails
+    (ENETUNREACH, counted in ``send_errors``) on a host without default route: prefer the subnet
+    broadcast address of each interface. All ports are above 1024: no privileges needed.
+
     Args:
         callback: optional first subscriber (same as :meth:`subscribe`).
         bind_host: address to bind; ``"0.0.0.0"`` (default) is needed to receive broadcasts
@@ -628,12 +635,13 @@ class DiscoveryListener:
         self._sender: socket.socket | None = None
         self._requester: asyncio.Task[None] | None = None
         self._waiters: list[tuple[Callable[[DiscoveredDevice], bool], asyncio.Future[Any]]] = []
+        self._started = False
 
     # ---------------------------------------------------------------- public API
     @property
     def running(self) -> bool:
         """True between :meth:`start` and :meth:`stop`."""
-        return self._requester is not None or bool(self._transports)
+        return self._started
 
     @property
     def bound_ports(self) -> list[int]:
@@ -661,8 +669,9 @@ class DiscoveryListener:
         Never raises for a port that cannot be bound (logged at WARNING). Calling it again while
         running does nothing.
         """
-        if self.running:
+        if self._started:
             return
+        self._started = True
         loop = asyncio.get_running_loop()
         for port in self.ports:
             try:
@@ -691,6 +700,7 @@ class DiscoveryListener:
 
     async def stop(self) -> None:
         """Close every socket and stop the requests (idempotent). Pending waiters are cancelled."""
+        self._started = False
         task, self._requester = self._requester, None
         if task is not None:
             task.cancel()
