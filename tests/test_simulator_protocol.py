@@ -19,7 +19,7 @@ import pytest
 
 from custom_components.tuya_local_esp.tuya import crypto
 from custom_components.tuya_local_esp.tuya.const import Command
-from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame
+from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, pack_55aa
 from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
 from custom_components.tuya_local_esp.tuya.payload import (
     control_request,
@@ -397,3 +397,20 @@ async def test_push_shape_for_json_consumers() -> None:
         push = await cli.recv()
     assert b" " not in push.payload
     assert json.loads(push.payload)["dps"] == {"21": "off"}
+
+
+@pytest.mark.parametrize("version", ["3.1", "3.3"])
+async def test_unencrypted_control_is_ignored(version: str) -> None:
+    """CONTROL must be encrypted (3.1: signed base64; 3.3: AES) — plaintext JSON gets nothing."""
+    request = dumps(
+        {"devId": DEVICE_ID, "uid": DEVICE_ID, "t": str(int(time.time())), "dps": {"1": True}}
+    )
+    body = request if version == "3.1" else b"3.3" + bytes(12) + request
+    async with new_plug(version) as plug, RawClient(plug) as cli:
+        cli.writer.write(pack_55aa(1, Command.CONTROL, body))
+        assert await cli.silent(0.4)
+        assert plug.dps["1"] is False
+        assert plug.stats.bad_key == 1
+        if version == "3.1":  # while a plaintext 3.1 query is fine (spec §2.2)
+            cli.writer.write(pack_55aa(2, Command.DP_QUERY, dumps({"devId": DEVICE_ID})))
+            assert extract_dps((await cli.recv()).json())["1"] is False

@@ -495,6 +495,9 @@ class _Connection:
         if not self.ready and frame.cmd not in NEGOTIATION_CMDS:
             return True  # 3.4/3.5 before the handshake: silence
         try:
+            if self.vnum < 3.2 and frame.cmd == Command.CONTROL and frame.data[16:19] != b"3.1":
+                # 3.1 CONTROL must be signed and encrypted (spec §2.2); only queries are clear
+                raise TuyaError("unsigned 3.1 CONTROL")
             msg = self.codec.decode(frame)
         except TuyaError:
             self.plug.stats.bad_key += 1
