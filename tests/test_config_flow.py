@@ -30,6 +30,16 @@ def user_input(sim: SimulatedPlug, **overrides: Any) -> dict[str, Any]:
     return data
 
 
+async def start_plug_flow(hass: HomeAssistant) -> Any:
+    """Open the user flow and pick "plug" in its menu."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["plug", "hub"]
+    return await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "plug"}
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,9 +47,9 @@ def free_port() -> int:
 
 
 async def test_user_flow_creates_entry(hass: HomeAssistant, plug_sim: SimulatedPlug) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_plug_flow(hass)
     assert result["type"] is FlowResultType.FORM
-    assert result["step_id"] == "user"
+    assert result["step_id"] == "plug"
     assert result["errors"] == {}
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], user_input(plug_sim, host=" 127.0.0.1 ")
@@ -57,7 +67,7 @@ async def test_user_flow_creates_entry(hass: HomeAssistant, plug_sim: SimulatedP
 async def test_user_flow_cannot_connect_then_recovers(
     hass: HomeAssistant, plug_sim: SimulatedPlug
 ) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_plug_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], user_input(plug_sim, port=free_port())
     )
@@ -70,7 +80,7 @@ async def test_user_flow_cannot_connect_then_recovers(
 async def test_user_flow_wrong_key_then_recovers(
     hass: HomeAssistant, plug_sim: SimulatedPlug
 ) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_plug_flow(hass)
     with patch("custom_components.tuya_local_esp.config_flow.REQUEST_TIMEOUT", 0.5):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], user_input(plug_sim, local_key="fedcba9876543210")
@@ -85,7 +95,7 @@ async def test_user_flow_wrong_key_then_recovers(
 async def test_user_flow_malformed_key_then_recovers(
     hass: HomeAssistant, plug_sim: SimulatedPlug
 ) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_plug_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], user_input(plug_sim, local_key="tooshort")
     )
@@ -99,7 +109,7 @@ async def test_user_flow_malformed_key_then_recovers(
 async def test_user_flow_unknown_error_then_recovers(
     hass: HomeAssistant, plug_sim: SimulatedPlug
 ) -> None:
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_plug_flow(hass)
     with patch(
         "custom_components.tuya_local_esp.config_flow._probe", side_effect=RuntimeError("boom")
     ):
@@ -116,7 +126,7 @@ async def test_user_flow_already_configured(
     hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     mock_entry.add_to_hass(hass)
-    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await start_plug_flow(hass)
     result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(plug_sim))
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
@@ -157,7 +167,7 @@ async def test_user_flow_detects_the_version(hass: HomeAssistant) -> None:
     async with SimulatedPlug(
         device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.5", dps={"1": True}
     ) as sim:
-        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await start_plug_flow(hass)
         schema_version = next(k for k in result["data_schema"].schema if k == "protocol_version")
         assert schema_version.default() == "auto"
         result = await hass.config_entries.flow.async_configure(

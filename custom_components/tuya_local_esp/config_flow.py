@@ -6,12 +6,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import probatio as vol
-from homeassistant.config_entries import ConfigEntryState, ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
+from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     NumberSelector,
     NumberSelectorConfig,
     NumberSelectorMode,
+    SelectOptionDict,
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
@@ -19,25 +27,36 @@ from homeassistant.helpers.selector import (
     TextSelectorConfig,
     TextSelectorType,
 )
+from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 
 from .const import (
     AUTO_VERSION,
     CONF_DETECTED_VERSION,
     CONF_DEVICE_ID,
     CONF_DP_IDS,
+    CONF_HUB_ID,
     CONF_LOCAL_KEY,
+    CONF_PLUGS,
     CONF_PROTOCOL_VERSION,
+    CONF_SECRET,
     CONF_TRANSPORT,
+    DEFAULT_HUB_NAME,
+    DEFAULT_HUB_PORT,
     DEFAULT_NAME,
     DEFAULT_PORT,
     DEFAULT_VERSION,
     DOMAIN,
+    HUB_HOSTNAME_PREFIX,
+    HUB_PROTOCOL_VERSIONS,
     LOGGER,
     PROTOCOL_VERSIONS,
     REQUEST_TIMEOUT,
     TRANSPORT_DIRECT,
+    TRANSPORT_HUB,
 )
 from .coordinator import DirectPlugCoordinator
+from .hub import HubAuthError, HubClient, HubCommandError, HubError, Inventory
+from .hub_coordinator import HubCoordinator, plugs_record
 from .tuya import TuyaDevice, TuyaError, TuyaKeyError
 
 
@@ -133,6 +152,10 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         return errors
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose: a plug reached directly, or an ESP32 hub."""
+        return self.async_show_menu(step_id="user", menu_options=["plug", "hub"])
+
+    async def async_step_plug(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for host, device id, local key and protocol version."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -146,7 +169,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                     data={**user_input, CONF_NAME: name, CONF_TRANSPORT: TRANSPORT_DIRECT},
                 )
         return self.async_show_form(
-            step_id="user",
+            step_id="plug",
             data_schema=self.add_suggested_values_to_schema(
                 _plug_schema(user_input or {}, with_device_id=True), user_input
             ),
@@ -205,6 +228,81 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_hub(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the hub's host, port and secret; authenticate; add the hub and its plugs."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                CONF_HOST: str(user_input[CONF_HOST]).strip(),
+                CONF_PORT: int(user_input[CONF_PORT]),
+                CONF_SECRET: user_input[CONF_SECRET],
+            }
+            try:
+                inventory = await _probe_hub(data)
+            except HubAuthError:
+                errors["base"] = "invalid_auth"
+            except HubError as err:
+                LOGGER.debug("Hub at %s: %s", data[CONF_HOST], err)
+                errors["base"] = "cannot_connect"
+            except Exception:
+                LOGGER.exception("Unexpected error while connecting to the hub")
+                errors["base"] = "unknown"
+            else:
+                await self.async_set_unique_id(inventory.hub_id)
+                self._abort_if_unique_id_configured(
+                    updates={CONF_HOST: data[CONF_HOST], CONF_PORT: data[CONF_PORT]}
+                )
+                return self.async_create_entry(
+                    title=f"{DEFAULT_HUB_NAME} {inventory.hub_id}",
+                    data={
+                        **data,
+                        CONF_TRANSPORT: TRANSPORT_HUB,
+                        CONF_HUB_ID: inventory.hub_id,
+                        CONF_PLUGS: plugs_record(inventory),
+                    },
+                )
+        defaults = user_input or self._discovered
+        return self.async_show_form(
+            step_id="hub",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(
+                        CONF_HOST, default=defaults.get(CONF_HOST, vol.UNDEFINED)
+                    ): TextSelector(),
+                    vol.Required(
+                        CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_HUB_PORT)
+                    ): NumberSelector(
+                        NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+                    ),
+                    vol.Required(CONF_SECRET): TextSelector(
+                        TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                    ),
+                }
+            ),
+            errors=errors,
+        )
+
+    async def async_step_dhcp(self, discovery_info: DhcpServiceInfo) -> ConfigFlowResult:
+        """A hub named ``tuya-esp-hub-<hub id>`` joined the network (DHCP)."""
+        hub_id = discovery_info.hostname.lower().removeprefix(HUB_HOSTNAME_PREFIX)
+        await self.async_set_unique_id(hub_id)
+        self._abort_if_unique_id_configured(updates={CONF_HOST: discovery_info.ip})
+        self._discovered = {CONF_HOST: discovery_info.ip}
+        self.context["title_placeholders"] = {"device_id": hub_id, "host": discovery_info.ip}
+        return await self.async_step_hub()
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Hub entries manage the hub's plugs here."""
+        return HubOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
+        """Only hub entries have options: their plugs."""
+        return config_entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB
+
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -225,5 +323,136 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=_plug_schema(user_input or entry.data, with_device_id=False),
+            errors=errors,
+        )
+
+
+async def _probe_hub(data: Mapping[str, Any]) -> Inventory:
+    """Authenticate to the hub once and return its inventory.
+
+    Raises:
+        HubAuthError: wrong hub secret.
+        HubError: the hub cannot be reached or spoke nonsense.
+
+    """
+    client = HubClient(data[CONF_HOST], data[CONF_PORT], data[CONF_SECRET])
+    try:
+        return await client.connect()
+    finally:
+        await client.close()
+
+
+_HUB_ERRORS = {"exists": "already_on_hub", "limit": "hub_full", "bad_request": "invalid_plug"}
+
+
+class HubOptionsFlow(OptionsFlow):
+    """Add plugs to the hub or remove them; the hub stores them on its flash."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Choose what to do."""
+        return self.async_show_menu(step_id="init", menu_options=["add_plug", "remove_plug"])
+
+    def _coordinator(self) -> HubCoordinator | None:
+        entry = self.config_entry
+        coordinator = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
+        if isinstance(coordinator, HubCoordinator) and coordinator.hub_connected:
+            return coordinator
+        return None
+
+    async def async_step_add_plug(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Give the hub a plug: device id, local key, address, protocol version, name."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            key = str(user_input[CONF_LOCAL_KEY]).strip()
+            coordinator = self._coordinator()
+            if len(key) != 16 or not key.isascii():
+                errors[CONF_LOCAL_KEY] = "invalid_local_key"
+            elif coordinator is None:
+                errors["base"] = "cannot_connect"
+            else:
+                try:
+                    await coordinator.client.add_plug(
+                        str(user_input[CONF_DEVICE_ID]).strip(),
+                        key,
+                        str(user_input[CONF_HOST]).strip(),
+                        version=user_input[CONF_PROTOCOL_VERSION],
+                        name=user_input.get(CONF_NAME) or DEFAULT_NAME,
+                        port=int(user_input[CONF_PORT]),
+                    )
+                    await coordinator.async_refresh_inventory()
+                except HubCommandError as err:
+                    errors["base"] = _HUB_ERRORS.get(err.code, "cannot_connect")
+                except HubError:
+                    errors["base"] = "cannot_connect"
+                else:
+                    return self.async_create_entry(data={})
+        defaults = user_input or {}
+        return self.async_show_form(
+            step_id="add_plug",
+            data_schema=self.add_suggested_values_to_schema(
+                vol.Schema(
+                    {
+                        vol.Required(CONF_DEVICE_ID): TextSelector(),
+                        vol.Required(CONF_LOCAL_KEY): TextSelector(
+                            TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                        ),
+                        vol.Required(CONF_HOST): TextSelector(),
+                        vol.Required(CONF_PROTOCOL_VERSION, default="3.3"): SelectSelector(
+                            SelectSelectorConfig(
+                                options=HUB_PROTOCOL_VERSIONS,
+                                mode=SelectSelectorMode.DROPDOWN,
+                                translation_key=CONF_PROTOCOL_VERSION,
+                            )
+                        ),
+                        vol.Required(CONF_PORT, default=DEFAULT_PORT): NumberSelector(
+                            NumberSelectorConfig(
+                                min=1, max=65535, step=1, mode=NumberSelectorMode.BOX
+                            )
+                        ),
+                        vol.Optional(CONF_NAME, default=DEFAULT_NAME): TextSelector(),
+                    }
+                ),
+                {k: v for k, v in defaults.items() if k != CONF_LOCAL_KEY},
+            ),
+            errors=errors,
+        )
+
+    async def async_step_remove_plug(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Remove a plug from the hub."""
+        errors: dict[str, str] = {}
+        coordinator = self._coordinator()
+        if user_input is not None:
+            if coordinator is None:
+                errors["base"] = "cannot_connect"
+            else:
+                try:
+                    await coordinator.client.remove_plug(user_input[CONF_DEVICE_ID])
+                    await coordinator.async_refresh_inventory()
+                except HubError:
+                    errors["base"] = "cannot_connect"
+                else:
+                    return self.async_create_entry(data={})
+        plugs = self.config_entry.data.get(CONF_PLUGS, [])
+        if not plugs:
+            return self.async_abort(reason="no_plugs")
+        return self.async_show_form(
+            step_id="remove_plug",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_DEVICE_ID): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(value=p["id"], label=f"{p['name']} ({p['id']})")
+                                for p in plugs
+                            ],
+                            mode=SelectSelectorMode.LIST,
+                        )
+                    )
+                }
+            ),
             errors=errors,
         )

@@ -20,6 +20,21 @@ CONF_DETECTED_VERSION: Final = "detected_version"
 TRANSPORT_DIRECT: Final = "direct"
 TRANSPORT_HUB: Final = "hub"
 
+# ESP32 hub entries (docs/hub-protocol.md)
+CONF_SECRET: Final = "secret"  # noqa: S105 - the name of the field, not a secret
+CONF_HUB_ID: Final = "hub_id"
+#: Plugs of the hub's last inventory ``[{"id", "name", "ver"}]``: entities are created from it at
+#: start-up without waiting for the hub.
+CONF_PLUGS: Final = "plugs"
+DEFAULT_HUB_PORT: Final = 6670
+#: The hub's DHCP host name is this prefix + its hub id (``esp32/board.py``).
+HUB_HOSTNAME_PREFIX: Final = "tuya-esp-hub-"
+#: Protocol versions the hub firmware speaks.
+HUB_PROTOCOL_VERSIONS: Final = ["3.1", "3.3", "3.4"]
+DEFAULT_HUB_NAME: Final = "Tuya ESP32 hub"
+#: Hub health and inventory are polled this often; DP changes arrive as pushes.
+HUB_POLL_INTERVAL: Final = timedelta(seconds=60)
+
 DEFAULT_PORT: Final = 6668
 AUTO_VERSION: Final = "auto"
 DEFAULT_VERSION: Final = AUTO_VERSION

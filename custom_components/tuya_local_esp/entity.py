@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, override
 
+from homeassistant.const import EntityCategory
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import PlugCoordinator
+from .hub_coordinator import HubCoordinator
 
 
 class PlugEntity(CoordinatorEntity[PlugCoordinator]):
@@ -47,3 +49,16 @@ class PlugEntity(CoordinatorEntity[PlugCoordinator]):
     @override
     def available(self) -> bool:
         return self.coordinator.plug_online(self.device_id) and bool(self.dps)
+
+
+class HubEntity(CoordinatorEntity[HubCoordinator]):
+    """An entity of the hub device itself."""
+
+    _attr_has_entity_name = True
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+
+    def __init__(self, coordinator: HubCoordinator, key: str) -> None:
+        """Attach to the hub's device; ``key`` makes the unique id."""
+        super().__init__(coordinator)
+        self._attr_unique_id = f"{coordinator.hub_id}_{key}"
+        self._attr_device_info = DeviceInfo(identifiers={(DOMAIN, coordinator.hub_id)})

@@ -23,18 +23,24 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import (
+    SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+    EntityCategory,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
+    UnitOfInformation,
     UnitOfPower,
+    UnitOfTime,
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
 
 from . import TuyaLocalConfigEntry
 from .const import DP_CURRENT, DP_POWER, DP_VOLTAGE
 from .coordinator import PlugCoordinator
-from .entity import PlugEntity
+from .entity import HubEntity, PlugEntity
+from .hub_coordinator import HubCoordinator
 
 PARALLEL_UPDATES = 0
 
@@ -112,7 +118,76 @@ async def async_setup_entry(
         )
         if known is None or DP_POWER in known:
             entities.append(PlugEnergySensor(coordinator, device_id))
+    if isinstance(coordinator, HubCoordinator):
+        entities.extend(HubSensor(coordinator, description) for description in HUB_SENSORS)
     async_add_entities(entities)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubSensorDescription(SensorEntityDescription):
+    """A diagnostic value of the hub."""
+
+    value_fn: Callable[[HubCoordinator], StateType]
+
+
+HUB_SENSORS: tuple[HubSensorDescription, ...] = (
+    HubSensorDescription(
+        key="firmware",
+        translation_key="hub_firmware",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda c: c.firmware,
+    ),
+    HubSensorDescription(
+        key="heap_free",
+        translation_key="hub_heap_free",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        device_class=SensorDeviceClass.DATA_SIZE,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        suggested_unit_of_measurement=UnitOfInformation.KILOBYTES,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda c: c.health.heap_free if c.health else None,
+    ),
+    HubSensorDescription(
+        key="uptime",
+        translation_key="hub_uptime",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        suggested_unit_of_measurement=UnitOfTime.HOURS,
+        value_fn=lambda c: c.health.uptime_s if c.health else None,
+    ),
+    HubSensorDescription(
+        key="rssi",
+        translation_key="hub_rssi",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        device_class=SensorDeviceClass.SIGNAL_STRENGTH,
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_registry_enabled_default=False,
+        value_fn=lambda c: c.health.rssi if c.health else None,
+    ),
+)
+
+
+class HubSensor(HubEntity, SensorEntity):
+    """A diagnostic sensor of the hub device."""
+
+    entity_description: HubSensorDescription
+
+    def __init__(self, coordinator: HubCoordinator, description: HubSensorDescription) -> None:
+        """Create the hub sensor ``description``."""
+        super().__init__(coordinator, description.key)
+        self.entity_description = description
+
+    @property
+    @override
+    def available(self) -> bool:
+        return self.coordinator.hub_connected
+
+    @property
+    @override
+    def native_value(self) -> StateType:
+        return self.entity_description.value_fn(self.coordinator)
 
 
 class PlugSensor(PlugEntity, SensorEntity):
