@@ -414,3 +414,43 @@ async def test_unencrypted_control_is_ignored(version: str) -> None:
         if version == "3.1":  # while a plaintext 3.1 query is fine (spec §2.2)
             cli.writer.write(pack_55aa(2, Command.DP_QUERY, dumps({"devId": DEVICE_ID})))
             assert extract_dps((await cli.recv()).json())["1"] is False
+
+
+NASTY_PAYLOADS = [
+    b"",
+    b"null",
+    b"[]",
+    b'"dps"',
+    b"\xff\xfe\x00garbage",
+    b'{"dps":null}',
+    b'{"dps":[1,2]}',
+    b'{"dps":{"1":[true]}}',
+    b'{"dps":{"9":99999999999999999999999}}',
+    b'{"dps":{"9":-1,"1":{"x":1}}}',
+    b'{"dpId":"18"}',
+    b'{"dpId":[{"a":1},null,"19",1e308]}',
+    b'{"t":NaN,"dps":{"1":true}}',
+    b'{"t":"soon","dps":{"21":"memory"}}',
+    b'{"data":{"dps":"x"},"protocol":5}',
+    b"[" * 1500 + b"]" * 1500,
+]
+
+
+@pytest.mark.parametrize("version", ["3.3", "3.5"])
+async def test_nasty_payloads_never_break_the_plug(version: str) -> None:
+    """Odd but well-framed and correctly keyed payloads: answered or ignored, never fatal."""
+    cmds = [Command.UPDATEDPS, Command.CONTROL_NEW]
+    cmds.append(Command.CONTROL if version == "3.3" else Command.DP_QUERY_NEW)
+    async with new_plug(version) as plug, RawClient(plug) as cli:
+        await cli.ready()
+        for payload in NASTY_PAYLOADS:
+            for cmd in cmds:
+                await cli.send(cmd, payload)
+                await cli.send(*heartbeat_request(DEVICE_ID))
+                async with asyncio.timeout(2):
+                    while (await cli.recv()).cmd != Command.HEART_BEAT:
+                        pass  # ACKs, errors and pushes before the heartbeat reply
+        assert plug.connections == 1
+        assert plug.stats.accepted == 1
+        assert plug.dps["9"] == 0
+        assert plug.dps["21"] == "memory"
