@@ -7,5 +7,13 @@ library in the device role; see :mod:`tuya_sim.server` for the reproduced plug b
 from .broadcast import PlugBroadcaster
 from .plug import PlugModel, default_dps
 from .server import PlugStats, SimulatedPlug
+from .threaded import PlugThread
 
-__all__ = ["PlugBroadcaster", "PlugModel", "PlugStats", "SimulatedPlug", "default_dps"]
+__all__ = [
+    "PlugBroadcaster",
+    "PlugModel",
+    "PlugStats",
+    "PlugThread",
+    "SimulatedPlug",
+    "default_dps",
+]
