@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
+import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -920,7 +924,7 @@ async def test_cli_serve_broadcasts(listener: DiscoveryListener) -> None:
     plugs = [make_plug("3.1"), make_plug("3.4")]
     casters = broadcasters_from_args(args, plugs)
     stop, ready = asyncio.Event(), asyncio.Event()
-    out = __import__("io").StringIO()
+    out = io.StringIO()
     task = asyncio.create_task(serve(plugs, stop=stop, ready=ready, out=out, broadcasters=casters))
     try:
         async with asyncio.timeout(WITHIN):
@@ -932,3 +936,42 @@ async def test_cli_serve_broadcasts(listener: DiscoveryListener) -> None:
         await task
     assert not any(c.running for c in casters)
     assert len(out.getvalue().splitlines()) == 2
+
+
+async def test_cli_subprocess_broadcasts_and_answers(listener: DiscoveryListener) -> None:
+    """End to end: ``python -m tuya_sim --broadcast ... --silent`` heard by the listener."""
+    request_port = free_udp_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tuya_sim",
+        "--plugs",
+        "2",
+        "--port",
+        "0",
+        "--version",
+        "3.5",
+        "--silent",
+        "--broadcast",
+        LOOPBACK_BROADCAST,
+        "--request-port",
+        str(request_port),
+        "--reply-port",
+        str(listener.bound_ports[2]),
+        cwd=Path(__file__).parent.parent,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(10):  # interpreter start-up included
+            ids = [json.loads(await proc.stdout.readline())["device_id"] for _ in range(2)]
+        listener.request_targets = ((LOOPBACK_BROADCAST, request_port),)
+        listener.send_request()
+        await until(lambda: all(i in listener.devices for i in ids))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(10):
+            _, err = await proc.communicate()
+    assert proc.returncode == 0, err
+    assert {listener.devices[i].device.version for i in ids} == {"3.5"}
