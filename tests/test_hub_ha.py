@@ -1,0 +1,236 @@
+"""Hub mode end to end: Home Assistant talks to the real firmware (MicroPython unix port) over
+loopback, and the firmware talks to simulated plugs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.config_entries import SOURCE_DHCP, SOURCE_USER
+from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.tuya_local_esp.const import DOMAIN
+from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
+from tuya_sim import SimulatedPlug
+
+from .conftest import wait_for_state, wait_until
+from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record
+
+HUB_ID = "testhub"
+
+
+@pytest.fixture
+async def plugs() -> AsyncIterator[list[SimulatedPlug]]:
+    sims = [
+        SimulatedPlug(
+            device_id=f"bfhubplug{i:02d}abcdefghij", local_key=KEYS[i], seed=i, dps={"1": True}
+        )
+        for i in range(2)
+    ]
+    for sim in sims:
+        await sim.start()
+    yield sims
+    for sim in sims:
+        await sim.stop()
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, plugs: list[SimulatedPlug]) -> AsyncIterator[HubProcess]:
+    proc = HubProcess(
+        tmp_path, plugs=[plug_record(s, name=f"Hub plug {i}") for i, s in enumerate(plugs)]
+    )
+    await proc.start()
+    yield proc
+    proc.stop()
+    proc.assert_no_secrets()
+
+
+def hub_input(hub: HubProcess, **overrides: Any) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": hub.port, "secret": SECRET, **overrides}
+
+
+async def add_hub(hass: HomeAssistant, hub: HubProcess) -> MockConfigEntry:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "hub"}
+    )
+    assert result["step_id"] == "hub"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry: MockConfigEntry = result["result"]
+    await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
+    await wait_for_state(hass, "switch.hub_plug_1", "on", within=10)
+    return entry
+
+
+async def test_hub_flow_errors_then_plugs_as_devices(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "hub"}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], hub_input(hub, secret="not-the-hub-secret")
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], hub_input(hub, port=free_port())
+    )
+    assert result["errors"] == {"base": "cannot_connect"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == HUB_ID
+    assert [p["id"] for p in result["data"]["plugs"]] == sorted(p.device_id for p in plugs)
+    entry = result["result"]
+    await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
+    registry = dr.async_get(hass)
+    hub_device = registry.async_get_device_by_identifier((DOMAIN, HUB_ID), entry.entry_id)
+    assert hub_device is not None
+    plug_device = registry.async_get_device_by_identifier(
+        (DOMAIN, plugs[0].device_id), entry.entry_id
+    )
+    assert plug_device is not None
+    assert plug_device.via_device_id == hub_device.id
+    await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+    assert float(hass.states.get("sensor.hub_plug_0_voltage").state) == pytest.approx(
+        plugs[0].dps["20"] / 10
+    )
+    firmware = hass.states.get("sensor.tuya_esp32_hub_testhub_firmware_version")
+    assert firmware is not None
+    assert firmware.state not in ("unknown", "unavailable")
+    diag = await async_get_config_entry_diagnostics(hass, entry)
+    assert SECRET not in repr(diag)
+    assert all(key not in repr(diag) for key in KEYS)
+
+
+async def test_switching_and_pushes_through_the_hub(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    await add_hub(hass, hub)
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: "switch.hub_plug_0"}, blocking=True
+    )
+    assert hass.states.get("switch.hub_plug_0").state == "off"
+    assert plugs[0].dps["1"] is False
+    await hass.services.async_call(
+        SWITCH_DOMAIN, SERVICE_TURN_ON, {ATTR_ENTITY_ID: "switch.hub_plug_0"}, blocking=True
+    )
+    assert plugs[0].dps["1"] is True
+    plugs[1].set_dps_local({"1": False})  # the button on the plug
+    await wait_for_state(hass, "switch.hub_plug_1", "off")
+
+
+async def test_hub_restart_and_plug_loss(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    entry = await add_hub(hass, hub)
+    entry.runtime_data.client.backoff_max = 0.5
+    hub.stop()
+    await wait_for_state(hass, "switch.hub_plug_0", "unavailable")
+    await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "off")
+    await hub.start()
+    await wait_for_state(hass, "switch.hub_plug_0", "on", within=15)
+    await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+    # one plug goes away: only its entities go unavailable, and come back with it
+    await plugs[1].stop()
+    await wait_for_state(hass, "switch.hub_plug_1", "unavailable", within=10)
+    assert hass.states.get("switch.hub_plug_0").state == "on"
+    await plugs[1].start()
+    await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
+
+
+async def test_options_flow_adds_and_removes_plugs(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    entry = await add_hub(hass, hub)
+    async with SimulatedPlug(
+        device_id="bfnewplug00abcdefghij", local_key=KEYS[5], dps={"1": True}
+    ) as new:
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        assert result["type"] is FlowResultType.MENU
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"next_step_id": "add_plug"}
+        )
+        form = {
+            "device_id": new.device_id,
+            "local_key": "short",
+            "host": "127.0.0.1",
+            "protocol_version": "3.3",
+            "port": new.port,
+            "name": "New plug",
+        }
+        result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+        assert result["errors"] == {"local_key": "invalid_local_key"}
+        form["local_key"] = KEYS[5]
+        form["device_id"] = plugs[0].device_id
+        result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+        assert result["errors"] == {"base": "already_on_hub"}
+        form["device_id"] = new.device_id
+        result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await wait_for_state(hass, "switch.new_plug", "on", within=15)
+        assert new.device_id in {p["id"] for p in entry.data["plugs"]}
+        # the hub persisted it
+        assert new.device_id in hub.plugs_path.read_text()
+
+        result = await hass.config_entries.options.async_init(entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"next_step_id": "remove_plug"}
+        )
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"device_id": new.device_id}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await wait_until(
+            lambda: (
+                hass.states.get("switch.new_plug") is None
+                or hass.states.get("switch.new_plug").state == "unavailable"
+            ),
+            10,
+        )
+        await hass.async_block_till_done()
+        registry = dr.async_get(hass)
+        await wait_until(
+            lambda: (
+                registry.async_get_device_by_identifier((DOMAIN, new.device_id), entry.entry_id)
+                is None
+            ),
+            10,
+        )
+        assert new.device_id not in hub.plugs_path.read_text()
+
+
+async def test_dhcp_discovery_of_the_hub(hass: HomeAssistant, hub: HubProcess) -> None:
+    info = DhcpServiceInfo(
+        ip="127.0.0.1", hostname=f"tuya-esp-hub-{HUB_ID}", macaddress="246f28aabbcc"
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_DHCP}, data=info
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "hub"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"host": "127.0.0.1", "port": hub.port, "secret": SECRET}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    await hass.async_block_till_done()
+    # the hub got a new address: DHCP tells us, the entry follows
+    moved = DhcpServiceInfo(
+        ip="127.0.0.9", hostname=f"tuya-esp-hub-{HUB_ID}", macaddress="246f28aabbcc"
+    )
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_DHCP}, data=moved
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data["host"] == "127.0.0.9"
