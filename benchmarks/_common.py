@@ -155,7 +155,7 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _loadavg() -> list[float]:
+def loadavg() -> list[float]:
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
@@ -173,7 +173,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "cpu_model": _cpu_model(),
-        "loadavg_at_start": _loadavg(),
+        "loadavg_at_start": loadavg(),
         "tinytuya": tinytuya.__version__,
         "cryptography": cryptography.__version__,
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -36,7 +36,7 @@ import tinytuya
 
 from custom_components.tuya_local_esp.tuya import TuyaDevice
 
-from ._common import PlugInfo, environment, simulator, summarize, write_json
+from ._common import PlugInfo, environment, loadavg, simulator, summarize, write_json
 
 VERSIONS = ("3.1", "3.3", "3.4", "3.5")
 
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(
         args.json,
         {
-            "environment": env,
+            "environment": {**env, "loadavg_at_end": loadavg()},
             "params": {
                 "n": args.n,
                 "rounds": args.rounds,

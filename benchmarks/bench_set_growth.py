@@ -27,7 +27,7 @@ from typing import Any
 
 from custom_components.tuya_local_esp.tuya import TuyaDevice
 
-from ._common import PlugInfo, environment, simulator, summarize, write_json
+from ._common import PlugInfo, environment, loadavg, simulator, summarize, write_json
 
 
 async def _run(plug: PlugInfo, checkpoints: list[int], sample: int) -> list[dict[str, Any]]:
@@ -101,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.3)  # the plug takes one connection at a time
         memory = asyncio.run(_memory(plugs[0], args.memory_calls))
     write_json(
-        args.json, {"environment": env, "version": args.version, "rows": rows, "memory": memory}
+        args.json,
+        {
+            "environment": {**env, "loadavg_at_end": loadavg()},
+            "version": args.version,
+            "rows": rows,
+            "memory": memory,
+        },
     )
     return 0
 

@@ -40,7 +40,7 @@ import tinytuya
 
 from custom_components.tuya_local_esp.tuya import TuyaDevice
 
-from ._common import ROOT, PlugInfo, environment, rss_bytes, simulator, write_json
+from ._common import ROOT, PlugInfo, environment, loadavg, rss_bytes, simulator, write_json
 
 SETTLE_S = 0.3  # let the simulator see the closed connections before the next repetition
 
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(
         args.json,
         {
-            "environment": env,
+            "environment": {**env, "loadavg_at_end": loadavg()},
             "params": {"reps": args.reps, "threads": args.threads, "variants": variants},
             "results": results,
             "memory": memory,
