@@ -104,6 +104,50 @@ def test_record_protection() -> None:
         SecureChannel(master).open(SecureChannel(master).seal({"t": "x"})[2:])
 
 
+def _seal_raw(ch: SecureChannel, plain: bytes) -> bytes:
+    """A correctly authenticated record around arbitrary (even badly padded) plaintext."""
+    import struct
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    iv = bytes(16)
+    enc = Cipher(algorithms.AES(ch._tx_enc), modes.CBC(iv)).encryptor()
+    ct = enc.update(plain) + enc.finalize()
+    n = 16 + len(ct) + 32
+    tag = hmac_sha256(ch._tx_mac, struct.pack(">QH", ch.tx_seq, n), iv, ct)
+    ch.tx_seq += 1
+    return iv + ct + tag
+
+
+@pytest.mark.parametrize(
+    ("plain", "match"),
+    [
+        (b"{}" + bytes(14), "padding"),
+        (b"not json" + bytes([8]) * 8, "not JSON"),
+        (b"[1,2]" + bytes([11]) * 11, "not a JSON object"),
+    ],
+)
+def test_authenticated_but_bad_plaintext(plain: bytes, match: str) -> None:
+    master = bytes(range(32))
+    server, client = SecureChannel(master, server=True), SecureChannel(master)
+    with pytest.raises(HubProtocolError, match=match):
+        client.open(_seal_raw(server, plain))
+
+
+def test_server_hello_variants() -> None:
+    hs = ClientHandshake("x")
+    with pytest.raises(HubProtocolError, match="unsupported"):
+        hs.receive_server_hello(MAGIC + b"\x02" + bytes(60))
+    with pytest.raises(HubProtocolError, match="short"):
+        hs.receive_server_hello(MAGIC + b"\x01" + bytes(10))
+    nonce_c, nonce_s, hub = bytes(16), bytes(16), "hüb".encode()
+    hs = ClientHandshake("secret", nonce=nonce_c)
+    t = nonce_c + nonce_s + bytes([len(hub)]) + hub
+    body = MAGIC + b"\x01" + nonce_s + bytes([len(hub)]) + hub
+    with pytest.raises(HubProtocolError, match="ASCII"):
+        hs.receive_server_hello(body + hmac_sha256(b"secret", LABEL_SERVER, t))
+
+
 # --- client against fake hubs ------------------------------------------------------------------
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -446,9 +446,6 @@ class HubClient:
             _LOGGER.warning("hub %s reported %s: %s", self.host, msg.get("err"), msg.get("msg"))
             if msg.get("err") == "busy":
                 raise HubConnectionError(f"hub busy: {msg.get('msg')}")
-        elif kind == "hello":
-            self._inventory = _inventory(msg, self._staged)
-            self._staged = {}
         else:
             _LOGGER.debug("ignoring hub message type %r", kind)
 
