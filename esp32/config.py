@@ -20,7 +20,7 @@ DEFAULTS = {
 }
 
 MIN_SECRET_LEN = const(16)
-VERSIONS = ("3.1", "3.3", "3.4")
+VERSIONS = ("3.1", "3.3", "3.4", "3.5")
 
 
 class ConfigError(Exception):
@@ -79,7 +79,7 @@ def check_plug(p):
     """Validate and normalise one plug record; returns a new dict or raises ValueError.
 
     Fields: id (device id, [A-Za-z0-9_-]{1,64}), key (16-character local key), host (IPv4
-    literal: DNS would block the event loop), port (default 6668), ver ("3.1"|"3.3"|"3.4"),
+    literal: DNS would block the event loop), port (default 6668), ver ("3.1"|"3.3"|"3.4"|"3.5"),
     name (at most 64 characters)."""
     if not isinstance(p, dict):
         raise ValueError("plug must be an object")

@@ -3,8 +3,8 @@
 #
 # Scope: 55AA frames (§1.1) with CRC32 (3.1/3.3) or HMAC-SHA256 (3.4); payload crypto of
 # 3.1 (§2.2), 3.3 (§2.4) and 3.4 (§2.5) including the 3.4 session-key negotiation (§2.7).
-# 3.5 (6699 frames, AES-GCM, §1.2/§2.6) would slot in as another Codec subclass with its own
-# frame packer/parser; GHASH must then be a @micropython.viper routine (micropython-esp32.md §2.3).
+# 3.5 (6699 frames, AES-GCM, §1.2/§2.6) is the Codec35 subclass in tuya35.py with its own frame
+# packer/parser; its GHASH is @micropython.viper code in gcm.py (micropython-esp32.md §2.3).
 #
 # Sans-I/O: nothing here touches sockets; plug.py owns the connection.
 import binascii
@@ -247,9 +247,9 @@ class Codec33:
 
 
 def make_codec(version, dev_id, local_key):
-    """Codec for protocol `version` ("3.1", "3.3" or "3.4"); local_key as 16 bytes.
+    """Codec for protocol `version` ("3.1", "3.3", "3.4" or "3.5"); local_key as 16 bytes.
 
-    3.1 and 3.4 live in their own modules, imported only when a plug needs them."""
+    3.1, 3.4 and 3.5 live in their own modules, imported only when a plug needs them."""
     if version == "3.3":
         return Codec33(dev_id, local_key)
     if version == "3.1":
@@ -260,4 +260,8 @@ def make_codec(version, dev_id, local_key):
         from tuya34 import Codec34
 
         return Codec34(dev_id, local_key)
+    if version == "3.5":
+        from tuya35 import Codec35
+
+        return Codec35(dev_id, local_key)
     raise ValueError("unsupported protocol version")

@@ -123,7 +123,7 @@ class HubProcess:
                     shutil.copy(mod, fw / mod.name)
                     continue
                 subprocess.run(
-                    [MPY_CROSS, "-o", str(fw / (mod.stem + ".mpy")), str(mod)],
+                    [MPY_CROSS, "-march=x64", "-o", str(fw / (mod.stem + ".mpy")), str(mod)],
                     check=True,
                     capture_output=True,
                 )

@@ -98,7 +98,7 @@ async def test_plug_offline_and_back(hub_factory) -> None:
             await client.close()
 
 
-@pytest.mark.parametrize("version", ["3.1", "3.4"])
+@pytest.mark.parametrize("version", ["3.1", "3.4", "3.5"])
 async def test_other_protocol_versions(hub_factory, version: str) -> None:
     async with running_plugs(1, version=version) as sims:
         hub = hub_factory(plugs=[plug_record(sims[0])])

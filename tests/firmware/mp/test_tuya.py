@@ -182,3 +182,33 @@ def test_33_ciphertext_starting_with_brace_or_version():
     eq(obj["t"], t)
     obj, _ = c.decode(b'{"dps":{"1":false}}')  # clear JSON (not a block multiple)
     eq(obj["dps"], {"1": False})
+
+
+def test_35_session_and_frames():
+    neg = _vec("3.5 session negotiation")
+    c = tuya.make_codec("3.5", DEV, KEY)
+    fr = [h(f["frame_hex"]) for f in neg["frames"]]
+    eq(
+        c.neg_start(1, h(neg["client_nonce_hex"]), fr[0][18:30]).hex(),
+        neg["frames"][0]["frame_hex"],
+    )
+    buf = bytearray(fr[1])
+    resp, used = c.parse(buf, len(buf))
+    eq((resp[1], resp[2], used), (tuya.SESS_KEY_NEG_RESP, 0, len(buf)))
+    eq(c.neg_finish(2, resp[3], fr[2][18:30]).hex(), neg["frames"][2]["frame_hex"])
+    eq(c.key.hex(), neg["session_key_hex"])
+    for name, seq, cmd, text in (
+        ("3.5 status query", 3, c.query_cmd, c.query_json(T)),
+        ("3.5 set dp1=true", 4, c.control_cmd, c.control_json({"1": True}, T)),
+        ("3.5 HEART_BEAT", 5, tuya.HEART_BEAT, c.heartbeat_json()),
+    ):
+        want = _vec(name)["frame_hex"]
+        eq(c.encode(seq, cmd, text, h(want)[18:30]).hex(), want, name)
+    push = _vec("3.5 device STATUS push")
+    buf = bytearray(h(push["frame_hex"]))
+    (seq, cmd, ret, payload), _ = c.parse(buf, len(buf))
+    eq((seq, cmd, ret), (push["seqno"], 8, 0))
+    obj, _ = c.decode(payload)
+    eq(obj["dps"], {"1": True})
+    buf[40] ^= 1  # tampered ciphertext: tag check fails
+    raises(tuya.FrameError, c.parse, buf, len(buf))
