@@ -82,3 +82,15 @@ def test_seed_makes_readings_reproducible() -> None:
     a = PlugModel(seed=9, dps={"1": True})
     b = PlugModel(seed=9, dps={"1": True})
     assert a.refresh() == b.refresh()
+
+
+def test_energy_counter_can_be_reset() -> None:
+    clock = Clock()
+    model = PlugModel(load_w=1000.0, noise=0.0, seed=1, clock=clock)
+    model.apply({"1": True})
+    clock.now += 3600
+    assert model.refresh(["17"]) == {"17": 1000}
+    model.set_energy(0)
+    assert model.dps["17"] == 0
+    clock.now += 360
+    assert model.refresh(["17"]) == {"17": 100}

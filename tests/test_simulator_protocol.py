@@ -454,3 +454,17 @@ async def test_nasty_payloads_never_break_the_plug(version: str) -> None:
         assert plug.stats.accepted == 1
         assert plug.dps["9"] == 0
         assert plug.dps["21"] == "memory"
+
+
+async def test_local_energy_reset_and_load_change() -> None:
+    async with new_plug("3.3", dps={"1": True}, noise=0.0, energy_speedup=36.0) as plug:
+        async with RawClient(plug) as cli:
+            plug.model.load_w = 2000.0  # 20 Wh per real second at this speed-up
+            await cli.send(*updatedps_request([19]))
+            await cli.recv()
+            assert extract_dps((await cli.recv()).json()) == {"19": 20000}
+            for counter in (5000, 0):
+                assert plug.set_dps_local({"17": counter}) == {"17": counter}
+                assert extract_dps((await cli.recv()).json()) == {"17": counter}
+                await cli.send(*status_request("3.3", DEVICE_ID))
+                assert counter <= extract_dps((await cli.recv()).json())["17"] < counter + 20

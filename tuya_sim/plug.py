@@ -160,6 +160,12 @@ class PlugModel:
                 out[dp] = self.dps[dp]
         return out
 
+    def set_energy(self, wh: float) -> None:
+        """Set the energy counter (DP 17), e.g. 0 as after a report to the cloud (spec §5)."""
+        self.advance()
+        self._energy_wh = float(wh)
+        self.dps[DP_ENERGY] = int(wh)
+
     # ------------------------------------------------------------------ control
     def apply(self, requested: Mapping[str, Any], *, report_power: bool = True) -> dict[str, Any]:
         """Apply a CONTROL request and return what the plug reports afterwards.

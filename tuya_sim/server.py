@@ -57,7 +57,7 @@ from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
 from custom_components.tuya_local_esp.tuya.payload import dumps, extract_dps
 from custom_components.tuya_local_esp.tuya.session import DeviceNegotiation
 
-from .plug import DP_COUNTDOWN, POWER_DPS, WRITABLE_DPS, PlugModel
+from .plug import DP_COUNTDOWN, DP_ENERGY, POWER_DPS, WRITABLE_DPS, PlugModel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -246,8 +246,10 @@ class SimulatedPlug:
     def set_dps_local(self, dps: Mapping[str, Any]) -> dict[str, Any]:
         """Change DPs on the device itself (button press, meter reading) and push STATUS.
 
-        Unlike a CONTROL request any DP may be written, including measured ones. Returns the DPs
-        pushed. Must be called from the plug's event loop thread.
+        Unlike a CONTROL request any DP may be written, including measured ones (17 also resets
+        the energy counter; 18-20 hold until the next measurement; to change the power drawn set
+        ``plug.model.load_w``). Returns the DPs pushed. Must be called from the plug's event loop
+        thread.
         """
         changed: dict[str, Any] = {}
         writes: dict[str, Any] = {}
@@ -255,6 +257,9 @@ class SimulatedPlug:
             dp = str(key)
             if dp in WRITABLE_DPS:
                 writes[dp] = value
+            elif dp == DP_ENERGY and isinstance(value, int | float):
+                self.model.set_energy(value)
+                changed[dp] = self.model.dps[dp]
             else:
                 self.model.dps[dp] = value
                 changed[dp] = value
