@@ -27,20 +27,22 @@ import argparse
 import asyncio
 import gc
 import json
+import socket
 import statistics
 import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import tinytuya
 
 from custom_components.tuya_local_esp.tuya import TuyaDevice
 
-from ._common import ROOT, PlugInfo, environment, loadavg, rss_bytes, simulator, write_json
+from ._common import HOST, ROOT, PlugInfo, environment, loadavg, rss_bytes, simulator, write_json
 
 SETTLE_S = 0.3  # let the simulator see the closed connections before the next repetition
 
@@ -115,6 +117,87 @@ VARIANTS: dict[str, Callable[[list[PlugInfo], int], tuple[float, int]]] = {
     "tinytuya_seq_nowait": _tinytuya_seq(None),
     "tinytuya_pool_nowait": _tinytuya_pool(None),
 }
+
+
+# --------------------------------------------------------------------------- one silent plug
+@contextmanager
+def silent_plug(version: str) -> Iterator[PlugInfo]:
+    """A loopback port that completes the TCP handshake but never answers.
+
+    Stands for a plug with hung firmware, a wrong local key or version (spec §4: no answer).
+    The kernel accepts the connection into the backlog; nobody ever reads it.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((HOST, 0))
+    sock.listen(64)
+    try:
+        yield PlugInfo(HOST, sock.getsockname()[1], "bf00000000000000dead", "0" * 16, version)
+    finally:
+        sock.close()
+
+
+async def _ours_offline(plugs: list[PlugInfo], dead: PlugInfo) -> dict[str, float]:
+    t0 = time.perf_counter()
+    devs = [_ours(p) for p in plugs]
+    done_at: list[float] = []
+
+    async def one(dev: TuyaDevice) -> None:
+        try:
+            await dev.connect()
+        finally:
+            if dev.port != dead.port:
+                done_at.append(time.perf_counter() - t0)
+
+    results = await asyncio.gather(*(one(d) for d in devs), return_exceptions=True)
+    total = time.perf_counter() - t0
+    await asyncio.gather(*(d.close() for d in devs), return_exceptions=True)
+    failed = sum(1 for r in results if isinstance(r, BaseException))
+    return {"reachable_ready_s": max(done_at), "all_settled_s": total, "failed": failed}
+
+
+def _tinytuya_offline(
+    plugs: list[PlugInfo], dead: PlugInfo, threads: int | None
+) -> dict[str, float]:
+    t0 = time.perf_counter()
+    done_at: list[float] = []
+
+    def one(plug: PlugInfo) -> tuple[Any, bool]:
+        dev, ok = _tinytuya_connect(plug, 0.01)
+        if plug.port != dead.port:
+            done_at.append(time.perf_counter() - t0)
+        return dev, ok
+
+    if threads is None:
+        done = [one(p) for p in plugs]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            done = list(pool.map(one, plugs))
+    total = time.perf_counter() - t0
+    for dev, _ in done:
+        dev.close()
+    failed = sum(1 for _, ok in done if not ok)
+    return {"reachable_ready_s": max(done_at), "all_settled_s": total, "failed": failed}
+
+
+def bench_offline(count: int, version: str, threads: int) -> dict[str, Any]:
+    """N plugs of which the middle one never answers; one run per client (tens of seconds)."""
+    out: dict[str, Any] = {"count": count, "version": version, "silent_index": count // 2}
+    with simulator(version=version, plugs=count - 1) as live, silent_plug(version) as dead:
+        plugs = [*live[: count // 2], dead, *live[count // 2 :]]
+        out["ours"] = asyncio.run(_ours_offline(plugs, dead))
+        time.sleep(SETTLE_S)
+        out["tinytuya_seq"] = _tinytuya_offline(plugs, dead, None)
+        time.sleep(SETTLE_S)
+        out["tinytuya_pool"] = _tinytuya_offline(plugs, dead, threads)
+    for name in ("ours", "tinytuya_seq", "tinytuya_pool"):
+        r = out[name]
+        print(
+            f"offline v{version} N={count} (1 silent) {name:<14} reachable ready "
+            f"{r['reachable_ready_s']:7.3f} s, all settled {r['all_settled_s']:7.3f} s, "
+            f"failed {r['failed']}",
+            flush=True,
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- memory
@@ -270,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
         "--delays-ms", default="0,25", help="one-way delays to emulate (0: plain loopback)"
     )
     p.add_argument("--memory-counts", default="200", help="plug counts for the memory figures")
+    p.add_argument(
+        "--offline-count",
+        type=int,
+        default=10,
+        help="plugs in the one-silent-plug scenario (0 skips it; it takes ~1 min)",
+    )
     p.add_argument("--json", help="write the results to this file")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -304,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
             mem = {"count": count, "version": version, **measure_memory(count, version)}
             memory.append(mem)
             print(f"memory v{version} N={count}: {json.dumps(mem)}")
+    offline = []
+    if args.offline_count:
+        offline.append(bench_offline(args.offline_count, versions[0], args.threads))
     write_json(
         args.json,
         {
@@ -311,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             "params": {"reps": args.reps, "threads": args.threads, "variants": variants},
             "results": results,
             "memory": memory,
+            "offline": offline,
         },
     )
     return 0
