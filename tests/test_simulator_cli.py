@@ -35,7 +35,20 @@ def test_generated_credentials_look_real_and_are_seeded() -> None:
 
 def test_plugs_option_counts_ports_upward() -> None:
     args = build_parser().parse_args(
-        ["--plugs", "3", "--port", "7000", "--version", "3.4", "--seed", "1", "--load-w", "60"]
+        [
+            "--plugs",
+            "3",
+            "--port",
+            "7000",
+            "--version",
+            "3.4",
+            "--seed",
+            "1",
+            "--load-w",
+            "60",
+            "--status-delay",
+            "0.05",
+        ]
     )
     plugs = plugs_from_args(args)
     assert [p.port for p in plugs] == [7000, 7001, 7002]
@@ -43,6 +56,7 @@ def test_plugs_option_counts_ports_upward() -> None:
     assert len({p.device_id for p in plugs}) == 3
     assert len({p.info()["local_key"] for p in plugs}) == 3
     assert all(p.model.load_w == 60 for p in plugs)
+    assert all(p.status_delay == 0.05 for p in plugs)
     again = plugs_from_args(args)
     assert [p.info() for p in again] == [p.info() for p in plugs]
 

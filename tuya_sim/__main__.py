@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept-stale-timestamp", action="store_true", help="answer requests with any 't'"
     )
     p.add_argument("--energy-speedup", type=float, default=1.0, help="energy accrual factor")
+    p.add_argument(
+        "--status-delay", type=float, default=0.0, help="seconds between an ACK and its STATUS"
+    )
     p.add_argument("--format", choices=("json", "table"), default="json", help="start-up listing")
     p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     add_broadcast_arguments(p)
@@ -107,6 +110,7 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
         "device22": args.device22,
         "reject_stale_timestamp": not args.accept_stale_timestamp,
         "energy_speedup": args.energy_speedup,
+        "status_delay": args.status_delay,
     }
 
 

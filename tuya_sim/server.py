@@ -112,6 +112,8 @@ class SimulatedPlug:
         energy_speedup: energy (DP 17) accrues this many times faster than real time.
         source_header: 3.2-3.5 STATUS pushes carry a real device's source header
             (``"3.x"|0|seq|1``) instead of ``"3.x"`` + 12 zero bytes.
+        status_delay: seconds between the ACK of a CONTROL/UPDATEDPS and its STATUS push (real
+            plugs need a few ms; 0 sends both at once).
 
     """
 
@@ -138,6 +140,7 @@ class SimulatedPlug:
         close_on_bad_key: bool | None = None,
         energy_speedup: float = 1.0,
         source_header: bool = True,
+        status_delay: float = 0.0,
     ) -> None:
         if version not in VERSIONS:
             raise ValueError(f"unsupported protocol version {version!r}")
@@ -158,6 +161,8 @@ class SimulatedPlug:
         self.push_interval = push_interval
         self.device22 = device22
         self.source_header = source_header
+        self.status_delay = status_delay
+        self._delayed: set[asyncio.TimerHandle] = set()
         self._source_seq = 0
         self.close_on_bad_key = (
             float(version) >= 3.4 if close_on_bad_key is None else close_on_bad_key
@@ -228,6 +233,9 @@ class SimulatedPlug:
         if self._countdown is not None:
             self._countdown.cancel()
             self._countdown = None
+        for handle in self._delayed:
+            handle.cancel()
+        self._delayed.clear()
         tasks = list(self._tasks)
         if self._ticker is not None:
             tasks.append(self._ticker)
@@ -312,6 +320,19 @@ class SimulatedPlug:
             return
         for conn in list(self._conns):
             conn.push(dps)
+
+    def report_after_ack(self, changed: Mapping[str, Any]) -> None:
+        """:meth:`report` now, or ``status_delay`` seconds later."""
+        if self.status_delay <= 0:
+            self.report(changed)
+            return
+
+        def fire() -> None:
+            self._delayed.discard(handle)
+            self.report(changed)
+
+        handle = asyncio.get_running_loop().call_later(self.status_delay, fire)
+        self._delayed.add(handle)
 
     def report(self, changed: Mapping[str, Any]) -> None:
         """Schedule the countdown when DP 9 was set, then push the change."""
@@ -595,11 +616,11 @@ class _Connection:
         if all(v is None for v in requested.values()) and not plug.power_needs_updatedps:
             plug.model.refresh()
         reported = plug.model.apply(requested, report_power=not plug.power_needs_updatedps)
-        plug.report(reported)
+        plug.report_after_ack(reported)
 
     def updatedps(self, msg: Message, obj: Mapping[str, Any]) -> None:
         self.send(self.reply_seqno(msg.seqno), msg.cmd)  # always empty (tuyapi index.js:826)
         ids = obj.get("dpId")
         if not isinstance(ids, list) or not ids:
             ids = list(POWER_DPS)
-        self.plug.push(self.plug.model.refresh(ids))
+        self.plug.report_after_ack(self.plug.model.refresh(ids))
