@@ -1,0 +1,142 @@
+"""Print the Markdown tables of ``docs/benchmarks.md`` from the benchmarks' JSON output.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.report [--latency benchmarks/results/latency.json]
+        [--startup benchmarks/results/startup.json] [--growth benchmarks/results/growth.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._common import ROOT
+
+
+def latency_tables(data: dict[str, Any]) -> str:
+    lines = [
+        "| version | op | ours p50 | ours p99 | ours mean | tinytuya p50 | tinytuya p99 "
+        "| ratio p50 | tinytuya nowait p50 | nowait p99 | ratio p50 (nowait) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for res in data["results"]:
+        c = res["clients"]
+        for op in ("status", "set"):
+            o, t = c["ours"][op], c["tinytuya"][op]
+            w = c.get("tinytuya_nowait", {}).get(op)
+            row = (
+                f"| {res['version']} | {op} | {o['p50_ms']:.3f} | {o['p99_ms']:.3f} "
+                f"| {o['mean_ms']:.3f} | {t['p50_ms']:.2f} | {t['p99_ms']:.2f} "
+                f"| x{t['p50_ms'] / o['p50_ms']:.1f} "
+            )
+            if w:
+                row += (
+                    f"| {w['p50_ms']:.3f} | {w['p99_ms']:.3f} | x{w['p50_ms'] / o['p50_ms']:.2f} |"
+                )
+            else:
+                row += "| - | - | - |"
+            lines.append(row)
+    return "\n".join(lines)
+
+
+def startup_tables(data: dict[str, Any]) -> str:
+    out = []
+    names = list(data["results"][0]["clients"])
+    header = "| version | delay | N | " + " | ".join(names) + " |"
+    out.append(header)
+    out.append("|---|---|---:|" + "---:|" * len(names))
+    for res in data["results"]:
+        base = res["clients"]["ours"]["median_ms"]
+        cells = []
+        for name in names:
+            ms = res["clients"][name]["median_ms"]
+            cells.append(f"{ms:.1f}" if name == "ours" else f"{ms:.1f} (x{ms / base:.1f})")
+        out.append(
+            f"| {res['version']} | {res['delay_ms']:g} ms | {res['count']} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    if data.get("memory"):
+        out.append("")
+        out.append(
+            "| version | N | ours RSS/plug | ours tracemalloc/plug | tinytuya RSS/plug "
+            "| tinytuya tracemalloc/plug |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for m in data["memory"]:
+            out.append(
+                f"| {m['version']} | {m['count']} "
+                f"| {m['ours_rss']['rss_delta_per_plug_kib']:.1f} KiB "
+                f"| {m['ours_tracemalloc']['tracemalloc_per_plug_kib']:.1f} KiB "
+                f"| {m['tinytuya_rss']['rss_delta_per_plug_kib']:.1f} KiB "
+                f"| {m['tinytuya_tracemalloc']['tracemalloc_per_plug_kib']:.1f} KiB |"
+            )
+        top = data["memory"][0]["ours_tracemalloc"]["tracemalloc_top"]
+        out.append("")
+        out.append(
+            "Largest tracemalloc contributors (ours, per plug): "
+            + ", ".join(f"`{t['file']}` {t['kib_per_plug']:.2f} KiB" for t in top)
+        )
+    for off in data.get("offline", []):
+        out.append("")
+        out.append(
+            f"| one silent plug among {off['count']} (v{off['version']}) "
+            "| all reachable plugs ready | everything settled | failed |"
+        )
+        out.append("|---|---:|---:|---:|")
+        for name in ("ours", "tinytuya_seq", "tinytuya_pool"):
+            r = off[name]
+            out.append(
+                f"| {name} | {r['reachable_ready_s']:.3f} s | {r['all_settled_s']:.3f} s "
+                f"| {r['failed']} |"
+            )
+    return "\n".join(out)
+
+
+def growth_table(data: dict[str, Any]) -> str:
+    out = [
+        "| set_dps calls so far | `_push_waiters` length | p50 ms | p99 ms | mean ms |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in data["rows"]:
+        out.append(
+            f"| {r['set_dps_done']} | {r['push_waiters']} | {r['p50_ms']:.3f} "
+            f"| {r['p99_ms']:.3f} | {r['mean_ms']:.3f} |"
+        )
+    mem = data.get("memory")
+    if mem:
+        out.append("")
+        out.append(
+            f"Retained memory: {mem['retained_bytes_per_call']:.0f} B per `set_dps` call "
+            f"({mem['calls']} calls, tracemalloc after gc)."
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
+    p.add_argument("--latency", default=str(ROOT / "benchmarks/results/latency.json"))
+    p.add_argument("--startup", default=str(ROOT / "benchmarks/results/startup.json"))
+    p.add_argument("--growth", default=str(ROOT / "benchmarks/results/growth.json"))
+    args = p.parse_args(argv)
+    for path, render in (
+        (args.latency, latency_tables),
+        (args.startup, startup_tables),
+        (args.growth, growth_table),
+    ):
+        if Path(path).exists():
+            data = json.loads(Path(path).read_text())
+            env = data["environment"]
+            load = f"{env.get('loadavg_at_start')} -> {env.get('loadavg_at_end')}"
+            print(f"<!-- {Path(path).name}: {env['timestamp_utc']}, load {load} -->")
+            print(render(data))
+            print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
