@@ -408,3 +408,30 @@ async def test_v32_tinytuya_polls_with_null_dps() -> None:
     assert 1500 <= dps_of(refreshed)["19"] <= 2500
     assert 0x0A not in plug.stats.commands  # never a DP_QUERY
     assert plug.stats.commands.count(0x07) == 1
+
+
+@pytest.mark.parametrize("version", ["3.3", "3.5"])
+async def test_non_persistent_client_one_connection_per_call(version: str) -> None:
+    """tinytuya's default mode (connect, [negotiate,] ask, close) works call after call."""
+    async with new_plug(version) as plug:
+
+        def session() -> list[Any]:
+            dev = tinytuya.OutletDevice(
+                plug.device_id,
+                "127.0.0.1",
+                KEY,
+                version=float(version),
+                port=plug.port,
+                connection_timeout=1,
+                connection_retry_limit=3,
+                connection_retry_delay=0,
+            )
+            dev.set_socketTimeout(1)
+            out = []
+            for on in (True, False, True):
+                out += [dev.set_value(1, on), dev.status()]
+            return out
+
+        replies = await in_thread(session)
+    assert [dps_of(r)["1"] for r in replies] == [True, True, False, False, True, True]
+    assert plug.stats.accepted >= 6
