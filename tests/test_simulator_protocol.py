@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import struct
 import time
 from typing import Any
@@ -485,3 +486,44 @@ async def test_status_delay_separates_ack_and_push() -> None:
         assert (await cli.recv()).cmd == Command.UPDATEDPS
         await plug.stop()
         assert await cli.closed()
+
+
+@pytest.mark.parametrize("version", ["3.3", "3.4", "3.5"])
+async def test_frames_split_into_single_bytes(version: str) -> None:
+    """The plug reassembles frames from arbitrary TCP segmentation."""
+    async with new_plug(version) as plug, RawClient(plug) as cli:
+        await cli.ready()
+        data = cli.frame(*control_request(version, DEVICE_ID, {"1": True}))
+        data += cli.frame(*status_request(version, DEVICE_ID))
+        for i in range(len(data)):
+            cli.writer.write(data[i : i + 1])
+            await cli.writer.drain()
+        assert (await cli.recv()).payload == b""  # ACK
+        assert extract_dps((await cli.recv()).json())["1"] is True  # push
+        assert extract_dps((await cli.recv()).json())["1"] is True  # query reply
+
+
+@pytest.mark.parametrize("version", ["3.1", "3.3", "3.4", "3.5"])
+async def test_local_key_never_logged(version: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = b"Sx7!kq9#Lm2@Wp4$"
+    plug = SimulatedPlug(device_id=DEVICE_ID, local_key=key, version=version, idle_timeout=0.3)
+    async with plug:
+        async with RawClient(plug, key=key) as cli:
+            await cli.ready()
+            await cli.send(*control_request(version, DEVICE_ID, {"1": True}))
+            assert (await cli.recv()).payload == b""
+            assert (await cli.recv()).cmd == Command.STATUS
+            async with RawClient(plug) as second:
+                assert await second.closed()
+            assert await cli.closed()  # idle drop
+        async with RawClient(plug, key=WRONG_KEY) as bad:
+            await bad.send(*control_request(version, DEVICE_ID, {"1": False}))
+            await bad.send(Command.SESS_KEY_NEG_START, bytes(16))
+            await asyncio.sleep(0.1)
+    text = caplog.text
+    assert "listening" in text
+    assert "idle" in text
+    for secret in (key, WRONG_KEY):
+        assert secret.decode() not in text
+        assert secret.hex() not in text
