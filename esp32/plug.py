@@ -112,10 +112,10 @@ class Plug:
             return
         if self._w is None or not self.online:
             return  # still connecting/negotiating: the connection task has its own timeouts
-        if self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > REPLY_MS:
-            self._drop("no reply to cmd 0x%02x" % self._expect)
-        elif self._n and time.ticks_diff(now, t[_LAST_RX]) > REPLY_MS:
+        if self._n and time.ticks_diff(now, t[_LAST_RX]) > REPLY_MS:
             self._drop("frame stalled mid-way")
+        elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > REPLY_MS:
+            self._drop("no reply to cmd 0x%02x" % self._expect)
         elif self._cmd is not None or self._expect:
             pass
         elif time.ticks_diff(now, t[_LAST_TX]) >= _hb_ms:

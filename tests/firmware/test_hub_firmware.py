@@ -336,3 +336,52 @@ async def test_client_limit(hub_factory) -> None:
     await wait_for(lambda: "disconnected" in hub.log())
     await second.connect()
     await second.close()
+
+
+async def test_plug_stalling_mid_frame_is_dropped(hub_factory) -> None:
+    """A plug that sends half a frame and stalls: the hub must drop the connection (a frame
+    cannot be resynchronised after a timeout) and connect again."""
+    from pathlib import Path
+
+    vectors = json.loads(
+        (Path(__file__).parents[1] / "vectors" / "synthetic_tinytuya_generated.json").read_text()
+    )
+    reply = next(v for v in vectors["vectors"] if v["name"].startswith("3.3 device DP_QUERY"))
+    frame = bytes.fromhex(reply["frame_hex"])
+    connections = 0
+
+    async def stalling_plug(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await r.read(1024)  # DP_QUERY
+        w.write(frame)  # full answer: the plug is online
+        await r.read(1024)  # heartbeat
+        w.write(frame[:20])  # half a frame, then silence
+        await r.read(1024)
+        w.close()
+
+    srv = await asyncio.start_server(stalling_plug, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    rec = {
+        "id": vectors["dev_id"],
+        "key": vectors["local_key_ascii"],
+        "host": "127.0.0.1",
+        "port": port,
+        "ver": "3.3",
+        "name": "staller",
+    }
+    hub = hub_factory(plugs=[rec], heartbeat_s=1, refresh_s=0)
+    try:
+        await hub.start()
+        client = hub.client()
+        try:
+            await client.connect()
+            await wait_for(lambda: client.inventory.plugs[rec["id"]].dps.get("20") == 2305)
+            await hub.wait_log("frame stalled mid-way", within=10)
+            await wait_for(lambda: connections >= 2, within=10)
+        finally:
+            await client.close()
+    finally:
+        hub.stop()  # ends the fake plug's open connection too
+        srv.close()
+        await srv.wait_closed()
