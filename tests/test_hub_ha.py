@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
-from homeassistant.config_entries import SOURCE_DHCP, SOURCE_USER
+from homeassistant.config_entries import SOURCE_DHCP, SOURCE_RECONFIGURE, SOURCE_USER
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -234,3 +236,165 @@ async def test_dhcp_discovery_of_the_hub(hass: HomeAssistant, hub: HubProcess) -
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert entry.data["host"] == "127.0.0.9"
+
+
+async def open_options(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> Any:
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    return await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": step}
+    )
+
+
+NEW_PLUG = {
+    "device_id": "bfnewplug00abcdefghij",
+    "local_key": KEYS[6],
+    "host": "127.0.0.1",
+    "protocol_version": "3.3",
+    "port": 6668,
+    "name": "New plug",
+}
+
+
+async def test_options_flow_errors(
+    hass: HomeAssistant, tmp_path: Path, plugs: list[SimulatedPlug]
+) -> None:
+    hub = HubProcess(tmp_path, max_plugs=2, plugs=[plug_record(plugs[0], name="Hub plug 0")])
+    await hub.start()
+    try:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            unique_id=HUB_ID,
+            title="Tuya ESP32 hub testhub",
+            data={
+                "transport": "hub",
+                "host": "127.0.0.1",
+                "port": hub.port,
+                "secret": SECRET,
+                "hub_id": HUB_ID,
+                "plugs": [{"id": plugs[0].device_id, "name": "Hub plug 0", "ver": "3.3"}],
+            },
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
+        result = await open_options(hass, entry, "add_plug")
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**NEW_PLUG, "host": "not-an-address"}
+        )
+        assert result["errors"] == {"base": "invalid_plug"}
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            {
+                **NEW_PLUG,
+                "device_id": plugs[1].device_id,
+                "local_key": KEYS[1],
+                "port": plugs[1].port,
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY  # the second of two plugs
+        await wait_until(lambda: len(entry.data["plugs"]) == 2, 10)
+        await wait_for_state(hass, "switch.new_plug", "on", within=10)  # reloaded
+        result = await open_options(hass, entry, "add_plug")
+        result = await hass.config_entries.options.async_configure(result["flow_id"], NEW_PLUG)
+        assert result["errors"] == {"base": "hub_full"}
+        # the hub goes away: both actions say so, nothing is lost
+        hub.stop()
+        await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "off")
+        result = await hass.config_entries.options.async_configure(result["flow_id"], NEW_PLUG)
+        assert result["errors"] == {"base": "cannot_connect"}
+        result = await open_options(hass, entry, "remove_plug")
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {"device_id": plugs[0].device_id}
+        )
+        assert result["errors"] == {"base": "cannot_connect"}
+        with pytest.raises(HomeAssistantError):
+            await entry.runtime_data.async_set_dps(plugs[0].device_id, {"1": False})
+        await entry.runtime_data.async_refresh()
+        assert not entry.runtime_data.last_update_success
+    finally:
+        hub.stop()
+
+
+async def test_hub_without_plugs_and_direct_entries_without_options(
+    hass: HomeAssistant, tmp_path: Path, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    hub = HubProcess(tmp_path)
+    await hub.start()
+    try:
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "hub"}
+        )
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
+        entry = result["result"]
+        assert entry.data["plugs"] == []
+        result = await open_options(hass, entry, "remove_plug")
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "no_plugs"
+        mock_entry.add_to_hass(hass)
+        assert not mock_entry.supports_options
+    finally:
+        hub.stop()
+
+
+async def test_hub_health_sensors_and_failed_commands(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    entry = await add_hub(hass, hub)
+    coordinator = entry.runtime_data
+    await coordinator.async_refresh()
+    assert coordinator.last_update_success
+    assert coordinator.health is not None
+    assert coordinator.health.plugs == 2
+    heap = hass.states.get("sensor.tuya_esp32_hub_testhub_free_memory")
+    assert float(heap.state) > 0
+    uptime = hass.states.get("sensor.tuya_esp32_hub_testhub_uptime")
+    assert float(uptime.state) >= 0
+    await plugs[0].stop()
+    await wait_for_state(hass, "switch.hub_plug_0", "unavailable", within=10)
+    with pytest.raises(HomeAssistantError, match="offline") as err:
+        await coordinator.async_set_dps(plugs[0].device_id, {"1": False})
+    assert err.value.translation_key == "set_failed"
+
+
+async def test_unexpected_error_in_the_hub_step(hass: HomeAssistant, hub: HubProcess) -> None:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "hub"}
+    )
+    with patch("custom_components.tuya_local_esp.config_flow._probe_hub", side_effect=RuntimeError):
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
+    assert result["errors"] == {"base": "unknown"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_reconfigure_the_hub(hass: HomeAssistant, hub: HubProcess, tmp_path: Path) -> None:
+    entry = await add_hub(hass, hub)
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    assert result["step_id"] == "reconfigure_hub"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], hub_input(hub, secret="wrong-secret")
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    other = HubProcess(tmp_path / "other", hub_id="otherhub")
+    (tmp_path / "other").mkdir()
+    await other.start()
+    try:
+        result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(other))
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "wrong_hub"
+    finally:
+        other.stop()
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], hub_input(hub, host="localhost")
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data["host"] == "localhost"
+    await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)

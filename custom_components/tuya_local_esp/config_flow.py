@@ -55,7 +55,14 @@ from .const import (
     TRANSPORT_HUB,
 )
 from .coordinator import DirectPlugCoordinator
-from .hub import HubAuthError, HubClient, HubCommandError, HubError, Inventory
+from .hub import (
+    HubAuthError,
+    HubClient,
+    HubCommandError,
+    HubConnectionError,
+    HubError,
+    Inventory,
+)
 from .hub_coordinator import HubCoordinator, plugs_record
 from .tuya import TuyaDevice, TuyaError, TuyaKeyError
 
@@ -130,8 +137,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         """
         errors: dict[str, str] = {}
         for field in (CONF_HOST, CONF_DEVICE_ID, CONF_LOCAL_KEY):
-            if field in user_input:
-                user_input[field] = str(user_input[field]).strip()
+            user_input[field] = str(user_input[field]).strip()
         user_input[CONF_PORT] = int(user_input[CONF_PORT])
         if len(user_input[CONF_LOCAL_KEY]) != 16 or not user_input[CONF_LOCAL_KEY].isascii():
             errors[CONF_LOCAL_KEY] = "invalid_local_key"
@@ -237,17 +243,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_PORT: int(user_input[CONF_PORT]),
                 CONF_SECRET: user_input[CONF_SECRET],
             }
-            try:
-                inventory = await _probe_hub(data)
-            except HubAuthError:
-                errors["base"] = "invalid_auth"
-            except HubError as err:
-                LOGGER.debug("Hub at %s: %s", data[CONF_HOST], err)
-                errors["base"] = "cannot_connect"
-            except Exception:
-                LOGGER.exception("Unexpected error while connecting to the hub")
-                errors["base"] = "unknown"
-            else:
+            errors, inventory = await _check_hub(data)
+            if inventory is not None:
                 await self.async_set_unique_id(inventory.hub_id)
                 self._abort_if_unique_id_configured(
                     updates={CONF_HOST: data[CONF_HOST], CONF_PORT: data[CONF_PORT]}
@@ -261,25 +258,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                         CONF_PLUGS: plugs_record(inventory),
                     },
                 )
-        defaults = user_input or self._discovered
         return self.async_show_form(
-            step_id="hub",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(
-                        CONF_HOST, default=defaults.get(CONF_HOST, vol.UNDEFINED)
-                    ): TextSelector(),
-                    vol.Required(
-                        CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_HUB_PORT)
-                    ): NumberSelector(
-                        NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
-                    ),
-                    vol.Required(CONF_SECRET): TextSelector(
-                        TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                    ),
-                }
-            ),
-            errors=errors,
+            step_id="hub", data_schema=_hub_schema(user_input or self._discovered), errors=errors
         )
 
     async def async_step_dhcp(self, discovery_info: DhcpServiceInfo) -> ConfigFlowResult:
@@ -290,6 +270,29 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         self._discovered = {CONF_HOST: discovery_info.ip}
         self.context["title_placeholders"] = {"device_id": hub_id, "host": discovery_info.ip}
         return await self.async_step_hub()
+
+    async def async_step_reconfigure_hub(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the hub's address, port or secret."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                CONF_HOST: str(user_input[CONF_HOST]).strip(),
+                CONF_PORT: int(user_input[CONF_PORT]),
+                CONF_SECRET: user_input[CONF_SECRET],
+            }
+            errors, inventory = await _check_hub(data)
+            if inventory is not None:
+                await self.async_set_unique_id(inventory.hub_id)
+                self._abort_if_unique_id_mismatch(reason="wrong_hub")
+                return self.async_update_reload_and_abort(entry, data_updates=data)
+        return self.async_show_form(
+            step_id="reconfigure_hub",
+            data_schema=_hub_schema(user_input or entry.data),
+            errors=errors,
+        )
 
     @staticmethod
     @callback
@@ -308,6 +311,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change host, local key, protocol version or port of a configured plug."""
         entry = self._get_reconfigure_entry()
+        if entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
+            return await self.async_step_reconfigure_hub()
         errors: dict[str, str] = {}
         if user_input is not None:
             user_input = {**user_input, CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID]}
@@ -325,6 +330,36 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=_plug_schema(user_input or entry.data, with_device_id=False),
             errors=errors,
         )
+
+
+def _hub_schema(defaults: Mapping[str, Any]) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, vol.UNDEFINED)): TextSelector(),
+            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_HUB_PORT)): (
+                NumberSelector(
+                    NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+                )
+            ),
+            vol.Required(CONF_SECRET): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.PASSWORD)
+            ),
+        }
+    )
+
+
+async def _check_hub(data: Mapping[str, Any]) -> tuple[dict[str, str], Inventory | None]:
+    """Authenticate to the hub; return (form errors, inventory or None)."""
+    try:
+        return {}, await _probe_hub(data)
+    except HubAuthError:
+        return {"base": "invalid_auth"}, None
+    except HubError as err:
+        LOGGER.debug("Hub at %s: %s", data[CONF_HOST], err)
+        return {"base": "cannot_connect"}, None
+    except Exception:
+        LOGGER.exception("Unexpected error while connecting to the hub")
+        return {"base": "unknown"}, None
 
 
 async def _probe_hub(data: Mapping[str, Any]) -> Inventory:
@@ -352,12 +387,18 @@ class HubOptionsFlow(OptionsFlow):
         """Choose what to do."""
         return self.async_show_menu(step_id="init", menu_options=["add_plug", "remove_plug"])
 
-    def _coordinator(self) -> HubCoordinator | None:
+    def _hub(self) -> HubCoordinator:
+        """The running hub coordinator.
+
+        Raises:
+            HubConnectionError: the entry is not loaded or the hub is not connected.
+
+        """
         entry = self.config_entry
         coordinator = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
-        if isinstance(coordinator, HubCoordinator) and coordinator.hub_connected:
-            return coordinator
-        return None
+        if not isinstance(coordinator, HubCoordinator) or not coordinator.hub_connected:
+            raise HubConnectionError("the hub is not connected")
+        return coordinator
 
     async def async_step_add_plug(
         self, user_input: dict[str, Any] | None = None
@@ -366,13 +407,11 @@ class HubOptionsFlow(OptionsFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             key = str(user_input[CONF_LOCAL_KEY]).strip()
-            coordinator = self._coordinator()
             if len(key) != 16 or not key.isascii():
                 errors[CONF_LOCAL_KEY] = "invalid_local_key"
-            elif coordinator is None:
-                errors["base"] = "cannot_connect"
             else:
                 try:
+                    coordinator = self._hub()
                     await coordinator.client.add_plug(
                         str(user_input[CONF_DEVICE_ID]).strip(),
                         key,
@@ -424,18 +463,15 @@ class HubOptionsFlow(OptionsFlow):
     ) -> ConfigFlowResult:
         """Remove a plug from the hub."""
         errors: dict[str, str] = {}
-        coordinator = self._coordinator()
         if user_input is not None:
-            if coordinator is None:
+            try:
+                coordinator = self._hub()
+                await coordinator.client.remove_plug(user_input[CONF_DEVICE_ID])
+                await coordinator.async_refresh_inventory()
+            except HubError:
                 errors["base"] = "cannot_connect"
             else:
-                try:
-                    await coordinator.client.remove_plug(user_input[CONF_DEVICE_ID])
-                    await coordinator.async_refresh_inventory()
-                except HubError:
-                    errors["base"] = "cannot_connect"
-                else:
-                    return self.async_create_entry(data={})
+                return self.async_create_entry(data={})
         plugs = self.config_entry.data.get(CONF_PLUGS, [])
         if not plugs:
             return self.async_abort(reason="no_plugs")

@@ -161,6 +161,7 @@ class HubCoordinator(PlugCoordinator):
                 translation_placeholders={"hub_id": self.hub_id},
             ) from err
         self._online = {d: p.online for d, p in inventory.plugs.items()}
+        self.async_update_listeners()  # health is not part of the data compared below
         return {d: {**self.data.get(d, {}), **p.dps} for d, p in inventory.plugs.items()}
 
     @override
