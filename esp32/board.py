@@ -51,7 +51,7 @@ def uptime_s():
 
 def unique_id():
     """Short hex id for this board (MAC-derived on hardware, fixed on the unix port)."""
-    if machine is not None:
+    if network is not None and machine is not None:
         try:
             import binascii
 
@@ -136,8 +136,8 @@ def ntp_sync(host=None):
 def wdt_start(timeout_ms):
     """Enable the watchdog (it cannot be stopped again on ESP32); no-op on the unix port."""
     global _wdt
-    if machine is None or timeout_ms <= 0:
-        return
+    if machine is None or timeout_ms <= 0 or not hasattr(machine, "WDT"):
+        return  # the unix port has a `machine` module, but no watchdog
     _wdt = machine.WDT(timeout=timeout_ms)
 
 
@@ -147,7 +147,7 @@ def wdt_feed():
 
 
 def reset():
-    if machine is not None:
+    if network is not None and machine is not None:
         machine.reset()
 
 

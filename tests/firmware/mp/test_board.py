@@ -1,0 +1,29 @@
+# board.py degrades to no-ops on the unix port; time helpers give Unix seconds as ints.
+import time
+
+import board
+from testutil import eq
+
+
+def test_unix_port_no_hardware():
+    eq(board.is_hardware(), False)
+    eq(board.rssi(), None)
+    eq(board.ip_address(), None)
+    eq(board.wifi_connect("ssid", "pw"), True)
+    eq(board.wifi_ok(), True)
+    eq(board.ntp_sync(), True)
+    board.set_hostname("abc")
+    board.wdt_start(1000)
+    board.wdt_feed()
+    eq(board.unique_id(), "unix00")
+
+
+def test_time():
+    eq(board.EPOCH_OFFSET, 946684800 if time.gmtime(0)[0] == 2000 else 0)
+    t = board.unix_time()
+    eq(isinstance(t, int), True)
+    eq(board.time_synced(), t > 1577836800)
+    up = board.uptime_s()
+    eq(isinstance(up, int) and up >= 0, True)
+    free, alloc = board.heap()
+    eq(free > 0 and alloc > 0, True)
