@@ -29,8 +29,12 @@ def add_entries(plugs: list[dict[str, Any]], config_dir: Path) -> None:
     if path.exists():
         store = json.loads(path.read_text())
     else:
-        store = {"version": 1, "minor_version": 5, "key": "core.config_entries",
-                 "data": {"entries": []}}
+        store = {
+            "version": 1,
+            "minor_version": 5,
+            "key": "core.config_entries",
+            "data": {"entries": []},
+        }
     entries = store["data"]["entries"]
     known = {(e["domain"], e.get("unique_id")) for e in entries}
     now = datetime.now(UTC).isoformat()

@@ -518,7 +518,8 @@ class TuyaDevice:
         if msg.cmd not in cmds:
             return False
         if msg.cmd == Command.STATUS:
-            return True  # pushes carry the device's own sequence number
+            # pushes carry the device's own sequence number; only one with DPS can answer
+            return msg.payload[:1] == b"{"
         # 3.5 devices use their own counter, 3.1 heartbeats and STATUS pushes use 0 (spec §2.6/2.9)
         return msg.seqno in (seqno, 0) or float(self.version) >= 3.4
 

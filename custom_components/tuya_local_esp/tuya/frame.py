@@ -58,15 +58,6 @@ class RawFrame:
     cmd: int
     data: bytes
 
-    @property
-    def header_len(self) -> int:
-        """Bytes of the fixed header (16 for 55AA, 18 for 6699)."""
-        return HEADER_6699_LEN if self.is_6699 else HEADER_55AA_LEN
-
-    def body(self, trailer_len: int) -> bytes:
-        """Bytes between the header and a trailer of ``trailer_len`` bytes (integrity + suffix)."""
-        return self.data[self.header_len : len(self.data) - trailer_len]
-
 
 def crc32(data: bytes) -> int:
     """Standard zlib CRC-32 as used by Tuya 55AA frames (spec §1.1)."""
@@ -203,23 +194,6 @@ class FrameParser:
         frame = RawFrame(is_6699, seqno, cmd, bytes(buf[:total]))
         del buf[:total]
         return frame
-
-
-def split_55aa_trailer(frame: RawFrame, hmac_len: int | None) -> tuple[bytes, bytes, bytes]:
-    """Split a 55AA frame into ``(covered, body, check)``.
-
-    ``covered`` is what the CRC/HMAC covers, ``body`` the bytes after the header, ``check`` the
-    CRC (4 bytes) or HMAC (32 bytes) as selected by ``hmac_len``.
-
-    Raises:
-        TuyaFrameError: the frame is too short for the integrity field.
-
-    """
-    trailer = (hmac_len or CRC_LEN) + SUFFIX_LEN
-    if len(frame.data) < HEADER_55AA_LEN + trailer:
-        raise TuyaFrameError("frame too short for its integrity field")
-    end = len(frame.data) - trailer
-    return frame.data[:end], frame.data[HEADER_55AA_LEN:end], frame.data[end : end + trailer - 4]
 
 
 __all__ = [
