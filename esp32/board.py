@@ -156,3 +156,14 @@ def heap():
     gc.collect()
     return gc.mem_free(), gc.mem_alloc()
 
+
+def nodelay(stream):
+    """Disable Nagle's algorithm on an asyncio stream's socket: the hub writes small records
+    back to back (a state push, then the result), and Nagle would hold the second one until
+    the peer's delayed ACK (~40 ms). Numeric constants (IPPROTO_TCP = 6, TCP_NODELAY = 1 in
+    both lwIP and Linux) because MicroPython's socket module does not export them."""
+    try:
+        stream.s.setsockopt(6, 1, 1)
+    except Exception:  # noqa: BLE001 - best effort; some builds refuse the option
+        pass
+

@@ -166,6 +166,7 @@ class Plug:
             r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port),
                                              CONNECT_MS)
             self._w = w
+            board.nodelay(w)
             t[_LAST_RX] = time.ticks_ms()
             c = self.codec
             if c.needs_session:

@@ -130,6 +130,7 @@ class Server:
 
     async def _handle(self, r, w):
         peer = _peer(w)
+        board.nodelay(w)
         self._conns += 1
         c = Client(self, r, w, peer)
         c.task = asyncio.current_task()

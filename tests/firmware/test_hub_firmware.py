@@ -46,6 +46,16 @@ async def test_inventory_state_push_and_set_dps(hub_factory) -> None:
             )
             assert client.inventory.plugs[dev].dps["1"] is want
 
+            # the hub answers without Nagle delays (state push + result are back-to-back
+            # writes; with Nagle the result would wait for a ~40 ms delayed ACK)
+            loop = asyncio.get_running_loop()
+            times = []
+            for i in range(5):
+                t0 = loop.time()
+                await client.set_dps(dev, {"1": i % 2 == 0})
+                times.append(loop.time() - t0)
+            assert min(times) < 0.02, times
+
             # a change on the device (button press) is pushed with the hub's timestamp
             updates.clear()
             sims[1].set_dps_local({"20": 2411})
