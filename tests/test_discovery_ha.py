@@ -13,7 +13,12 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
-from custom_components.tuya_local_esp.discovery import DISCOVERY, TuyaDiscovery
+from custom_components.tuya_local_esp.discovery import (
+    DISCOVERY,
+    TARGETS_ENV,
+    TuyaDiscovery,
+    _request_targets,
+)
 from custom_components.tuya_local_esp.tuya.discovery import encode_broadcast
 from tuya_sim import SimulatedPlug
 
@@ -126,3 +131,30 @@ async def test_discovery_of_a_configured_plug_aborts(
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
+
+
+async def test_announcement_updates_the_detected_version(
+    hass: HomeAssistant, plug_sim: SimulatedPlug
+) -> None:
+    await plug_sim.stop()  # unreachable: only the announcement tells the version
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=DEVICE_ID,
+        data=entry_data(plug_sim, protocol_version="auto", detected_version="3.3"),
+    )
+    entry.add_to_hass(hass)
+    discovery = await start_discovery(hass)
+    announce(discovery, "127.0.0.1", "3.4")  # e.g. after a firmware update
+    await wait_until(lambda: entry.data["detected_version"] == "3.4")
+    assert entry.data["host"] == "127.0.0.1"
+    assert discovery_flows(hass) == []
+
+
+async def test_requests_go_to_the_adapters_broadcast_addresses(
+    hass: HomeAssistant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(TARGETS_ENV)
+    assert await async_setup_component(hass, "network", {})
+    targets = await _request_targets(hass)
+    assert ("255.255.255.255", 7000) in targets
+    assert all(port == 7000 for _, port in targets)

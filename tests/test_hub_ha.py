@@ -3,6 +3,7 @@ loopback, and the firmware talks to simulated plugs."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
+from custom_components.tuya_local_esp.discovery import DISCOVERY
+from custom_components.tuya_local_esp.tuya.discovery import encode_broadcast
 from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
@@ -129,6 +132,14 @@ async def test_switching_and_pushes_through_the_hub(
     assert plugs[0].dps["1"] is True
     plugs[1].set_dps_local({"1": False})  # the button on the plug
     await wait_for_state(hass, "switch.hub_plug_1", "off")
+    # the plug also broadcasts on the LAN: it is behind the hub already, so it is not offered
+    discovery = hass.data[DISCOVERY]
+    info = {"ip": "127.0.0.1", "gwId": plugs[0].device_id, "version": "3.3"}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(encode_broadcast(info, "3.3"), ("127.0.0.1", discovery.listener.bound_ports[1]))
+    await wait_until(lambda: plugs[0].device_id in discovery.listener.devices)
+    await hass.async_block_till_done()
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
 
 
 async def test_hub_restart_and_plug_loss(

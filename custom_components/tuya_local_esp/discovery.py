@@ -75,7 +75,11 @@ class TuyaDiscovery:
     def _on_device(self, device: DiscoveredDevice) -> None:
         entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, device.device_id)
         if entry is None:
-            if not any(_serves(e.runtime_data, device.device_id) for e in self._loaded()):
+            served = any(  # e.g. a plug behind a hub: already in Home Assistant
+                device.device_id in e.runtime_data.plugs
+                for e in self.hass.config_entries.async_loaded_entries(DOMAIN)
+            )
+            if not served:
                 discovery_flow.async_create_flow(
                     self.hass,
                     DOMAIN,
@@ -105,14 +109,6 @@ class TuyaDiscovery:
         coordinator = getattr(entry, "runtime_data", None)
         if isinstance(coordinator, DirectPlugCoordinator) and CONF_HOST in updates:
             coordinator.device.set_host(device.ip)
-
-    def _loaded(self) -> list[Any]:
-        return [e for e in self.hass.config_entries.async_loaded_entries(DOMAIN) if e.runtime_data]
-
-
-def _serves(coordinator: Any, device_id: str) -> bool:
-    """True if ``coordinator`` already handles ``device_id`` (e.g. a plug behind a hub)."""
-    return device_id in getattr(coordinator, "plugs", {})
 
 
 async def _request_targets(hass: HomeAssistant) -> list[tuple[str, int]]:
