@@ -61,14 +61,15 @@ def plot_latency(data: dict[str, Any], out: Path) -> None:
         ax.set_title(title)
         ax.grid(axis="y", which="both", alpha=0.3)
     axes[0].set_ylabel("latency, ms (bar: p50, dash: p99; log scale)")
-    axes[0].legend(fontsize=8, loc="center left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(clients), fontsize=8)
     env = data["environment"]
     fig.suptitle(
         f"Loopback latency vs simulator subprocess, n={data['params']['n']} per bar "
         f"(Python {env['python']}, {env['cpu_count']} CPUs)",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
