@@ -11,6 +11,7 @@ from custom_components.tuya_local_esp.tuya import crypto
 from custom_components.tuya_local_esp.tuya.errors import TuyaFrameError, TuyaKeyError
 from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame
 from custom_components.tuya_local_esp.tuya.message import MessageCodec
+from custom_components.tuya_local_esp.tuya.payload import extract_dps
 from custom_components.tuya_local_esp.tuya.session import (
     ClientNegotiation,
     DeviceNegotiation,
@@ -194,3 +195,31 @@ def test_real_captures_framing() -> None:
         from custom_components.tuya_local_esp.tuya.frame import crc32
 
         assert crc32(frame.data[:body_end]) == int.from_bytes(frame.data[body_end:-4], "big")
+
+
+def test_misc_real_v34_handshake_frames() -> None:
+    """Real 3.4 START/RESP captures (keys unpublished): framing, lengths and the PKCS#7 block."""
+    data = load_vectors("misc_examples_and_partial_captures.json")
+    pairs = [e for e in data["entries"] if "start_frame_hex" in e and "resp_frame_hex" in e]
+    assert len(pairs) >= 2
+    for entry in pairs:
+        start = one_frame(entry["start_frame_hex"])
+        resp = one_frame(entry["resp_frame_hex"])
+        assert (start.cmd, start.seqno, len(start.data)) == (3, 1, 16 + 0x44)
+        assert resp.cmd == 4
+        assert len(resp.data) == 16 + 0x68
+        assert resp.data[16:20] == bytes(4)  # retcode 0 in clear, before the ciphertext
+        assert resp.seqno != start.seqno  # the device's own counter (spec §2.7)
+        # a 16-byte nonce gets a whole PKCS#7 block: ECB(key, 16 x 0x10) ends both ciphertexts
+        start_ct = start.data[16 : 16 + 32]
+        resp_ct = resp.data[20 : 20 + 64]
+        assert start_ct[16:] == resp_ct[48:]
+
+
+def test_misc_v35_reply_shapes() -> None:
+    """DP_QUERY_NEW replies and 3.4 pushes nest the DPS in ``data`` (spec §2.9)."""
+    data = load_vectors("misc_examples_and_partial_captures.json")
+    fake = next(e for e in data["entries"] if "dp_query_new_reply_json" in e)
+    reply = fake["dp_query_new_reply_json"]
+    assert extract_dps(reply) == reply["data"]["dps"]
+    assert extract_dps(reply)["20"] is True
