@@ -191,34 +191,8 @@ async def _run(cfg, records):
     await hub.housekeeping()
 
 
-def main(path):
-    """Boot sequence: config, hostname, Wi-Fi, NTP, watchdog, then the asyncio hub."""
-    config = _config()
-    try:
-        cfg = config.load(path)
-        records = config.load_plugs(cfg)
-    except config.ConfigError as e:
-        log.error("main", str(e))
-        return
-    finally:
-        config = None
-        _unload_config()
-    log.level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN}.get(
-        cfg["log_level"], log.INFO)
-    hub_id = cfg.get("hub_id") or board.unique_id()
-    board.set_hostname(hub_id)
-    wifi = cfg.get("wifi")
-    if wifi:
-        if not board.wifi_connect(wifi.get("ssid"), wifi.get("password")):
-            log.error("main", "wifi not connected; rebooting in 10 s")
-            time.sleep(10)
-            board.reset()
-        log.info("main", "wifi up, ip %s" % board.ip_address())
-        if cfg.get("ntp_host") is not False:
-            for _ in range(3):
-                if board.ntp_sync(cfg.get("ntp_host")):
-                    break
-    board.wdt_start(cfg["watchdog_ms"])
+def run(cfg, records):
+    """Run the hub until the board resets (never returns in normal operation)."""
     gc.collect()
     try:
         asyncio.run(_run(cfg, records))

@@ -1,5 +1,6 @@
 # Firmware side of the hub channel (docs/hub-protocol.md is the normative spec; section numbers
-# below refer to it). Sans-I/O: byte layouts, handshake, key schedule and record crypto only.
+# below refer to it). Sans-I/O: record layout and crypto, error codes. The handshake (§4) is in
+# hubauth.py, imported only while a client authenticates.
 import json
 import os
 import struct
@@ -15,10 +16,6 @@ MAC_LEN = const(32)
 MAX_RECORD = const(4096)  # largest record body (§3)
 MIN_SECURE = const(64)  # IV 16 + one AES block 16 + tag 32
 MAX_HUB_ID = const(32)
-
-LABEL_SERVER = b"tuya-local-esp hub v1 server proof"
-LABEL_CLIENT = b"tuya-local-esp hub v1 client proof"
-LABEL_KEYS = b"tuya-local-esp hub v1 session keys"
 
 # Error codes carried in result/error messages (§6).
 E_BAD_REQUEST = "bad_request"
@@ -51,42 +48,6 @@ class HubErr(Exception):
 def record(body):
     """u16 big-endian length prefix + body (§3)."""
     return struct.pack(">H", len(body)) + body
-
-
-class ServerHandshake:
-    """§4: CLIENT_HELLO -> SERVER_HELLO -> CLIENT_PROOF, then session keys (§5)."""
-
-    def __init__(self, secret, hub_id):
-        self._secret = HmacKey(secret)
-        self._hub_id = hub_id.encode()
-        self._t = None
-
-    def server_hello(self, body, nonce_s=None):
-        """Answer a CLIENT_HELLO body; returns the SERVER_HELLO body. Raises ProtoError.
-
-        A client that speaks another version gets the 6-byte reject body instead; the caller
-        sends it and closes (`self.rejected` is True)."""
-        self.rejected = False
-        if len(body) != 4 + 1 + NONCE_LEN or body[:4] != MAGIC:
-            raise ProtoError("bad client hello")
-        if body[4] != VERSION:
-            self.rejected = True
-            return MAGIC + bytes((0, VERSION))
-        if nonce_s is None:  # tests pass a fixed nonce to check the spec's example
-            nonce_s = os.urandom(NONCE_LEN)
-        self._t = bytes(body[5:21]) + nonce_s + bytes((len(self._hub_id),)) + self._hub_id
-        proof = self._secret.digest(LABEL_SERVER, self._t)
-        return MAGIC + bytes((VERSION,)) + nonce_s + bytes((len(self._hub_id),)) + self._hub_id + proof
-
-    def finish(self, body):
-        """Check CLIENT_PROOF; returns the server-side Channel or raises ProtoError."""
-        if self._t is None or len(body) != MAC_LEN:
-            raise ProtoError("bad client proof length")
-        if not equal(body, self._secret.digest(LABEL_CLIENT, self._t)):
-            raise ProtoError("bad client proof")
-        ch = Channel(self._secret.digest(LABEL_KEYS, self._t), server=True)
-        self._t = None
-        return ch
 
 
 class Channel:

@@ -5,6 +5,7 @@
 import asyncio
 import gc
 import struct
+import sys
 
 import board
 import log
@@ -118,7 +119,10 @@ class Server:
         return await asyncio.wait_for_ms(r.readexactly(n), BODY_MS)
 
     async def _handshake(self, r, w):
-        hs = hubproto.ServerHandshake(self._secret, self.hub.hub_id)
+        import hubauth  # needed once per connection: loaded here, dropped in _handle
+
+        hs = hubauth.ServerHandshake(self._secret, self.hub.hub_id)
+        hubauth = None
         body = await self._read_record(r, HANDSHAKE_MS, 64)
         reply = hs.server_hello(body)
         w.write(hubproto.record(reply))
@@ -146,11 +150,13 @@ class Server:
                 c.ch = await self._handshake(r, w)
             except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
                 self._fails += 1
+                sys.modules.pop("hubauth", None)
                 log.warn("srv", "%s handshake failed (%s: %s), failures=%d" % (
                     peer, type(e).__name__, e, self._fails))
                 await asyncio.sleep_ms(min(500 * self._fails, MAX_PENALTY_MS))
                 return
             self._fails = 0
+            sys.modules.pop("hubauth", None)
             if len(self.clients) >= self.max_clients:
                 c.send({"t": "error", "err": E_BUSY, "msg": "too many clients"})
                 w.write(c.out.pop())

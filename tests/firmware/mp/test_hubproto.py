@@ -1,5 +1,6 @@
 # Firmware side of the hub channel against the worked example of docs/hub-protocol.md
 # (tests/vectors/hub_channel_v1.json, produced by the HA-side library).
+import hubauth
 import hubproto
 from testutil import eq, h, load_vectors, raises
 
@@ -7,7 +8,7 @@ V = load_vectors("hub_channel_v1.json")
 
 
 def _server():
-    hs = hubproto.ServerHandshake(V["secret_ascii"].encode(), V["hub_id"])
+    hs = hubauth.ServerHandshake(V["secret_ascii"].encode(), V["hub_id"])
     body = h(V["client_hello_record"])[2:]
     eq(hs.server_hello(body, h(V["nonce_s"])), h(V["server_hello_record"])[2:], "server hello")
     eq(hs.rejected, False)
@@ -23,7 +24,7 @@ def test_handshake_and_records():
 
 
 def test_wrong_client_proof():
-    hs = hubproto.ServerHandshake(V["secret_ascii"].encode(), V["hub_id"])
+    hs = hubauth.ServerHandshake(V["secret_ascii"].encode(), V["hub_id"])
     hs.server_hello(h(V["client_hello_record"])[2:])
     bad = bytearray(h(V["client_proof_record"])[2:])
     bad[0] ^= 1
@@ -31,7 +32,7 @@ def test_wrong_client_proof():
 
 
 def test_version_reject():
-    hs = hubproto.ServerHandshake(b"x" * 16, "hub")
+    hs = hubauth.ServerHandshake(b"x" * 16, "hub")
     body = bytearray(h(V["client_hello_record"])[2:])
     body[4] = 2
     eq(hs.server_hello(bytes(body)), b"TLEH\x00\x01")
