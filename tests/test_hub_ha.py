@@ -409,3 +409,44 @@ async def test_reconfigure_the_hub(hass: HomeAssistant, hub: HubProcess, tmp_pat
     assert result["reason"] == "reconfigure_successful"
     assert entry.data["host"] == "localhost"
     await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
+
+
+async def test_changed_hub_secret_asks_for_the_new_one(
+    hass: HomeAssistant, tmp_path: Path, plugs: list[SimulatedPlug]
+) -> None:
+    hub = HubProcess(tmp_path, secret="the-new-hub-secret-0123456789ab")
+    await hub.start()
+    try:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            unique_id=HUB_ID,
+            title="Tuya ESP32 hub testhub",
+            data={
+                "transport": "hub",
+                "host": "127.0.0.1",
+                "port": hub.port,
+                "secret": SECRET,  # the old one
+                "hub_id": HUB_ID,
+                "plugs": [],
+            },
+        )
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        client = entry.runtime_data.client
+        await wait_until(lambda: client.last_error is not None, 10)
+        await entry.runtime_data.async_refresh()
+        await hass.async_block_till_done()
+        flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        assert [f["context"]["source"] for f in flows] == ["reauth"]
+        result = await hass.config_entries.flow.async_configure(
+            flows[0]["flow_id"], {"secret": "still-not-the-secret"}
+        )
+        assert result["errors"] == {"base": "invalid_auth"}
+        result = await hass.config_entries.flow.async_configure(
+            flows[0]["flow_id"], {"secret": "the-new-hub-secret-0123456789ab"}
+        )
+        assert result["reason"] == "reauth_successful"
+        await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+        hub.assert_no_secrets(["the-new-hub-secret-0123456789ab"])
+    finally:
+        hub.stop()

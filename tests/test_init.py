@@ -9,6 +9,7 @@ from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -19,7 +20,7 @@ from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_
 from custom_components.tuya_local_esp.sensor import PlugEnergySensor
 from tuya_sim import SimulatedPlug
 
-from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_for_state
+from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_for_state, wait_until
 
 SWITCH = "switch.desk_plug"
 
@@ -193,3 +194,35 @@ async def test_switch_failure_raises_translated_error(
         SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: SWITCH}, blocking=True
     )
     assert hass.states.get(SWITCH).state == "off"
+
+
+async def test_repaired_plug_asks_for_its_new_key(
+    hass: HomeAssistant, plug_sim: SimulatedPlug
+) -> None:
+    """The plug was paired again: its local key changed; a reauth flow asks for the new one."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=DEVICE_ID,
+        title="Desk plug",
+        data=entry_data(plug_sim, local_key="old-key-01234567"),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    coordinator = entry.runtime_data
+    coordinator.device.timeout = 0.2
+    coordinator.device.reconnect_min = coordinator.device.reconnect_max = 0.05
+    await wait_until(lambda: coordinator.device.key_failures >= 3, 10)
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == ["reauth"]
+    flow_id = flows[0]["flow_id"]
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {"local_key": "another-wrong-ke"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    result = await hass.config_entries.flow.async_configure(flow_id, {"local_key": LOCAL_KEY})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert entry.data["local_key"] == LOCAL_KEY
+    await wait_for_state(hass, SWITCH, "on")

@@ -157,6 +157,20 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             user_input[CONF_DETECTED_VERSION] = version
         return errors
 
+    async def _validate_releasing(self, entry: ConfigEntry, data: dict[str, Any]) -> dict[str, str]:
+        """Run :meth:`_validate` for a configured plug.
+
+        Plugs accept one connection, so the running entry lets go of it while we probe (and
+        takes it again if the probe fails).
+        """
+        running = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
+        if isinstance(running, DirectPlugCoordinator):
+            await running.async_suspend()
+        errors = await self._validate(data)
+        if errors and isinstance(running, DirectPlugCoordinator):
+            await running.async_start()
+        return errors
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose: a plug reached directly, or an ESP32 hub."""
         return self.async_show_menu(step_id="user", menu_options=["plug", "hub"])
@@ -271,6 +285,42 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         self.context["title_placeholders"] = {"device_id": hub_id, "host": discovery_info.ip}
         return await self.async_step_hub()
 
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The plug refused our local key (re-paired?) or the hub our secret."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the new local key (plug) or hub secret (hub)."""
+        entry = self._get_reauth_entry()
+        hub = entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB
+        field = CONF_SECRET if hub else CONF_LOCAL_KEY
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**entry.data, field: user_input[field]}
+            if hub:
+                errors, inventory = await _check_hub(data)
+                if inventory is not None:
+                    await self.async_set_unique_id(inventory.hub_id)
+                    self._abort_if_unique_id_mismatch(reason="wrong_hub")
+            else:
+                errors = await self._validate_releasing(entry, data)
+            if not errors:
+                return self.async_update_reload_and_abort(entry, data=data)
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(field): TextSelector(
+                        TextSelectorConfig(type=TextSelectorType.PASSWORD)
+                    )
+                }
+            ),
+            description_placeholders={"name": entry.title},
+            errors=errors,
+        )
+
     async def async_step_reconfigure_hub(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
@@ -316,13 +366,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             user_input = {**user_input, CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID]}
-            # A plug accepts one connection: the running entry lets go while we probe.
-            running = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
-            if isinstance(running, DirectPlugCoordinator):
-                await running.async_suspend()
-            errors = await self._validate(user_input)
-            if errors and isinstance(running, DirectPlugCoordinator):
-                await running.async_start()
+            errors = await self._validate_releasing(entry, user_input)
             if not errors:
                 return self.async_update_reload_and_abort(entry, data_updates=user_input)
         return self.async_show_form(

@@ -35,6 +35,9 @@ from .tuya import TuyaDevice, TuyaError
 
 type PlugData = dict[str, dict[str, Any]]
 
+#: Connection attempts in a row that the plug refused with our key before asking the user.
+KEY_FAILURES_FOR_REAUTH = 3
+
 
 @dataclass(frozen=True, slots=True)
 class PlugInfo:
@@ -167,6 +170,9 @@ class DirectPlugCoordinator(PlugCoordinator):
     @override
     async def _async_update_data(self) -> PlugData:
         if not self.device.connected:
+            if self.device.key_failures >= KEY_FAILURES_FOR_REAUTH:
+                # re-paired plugs get a new local key: ask the user for it
+                self.config_entry.async_start_reauth(self.hass)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="plug_unreachable",

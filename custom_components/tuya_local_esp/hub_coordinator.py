@@ -26,7 +26,15 @@ from .const import (
     LOGGER,
 )
 from .coordinator import PlugCoordinator, PlugData, PlugInfo
-from .hub import HubClient, HubCommandError, HubError, HubHealth, Inventory, StateUpdate
+from .hub import (
+    HubAuthError,
+    HubClient,
+    HubCommandError,
+    HubError,
+    HubHealth,
+    Inventory,
+    StateUpdate,
+)
 
 
 def plugs_record(inventory: Inventory) -> list[dict[str, str]]:
@@ -146,6 +154,8 @@ class HubCoordinator(PlugCoordinator):
     @override
     async def _async_update_data(self) -> PlugData:
         if not self.client.connected:
+            if isinstance(self.client.last_error, HubAuthError):
+                self.config_entry.async_start_reauth(self.hass)  # the hub's secret changed
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="hub_unreachable",

@@ -153,6 +153,10 @@ class TuyaDevice:
         self.bad_frames = 0
         #: Number of successful (re)connections.
         self.connect_count = 0
+        #: Why the last background (re)connection failed; None after a success.
+        self.last_error: TuyaError | None = None
+        #: Background connections in a row that failed with :class:`TuyaKeyError`.
+        self.key_failures = 0
 
     # ------------------------------------------------------------ public API
     @property
@@ -394,6 +398,8 @@ class TuyaDevice:
         finally:
             self._probe_timeout = None
         self.connect_count += 1
+        self.last_error = None
+        self.key_failures = 0
         self._connected.set()
         self._spawn(self._keepalive())
         _LOGGER.debug("connected to %s (%s), %d DPs", self.device_id, self.host, len(dps))
@@ -453,6 +459,8 @@ class TuyaDevice:
                 await self._open()
             except TuyaError as err:
                 _LOGGER.debug("reconnect to %s failed: %s", self.device_id, err)
+                self.last_error = err
+                self.key_failures = self.key_failures + 1 if isinstance(err, TuyaKeyError) else 0
                 # back off, unless set_host() gives a new address to try at once
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):
