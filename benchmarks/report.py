@@ -43,6 +43,28 @@ def latency_tables(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def runs_table(runs: list[dict[str, Any]]) -> str:
+    """p50 of each client in each run and the tinytuya-without-sendWait/ours p50 ratio range."""
+    out = [
+        "| version | op | ours p50 per run | tinytuya (sendWait None) p50 per run "
+        "| ratio nowait/ours p50 (min-max) | tinytuya default p50 per run |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, res in enumerate(runs[0]["results"]):
+        for op in ("status", "set"):
+            ours = [r["results"][i]["clients"]["ours"][op]["p50_ms"] for r in runs]
+            now = [r["results"][i]["clients"]["tinytuya_nowait"][op]["p50_ms"] for r in runs]
+            dflt = [r["results"][i]["clients"]["tinytuya"][op]["p50_ms"] for r in runs]
+            ratios = [n / o for n, o in zip(now, ours, strict=True)]
+            out.append(
+                f"| {res['version']} | {op} | {' / '.join(f'{x:.3f}' for x in ours)} "
+                f"| {' / '.join(f'{x:.3f}' for x in now)} "
+                f"| x{min(ratios):.2f} - x{max(ratios):.2f} "
+                f"| {' / '.join(f'{x:.2f}' for x in dflt)} |"
+            )
+    return "\n".join(out)
+
+
 def startup_tables(data: dict[str, Any]) -> str:
     out = []
     names = list(data["results"][0]["clients"])
@@ -122,7 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", default=str(ROOT / "benchmarks/results/latency.json"))
     p.add_argument("--startup", default=str(ROOT / "benchmarks/results/startup.json"))
     p.add_argument("--growth", default=str(ROOT / "benchmarks/results/growth.json"))
+    p.add_argument("--runs", help="comma-separated latency JSON files for the run-to-run table")
     args = p.parse_args(argv)
+    if args.runs:
+        runs = [json.loads(Path(f).read_text()) for f in args.runs.split(",")]
+        for r in runs:
+            env = r["environment"]
+            load = f"{env.get('loadavg_at_start')} -> {env.get('loadavg_at_end')}"
+            print(f"<!-- run {env['timestamp_utc']}, load {load} -->")
+        print(runs_table(runs))
+        print()
     for path, render in (
         (args.latency, latency_tables),
         (args.startup, startup_tables),
