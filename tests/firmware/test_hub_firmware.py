@@ -395,3 +395,24 @@ async def test_plug_stalling_mid_frame_is_dropped(hub_factory) -> None:
         hub.stop()  # ends the fake plug's open connection too
         srv.close()
         await srv.wait_closed()
+
+
+async def test_plugs_served_while_ha_is_away(hub_factory) -> None:
+    async with running_plugs(1) as sims:
+        hub = hub_factory(plugs=[plug_record(sims[0])])
+        await hub.start()
+        dev = sims[0].device_id
+        client = hub.client()
+        await client.connect()
+        await wait_for(lambda: client.inventory.plugs[dev].online)
+        await client.close()
+        sims[0].set_dps_local({"19": 1234})  # the plug reports while HA is away
+        await asyncio.sleep(0.2)
+        client = hub.client()
+        try:
+            inv = await client.connect()
+            assert inv.plugs[dev].online
+            assert inv.plugs[dev].dps["19"] == 1234
+            assert sims[0].stats.accepted == 1  # the plug connection was never interrupted
+        finally:
+            await client.close()
