@@ -498,7 +498,11 @@ class HubClient:
         return reply.get("data")
 
     async def refresh_inventory(self) -> Inventory:
-        """Ask the hub for its inventory again; returns it (also kept in :attr:`inventory`)."""
+        """Ask the hub for its inventory again; returns it (also kept in :attr:`inventory`).
+
+        Raises :class:`HubTimeoutError`, :class:`HubConnectionError`, or
+        :class:`HubProtocolError` when the plug count does not match.
+        """
         self._staged = {}
         data = await self._request("inventory")
         # The hub sends one "plug" message per plug before the result (§7.1).
@@ -546,17 +550,29 @@ class HubClient:
         )
 
     async def remove_plug(self, device_id: str) -> None:
-        """Remove a plug from the hub (persisted). Raises :class:`HubCommandError`."""
+        """Remove a plug from the hub (persisted on its flash; the hub closes its connection).
+
+        Raises :class:`HubCommandError` (``unknown_device``, ``storage``),
+        :class:`HubTimeoutError`, :class:`HubConnectionError`.
+        """
         await self._request("remove", id=device_id)
 
     async def ping(self) -> float:
-        """Round trip to the hub in seconds."""
+        """Ping the hub; return the round trip in seconds.
+
+        Raises :class:`HubTimeoutError` (no pong within :attr:`timeout`) or
+        :class:`HubConnectionError`.
+        """
         start = time.monotonic()
         await self._request("ping")
         return time.monotonic() - start
 
     async def health(self) -> HubHealth:
-        """Hub health snapshot (heap, uptime, RSSI, plug and client counts)."""
+        """Hub health snapshot (heap, uptime, RSSI, plug and client counts).
+
+        Raises :class:`HubTimeoutError`, :class:`HubConnectionError`, or
+        :class:`HubProtocolError` for a malformed reply.
+        """
         data = await self._request("health")
         try:
             return HubHealth(
