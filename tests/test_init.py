@@ -197,9 +197,11 @@ async def test_switch_failure_raises_translated_error(
 
 
 async def test_repaired_plug_asks_for_its_new_key(
-    hass: HomeAssistant, plug_sim: SimulatedPlug
+    hass: HomeAssistant, plug_sim: SimulatedPlug, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The plug was paired again: its local key changed; a reauth flow asks for the new one."""
+    monkeypatch.setattr("custom_components.tuya_local_esp.coordinator.REQUEST_TIMEOUT", 0.2)
+    monkeypatch.setattr("custom_components.tuya_local_esp.config_flow.REQUEST_TIMEOUT", 0.2)
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=DEVICE_ID,
@@ -209,7 +211,6 @@ async def test_repaired_plug_asks_for_its_new_key(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     coordinator = entry.runtime_data
-    coordinator.device.timeout = 0.2
     coordinator.device.reconnect_min = coordinator.device.reconnect_max = 0.05
     await wait_until(lambda: coordinator.device.key_failures >= 3, 10)
     await coordinator.async_refresh()
