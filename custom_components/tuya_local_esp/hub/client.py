@@ -398,6 +398,9 @@ class HubClient:
         self._pending.clear()
         if conn.task is not None and conn.task is not asyncio.current_task():
             conn.task.cancel()
+            # wait for the reader to finish, so that nothing lingers after close(); wait()
+            # never raises, so a cancellation of the caller itself is not swallowed
+            await asyncio.wait({conn.task})
         await conn.close()
         if self._inventory is not None:
             plugs = {k: _offline(v) for k, v in self._inventory.plugs.items()}
