@@ -197,3 +197,32 @@ async def test_set_dps_times_out_without_ack(faulty: Any) -> None:
         with pytest.raises(TuyaTimeoutError):
             await dev.set_dps({"1": False})
         assert (await dev.status())["1"] is True  # the connection is still usable
+
+
+async def test_a_meter_push_does_not_answer_a_status_query(faulty: Any) -> None:
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.DP_QUERY:  # a meter push crosses the query on the wire
+            push = plug.frame(0, Command.STATUS, b'{"dps":{"19":5}}')
+            return push + plug.frame(seqno, msg.cmd, DPS)
+        return plug.frame(seqno, msg.cmd, b"")
+
+    plug = await faulty(script)
+    async with client(plug, auto_reconnect=False) as dev:
+        assert (await dev.status())["19"] == 1234
+
+
+async def test_set_dps_leaves_nothing_behind(faulty: Any) -> None:
+    """Regression: every set_dps used to leave a finished future in a list (benchmarks)."""
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:
+            return plug.frame(seqno, msg.cmd, b"") + plug.frame(
+                0, Command.STATUS, b'{"dps":{"1":false}}'
+            )
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    async with client(plug, auto_reconnect=False) as dev:
+        for _ in range(50):
+            assert (await dev.set_dps({"1": False}))["1"] is False
+        assert not dev._push_queues

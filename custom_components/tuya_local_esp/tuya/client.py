@@ -138,8 +138,10 @@ class TuyaDevice:
         self._writer: asyncio.StreamWriter | None = None
         self._seqno = 0
         self._lock = asyncio.Lock()
-        self._pending: tuple[frozenset[int], int, asyncio.Future[Message]] | None = None
-        self._push_waiters: list[asyncio.Future[dict[str, Any]]] = []
+        #: The request in flight: (answer commands, sequence number, future, STATUS any seqno)
+        self._pending: tuple[frozenset[int], int, asyncio.Future[Message], bool] | None = None
+        #: One queue per set_dps() in progress, fed with every push (or the connection's end).
+        self._push_queues: set[asyncio.Queue[dict[str, Any] | TuyaError]] = set()
         self._dps_callbacks: list[DpsCallback] = []
         self._conn_callbacks: list[ConnectionCallback] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -284,25 +286,24 @@ class TuyaDevice:
         self._require_connection()
         wanted = {str(k): v for k, v in dps.items()}
         cmd, payload = control_request(self.version, self.device_id, wanted)
-        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._push_waiters.append(waiter)
+        pushes: asyncio.Queue[dict[str, Any] | TuyaError] = asyncio.Queue()
+        self._push_queues.add(pushes)
         try:
             ack = await self._request(cmd, payload, frozenset({cmd}))
             confirmed = extract_dps(ack.json()) if ack.payload[:1] == b"{" else {}
-            if not wanted.keys() <= confirmed.keys():
-                try:
-                    async with asyncio.timeout(self.timeout):
-                        while not wanted.keys() <= confirmed.keys():
-                            confirmed.update(await asyncio.shield(waiter))
-                            waiter = asyncio.get_running_loop().create_future()
-                            self._push_waiters.append(waiter)
-                except TimeoutError:
-                    # No STATUS followed the ACK: ask the device what it has now.
-                    confirmed.update(await self._query_status())
+            try:
+                async with asyncio.timeout(self.timeout):
+                    while not wanted.keys() <= confirmed.keys():
+                        item = await pushes.get()
+                        if isinstance(item, TuyaError):
+                            raise item
+                        confirmed.update(item)
+            except TimeoutError:
+                # No STATUS followed the ACK: ask the device what it has now.
+                confirmed.update(await self._query_status())
             return confirmed
         finally:
-            if waiter in self._push_waiters:
-                self._push_waiters.remove(waiter)
+            self._push_queues.discard(pushes)
 
     async def heartbeat(self) -> None:
         """Send a heartbeat and wait for its answer.
@@ -441,10 +442,8 @@ class TuyaDevice:
     def _fail_pending(self, reason: TuyaError) -> None:
         if self._pending is not None and not self._pending[2].done():
             self._pending[2].set_exception(reason)
-        for waiter in self._push_waiters:
-            if not waiter.done():
-                waiter.set_exception(reason)
-                waiter.exception()  # mark retrieved
+        for queue in self._push_queues:
+            queue.put_nowait(reason)
 
     async def _supervise(self) -> None:
         """Reconnect with exponential backoff and jitter whenever the connection is down."""
@@ -521,13 +520,17 @@ class TuyaDevice:
         if msg.cmd == Command.STATUS or (msg.payload[:1] == b"{" and msg.cmd in _DPS_REPLIES):
             self._deliver_dps(msg)
 
-    def _matches(self, msg: Message, pending: tuple[frozenset[int], int, Any]) -> bool:
-        cmds, seqno, _ = pending
+    def _matches(self, msg: Message, pending: tuple[frozenset[int], int, Any, bool]) -> bool:
+        cmds, seqno, _, any_status = pending
         if msg.cmd not in cmds:
             return False
         if msg.cmd == Command.STATUS:
-            # pushes carry the device's own sequence number; only one with DPS can answer
-            return msg.payload[:1] == b"{"
+            # Only a STATUS with DPS can answer. Pushes carry seqno 0 (<= 3.3) or the device's
+            # own counter: a STATUS answers a status query only if it echoes our sequence number
+            # (3.5 never echoes, spec §2.6), not a meter push that happened to arrive meanwhile.
+            return msg.payload[:1] == b"{" and (
+                any_status or msg.seqno == seqno or float(self.version) >= 3.5
+            )
         # 3.5 devices use their own counter, 3.1 heartbeats and STATUS pushes use 0 (spec §2.6/2.9)
         return msg.seqno in (seqno, 0) or float(self.version) >= 3.4
 
@@ -540,9 +543,8 @@ class TuyaDevice:
         if not dps:
             return
         self.dps.update(dps)
-        for waiter in self._push_waiters:
-            if not waiter.done():
-                waiter.set_result(dps)
+        for queue in self._push_queues:
+            queue.put_nowait(dps)
         for callback in list(self._dps_callbacks):
             try:
                 callback(dps)
@@ -588,7 +590,13 @@ class TuyaDevice:
         return self._seqno
 
     async def _request(
-        self, cmd: int, payload: bytes, expect: frozenset[int], *, check_retcode: bool = True
+        self,
+        cmd: int,
+        payload: bytes,
+        expect: frozenset[int],
+        *,
+        check_retcode: bool = True,
+        any_status: bool = True,
     ) -> Message:
         """Send one command and wait for its answer; one request in flight at a time.
 
@@ -600,10 +608,10 @@ class TuyaDevice:
         wait = self._probe_timeout or self.timeout
         async with self._lock:
             future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            self._pending = (expect, -1, future)
+            self._pending = (expect, -1, future, any_status)
             try:
                 seqno = await self._send(cmd, payload)
-                self._pending = (expect, seqno, future)
+                self._pending = (expect, seqno, future, any_status)
                 async with asyncio.timeout(wait):
                     msg = await future
             except TimeoutError:
@@ -622,11 +630,16 @@ class TuyaDevice:
             # answered by an empty ACK, then a STATUS with the DPs (spec §2.10)
             ids = sorted(self.dps, key=_dp_sort) or list(_DEVICE22_DEFAULT_DPS)
             cmd, payload = device22_status_request(self.device_id, ids)
-            expect = frozenset({Command.STATUS})
+            msg = await self._request(cmd, payload, frozenset({Command.STATUS}))
         else:
             cmd, payload = status_request(self.version, self.device_id)
-            expect = frozenset({cmd, Command.STATUS})
-        msg = await self._request(cmd, payload, expect, check_retcode=False)
+            msg = await self._request(
+                cmd,
+                payload,
+                frozenset({cmd, Command.STATUS}),
+                check_retcode=False,
+                any_status=False,
+            )
         if ERROR_DATA_UNVALID in msg.payload and not self._device22:
             _LOGGER.debug("%s refuses DP_QUERY; switching to the device22 query", self.device_id)
             self._device22 = True
