@@ -160,10 +160,15 @@ def heap():
 def nodelay(stream):
     """Disable Nagle's algorithm on an asyncio stream's socket: the hub writes small records
     back to back (a state push, then the result), and Nagle would hold the second one until
-    the peer's delayed ACK (~40 ms). Numeric constants (IPPROTO_TCP = 6, TCP_NODELAY = 1 in
-    both lwIP and Linux) because MicroPython's socket module does not export them."""
-    try:
-        stream.s.setsockopt(6, 1, 1)
-    except Exception:  # noqa: BLE001 - best effort; some builds refuse the option
-        pass
+    the peer's delayed ACK (~40 ms; measured on loopback: set_dps 44 ms -> 1 ms).
 
+    Recent ESP32 firmware implements the option (ports/esp32/modsocket.c, `case TCP_NODELAY`),
+    older builds print a warning and ignore it. The unix port does not export the constants,
+    so the lwIP/Linux values (IPPROTO_TCP = 6, TCP_NODELAY = 1) are the fallback."""
+    try:
+        import socket
+
+        stream.s.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1),
+                            1)
+    except Exception:  # noqa: BLE001 - best effort
+        pass
