@@ -188,3 +188,23 @@ async def test_user_flow_detects_the_version(hass: HomeAssistant) -> None:
         await wait_for_state(hass, "switch.desk_plug", "on", within=10)
         assert entry.data["detected_version"] == "3.4"
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_reconfigure_an_entry_that_is_not_loaded(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    mock_entry.add_to_hass(hass)  # e.g. disabled, or failed to load: nothing to release
+    result = await mock_entry.start_reconfigure_flow(hass)
+    new_input = {
+        "host": "127.0.0.1",
+        "local_key": LOCAL_KEY,
+        "protocol_version": "auto",
+        "port": free_port(),
+    }
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
+    assert result["errors"] == {"base": "cannot_connect"}
+    new_input["port"] = plug_sim.port
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
+    assert result["reason"] == "reconfigure_successful"
+    assert mock_entry.data["detected_version"] == "3.3"
+    await hass.async_block_till_done()
