@@ -1,4 +1,8 @@
-"""Config flow: add a Tuya plug by host, device id and local key."""
+"""Config flow of Tuya Local ESP.
+
+Plugs (typed in or discovered on the LAN) and ESP32 hubs; reconfigure, reauth, and the hub
+options flow that adds and removes the hub's plugs.
+"""
 
 from __future__ import annotations
 
