@@ -176,6 +176,18 @@ class Plug:
             self._send(c.query_cmd, c.query_json(board.unix_time()))
             # The first answer must come within REPLY_MS (tick() does not watch before online).
             fr = await self._read_frame(r, REPLY_MS)
+            if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
+                    b"data unvalid" in (c.decode(fr[3])[1] or b""):
+                # "device22" firmware refuses DP_QUERY: read the state with nulls instead
+                ids = {"1", "9", "17", "18", "19", "20"}
+                for k in self.dps:
+                    ids.add(str(k))
+                c.set_device22(ids)
+                log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
+                self._expect = c.query_cmd
+                t[_EXPECT_AT] = time.ticks_ms()
+                self._send(c.query_cmd, c.query_json(board.unix_time()))
+                fr = await self._read_frame(r, REPLY_MS)
             t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
             self._set_online(True)
             ok = True
@@ -385,8 +397,10 @@ class Plug:
                 await self._wait(c, done, CONFIRM_MS)
             except asyncio.TimeoutError:
                 # No STATUS with every DP: ask for the full state instead.
+                # (a device22 plug acknowledges its CONTROL_NEW query first: wait for STATUS)
                 await self._request(c, co.query_cmd, co.query_json(board.unix_time()),
-                                    (co.query_cmd, tuya.STATUS))
+                                    (tuya.STATUS,) if co.query_cmd == tuya.CONTROL_NEW
+                                    and co.version == "3.3" else (co.query_cmd, tuya.STATUS))
             out = {}
             for k in confirm:
                 if confirm[k] is not _MISSING:

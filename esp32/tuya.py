@@ -179,7 +179,19 @@ class Codec33:
     # field order below is the one tinytuya sends (§2.8).
     def query_json(self, t):
         d = self.dev_id
+        q = getattr(self, "d22", None)
+        if q:
+            # "device22" firmware: status is read with CONTROL_NEW and a map of nulls (§2.10)
+            return '{"devId":"%s","uid":"%s","t":"%d","dps":{%s}}' % (
+                d, d, t, ",".join('"%s":null' % k for k in q))
         return '{"gwId":"%s","devId":"%s","uid":"%s","t":"%d"}' % (d, d, d, t)
+
+    def set_device22(self, dp_ids):
+        """Switch to "device22" polling: the plug answered DP_QUERY with "json obj data
+        unvalid" (§2.10); from now on status is read by CONTROL_NEW 0x0d with `dp_ids` set to
+        null. Only for 3.3 (tinytuya and hass-localtuya switch only there)."""
+        self.d22 = sorted(dp_ids, key=lambda k: (len(k), k))
+        self.query_cmd = CONTROL_NEW
 
     def control_json(self, dps, t):
         d = self.dev_id

@@ -416,3 +416,20 @@ async def test_plugs_served_while_ha_is_away(hub_factory) -> None:
             assert sims[0].stats.accepted == 1  # the plug connection was never interrupted
         finally:
             await client.close()
+
+
+async def test_device22_plug_detected_and_polled(hub_factory) -> None:
+    async with running_plugs(1, device22=True) as sims:
+        hub = hub_factory(plugs=[plug_record(sims[0])])
+        await hub.start()
+        dev = sims[0].device_id
+        client = hub.client()
+        try:
+            await client.connect()
+            await wait_for(lambda: "20" in client.inventory.plugs[dev].dps)
+            assert "device22" in hub.log()
+            assert 0x0D in sims[0].stats.commands
+            want = not sims[0].dps["1"]
+            assert await client.set_dps(dev, {"1": want}) == {"1": want}
+        finally:
+            await client.close()

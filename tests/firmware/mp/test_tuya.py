@@ -212,3 +212,11 @@ def test_35_session_and_frames():
     eq(obj["dps"], {"1": True})
     buf[40] ^= 1  # tampered ciphertext: tag check fails
     raises(tuya.FrameError, c.parse, buf, len(buf))
+
+
+def test_33_device22_query_matches_tinytuya():
+    c = tuya.make_codec("3.3", DEV, KEY)
+    c.set_device22(["2", "1"])
+    v = _vec("3.3 device22 status query")
+    eq(c.query_cmd, tuya.CONTROL_NEW)
+    eq(c.encode(1, c.query_cmd, c.query_json(T)).hex(), v["frame_hex"])
