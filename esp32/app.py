@@ -130,10 +130,14 @@ class Hub:
         return {"t": "plug", "id": p.id, "name": p.name, "ver": p.ver, "host": p.host,
                 "port": p.port, "online": p.online, "dps": p.dps_json(), "ts": p.ts}
 
-    def send_inventory(self, client, final):
-        """One "plug" message per plug, then `final` (hello or the inventory result)."""
-        for p in self.plugs.values():
+    async def send_inventory(self, client, final):
+        """One "plug" message per plug, then `final` (hello or the inventory result). Each
+        message is handed to the writer only once the previous one is on the wire, so only
+        one is in memory at a time."""
+        for p in list(self.plugs.values()):
             client.send(self.plug_msg(p))
+            while client.out and not client.closed:
+                await asyncio.sleep_ms(2)
         client.send(final)
 
     def health(self):

@@ -1,5 +1,5 @@
 # Minimal logger for the hub firmware: one line per event on stdout (the REPL/UART on a board,
-# the captured stdout of a test on the unix port). Callers must never pass local keys or the hub
+# the captured stdout of a test on the unix port). Callers never pass local keys or the hub
 # secret; only device ids, peer addresses and error codes go into log lines.
 import time
 
@@ -9,17 +9,11 @@ WARN = const(30)
 ERROR = const(40)
 
 level = INFO
-_NAMES = {DEBUG: "D", INFO: "I", WARN: "W", ERROR: "E"}
 
 
 def log(lvl, tag, msg):
     if lvl >= level:
-        print("%d %s %s: %s" % (time.ticks_ms(), _NAMES.get(lvl, "?"), tag, msg))
-
-
-def debug(tag, msg):
-    if level <= DEBUG:
-        log(DEBUG, tag, msg)
+        print(time.ticks_ms(), "DIWE"[lvl // 10 - 1], tag + ":", msg)
 
 
 def info(tag, msg):

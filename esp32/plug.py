@@ -28,7 +28,10 @@ import log
 import tuya
 from hubproto import E_BUSY, E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
 
-BUF_SIZE = const(512)  # plug frames are 100-300 B (micropython-esp32.md §1.3)
+# Frame buffer: plug frames are mostly 28-300 B (micropython-esp32.md §1.3). Each plug starts
+# with BUF_SIZE bytes; a longer frame grows its buffer up to tuya.MAX_FRAME, and the buffer
+# shrinks back once empty.
+BUF_SIZE = const(256)
 CONNECT_MS = const(5000)
 REPLY_MS = const(5000)
 CONFIRM_MS = const(3000)
@@ -194,16 +197,15 @@ class Plug:
             self._backoff = 1
             self._on_frame(fr)
             fr = None
-            mv = memoryview(self._buf)
             while True:
-                if self._n >= BUF_SIZE:
-                    raise tuya.FrameError("frame larger than buffer")
-                k = await r.readinto(mv[self._n :])
+                k = await r.readinto(self._room())
                 if not k:
                     raise ConnLost("closed by plug")
                 self._n += k
                 t[_LAST_RX] = time.ticks_ms()
                 self._parse()
+                if not self._n and len(self._buf) > BUF_SIZE:
+                    self._buf = bytearray(BUF_SIZE)
         except asyncio.CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame: reconnect
@@ -228,17 +230,25 @@ class Plug:
     async def _read_frame(self, r, ms):
         """Read until one frame is complete (used before the main loop). A timeout cancels
         only the wait for readiness: bytes already read stay in our buffer."""
-        mv = memoryview(self._buf)
         while True:
             fr = self._parse_one()
             if fr is not None:
                 return fr
-            if self._n >= BUF_SIZE:
-                raise tuya.FrameError("frame larger than buffer")
-            k = await asyncio.wait_for_ms(r.readinto(mv[self._n :]), ms)
+            k = await asyncio.wait_for_ms(r.readinto(self._room()), ms)
             if not k:
                 raise ConnLost("closed by plug")
             self._n += k
+
+    def _room(self):
+        """Free tail of the frame buffer for the next read (grown when full)."""
+        n = self._n
+        if n >= len(self._buf):
+            if n >= tuya.MAX_FRAME:
+                raise tuya.FrameError("frame larger than %d bytes" % tuya.MAX_FRAME)
+            b = bytearray(min(2 * n, tuya.MAX_FRAME))
+            b[0:n] = self._buf
+            self._buf = b
+        return memoryview(self._buf)[n:]
 
     def _parse_one(self):
         fr, used = self.codec.parse(self._buf, self._n)

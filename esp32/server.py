@@ -168,14 +168,19 @@ class Server:
             c.writer_task = asyncio.create_task(c.writer())
             hello = self.hub.hub_info()
             hello["t"] = "hello"
-            self.hub.send_inventory(c, hello)
+            await self.hub.send_inventory(c, hello)
             hello = None
             while not c.closed:
                 while self._active >= MAX_ACTIVE:
                     await asyncio.sleep_ms(20)
                 body = await self._read_record(r, IDLE_MS, hubproto.MAX_RECORD)
-                self._dispatch(c, c.ch.open(body))
+                msg = c.ch.open(body)
                 body = None
+                if msg.get("t") == "inventory" and isinstance(msg.get("rid"), int):
+                    await self.hub.send_inventory(c, _ok(msg["rid"], self.hub.hub_info()))
+                else:
+                    self._dispatch(c, msg)
+                msg = None
         except asyncio.CancelledError:
             pass
         except ProtoError as e:
@@ -208,8 +213,6 @@ class Server:
         try:
             if t == "ping":
                 c.send(_ok(rid, {"time": board.unix_time()}))
-            elif t == "inventory":
-                self.hub.send_inventory(c, _ok(rid, self.hub.hub_info()))
             elif t == "health":
                 c.send(_ok(rid, self.hub.health()))
             elif t == "add":

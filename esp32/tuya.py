@@ -52,35 +52,13 @@ class FrameError(Exception):
 # --- CRC32 -------------------------------------------------------------------------------------
 # Standard zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF) over prefix..payload
 # (§1.1; tinytuya message_helper.py uses binascii.crc32). Some builds lack binascii.crc32.
-_crc_table = None
-
-
-def _crc32_soft(data, crc=0):
-    global _crc_table
-    if _crc_table is None:
-        import array
-
-        t = array.array("I", [0] * 256)
-        for i in range(256):
-            c = i
-            for _ in range(8):
-                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
-            t[i] = c
-        _crc_table = t
-    t = _crc_table
-    c = crc ^ 0xFFFFFFFF
-    for b in data:
-        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
 if hasattr(binascii, "crc32"):
 
     def crc32(data):
         return binascii.crc32(data) & 0xFFFFFFFF
 
-else:
-    crc32 = _crc32_soft
+else:  # the table-driven fallback is loaded only on builds without binascii.crc32
+    from crc32soft import crc32
 
 
 # --- AES-ECB + PKCS7 ---------------------------------------------------------------------------

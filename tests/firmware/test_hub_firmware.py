@@ -433,3 +433,19 @@ async def test_device22_plug_detected_and_polled(hub_factory) -> None:
             assert await client.set_dps(dev, {"1": want}) == {"1": want}
         finally:
             await client.close()
+
+
+async def test_large_frames_grow_the_buffer(hub_factory) -> None:
+    """A plug with many DPs answers with a frame far larger than the initial 256-byte buffer."""
+    extra = {str(100 + i): f"value-{i:02d}-padding" for i in range(30)}
+    async with running_plugs(1, dps=extra) as sims:
+        hub = hub_factory(plugs=[plug_record(sims[0])])
+        await hub.start()
+        dev = sims[0].device_id
+        client = hub.client()
+        try:
+            await client.connect()
+            await wait_for(lambda: client.inventory.plugs[dev].dps.get("129") == extra["129"])
+            assert await client.set_dps(dev, {"1": True}) == {"1": True}
+        finally:
+            await client.close()
