@@ -62,6 +62,23 @@ def hub_input(hub: HubProcess, **overrides: Any) -> dict[str, Any]:
     return {"host": "127.0.0.1", "port": hub.port, "secret": SECRET, **overrides}
 
 
+def hub_entry(hub: HubProcess, plugs: list[dict[str, str]]) -> MockConfigEntry:
+    """A hub entry as the flow creates it, with ``plugs`` as the cached inventory."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=HUB_ID,
+        title="Tuya ESP32 hub testhub",
+        data={
+            "transport": "hub",
+            "host": "127.0.0.1",
+            "port": hub.port,
+            "secret": SECRET,
+            "hub_id": HUB_ID,
+            "plugs": plugs,
+        },
+    )
+
+
 async def add_hub(hass: HomeAssistant, hub: HubProcess) -> MockConfigEntry:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
@@ -272,19 +289,7 @@ async def test_options_flow_errors(
     hub = HubProcess(tmp_path, max_plugs=2, plugs=[plug_record(plugs[0], name="Hub plug 0")])
     await hub.start()
     try:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id=HUB_ID,
-            title="Tuya ESP32 hub testhub",
-            data={
-                "transport": "hub",
-                "host": "127.0.0.1",
-                "port": hub.port,
-                "secret": SECRET,
-                "hub_id": HUB_ID,
-                "plugs": [{"id": plugs[0].device_id, "name": "Hub plug 0", "ver": "3.3"}],
-            },
-        )
+        entry = hub_entry(hub, [{"id": plugs[0].device_id, "name": "Hub plug 0", "ver": "3.3"}])
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
@@ -417,19 +422,7 @@ async def test_changed_hub_secret_asks_for_the_new_one(
     hub = HubProcess(tmp_path, secret="the-new-hub-secret-0123456789ab")
     await hub.start()
     try:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id=HUB_ID,
-            title="Tuya ESP32 hub testhub",
-            data={
-                "transport": "hub",
-                "host": "127.0.0.1",
-                "port": hub.port,
-                "secret": SECRET,  # the old one
-                "hub_id": HUB_ID,
-                "plugs": [],
-            },
-        )
+        entry = hub_entry(hub, [])  # configured with the old secret
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         client = entry.runtime_data.client

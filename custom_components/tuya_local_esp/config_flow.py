@@ -256,11 +256,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the hub's host, port and secret; authenticate; add the hub and its plugs."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {
-                CONF_HOST: str(user_input[CONF_HOST]).strip(),
-                CONF_PORT: int(user_input[CONF_PORT]),
-                CONF_SECRET: user_input[CONF_SECRET],
-            }
+            data = _hub_data(user_input)
             errors, inventory = await _check_hub(data)
             if inventory is not None:
                 await self.async_set_unique_id(inventory.hub_id)
@@ -332,11 +328,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = {
-                CONF_HOST: str(user_input[CONF_HOST]).strip(),
-                CONF_PORT: int(user_input[CONF_PORT]),
-                CONF_SECRET: user_input[CONF_SECRET],
-            }
+            data = _hub_data(user_input)
             errors, inventory = await _check_hub(data)
             if inventory is not None:
                 await self.async_set_unique_id(inventory.hub_id)
@@ -378,6 +370,15 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             data_schema=_plug_schema(user_input or entry.data, with_device_id=False),
             errors=errors,
         )
+
+
+def _hub_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """The hub form's input, normalised."""
+    return {
+        CONF_HOST: str(user_input[CONF_HOST]).strip(),
+        CONF_PORT: int(user_input[CONF_PORT]),
+        CONF_SECRET: user_input[CONF_SECRET],
+    }
 
 
 def _hub_schema(defaults: Mapping[str, Any]) -> vol.Schema:
