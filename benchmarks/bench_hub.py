@@ -11,6 +11,8 @@ Three kinds of process, all on loopback:
   the direct client, one behind the hub; a plug accepts one connection at a time);
 * the hub: ``esp32/main.py`` under the MicroPython unix port, modules precompiled with
   ``mpy-cross -march=x64`` as deployed (``--source`` runs the ``.py`` files instead), with
+  ``-X heapsize=96k`` (about the heap of an ESP32 with Wi-Fi up, so garbage collections come as
+  often as there; ``--heapsize default`` gives the unix port's 2 MiB), with
   ``refresh_s`` 0 (no periodic UPDATEDPS to collide with a measurement) and heartbeats every
   10 s, like the direct client;
 * this process: the clients under test.
@@ -22,8 +24,9 @@ Measured ("command to confirmed state", ``time.perf_counter()`` around one call)
   CONTROL -> ACK -> STATUS -> hub pushes ``state`` and answers ``result`` with the confirmed DPs.
 * **ping**: ``await HubClient.ping()``: one hub-channel round trip, no plug involved.
 * **firmware CPU per set**: the hub process's user+system CPU time (``/proc/<pid>/stat``) over
-  the measured ``set`` calls divided by their number (10 ms clock ticks, so it is only
-  meaningful summed over hundreds of calls; the hub's idle 0.5 s tick is included).
+  the measured ``set`` calls divided by their number, user (interpreter) and system (Linux TCP
+  stack) time separately (10 ms clock ticks, so it is only meaningful summed over hundreds of
+  calls; the hub's idle 0.5 s tick is included).
 
 Blocks alternate (direct, hub; then hub, direct; ...): each block runs ``--warmup`` unmeasured
 calls and ``n / rounds`` measured ones. The direct client connects per block (as in
@@ -63,10 +66,10 @@ VERSIONS = ("3.3", "3.4", "3.5")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (Linux), in seconds."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process (Linux), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 async def _direct_block(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float], int]:
@@ -92,7 +95,7 @@ async def _direct_block(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float
 
 async def _hub_block(
     client: HubClient, device_id: str, warmup: int, n: int, pid: int
-) -> tuple[list[float], list[float], int, float]:
+) -> tuple[list[float], list[float], int, tuple[float, float]]:
     samples: list[float] = []
     pings: list[float] = []
     errors = 0
@@ -111,7 +114,8 @@ async def _hub_block(
         samples.append(clock() - t0)
         if dps.get("1") is not state:
             errors += 1
-    cpu = cpu_seconds(pid) - cpu0
+    cpu1 = cpu_seconds(pid)
+    cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
     for _ in range(n):
         t0 = clock()
         await client.ping()
@@ -120,14 +124,14 @@ async def _hub_block(
 
 
 async def _set_latency(
-    version: str, fw_dir: Path, *, n: int, rounds: int, warmup: int, seed: int
+    version: str, fw_dir: Path, *, heapsize: str | None, n: int, rounds: int, warmup: int, seed: int
 ) -> dict[str, Any]:
     per_block = max(1, n // rounds)
     direct: list[float] = []
     hub: list[float] = []
     pings: list[float] = []
     errors = {"direct": 0, "hub": 0}
-    hub_cpu = 0.0
+    hub_user = hub_sys = 0.0
     hub_calls = 0
     with simulator(version=version, plugs=2, seed=seed) as plugs:
         direct_plug, hub_plug = plugs
@@ -139,7 +143,7 @@ async def _set_latency(
             version=version,
             name="bench",
         )
-        async with running_hub([rec], fw_dir=fw_dir) as (proc, client):
+        async with running_hub([rec], fw_dir=fw_dir, heapsize=heapsize) as (proc, client):
             assert proc.proc is not None
             pid = proc.proc.pid
             for r in range(rounds):
@@ -154,7 +158,8 @@ async def _set_latency(
                         s, p, e, cpu = await _hub_block(
                             client, hub_plug.device_id, warmup, per_block, pid
                         )
-                        hub_cpu += cpu
+                        hub_user += cpu[0]
+                        hub_sys += cpu[1]
                         hub_calls += per_block
                         hub += s
                         pings += p
@@ -171,7 +176,9 @@ async def _set_latency(
         "ratio_p99": h["p99_ms"] / d["p99_ms"],
         "ratio_mean": h["mean_ms"] / d["mean_ms"],
         "added_p50_ms": h["p50_ms"] - d["p50_ms"],
-        "hub_cpu_ms_per_set": hub_cpu * 1000.0 / hub_calls,
+        "hub_cpu_ms_per_set": (hub_user + hub_sys) * 1000.0 / hub_calls,
+        "hub_user_ms_per_set": hub_user * 1000.0 / hub_calls,
+        "hub_sys_ms_per_set": hub_sys * 1000.0 / hub_calls,
         "hub_cpu_calls": hub_calls,
         "errors": errors,
         "hub_heap_after": {"free": health.heap_free, "alloc": health.heap_alloc},
@@ -181,7 +188,8 @@ async def _set_latency(
         f"mean {d['mean_ms']:.3f} | hub p50 {h['p50_ms']:.3f} p99 {h['p99_ms']:.3f} "
         f"mean {h['mean_ms']:.3f} | ratio p50 x{out['ratio_p50']:.2f} | "
         f"ping p50 {out['ping']['p50_ms']:.3f} | hub CPU/set "
-        f"{out['hub_cpu_ms_per_set']:.3f} ms | errors {errors}",
+        f"{out['hub_cpu_ms_per_set']:.3f} ms (user {out['hub_user_ms_per_set']:.3f}) | "
+        f"errors {errors}",
         flush=True,
     )
     return out
@@ -194,7 +202,9 @@ def _sim_plug(version: str, rng: random.Random) -> SimulatedPlug:
     )
 
 
-async def _push_latency(version: str, fw_dir: Path, n: int, seed: int) -> dict[str, Any]:
+async def _push_latency(
+    version: str, fw_dir: Path, heapsize: str | None, n: int, seed: int
+) -> dict[str, Any]:
     rng = random.Random(seed)
     hub_plug = _sim_plug(version, rng)
     direct_plug = _sim_plug(version, rng)
@@ -219,7 +229,7 @@ async def _push_latency(version: str, fw_dir: Path, n: int, seed: int) -> dict[s
             name="p",
         )
         samples: list[float] = []
-        async with running_hub([rec], fw_dir=fw_dir) as (_proc, client):
+        async with running_hub([rec], fw_dir=fw_dir, heapsize=heapsize) as (_proc, client):
             client.subscribe(on_hub)
             state = bool(hub_plug.dps.get("1", False))
             for i in range(n + 20):
@@ -273,17 +283,24 @@ async def _push_latency(version: str, fw_dir: Path, n: int, seed: int) -> dict[s
 
 async def _main(args: argparse.Namespace, fw_dir: Path) -> dict[str, Any]:
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    heap = None if args.heapsize == "default" else args.heapsize
     sets = []
     pushes = []
     for i, v in enumerate(versions):
         sets.append(
             await _set_latency(
-                v, fw_dir, n=args.n, rounds=args.rounds, warmup=args.warmup, seed=args.seed + i
+                v,
+                fw_dir,
+                heapsize=heap,
+                n=args.n,
+                rounds=args.rounds,
+                warmup=args.warmup,
+                seed=args.seed + i,
             )
         )
     for i, v in enumerate(versions):
         if args.push_n > 0:
-            pushes.append(await _push_latency(v, fw_dir, args.push_n, args.seed + 100 + i))
+            pushes.append(await _push_latency(v, fw_dir, heap, args.push_n, args.seed + 100 + i))
     return {"set": sets, "push": pushes}
 
 
@@ -296,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--push-n", type=int, default=500, help="measured pushes (0: skip)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--source", action="store_true", help="run the .py sources, not .mpy")
+    p.add_argument(
+        "--heapsize",
+        default="96k",
+        help="MicroPython -X heapsize of the hub (default 96k, about an ESP32's; 'default': "
+        "the unix port's own, 2 MiB on x86-64)",
+    )
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
     env = {**environment(), "micropython": micropython_version()}
@@ -308,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "environment": {**env, "loadavg_at_end": loadavg()},
             "firmware": "source (.py)" if args.source else "mpy-cross -march=x64 (.mpy)",
+            "heapsize": args.heapsize,
             "n": args.n,
             "rounds": args.rounds,
             "warmup": args.warmup,

@@ -4,6 +4,8 @@ Usage::
 
     .venv/bin/python -m benchmarks.report [--latency benchmarks/results/latency.json]
         [--startup benchmarks/results/startup.json] [--growth benchmarks/results/growth.json]
+        [--growth-before ...] [--growth-after a.json,b.json] [--hub benchmarks/results/hub.json]
+        [--heap benchmarks/results/firmware_heap.json] [--gcm benchmarks/results/gcm.json]
 """
 
 from __future__ import annotations
@@ -139,12 +141,132 @@ def growth_table(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def growth_compare_table(before: dict[str, Any], afters: list[dict[str, Any]]) -> str:
+    """set_dps latency at each checkpoint: before the fix vs the runs after it."""
+    n_after = len(afters)
+    head = "| set_dps calls so far | before: `_push_waiters` | before p50 / mean ms |"
+    head += "".join(f" after run {i + 1}: waiters | p50 / mean ms |" for i in range(n_after))
+    out = [head, "|---:|---:|---:|" + "---:|---:|" * n_after]
+    for i, b in enumerate(before["rows"]):
+        row = (
+            f"| {b['set_dps_done']} | {b['push_waiters']} "
+            f"| {b['p50_ms']:.3f} / {b['mean_ms']:.3f} |"
+        )
+        for a in afters:
+            r = a["rows"][i]
+            row += f" {r['push_waiters']} | {r['p50_ms']:.3f} / {r['mean_ms']:.3f} |"
+        out.append(row)
+    mem = " | ".join(f"{a['memory']['retained_bytes_per_call']:.0f} B" for a in afters)
+    out.append("")
+    out.append(
+        f"Retained per `set_dps` (tracemalloc after gc, {before['memory']['calls']} calls): "
+        f"before {before['memory']['retained_bytes_per_call']:.0f} B, after {mem}."
+    )
+    return "\n".join(out)
+
+
+def hub_tables(data: dict[str, Any]) -> str:
+    out = [
+        "| version | direct p50 | direct p99 | direct mean | hub p50 | hub p99 | hub mean "
+        "| ratio p50 | ratio p99 | ratio mean | added p50 | hub ping p50 "
+        "| firmware CPU/set (user + sys) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in data["set"]:
+        d, h = r["direct"], r["hub"]
+        out.append(
+            f"| {r['version']} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['mean_ms']:.3f} "
+            f"| {h['p50_ms']:.3f} | {h['p99_ms']:.3f} | {h['mean_ms']:.3f} "
+            f"| x{r['ratio_p50']:.2f} | x{r['ratio_p99']:.2f} | x{r['ratio_mean']:.2f} "
+            f"| {r['added_p50_ms']:.3f} | {r['ping']['p50_ms']:.3f} "
+            f"| {r['hub_cpu_ms_per_set']:.3f} ({r.get('hub_user_ms_per_set', float('nan')):.3f}"
+            f" + {r.get('hub_sys_ms_per_set', float('nan')):.3f}) |"
+        )
+    errs = {r["version"]: r["errors"] for r in data["set"]}
+    out.append("")
+    out.append(f"Errors (confirmed DP 1 missing or wrong): {errs}")
+    if data.get("push"):
+        out.append("")
+        out.append(
+            "| version | push direct p50 | direct p99 | direct mean | push via hub p50 "
+            "| hub p99 | hub mean | ratio p50 |"
+        )
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in data["push"]:
+            d, h = r["direct"], r["hub"]
+            out.append(
+                f"| {r['version']} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['mean_ms']:.3f} "
+                f"| {h['p50_ms']:.3f} | {h['p99_ms']:.3f} | {h['mean_ms']:.3f} "
+                f"| x{r['ratio_p50']:.2f} |"
+            )
+    return "\n".join(out)
+
+
+def heap_tables(data: dict[str, Any]) -> str:
+    counts = data["counts"]
+    out = [
+        "| version | build | heap | "
+        + " | ".join(f"N={n} alloc / free" for n in counts)
+        + " | bytes/plug (N>=1 fit) | first plug (N 0->1) |",
+        "|---|---|---|" + "---:|" * len(counts) + "---:|---:|",
+    ]
+    for r in data["rows"]:
+        cells = []
+        for n in counts:
+            run = r["runs"].get(str(n), {})
+            if "after_set" in run:
+                a = run["after_set"]
+                fails = len(run.get("failed_starts", []))
+                mark = f" ({fails} failed start{'s' if fails > 1 else ''})" if fails else ""
+                cells.append(f"{a['heap_alloc'] / 1024:.1f} / {a['heap_free'] / 1024:.1f}{mark}")
+            else:
+                cells.append(f"fails to start ({len(run.get('failures', []))}x)")
+        first = r.get("after_set_first_plug")
+        out.append(
+            f"| {r['version']} | {r['build']} | {r['heapsize']} | "
+            + " | ".join(cells)
+            + f" | {r['after_set_bytes_per_plug']:.0f} "
+            + f"| {first if first is not None else '-'} |"
+        )
+    return "\n".join(out)
+
+
+def gcm_table(data: dict[str, Any]) -> str:
+    builds = list(data["builds"])
+    out = [
+        "| operation | " + " | ".join(f"{b} µs | {b} bytes allocated" for b in builds) + " |",
+        "|---|" + "---:|---:|" * len(builds),
+    ]
+    ops = [row["op"] for row in data["builds"][builds[0]]["rows"]]
+    for op in ops:
+        cells = []
+        for b in builds:
+            row = next(r for r in data["builds"][b]["rows"] if r["op"] == op)
+            cells.append(f"{row['us']:.1f} | {row['alloc_bytes']}")
+        out.append(f"| {op} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__)
     p.add_argument("--latency", default=str(ROOT / "benchmarks/results/latency.json"))
     p.add_argument("--startup", default=str(ROOT / "benchmarks/results/startup.json"))
     p.add_argument("--growth", default=str(ROOT / "benchmarks/results/growth.json"))
     p.add_argument("--runs", help="comma-separated latency JSON files for the run-to-run table")
+    p.add_argument(
+        "--growth-before", default=str(ROOT / "benchmarks/results/growth_before_fix.json")
+    )
+    p.add_argument(
+        "--growth-after",
+        default=",".join(
+            str(ROOT / f"benchmarks/results/{n}.json")
+            for n in ("growth", "growth_run2", "growth_run3")
+        ),
+        help="comma-separated growth JSON files after the fix",
+    )
+    p.add_argument("--hub", default=str(ROOT / "benchmarks/results/hub.json"))
+    p.add_argument("--heap", default=str(ROOT / "benchmarks/results/firmware_heap.json"))
+    p.add_argument("--gcm", default=str(ROOT / "benchmarks/results/gcm.json"))
     args = p.parse_args(argv)
     if args.runs:
         runs = [json.loads(Path(f).read_text()) for f in args.runs.split(",")]
@@ -158,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         (args.latency, latency_tables),
         (args.startup, startup_tables),
         (args.growth, growth_table),
+        (args.hub, hub_tables),
+        (args.heap, heap_tables),
+        (args.gcm, gcm_table),
     ):
         if Path(path).exists():
             data = json.loads(Path(path).read_text())
@@ -166,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"<!-- {Path(path).name}: {env['timestamp_utc']}, load {load} -->")
             print(render(data))
             print()
+    afters = [f for f in args.growth_after.split(",") if f and Path(f).exists()]
+    if Path(args.growth_before).exists() and afters:
+        before = json.loads(Path(args.growth_before).read_text())
+        print("<!-- set_dps growth before / after the fix -->")
+        print(growth_compare_table(before, [json.loads(Path(f).read_text()) for f in afters]))
+        print()
     return 0
 
 
