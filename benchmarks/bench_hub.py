@@ -38,7 +38,8 @@ a button press) can only be triggered in the simulator's own process, so this pa
 process). Timer: from just before ``set_dps_local`` (which encodes the STATUS frame and writes it
 to the socket synchronously) to the subscriber callback: ``TuyaDevice.subscribe`` (direct) or
 ``HubClient.subscribe`` (through the hub). The simulator shares the event loop with the client
-here, so its encoding time (tens of µs) is inside both figures.
+here, so its encoding time (tens of µs) is inside both figures. The hub's CPU time per push is
+recorded as for ``set``.
 """
 
 from __future__ import annotations
@@ -229,10 +230,14 @@ async def _push_latency(
             name="p",
         )
         samples: list[float] = []
-        async with running_hub([rec], fw_dir=fw_dir, heapsize=heapsize) as (_proc, client):
+        async with running_hub([rec], fw_dir=fw_dir, heapsize=heapsize) as (proc, client):
+            assert proc.proc is not None
             client.subscribe(on_hub)
             state = bool(hub_plug.dps.get("1", False))
+            cpu0 = (0.0, 0.0)
             for i in range(n + 20):
+                if i == 20:
+                    cpu0 = cpu_seconds(proc.proc.pid)
                 state = not state
                 got.clear()
                 t0 = clock()
@@ -241,7 +246,10 @@ async def _push_latency(
                     await got.wait()
                 if i >= 20:
                     samples.append(stamp[0] - t0)
+            cpu1 = cpu_seconds(proc.proc.pid)
         result["hub"] = summarize(samples)
+        result["hub_user_ms_per_push"] = (cpu1[0] - cpu0[0]) * 1000.0 / n
+        result["hub_sys_ms_per_push"] = (cpu1[1] - cpu0[1]) * 1000.0 / n
 
         # direct
         samples = []
@@ -275,7 +283,9 @@ async def _push_latency(
     print(
         f"v{version} push: direct p50 {result['direct']['p50_ms']:.3f} "
         f"p99 {result['direct']['p99_ms']:.3f} | hub p50 {result['hub']['p50_ms']:.3f} "
-        f"p99 {result['hub']['p99_ms']:.3f} | ratio p50 x{result['ratio_p50']:.2f}",
+        f"p99 {result['hub']['p99_ms']:.3f} | ratio p50 x{result['ratio_p50']:.2f} | "
+        f"hub CPU/push user {result['hub_user_ms_per_push']:.3f} "
+        f"sys {result['hub_sys_ms_per_push']:.3f} ms",
         flush=True,
     )
     return result

@@ -189,16 +189,54 @@ def hub_tables(data: dict[str, Any]) -> str:
         out.append("")
         out.append(
             "| version | push direct p50 | direct p99 | direct mean | push via hub p50 "
-            "| hub p99 | hub mean | ratio p50 |"
+            "| hub p99 | hub mean | ratio p50 | firmware CPU/push (user + sys) |"
         )
-        out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in data["push"]:
             d, h = r["direct"], r["hub"]
             out.append(
                 f"| {r['version']} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['mean_ms']:.3f} "
                 f"| {h['p50_ms']:.3f} | {h['p99_ms']:.3f} | {h['mean_ms']:.3f} "
-                f"| x{r['ratio_p50']:.2f} |"
+                f"| x{r['ratio_p50']:.2f} "
+                f"| {r.get('hub_user_ms_per_push', float('nan')):.3f}"
+                f" + {r.get('hub_sys_ms_per_push', float('nan')):.3f} |"
             )
+    return "\n".join(out)
+
+
+def hub_runs_table(runs: list[dict[str, Any]]) -> str:
+    """Per version, one cell per run: set p50 direct / hub, ratio, firmware user CPU per set and
+    per push, and the ESP32 estimate of that CPU time (x125-180, the median run)."""
+    out = [
+        "| version | direct set p50 per run | hub set p50 per run | ratio p50 (min-max) "
+        "| push direct p50 per run | push via hub p50 per run "
+        "| firmware user CPU per set / per push (median) "
+        "| ESP32 estimate per set / per push (x125-180) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, first in enumerate(runs[0]["set"]):
+        sets = [r["set"][i] for r in runs]
+        pushes = [r["push"][i] for r in runs] if runs[0].get("push") else []
+        d = [x["direct"]["p50_ms"] for x in sets]
+        h = [x["hub"]["p50_ms"] for x in sets]
+        ratios = [x["ratio_p50"] for x in sets]
+        cpu_set = sorted(x["hub_user_ms_per_set"] for x in sets)[len(sets) // 2]
+        pd = [x["direct"]["p50_ms"] for x in pushes]
+        ph = [x["hub"]["p50_ms"] for x in pushes]
+        cpu_push = (
+            sorted(x["hub_user_ms_per_push"] for x in pushes)[len(pushes) // 2]
+            if pushes and "hub_user_ms_per_push" in pushes[0]
+            else float("nan")
+        )
+        out.append(
+            f"| {first['version']} | {' / '.join(f'{x:.3f}' for x in d)} "
+            f"| {' / '.join(f'{x:.3f}' for x in h)} "
+            f"| x{min(ratios):.2f} - x{max(ratios):.2f} "
+            f"| {' / '.join(f'{x:.3f}' for x in pd)} | {' / '.join(f'{x:.3f}' for x in ph)} "
+            f"| {cpu_set:.2f} ms / {cpu_push:.2f} ms "
+            f"| {cpu_set * 125:.0f}-{cpu_set * 180:.0f} ms / "
+            f"{cpu_push * 125:.0f}-{cpu_push * 180:.0f} ms |"
+        )
     return "\n".join(out)
 
 
@@ -265,6 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated growth JSON files after the fix",
     )
     p.add_argument("--hub", default=str(ROOT / "benchmarks/results/hub.json"))
+    p.add_argument(
+        "--hub-runs",
+        default=",".join(
+            str(ROOT / f"benchmarks/results/{n}.json") for n in ("hub", "hub_run2", "hub_run3")
+        ),
+        help="comma-separated bench_hub JSON files for the run-to-run table",
+    )
     p.add_argument("--heap", default=str(ROOT / "benchmarks/results/firmware_heap.json"))
     p.add_argument("--gcm", default=str(ROOT / "benchmarks/results/gcm.json"))
     args = p.parse_args(argv)
@@ -291,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"<!-- {Path(path).name}: {env['timestamp_utc']}, load {load} -->")
             print(render(data))
             print()
+    hub_runs = [f for f in args.hub_runs.split(",") if f and Path(f).exists()]
+    if hub_runs:
+        print("<!-- hub path, run to run -->")
+        print(hub_runs_table([json.loads(Path(f).read_text()) for f in hub_runs]))
+        print()
     afters = [f for f in args.growth_after.split(",") if f and Path(f).exists()]
     if Path(args.growth_before).exists() and afters:
         before = json.loads(Path(args.growth_before).read_text())
