@@ -6,6 +6,7 @@ import asyncio
 import gc
 import struct
 import sys
+import time
 
 import board
 import log
@@ -21,7 +22,12 @@ MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
 # client's records are simply not read until a slot frees (TCP backpressure), so nothing is
 # refused and the heap stays bounded.
 MAX_ACTIVE = const(2)
-MAX_PENALTY_MS = const(8000)
+# Failed handshakes slow down the following ones (docs/hub-protocol.md §4): 0.25 s after the
+# first failure, doubling per failure up to 3 s, which stays below HA's 5 s connect timeout so
+# the real client always gets through; failures older than a minute are forgotten.
+PENALTY_STEP_MS = const(250)
+MAX_PENALTY_MS = const(3000)
+FAIL_MEMORY_MS = const(60000)
 
 
 class Client:
@@ -96,8 +102,17 @@ class Server:
         self.clients = []  # authenticated clients
         self._conns = 0  # open connections, authenticated or not
         self._fails = 0
+        self._fail_at = 0
         self._active = 0
         self._srv = None
+
+    def _penalty(self):
+        """Delay (ms) before the next handshake, from the recent failed ones."""
+        if self._fails and time.ticks_diff(time.ticks_ms(), self._fail_at) > FAIL_MEMORY_MS:
+            self._fails = 0
+        if not self._fails:
+            return 0
+        return min(PENALTY_STEP_MS << min(self._fails - 1, 4), MAX_PENALTY_MS)
 
     def client_count(self):
         return len(self.clients)
@@ -139,21 +154,21 @@ class Server:
         c = Client(self, r, w, peer)
         c.task = asyncio.current_task()
         try:
-            if self._conns > self.max_clients + 1:
+            if self._conns > self.max_clients:
+                # Each connection is an lwIP socket (10 in all on a stock ESP32).
                 log.warn("srv", "%s refused: too many connections" % peer)
                 return
-            if self._fails:
-                # Slow down password guessing: each failed handshake adds 0.5 s (max 8 s)
-                # before the next handshake is served.
-                await asyncio.sleep_ms(min(500 * self._fails, MAX_PENALTY_MS))
+            delay = self._penalty()
+            if delay:
+                await asyncio.sleep_ms(delay)
             try:
                 c.ch = await self._handshake(r, w)
             except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
                 self._fails += 1
+                self._fail_at = time.ticks_ms()
                 sys.modules.pop("hubauth", None)
-                log.warn("srv", "%s handshake failed (%s: %s), failures=%d" % (
-                    peer, type(e).__name__, e, self._fails))
-                await asyncio.sleep_ms(min(500 * self._fails, MAX_PENALTY_MS))
+                log.warn("srv", "%s handshake failed (%s: %s), failures=%d, next delay %d ms" % (
+                    peer, type(e).__name__, e, self._fails, self._penalty()))
                 return
             self._fails = 0
             sys.modules.pop("hubauth", None)

@@ -265,6 +265,9 @@ async def test_bad_records_and_inventory() -> None:
     async with fake_hub(hello=[{"t": "plug"}, HELLO]) as hub:  # plug without id
         with pytest.raises(HubProtocolError):
             await HubClient("127.0.0.1", hub.port, SECRET).connect()
+    async with fake_hub(hello=[{"t": "error", "err": "busy", "msg": "too many clients"}]) as hub:
+        with pytest.raises(HubConnectionError, match="busy"):
+            await HubClient("127.0.0.1", hub.port, SECRET).connect()
     with pytest.raises(ValueError):
         HubClient("127.0.0.1", 1, "")
 

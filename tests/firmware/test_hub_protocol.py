@@ -4,12 +4,15 @@ record protection, and the client's timeouts and errors against small fake hubs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custom_components.tuya_local_esp.hub import (
     HubAuthError,
@@ -236,3 +239,21 @@ async def test_client_timeouts_and_errors() -> None:
         await client.close()
         srv.close()
         await srv.wait_closed()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=8))
+def test_reader_and_channel_never_crash_on_garbage(chunks: list[bytes]) -> None:
+    """Arbitrary bytes only ever produce HubProtocolError (never another exception)."""
+    rd = RecordReader()
+    ch = SecureChannel(bytes(32))
+    hs = ClientHandshake("secret")
+    for chunk in chunks:
+        try:
+            for body in rd.feed(chunk):
+                with contextlib.suppress(HubProtocolError):
+                    ch.open(body)
+                with contextlib.suppress(HubProtocolError, HubAuthError):
+                    hs.receive_server_hello(body)
+        except HubProtocolError:
+            rd = RecordReader()
