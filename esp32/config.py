@@ -48,6 +48,10 @@ def load(path):
     sec = cfg.get("secret")
     if not isinstance(sec, str) or len(sec) < MIN_SECRET_LEN:
         raise ConfigError("secret missing or shorter than %d characters" % MIN_SECRET_LEN)
+    hub_id = cfg.get("hub_id")
+    if hub_id is not None and not _ident_ok(hub_id, 32):
+        # it goes into the handshake (1-32 ASCII bytes) and the DHCP hostname
+        raise ConfigError("hub_id must be 1-32 characters [A-Za-z0-9_-]")
     # The plugs file lives next to config.json unless given as an absolute path.
     pf = cfg["plugs_file"]
     if not pf.startswith("/"):

@@ -49,10 +49,13 @@ def test_check_plug():
         raises(ValueError, config.check_plug, d)
 
 
-def test_secret_required():
+def test_secret_required_and_hub_id_checked():
     _cfg()
     with open(DIR + "/config.json", "w") as f:
         f.write('{"secret": "short"}')
+    raises(config.ConfigError, config.load, DIR + "/config.json")
+    with open(DIR + "/config.json", "w") as f:
+        f.write('{"secret": "0123456789abcdef0123", "hub_id": "' + "x" * 33 + '"}')
     raises(config.ConfigError, config.load, DIR + "/config.json")
 
 
