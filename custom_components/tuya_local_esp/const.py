@@ -30,7 +30,7 @@ DEFAULT_HUB_PORT: Final = 6670
 #: The hub's DHCP host name is this prefix + its hub id (``esp32/board.py``).
 HUB_HOSTNAME_PREFIX: Final = "tuya-esp-hub-"
 #: Protocol versions the hub firmware speaks.
-HUB_PROTOCOL_VERSIONS: Final = ["3.1", "3.3", "3.4"]
+HUB_PROTOCOL_VERSIONS: Final = ["3.1", "3.3", "3.4", "3.5"]
 DEFAULT_HUB_NAME: Final = "Tuya ESP32 hub"
 #: Hub health and inventory are polled this often; DP changes arrive as pushes.
 HUB_POLL_INTERVAL: Final = timedelta(seconds=60)
