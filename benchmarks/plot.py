@@ -3,7 +3,8 @@
 Usage (needs ``benchmarks/requirements.txt``, i.e. matplotlib)::
 
     .venv/bin/python -m benchmarks.plot [--latency benchmarks/results/latency.json]
-        [--startup benchmarks/results/startup.json] [--out docs]
+        [--startup benchmarks/results/startup.json] [--hub benchmarks/results/hub.json]
+        [--out docs]
 """
 
 from __future__ import annotations
@@ -106,10 +107,67 @@ def plot_startup(data: dict[str, Any], out: Path, version: str = "3.3") -> None:
     plt.close(fig)
 
 
+def plot_hub(data: dict[str, Any], out: Path) -> None:
+    """Direct vs through the hub: confirmed switch and state push, p50 bars, p99 dashes."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.0))
+    colors = {"direct": "#1f77b4", "hub": "#2ca02c"}
+    labels = {"direct": "direct (TuyaDevice)", "hub": "through the hub (HubClient)"}
+    panels = (
+        ("set", "set DP 1 -> confirmed state"),
+        ("push", "plug-side change -> subscriber callback"),
+    )
+    for ax, (part, title) in zip(axes[:2], panels, strict=True):
+        rows = data[part]
+        versions = [r["version"] for r in rows]
+        for i, path in enumerate(("direct", "hub")):
+            xs = [v + (i - 0.5) * 0.38 for v in range(len(rows))]
+            ax.bar(
+                xs, [r[path]["p50_ms"] for r in rows], 0.38, color=colors[path], label=labels[path]
+            )
+            ax.scatter(
+                xs, [r[path]["p99_ms"] for r in rows], marker="_", s=120, color="black", zorder=3
+            )
+        ax.set_xticks(range(len(versions)), [f"v{v}" for v in versions])
+        ax.set_ylabel("ms (bars p50, dashes p99)")
+        top = max(r[path]["p99_ms"] for r in rows for path in ("direct", "hub"))
+        ax.set_ylim(0, top * 1.4)  # room for the legend above the p99 dashes
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    rows = data["set"]
+    versions = [r["version"] for r in rows]
+    ax = axes[2]
+    ax.bar(
+        range(len(rows)),
+        [r["hub_user_ms_per_set"] for r in rows],
+        0.5,
+        color="#9467bd",
+        label="user",
+    )
+    ax.bar(
+        range(len(rows)),
+        [r["hub_sys_ms_per_set"] for r in rows],
+        0.5,
+        bottom=[r["hub_user_ms_per_set"] for r in rows],
+        color="#c5b0d5",
+        label="system",
+    )
+    ax.set_xticks(range(len(versions)), [f"v{v}" for v in versions])
+    ax.set_ylabel("ms of hub CPU per confirmed switch")
+    ax.set_title("firmware CPU per command (unix port)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Hub firmware on the MicroPython unix port, loopback", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.plot", description=__doc__)
     p.add_argument("--latency", default=str(ROOT / "benchmarks/results/latency.json"))
     p.add_argument("--startup", default=str(ROOT / "benchmarks/results/startup.json"))
+    p.add_argument("--hub", default=str(ROOT / "benchmarks/results/hub.json"))
     p.add_argument("--out", default=str(ROOT / "docs"))
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -119,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if Path(args.startup).exists():
         plot_startup(json.loads(Path(args.startup).read_text()), out / "bench_startup.png")
         print(out / "bench_startup.png")
+    if Path(args.hub).exists():
+        plot_hub(json.loads(Path(args.hub).read_text()), out / "bench_hub.png")
+        print(out / "bench_hub.png")
     return 0
 
 
