@@ -129,7 +129,11 @@ async def test_hub_flow_errors_then_plugs_as_devices(
     firmware = hass.states.get("sensor.tuya_esp32_hub_testhub_firmware_version")
     assert firmware is not None
     assert firmware.state not in ("unknown", "unavailable")
+    await entry.runtime_data.async_refresh()
     diag = await async_get_config_entry_diagnostics(hass, entry)
+    assert diag["entry"]["secret"] == "**REDACTED**"
+    assert diag["hub"]["connected"] is True
+    assert diag["hub"]["health"]["plugs_online"] == 2
     assert SECRET not in repr(diag)
     assert all(key not in repr(diag) for key in KEYS)
 

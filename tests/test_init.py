@@ -8,12 +8,15 @@ import pytest
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    mock_restore_cache_with_extra_data,
+)
 
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
@@ -227,3 +230,19 @@ async def test_repaired_plug_asks_for_its_new_key(
     assert result["reason"] == "reauth_successful"
     assert entry.data["local_key"] == LOCAL_KEY
     await wait_for_state(hass, SWITCH, "on")
+
+
+async def test_energy_total_survives_a_restart(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.desk_plug_energy", "12.5"),
+                {"native_value": 12.5, "native_unit_of_measurement": "kWh"},
+            )
+        ],
+    )
+    await setup_entry(hass, mock_entry)
+    assert float(hass.states.get("sensor.desk_plug_energy").state) >= 12.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -10,6 +11,7 @@ from homeassistant.core import HomeAssistant
 from . import TuyaLocalConfigEntry
 from .const import CONF_LOCAL_KEY
 from .coordinator import DirectPlugCoordinator
+from .hub_coordinator import HubCoordinator
 
 TO_REDACT = {CONF_LOCAL_KEY, "secret", "session_key"}
 
@@ -36,7 +38,18 @@ async def async_get_config_entry_diagnostics(
         device = coordinator.device
         result["connection"] = {
             "connected": device.connected,
+            "protocol_version": device.version,
             "connect_count": device.connect_count,
             "bad_frames": device.bad_frames,
+            "last_error": str(device.last_error) if device.last_error else None,
+        }
+    elif isinstance(coordinator, HubCoordinator):
+        client = coordinator.client
+        result["hub"] = {
+            "hub_id": coordinator.hub_id,
+            "connected": client.connected,
+            "firmware": coordinator.firmware,
+            "health": asdict(coordinator.health) if coordinator.health else None,
+            "last_error": str(client.last_error) if client.last_error else None,
         }
     return result
