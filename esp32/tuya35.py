@@ -15,18 +15,30 @@ _PREFIX_BYTES = b"\x00\x00\x66\x99"
 _HDR = const(18)  # prefix 4 | reserved 2 | seqno 4 | cmd 4 | length 4
 
 
-def pack_6699(key, seqno, cmd, pt, iv=None):
-    """Client->device 6699 frame: length = 12 (IV) + len(ct) + 16 (tag); AAD = bytes [4, 18)
-    of the header, so the length is final before encrypting (§1.2)."""
-    iv = iv or os.urandom(12)
-    hdr = struct.pack(">IHIII", PREFIX_6699, 0, seqno, cmd, 12 + len(pt) + 16)
-    ct, tag = gcm.encrypt(key, iv, hdr[4:], pt)
-    return hdr + iv + ct + tag + struct.pack(">I", SUFFIX_6699)
+def pack_6699(gk, seqno, cmd, pt, iv=None, head=False):
+    """Client->device 6699 frame (a new bytearray), GCM with gk (a gcm.Key): length = 12 (IV)
+    + len(ct) + 16 (tag); AAD = bytes [4, 18) of the header, so the length is final before
+    encrypting (§1.2). head: put the version header "3.5" + 12 x 00 in front of pt, inside the
+    ciphertext (§2.6). The frame is assembled and encrypted in place: one allocation."""
+    n = len(pt) + (15 if head else 0)
+    buf = bytearray(_HDR + 12 + n + 16 + 4)
+    struct.pack_into(">IHIII", buf, 0, PREFIX_6699, 0, seqno, cmd, 12 + n + 16)
+    buf[_HDR : _HDR + 12] = iv or os.urandom(12)
+    p = _HDR + 12
+    if head:
+        buf[p : p + 3] = b"3.5"  # the 12 zero bytes after it are already there
+        p += 15
+    buf[p : p + len(pt)] = pt
+    gk.seal(buf, 4, 14, _HDR, n)
+    struct.pack_into(">I", buf, _HDR + 12 + n + 16, SUFFIX_6699)
+    return buf
 
 
-def parse_6699(buf, n, key):
+def parse_6699(buf, n, gk):
     """Like tuya.parse_55aa for 6699 frames: ((seqno, cmd, retcode, plaintext), consumed).
-    The retcode is the first 4 bytes of the GCM plaintext of device frames (§1.2)."""
+    The retcode is the first 4 bytes of the GCM plaintext of device frames (§1.2). The frame is
+    decrypted in place in buf (a bytearray; the caller drops the consumed bytes), so the only
+    allocation is the returned plaintext."""
     start = buf.find(_PREFIX_BYTES, 0, n) if n >= 4 else -1
     if start < 0:
         return None, (n - 3 if n > 3 else 0)
@@ -41,16 +53,19 @@ def parse_6699(buf, n, key):
     end = start + total
     if struct.unpack_from(">I", buf, end - 4)[0] != SUFFIX_6699:
         raise FrameError("bad suffix")
-    mv = memoryview(buf)
+    if not isinstance(buf, bytearray):
+        buf = bytearray(buf)  # never decrypt in place into an immutable object
     body = start + _HDR
+    ptlen = length - 12 - 16
     try:
-        pt = gcm.decrypt(key, bytes(mv[body : body + 12]), bytes(mv[start + 4 : body]),
-                         bytes(mv[body + 12 : end - 20]), bytes(mv[end - 20 : end - 4]))
+        gk.open(buf, start + 4, 14, body, ptlen)
     except gcm.FrameAuthError:
         raise FrameError("bad gcm tag")
-    if len(pt) < 4:
+    if ptlen < 4:
         raise FrameError("no retcode")
-    return (seqno, cmd, struct.unpack_from(">I", pt, 0)[0], bytes(pt[4:])), end
+    p = body + 12
+    return (seqno, cmd, struct.unpack_from(">I", buf, p)[0],
+            bytes(memoryview(buf)[p + 4 : p + ptlen])), end
 
 
 class Codec35(Codec33):
@@ -65,7 +80,10 @@ class Codec35(Codec33):
         self.reset()
 
     def reset(self):
-        self.key = self.real_key
+        # one gcm.Key (cipher object + 256-B GHASH table) per plug, for the key in use
+        if self.key is not self.real_key or getattr(self, "_gk", None) is None:
+            self.key = self.real_key
+            self._gk = gcm.Key(self.real_key)
         self._nonce = None
 
     def query_json(self, t):
@@ -75,13 +93,11 @@ class Codec35(Codec33):
         return '{"protocol":5,"t":%d,"data":{"dps":%s}}' % (t, dumps(dps))
 
     def encode(self, seqno, cmd, text, iv=None):
-        raw = text.encode()
-        if cmd not in NO_HEADER_CMDS:
-            raw = b"3.5" + bytes(12) + raw  # version header inside the ciphertext (§2.6)
-        return pack_6699(self.key, seqno, cmd, raw, iv)
+        # version header inside the ciphertext, except for NO_HEADER_CMDS (§2.6)
+        return pack_6699(self._gk, seqno, cmd, text.encode(), iv, cmd not in NO_HEADER_CMDS)
 
     def parse(self, buf, n):
-        return parse_6699(buf, n, self.key)
+        return parse_6699(buf, n, self._gk)
 
     def decrypt_payload(self, payload):
         # parse() has already decrypted and removed the retcode; a source header may remain.
@@ -93,7 +109,7 @@ class Codec35(Codec33):
         """SESS_KEY_NEG_START with our 16-byte nonce, keyed with the real local key."""
         self.reset()
         self._nonce = nonce
-        return pack_6699(self.real_key, seqno, SESS_KEY_NEG_START, nonce, iv)
+        return pack_6699(self._gk, seqno, SESS_KEY_NEG_START, nonce, iv)
 
     def neg_finish(self, seqno, payload, iv=None):
         """`payload`: plaintext of SESS_KEY_NEG_RESP (retcode removed) = device nonce (16) |
@@ -105,9 +121,14 @@ class Codec35(Codec33):
         dev_nonce = payload[:16]
         if not equal(payload[16:48], hmac_sha256(self.real_key, self._nonce)):
             raise FrameError("device proof mismatch (wrong local key?)")
-        frame = pack_6699(self.real_key, seqno, SESS_KEY_NEG_FINISH,
-                          hmac_sha256(self.real_key, dev_nonce), iv)
-        x = bytes(a ^ b for a, b in zip(self._nonce, dev_nonce))
-        self.key = bytes(gcm.keystream_xor(self.real_key, self._nonce[:12], x))
+        gk = self._gk  # still the real key's (reset() in neg_start)
+        frame = pack_6699(gk, seqno, SESS_KEY_NEG_FINISH, hmac_sha256(self.real_key, dev_nonce),
+                          iv)
+        x = bytearray(16)
+        for i in range(16):
+            x[i] = self._nonce[i] ^ dev_nonce[i]
+        gk.crypt(self._nonce, 0, x, 0, 16)
+        self.key = bytes(x)
+        self._gk = gcm.Key(self.key)
         self._nonce = None
         return frame

@@ -211,8 +211,15 @@ def test_35_session_and_frames():
     eq((seq, cmd, ret), (push["seqno"], 8, 0))
     obj, _ = c.decode(payload)
     eq(obj["dps"], {"1": True})
-    buf[40] ^= 1  # tampered ciphertext: tag check fails
+    eq(bytes(buf[34 : 34 + len(payload)]), payload)  # decrypted in place (after the retcode)
+    buf = bytearray(h(push["frame_hex"]))
+    buf[40] ^= 1  # tampered ciphertext: tag check fails, buffer left as it was
     raises(tuya.FrameError, c.parse, buf, len(buf))
+    buf[40] ^= 1
+    eq(bytes(buf), h(push["frame_hex"]))
+    frame = h(push["frame_hex"])  # an immutable buffer is not decrypted in place
+    eq(c.parse(frame, len(frame))[0][3], payload)
+    eq(frame, h(push["frame_hex"]))
 
 
 def test_33_device22_query_matches_tinytuya():
