@@ -48,6 +48,8 @@ _R4 = _r4()
 _Y = bytearray(16)  # GHASH state / tag
 _LEN = bytearray(16)  # len(A) | len(C) block
 _CB = bytearray(_CHUNK)  # counter blocks, encrypted in place into keystream
+_CBV = memoryview(_CB)
+_J0 = _CBV[:16]
 
 
 @micropython.viper
@@ -189,7 +191,7 @@ def _ctr(ecb, iv, iv_off, buf, off, n):
         if nb == _CHUNK // 16:
             ecb.encrypt(cb, cb)
         else:
-            mv = memoryview(cb)[: nb * 16]
+            mv = _CBV[: nb * 16]  # the one allocation: a memoryview (~20-30 B)
             ecb.encrypt(mv, mv)
         k = nb * 16 if n > nb * 16 else n
         _xor_into(buf, off, cb, k)
@@ -230,7 +232,7 @@ class Key:
             _ghash(y, ct, ct_off, ct_len, t, _R4)
         struct.pack_into(">IIII", _LEN, 0, 0, aad_len << 3, 0, ct_len << 3)
         _ghash(y, _LEN, 0, 16, t, _R4)
-        cb = memoryview(_CB)[:16]
+        cb = _J0
         _counters(cb, iv, iv_off, 1, 1)
         self.ecb.encrypt(cb, cb)  # E(K, J0)
         _xor_into(y, 0, cb, 16)
