@@ -10,10 +10,10 @@ The frame is shaped like a Tuya 3.5 one: 200 bytes of plaintext, a 14-byte AAD (
 header after the prefix), a 12-byte IV. Every operation is checked first: GCM against the
 NIST SP 800-38D test case 4 and a round trip, so a broken build cannot report a fast time.
 
-Firmware revisions with ``gcm.Key`` (per-key object with the 4-bit GHASH table) get extra rows:
-key set-up, encrypt/decrypt with a prepared key, the in-place ``seal``/``open`` of a whole
-0x6699 frame buffer as ``tuya35`` does it, and ``key_live_bytes``: the live heap one ``gcm.Key``
-keeps (8 keys made, collected, divided by 8), which every connected 3.5 plug holds.
+Firmware revisions with ``gcm.table`` (the per-key 4-bit GHASH table) get extra rows: table
+set-up, encrypt/decrypt with a prepared table, the in-place ``seal``/``open`` of a whole 0x6699
+frame buffer as ``tuya35`` does it, and ``key_live_bytes``: the live heap one table keeps (8
+made, collected, divided by 8), which every connected 3.5 plug holds.
 
 Output: one JSON object per line: ``op``, ``us`` (mean of the best of 5 runs of ITERATIONS
 calls, ``time.ticks_us``), ``us_runs`` (the 5 means), and ``alloc_bytes``: heap allocated by
@@ -111,7 +111,7 @@ def key_live_bytes(n=8):
     gc.collect()
     a0 = gc.mem_alloc()
     for i in range(n):
-        keys[i] = gcm.Key(KEY)
+        keys[i] = gcm.table(KEY)
     gc.collect()
     a1 = gc.mem_alloc()
     print(json.dumps({"op": "key_live_bytes", "bytes": (a1 - a0) / n, "keys": n}))
@@ -119,28 +119,28 @@ def key_live_bytes(n=8):
 
 
 def bench_prepared(ct, tag):
-    gk = gcm.Key(KEY)
+    t = gcm.table(KEY)
     n = len(PT)
     # a 0x6699 frame: header 18 (AAD = bytes 4..18) | IV 12 | payload | tag 16 | suffix 4
     frame = bytearray(4) + AAD + IV + PT + bytearray(20)
     sealed = bytearray(frame)
-    gk.seal(sealed, 4, 14, 18, n)
+    gcm.seal(KEY, t, sealed, 4, 14, 18, n)
     work = bytearray(sealed)
-    gk.open(work, 4, 14, 18, n)
+    gcm.open(KEY, t, work, 4, 14, 18, n)
     if bytes(work[30 : 30 + n]) != PT or bytes(sealed[30 : 30 + n + 16]) != bytes(ct) + tag:
         raise SystemExit("seal/open disagree with encrypt")
 
     def seal():
         work[:] = frame
-        gk.seal(work, 4, 14, 18, n)
+        gcm.seal(KEY, t, work, 4, 14, 18, n)
 
     def open_():
         work[:] = sealed
-        gk.open(work, 4, 14, 18, n)
+        gcm.open(KEY, t, work, 4, 14, 18, n)
 
-    bench("gcm_key_setup", lambda: gcm.Key(KEY))
-    bench("gcm_encrypt_tag_200B_prepared_key", lambda: gk.encrypt(IV, AAD, PT))
-    bench("gcm_decrypt_verify_200B_prepared_key", lambda: gk.decrypt(IV, AAD, ct, tag))
+    bench("gcm_table_setup", lambda: gcm.table(KEY))
+    bench("gcm_encrypt_tag_200B_prepared_table", lambda: gcm.encrypt(KEY, IV, AAD, PT, t))
+    bench("gcm_decrypt_verify_200B_prepared_table", lambda: gcm.decrypt(KEY, IV, AAD, ct, tag, t))
     bench("gcm_seal_frame_200B_in_place", seal)
     bench("gcm_open_frame_200B_in_place", open_)
 
@@ -166,7 +166,7 @@ def main():
     bench("ctr_only_200B", lambda: gcm.keystream_xor(KEY, IV, PT))
     bench("aes_ecb_208B_new_object", lambda: cryptolib.aes(KEY, 1).encrypt(block208))
     bench("hmac_sha256_228B_prepared_key", lambda: hk.digest(frame228))
-    if hasattr(gcm, "Key"):
+    if hasattr(gcm, "table"):
         bench_prepared(ct, tag)
         key_live_bytes()
 

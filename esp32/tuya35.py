@@ -15,8 +15,8 @@ _PREFIX_BYTES = b"\x00\x00\x66\x99"
 _HDR = const(18)  # prefix 4 | reserved 2 | seqno 4 | cmd 4 | length 4
 
 
-def pack_6699(gk, seqno, cmd, pt, iv=None, head=False):
-    """Client->device 6699 frame (a new bytearray), GCM with gk (a gcm.Key): length = 12 (IV)
+def pack_6699(key, t, seqno, cmd, pt, iv=None, head=False):
+    """Client->device 6699 frame (a new bytearray), AES-GCM with key, t = gcm.table(key): length = 12 (IV)
     + len(ct) + 16 (tag); AAD = bytes [4, 18) of the header, so the length is final before
     encrypting (§1.2). head: put the version header "3.5" + 12 x 00 in front of pt, inside the
     ciphertext (§2.6). The frame is assembled and encrypted in place: one allocation."""
@@ -29,12 +29,12 @@ def pack_6699(gk, seqno, cmd, pt, iv=None, head=False):
         buf[p : p + 3] = b"3.5"  # the 12 zero bytes after it are already there
         p += 15
     buf[p : p + len(pt)] = pt
-    gk.seal(buf, 4, 14, _HDR, n)
+    gcm.seal(key, t, buf, 4, 14, _HDR, n)
     struct.pack_into(">I", buf, _HDR + 12 + n + 16, SUFFIX_6699)
     return buf
 
 
-def parse_6699(buf, n, gk):
+def parse_6699(buf, n, key, t):
     """Like tuya.parse_55aa for 6699 frames: ((seqno, cmd, retcode, plaintext), consumed).
     The retcode is the first 4 bytes of the GCM plaintext of device frames (§1.2). The frame is
     decrypted in place in buf (a bytearray; the caller drops the consumed bytes), so the only
@@ -58,7 +58,7 @@ def parse_6699(buf, n, gk):
     body = start + _HDR
     ptlen = length - 12 - 16
     try:
-        gk.open(buf, start + 4, 14, body, ptlen)
+        gcm.open(key, t, buf, start + 4, 14, body, ptlen)
     except gcm.FrameAuthError:
         raise FrameError("bad gcm tag")
     if ptlen < 4:
@@ -77,14 +77,22 @@ class Codec35(Codec33):
     def __init__(self, dev_id, local_key):
         Codec33.__init__(self, dev_id, local_key)
         self.real_key = local_key
+        self._t = None
         self.reset()
 
     def reset(self):
-        # one gcm.Key (cipher object + 256-B GHASH table) per plug, for the key in use
-        if self.key is not self.real_key or getattr(self, "_gk", None) is None:
+        if self.key is not self.real_key:
             self.key = self.real_key
-            self._gk = gcm.Key(self.real_key)
+            self._t = None
         self._nonce = None
+
+    def _table(self):
+        # The GHASH table of the key in use (256 B, gcm.table), made when first needed: a plug
+        # that never connects holds none, a connected one holds one.
+        t = self._t
+        if t is None:
+            t = self._t = gcm.table(self.key)
+        return t
 
     def query_json(self, t):
         return "{}"
@@ -94,10 +102,11 @@ class Codec35(Codec33):
 
     def encode(self, seqno, cmd, text, iv=None):
         # version header inside the ciphertext, except for NO_HEADER_CMDS (§2.6)
-        return pack_6699(self._gk, seqno, cmd, text.encode(), iv, cmd not in NO_HEADER_CMDS)
+        return pack_6699(self.key, self._table(), seqno, cmd, text.encode(), iv,
+                         cmd not in NO_HEADER_CMDS)
 
     def parse(self, buf, n):
-        return parse_6699(buf, n, self._gk)
+        return parse_6699(buf, n, self.key, self._table())
 
     def decrypt_payload(self, payload):
         # parse() has already decrypted and removed the retcode; a source header may remain.
@@ -109,7 +118,7 @@ class Codec35(Codec33):
         """SESS_KEY_NEG_START with our 16-byte nonce, keyed with the real local key."""
         self.reset()
         self._nonce = nonce
-        return pack_6699(self._gk, seqno, SESS_KEY_NEG_START, nonce, iv)
+        return pack_6699(self.key, self._table(), seqno, SESS_KEY_NEG_START, nonce, iv)
 
     def neg_finish(self, seqno, payload, iv=None):
         """`payload`: plaintext of SESS_KEY_NEG_RESP (retcode removed) = device nonce (16) |
@@ -121,14 +130,13 @@ class Codec35(Codec33):
         dev_nonce = payload[:16]
         if not equal(payload[16:48], hmac_sha256(self.real_key, self._nonce)):
             raise FrameError("device proof mismatch (wrong local key?)")
-        gk = self._gk  # still the real key's (reset() in neg_start)
-        frame = pack_6699(gk, seqno, SESS_KEY_NEG_FINISH, hmac_sha256(self.real_key, dev_nonce),
-                          iv)
+        k = self.real_key  # still the key in use (reset() in neg_start)
+        frame = pack_6699(k, self._table(), seqno, SESS_KEY_NEG_FINISH,
+                          hmac_sha256(k, dev_nonce), iv)
         x = bytearray(16)
         for i in range(16):
             x[i] = self._nonce[i] ^ dev_nonce[i]
-        gk.crypt(self._nonce, 0, x, 0, 16)
-        self.key = bytes(x)
-        self._gk = gcm.Key(self.key)
+        self.key = bytes(gcm.keystream_xor(k, self._nonce[:12], x))
+        self._t = None  # the session key's table is made with the next frame
         self._nonce = None
         return frame

@@ -1,6 +1,6 @@
 """The firmware's AES-128-GCM (esp32/gcm.py, run by MicroPython) against pyca/cryptography's
 AESGCM over random keys, IVs and lengths: empty and partial blocks, the 16-block CTR chunk
-boundary, frames up to tuya.MAX_FRAME; the one-shot helpers, a prepared gcm.Key (reused across
+boundary, frames up to tuya.MAX_FRAME; the one-shot helpers, a prepared gcm.table (reused across
 frames, as the 3.5 codec does) and the in-place seal/open on a frame buffer. Run on the sources
 and on the -march=x64 .mpy build (viper compiled ahead of time, as deployed)."""
 
@@ -27,20 +27,20 @@ for c in cases:
     k = bytes.fromhex(c["k"]); iv = bytes.fromhex(c["iv"])
     a = bytes.fromhex(c["a"]); p = bytes.fromhex(c["p"])
     ct, tag = gcm.encrypt(k, iv, a, p)
-    gk = keys.get(k)
-    if gk is None:
-        gk = keys[k] = gcm.Key(k)
-    ct2, tag2 = gk.encrypt(iv, a, p)
+    t = keys.get(k)
+    if t is None:
+        t = keys[k] = gcm.table(k)
+    ct2, tag2 = gcm.encrypt(k, iv, a, p, t)
     n = len(p)
     buf = bytearray(3) + a + iv + p + bytearray(16)
-    gk.seal(buf, 3, len(a), 3 + len(a), n)
+    gcm.seal(k, t, buf, 3, len(a), 3 + len(a), n)
     sealed = bytes(buf)
-    gk.open(buf, 3, len(a), 3 + len(a), n)
+    gcm.open(k, t, buf, 3, len(a), 3 + len(a), n)
     opened = bytes(buf[3 + len(a) + 12 : 3 + len(a) + 12 + n])
     dec = bytes(gcm.decrypt(k, iv, a, ct, tag))
     bad = 0
     for fn in (lambda: gcm.decrypt(k, iv, a, ct, bytes([tag[0] ^ 1]) + tag[1:]),
-               lambda: gk.decrypt(iv, a + b"x", ct, tag)):
+               lambda: gcm.decrypt(k, iv, a + b"x", ct, tag, t)):
         try:
             fn()
         except gcm.FrameAuthError:
