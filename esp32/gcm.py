@@ -209,11 +209,15 @@ class FrameAuthError(Exception):
 # Per key, only the GHASH table is kept (256 bytes + the bytearray's header); the cipher object
 # is made per frame (cheap: with ESP32 hardware AES, setting a key copies it; the object is a
 # few dozen bytes of garbage), so a connected 3.5 plug holds its key and its table only.
-def table(key):
-    """The GHASH table of `key` (16 bytes): a new bytearray(256), to pass to seal/open."""
-    h = bytearray(16)
+def table(key, t=None):
+    """The GHASH table of `key` (16 bytes), to pass to seal/open: written into t (a
+    bytearray(256), reused when the key changes: no allocation) or a new bytearray."""
+    h = _Y  # scratch: not in use between calls
+    for i in range(16):
+        h[i] = 0
     cryptolib.aes(key, 1).encrypt(h, h)  # H = E(K, 0^128)
-    t = bytearray(256)
+    if t is None:
+        t = bytearray(256)
     _table(h, t)
     return t
 

@@ -77,22 +77,23 @@ class Codec35(Codec33):
     def __init__(self, dev_id, local_key):
         Codec33.__init__(self, dev_id, local_key)
         self.real_key = local_key
-        self._t = None
+        # The GHASH table of the key in use (gcm.table): one 256-B buffer per plug, allocated
+        # here (at start-up, while the heap is unfragmented) and rewritten in place whenever
+        # the key changes, so connecting and reconnecting allocate no table.
+        self._t = bytearray(256)
+        self._tk = None  # the key self._t was made for
         self.reset()
 
     def reset(self):
-        if self.key is not self.real_key:
-            self.key = self.real_key
-            self._t = None
+        self.key = self.real_key
         self._nonce = None
 
     def _table(self):
-        # The GHASH table of the key in use (256 B, gcm.table), made when first needed: a plug
-        # that never connects holds none, a connected one holds one.
-        t = self._t
-        if t is None:
-            t = self._t = gcm.table(self.key)
-        return t
+        k = self.key
+        if self._tk is not k:
+            gcm.table(k, self._t)
+            self._tk = k
+        return self._t
 
     def query_json(self, t):
         return "{}"
@@ -137,6 +138,5 @@ class Codec35(Codec33):
         for i in range(16):
             x[i] = self._nonce[i] ^ dev_nonce[i]
         self.key = bytes(gcm.keystream_xor(k, self._nonce[:12], x))
-        self._t = None  # the session key's table is made with the next frame
-        self._nonce = None
+        self._nonce = None  # the session key's table is made with its first frame
         return frame
