@@ -59,6 +59,9 @@ def run_repeated(fw_dir: Path, iterations: int, heapsize: str, repeats: int) -> 
     runs = [run_script(fw_dir, iterations, heapsize) for _ in range(repeats)]
     rows = []
     for i, first in enumerate(runs[0]["rows"]):
+        if "us" not in first:  # e.g. key_live_bytes: a heap figure, the same in every run
+            rows.append({**first, "per_repeat": sorted(r["rows"][i]["bytes"] for r in runs)})
+            continue
         per = sorted(r["rows"][i]["us"] for r in runs)
         med = statistics.median(per)
         rows.append(
@@ -108,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         builds["mpy"] = run_repeated(mpy_dir, args.iterations, args.heapsize, args.repeats)
     for name, b in builds.items():
         for row in b["rows"]:
+            if "us" not in row:
+                print(f"{name:3s} {row['op']:32s} {row['bytes']:8.0f} B")
+                continue
             lo, hi = row["esp32_estimate_ms"]
             print(
                 f"{name:3s} {row['op']:32s} {row['us']:8.1f} us (min {row['us_min']:.1f})"

@@ -2,8 +2,8 @@
 #
 # cryptolib on stock ESP32 firmware has ECB and CBC only (no CTR, no GCM;
 # micropython-esp32.md §2.1), so: CTR keystream = ECB over a buffer of counter blocks, and
-# GHASH in @micropython.viper with Shoup's 4-bit tables: per key, the 16 products n(x)·H of H
-# with every 4-bit polynomial n (256 bytes), built once per key by table(); a block then costs
+# GHASH in @micropython.viper with Shoup's 4-bit tables: the 16 products n(x)·H of H with
+# every 4-bit polynomial n (256 bytes), built when the key changes (below); a block then costs
 # 32 table look-ups and 32 shifts by 4 bits (one 16-entry reduction table shared by all keys)
 # instead of the 128 conditional XORs and 1-bit shifts of SP 800-38D Algorithm 1.
 #
@@ -13,9 +13,9 @@
 # 32-bit (ESP32) and 64-bit (unix port) machine words. Constants stay below 2**30 (small ints
 # on every port): 0xE1 << 24 is computed, not written.
 #
-# Allocation: per key only the table (table(key)); the counter blocks, GHASH state and length
-# block live in module-level scratch buffers (the calls never yield, so one set serves every
-# plug). seal()/open() work in place on a frame buffer: no per-frame buffers.
+# Allocation: the table, counter blocks, GHASH state and length block live in module-level
+# buffers (the calls never yield, so one set serves every plug); seal()/open() work in place on
+# a frame buffer: no per-frame buffers.
 # Viper needs a native target: mpy-cross -march=xtensawin (ESP32) or -march=x64 (unix port).
 import struct
 from array import array
@@ -206,65 +206,53 @@ class FrameAuthError(Exception):
     pass
 
 
-# Per key, only the GHASH table is kept (256 bytes + the bytearray's header); the cipher object
-# is made per frame (cheap: with ESP32 hardware AES, setting a key copies it; the object is a
-# few dozen bytes of garbage), so a connected 3.5 plug holds its key and its table only.
-def table(key, t=None):
-    """The GHASH table of `key` (16 bytes), to pass to seal/open: written into t (a
-    bytearray(256), reused when the key changes: no allocation) or a new bytearray."""
-    h = _Y  # scratch: not in use between calls
-    for i in range(16):
-        h[i] = 0
-    cryptolib.aes(key, 1).encrypt(h, h)  # H = E(K, 0^128)
-    if t is None:
-        t = bytearray(256)
-    _table(h, t)
-    return t
+# One table and one cipher object, for the last key used (_K), rebuilt in place when a frame
+# comes with another key: no memory per key or per plug. A switch costs one cipher object and
+# the table set-up (_table: 3 shifts and 11 XORs of 128 bits), small next to the GHASH of a
+# frame; the frames of one command (request, ACK, status) share a key.
+_T = bytearray(256)
+_K = None
+_E = None
 
 
-def seal(key, t, buf, aad_off, aad_len, iv_off, n):
+def _use(key):
+    # the cipher object for key, with _T its GHASH table
+    global _K, _E
+    if key != _K:
+        _K = None
+        _E = cryptolib.aes(key, 1)
+        h = _Y  # scratch: not in use between calls
+        for i in range(16):
+            h[i] = 0
+        _E.encrypt(h, h)  # H = E(K, 0^128)
+        _table(h, _T)
+        _K = bytes(key)
+    return _E
+
+
+def seal(key, buf, aad_off, aad_len, iv_off, n):
     """Encrypt in place a frame laid out as buf = ... AAD ... | IV (12) | plaintext (n) |
     room for the tag (16): the plaintext becomes ciphertext and the tag is written after it.
-    t = table(key). Allocates nothing but one memoryview."""
-    ecb = cryptolib.aes(key, 1)
+    Allocates nothing but one memoryview (and a cipher object when the key changed)."""
+    ecb = _use(key)
     ct = iv_off + 12
     _ctr(ecb, buf, iv_off, buf, ct, n)
-    buf[ct + n : ct + n + 16] = _tag(ecb, t, buf, iv_off, buf, aad_off, aad_len, buf, ct, n)
+    buf[ct + n : ct + n + 16] = _tag(ecb, _T, buf, iv_off, buf, aad_off, aad_len, buf, ct, n)
 
 
-def open(key, t, buf, aad_off, aad_len, iv_off, n):  # noqa: A001 (module namespace)
+def open(key, buf, aad_off, aad_len, iv_off, n):  # noqa: A001 (module namespace)
     """Verify and decrypt in place buf = ... AAD ... | IV (12) | ciphertext (n) | tag (16);
-    raises FrameAuthError (buf unchanged) when the tag does not verify. t = table(key)."""
-    ecb = cryptolib.aes(key, 1)
+    raises FrameAuthError (buf unchanged) when the tag does not verify."""
+    ecb = _use(key)
     ct = iv_off + 12
-    if _diff(_tag(ecb, t, buf, iv_off, buf, aad_off, aad_len, buf, ct, n), buf, ct + n):
+    if _diff(_tag(ecb, _T, buf, iv_off, buf, aad_off, aad_len, buf, ct, n), buf, ct + n):
         raise FrameAuthError("bad gcm tag")
     _ctr(ecb, buf, iv_off, buf, ct, n)
-
-
-def encrypt(key, iv, aad, pt, t=None):
-    """(ciphertext, tag) for a 12-byte iv, in new buffers; t = table(key) if already made."""
-    ecb = cryptolib.aes(key, 1)
-    ct = bytearray(pt)
-    _ctr(ecb, iv, 0, ct, 0, len(ct))
-    tag = _tag(ecb, t or table(key), iv, 0, aad, 0, len(aad), ct, 0, len(ct))
-    return ct, bytes(tag)
-
-
-def decrypt(key, iv, aad, ct, tag, t=None):
-    """Plaintext in a new bytearray; raises FrameAuthError when the tag does not verify."""
-    ecb = cryptolib.aes(key, 1)
-    want = _tag(ecb, t or table(key), iv, 0, aad, 0, len(aad), ct, 0, len(ct))
-    if len(tag) != 16 or _diff(want, tag, 0):
-        raise FrameAuthError("bad gcm tag")
-    pt = bytearray(ct)
-    _ctr(ecb, iv, 0, pt, 0, len(pt))
-    return pt
 
 
 def keystream_xor(key, iv, data):
     """CTR part only (no tag), in a new bytearray: the 3.5 session key derivation
     (tuya-protocol.md §2.7)."""
     out = bytearray(data)
-    _ctr(cryptolib.aes(key, 1), iv, 0, out, 0, len(out))
+    _ctr(_use(key), iv, 0, out, 0, len(out))
     return out

@@ -15,8 +15,8 @@ _PREFIX_BYTES = b"\x00\x00\x66\x99"
 _HDR = const(18)  # prefix 4 | reserved 2 | seqno 4 | cmd 4 | length 4
 
 
-def pack_6699(key, t, seqno, cmd, pt, iv=None, head=False):
-    """Client->device 6699 frame (a new bytearray), AES-GCM with key, t = gcm.table(key): length = 12 (IV)
+def pack_6699(key, seqno, cmd, pt, iv=None, head=False):
+    """Client->device 6699 frame (a new bytearray), AES-GCM with key: length = 12 (IV)
     + len(ct) + 16 (tag); AAD = bytes [4, 18) of the header, so the length is final before
     encrypting (§1.2). head: put the version header "3.5" + 12 x 00 in front of pt, inside the
     ciphertext (§2.6). The frame is assembled and encrypted in place: one allocation."""
@@ -29,12 +29,12 @@ def pack_6699(key, t, seqno, cmd, pt, iv=None, head=False):
         buf[p : p + 3] = b"3.5"  # the 12 zero bytes after it are already there
         p += 15
     buf[p : p + len(pt)] = pt
-    gcm.seal(key, t, buf, 4, 14, _HDR, n)
+    gcm.seal(key, buf, 4, 14, _HDR, n)
     struct.pack_into(">I", buf, _HDR + 12 + n + 16, SUFFIX_6699)
     return buf
 
 
-def parse_6699(buf, n, key, t):
+def parse_6699(buf, n, key):
     """Like tuya.parse_55aa for 6699 frames: ((seqno, cmd, retcode, plaintext), consumed).
     The retcode is the first 4 bytes of the GCM plaintext of device frames (§1.2). The frame is
     decrypted in place in buf (a bytearray; the caller drops the consumed bytes), so the only
@@ -58,7 +58,7 @@ def parse_6699(buf, n, key, t):
     body = start + _HDR
     ptlen = length - 12 - 16
     try:
-        gcm.open(key, t, buf, start + 4, 14, body, ptlen)
+        gcm.open(key, buf, start + 4, 14, body, ptlen)
     except gcm.FrameAuthError:
         raise FrameError("bad gcm tag")
     if ptlen < 4:
@@ -77,23 +77,11 @@ class Codec35(Codec33):
     def __init__(self, dev_id, local_key):
         Codec33.__init__(self, dev_id, local_key)
         self.real_key = local_key
-        # The GHASH table of the key in use (gcm.table): one 256-B buffer per plug, allocated
-        # here (at start-up, while the heap is unfragmented) and rewritten in place whenever
-        # the key changes, so connecting and reconnecting allocate no table.
-        self._t = bytearray(256)
-        self._tk = None  # the key self._t was made for
         self.reset()
 
     def reset(self):
         self.key = self.real_key
         self._nonce = None
-
-    def _table(self):
-        k = self.key
-        if self._tk is not k:
-            gcm.table(k, self._t)
-            self._tk = k
-        return self._t
 
     def query_json(self, t):
         return "{}"
@@ -103,11 +91,10 @@ class Codec35(Codec33):
 
     def encode(self, seqno, cmd, text, iv=None):
         # version header inside the ciphertext, except for NO_HEADER_CMDS (§2.6)
-        return pack_6699(self.key, self._table(), seqno, cmd, text.encode(), iv,
-                         cmd not in NO_HEADER_CMDS)
+        return pack_6699(self.key, seqno, cmd, text.encode(), iv, cmd not in NO_HEADER_CMDS)
 
     def parse(self, buf, n):
-        return parse_6699(buf, n, self.key, self._table())
+        return parse_6699(buf, n, self.key)
 
     def decrypt_payload(self, payload):
         # parse() has already decrypted and removed the retcode; a source header may remain.
@@ -119,7 +106,7 @@ class Codec35(Codec33):
         """SESS_KEY_NEG_START with our 16-byte nonce, keyed with the real local key."""
         self.reset()
         self._nonce = nonce
-        return pack_6699(self.key, self._table(), seqno, SESS_KEY_NEG_START, nonce, iv)
+        return pack_6699(self.real_key, seqno, SESS_KEY_NEG_START, nonce, iv)
 
     def neg_finish(self, seqno, payload, iv=None):
         """`payload`: plaintext of SESS_KEY_NEG_RESP (retcode removed) = device nonce (16) |
@@ -132,11 +119,10 @@ class Codec35(Codec33):
         if not equal(payload[16:48], hmac_sha256(self.real_key, self._nonce)):
             raise FrameError("device proof mismatch (wrong local key?)")
         k = self.real_key  # still the key in use (reset() in neg_start)
-        frame = pack_6699(k, self._table(), seqno, SESS_KEY_NEG_FINISH,
-                          hmac_sha256(k, dev_nonce), iv)
+        frame = pack_6699(k, seqno, SESS_KEY_NEG_FINISH, hmac_sha256(k, dev_nonce), iv)
         x = bytearray(16)
         for i in range(16):
             x[i] = self._nonce[i] ^ dev_nonce[i]
         self.key = bytes(gcm.keystream_xor(k, self._nonce[:12], x))
-        self._nonce = None  # the session key's table is made with its first frame
+        self._nonce = None
         return frame

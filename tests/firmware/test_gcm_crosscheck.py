@@ -1,7 +1,9 @@
 """The firmware's AES-128-GCM (esp32/gcm.py, run by MicroPython) against pyca/cryptography's
 AESGCM over random keys, IVs and lengths: empty and partial blocks, the 16-block CTR chunk
-boundary, frames up to tuya.MAX_FRAME; the one-shot helpers, a prepared gcm.table (reused across
-frames, as the 3.5 codec does) and the in-place seal/open on a frame buffer. Run on the sources
+boundary, frames up to tuya.MAX_FRAME; encrypt/decrypt (mp/gcmbuf.py over gcm.seal/open), the
+cached per-key state (GHASH table
+and cipher object, rebuilt when the key changes: keys alternate here) and the in-place seal/open
+on a frame buffer as the 3.5 codec uses them. Run on the sources
 and on the -march=x64 .mpy build (viper compiled ahead of time, as deployed)."""
 
 from __future__ import annotations
@@ -16,31 +18,34 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .conftest import ESP32, MICROPYTHON, MPY_CROSS
 
+MP_DIR = ESP32.parent / "tests" / "firmware" / "mp"  # gcmbuf.py
+
 SCRIPT = r"""
 import sys, json
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
 import gcm
+from gcmbuf import encrypt, decrypt
 cases = json.loads(sys.stdin.read())
 out = []
-keys = {}
 for c in cases:
     k = bytes.fromhex(c["k"]); iv = bytes.fromhex(c["iv"])
     a = bytes.fromhex(c["a"]); p = bytes.fromhex(c["p"])
-    ct, tag = gcm.encrypt(k, iv, a, p)
-    t = keys.get(k)
-    if t is None:
-        t = keys[k] = gcm.table(k)
-    ct2, tag2 = gcm.encrypt(k, iv, a, p, t)
+    ct, tag = encrypt(k, iv, a, p)
+    # another key in between: the cached table and cipher object must follow the key
+    other = bytes(b ^ 0x5A for b in k)
+    encrypt(other, iv, a, p)
+    ct2, tag2 = encrypt(bytearray(k), iv, a, p)
     n = len(p)
     buf = bytearray(3) + a + iv + p + bytearray(16)
-    gcm.seal(k, t, buf, 3, len(a), 3 + len(a), n)
+    gcm.seal(k, buf, 3, len(a), 3 + len(a), n)
     sealed = bytes(buf)
-    gcm.open(k, t, buf, 3, len(a), 3 + len(a), n)
+    gcm.open(k, buf, 3, len(a), 3 + len(a), n)
     opened = bytes(buf[3 + len(a) + 12 : 3 + len(a) + 12 + n])
-    dec = bytes(gcm.decrypt(k, iv, a, ct, tag))
+    dec = bytes(decrypt(k, iv, a, ct, tag))
     bad = 0
-    for fn in (lambda: gcm.decrypt(k, iv, a, ct, bytes([tag[0] ^ 1]) + tag[1:]),
-               lambda: gcm.decrypt(k, iv, a + b"x", ct, tag, t)):
+    for fn in (lambda: decrypt(k, iv, a, ct, bytes([tag[0] ^ 1]) + tag[1:]),
+               lambda: decrypt(k, iv, a + b"x", ct, tag)):
         try:
             fn()
         except gcm.FrameAuthError:
@@ -111,7 +116,7 @@ def test_gcm_matches_cryptography(tmp_path, build) -> None:
     script.write_text(SCRIPT)
     cases = _cases()
     res = subprocess.run(
-        [MICROPYTHON, str(script), str(fw)],
+        [MICROPYTHON, str(script), str(fw), str(MP_DIR)],
         input=json.dumps(cases),
         capture_output=True,
         text=True,
