@@ -144,9 +144,12 @@ class TuyaDevice:
         self._push_queues: set[asyncio.Queue[dict[str, Any] | TuyaError]] = set()
         self._dps_callbacks: list[DpsCallback] = []
         self._conn_callbacks: list[ConnectionCallback] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._reader_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._disconnected.set()
         self._wake = asyncio.Event()
         self._closing = False
         self._tcp_opened = False
@@ -382,7 +385,7 @@ class TuyaDevice:
                 f"cannot connect to {self.host}:{self.port}: {err.strerror or err}"
             ) from None
         self._tcp_opened = True
-        self._spawn(self._read_loop(self._reader))
+        self._reader_task = asyncio.create_task(self._read_loop(self._reader), name="tuya-reader")
         try:
             if self._codec.needs_session:
                 await self._negotiate()
@@ -401,8 +404,9 @@ class TuyaDevice:
         self.connect_count += 1
         self.last_error = None
         self.key_failures = 0
+        self._disconnected.clear()
         self._connected.set()
-        self._spawn(self._keepalive())
+        self._keepalive_task = asyncio.create_task(self._keepalive(), name="tuya-keepalive")
         _LOGGER.debug("connected to %s (%s), %d DPs", self.device_id, self.host, len(dps))
         self._notify_connection(True)
 
@@ -424,12 +428,17 @@ class TuyaDevice:
         """Close the socket, fail the pending request, and report the disconnection."""
         was_connected = self.connected
         self._connected.clear()
+        self._disconnected.set()
         writer, self._writer, self._reader = self._writer, None, None
+        tasks = [t for t in (self._reader_task, self._keepalive_task) if t is not None]
+        self._reader_task = self._keepalive_task = None
         current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
+        others = [t for t in tasks if t is not current]
+        for task in others:
+            task.cancel()
         self._fail_pending(reason)
+        if others:  # the reader may be the caller (connection closed by the device)
+            await asyncio.wait(others)
         if writer is not None:
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
@@ -450,7 +459,7 @@ class TuyaDevice:
         delay = self.reconnect_min
         while not self._closing:
             if self.connected:
-                await self._wait_disconnected()
+                await self._disconnected.wait()
                 delay = self.reconnect_min
                 continue
             self._wake.clear()
@@ -465,19 +474,6 @@ class TuyaDevice:
                     async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):
                         await self._wake.wait()
                 delay = min(delay * 2, self.reconnect_max)
-
-    async def _wait_disconnected(self) -> None:
-        while self.connected:
-            reader_tasks = [t for t in self._tasks if t.get_name() == "tuya-reader"]
-            if not reader_tasks:
-                return
-            await asyncio.wait(reader_tasks)
-
-    def _spawn(self, coro: Any) -> None:
-        name = "tuya-reader" if coro.__name__ == "_read_loop" else "tuya-keepalive"
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         reason: TuyaError = TuyaConnectionError("connection closed by the device")
@@ -496,10 +492,7 @@ class TuyaDevice:
             reason = TuyaConnectionError(f"connection lost: {err.strerror or err}")
         except TuyaProtocolError as err:
             reason = err
-        self._spawn_drop(reason)
-
-    def _spawn_drop(self, reason: TuyaError) -> None:
-        asyncio.get_running_loop().create_task(self._drop(reason))
+        await self._drop(reason)
 
     def _handle_frame(self, frame: RawFrame) -> None:
         try:
