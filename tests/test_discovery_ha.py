@@ -6,7 +6,11 @@ from __future__ import annotations
 import socket
 
 import pytest
-from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_INTEGRATION_DISCOVERY
+from homeassistant.config_entries import (
+    SOURCE_IGNORE,
+    SOURCE_INTEGRATION_DISCOVERY,
+    SOURCE_USER,
+)
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
@@ -158,3 +162,40 @@ async def test_requests_go_to_the_adapters_broadcast_addresses(
     targets = await _request_targets(hass)
     assert ("255.255.255.255", 7000) in targets
     assert all(port == 7000 for _, port in targets)
+
+
+async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
+    """Before any entry exists, opening the flow starts listening; heard plugs are offered."""
+    async with SimulatedPlug(
+        device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.4", host="127.0.0.4", port=6668
+    ) as sim:
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        discovery = hass.data[DISCOVERY]
+        announce(discovery, sim.host, "3.4")
+        await wait_until(lambda: DEVICE_ID in discovery.listener.devices)
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plug"}
+        )
+        assert result["step_id"] == "pick_plug"
+        # "enter the details myself" leads to the usual form
+        manual = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"device_id": "manual"}
+        )
+        assert manual["step_id"] == "plug"
+        hass.config_entries.flow.async_abort(manual["flow_id"])
+        # a new flow: pick the plug that was heard; only its local key is asked
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plug"}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"device_id": DEVICE_ID}
+        )
+        assert result["step_id"] == "discovery_confirm"
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"local_key": LOCAL_KEY, "name": "Picked plug"}
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["data"]["host"] == "127.0.0.4"
+        assert result["data"]["detected_version"] == "3.4"
+        assert await hass.config_entries.async_unload(result["result"].entry_id)

@@ -59,6 +59,7 @@ from .const import (
     TRANSPORT_HUB,
 )
 from .coordinator import DirectPlugCoordinator
+from .discovery import async_get_discovery
 from .hub import (
     HubAuthError,
     HubClient,
@@ -69,6 +70,9 @@ from .hub import (
 )
 from .hub_coordinator import HubCoordinator, plugs_record
 from .tuya import TuyaDevice, TuyaError, TuyaKeyError
+
+#: The pick_plug choice that leads to the form (its label is translated).
+MANUAL_CHOICE = "manual"
 
 
 def _plug_schema(defaults: Mapping[str, Any], *, with_device_id: bool) -> vol.Schema:
@@ -133,6 +137,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         """Start with nothing discovered."""
         self._discovered: dict[str, Any] = {}
+        self._found: list[dict[str, Any]] = []
+        self._manual = False
 
     async def _validate(self, user_input: dict[str, Any]) -> dict[str, str]:
         """Normalise ``user_input`` in place and probe the plug; return the errors.
@@ -176,11 +182,19 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         return errors
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose: a plug reached directly, or an ESP32 hub."""
+        """Choose: a plug reached directly, or an ESP32 hub.
+
+        Listening for plugs starts here too, so that plugs show up as discovered from the first
+        time the integration is added (later the integration's own set-up keeps it running).
+        """
+        await async_get_discovery(self.hass)
         return self.async_show_menu(step_id="user", menu_options=["plug", "hub"])
 
     async def async_step_plug(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for host, device id, local key and protocol version."""
+        offer = user_input is None and not self._manual
+        if offer and (found := (await async_get_discovery(self.hass)).unconfigured()):
+            return await self.async_step_pick_plug(found=found)
         errors: dict[str, str] = {}
         if user_input is not None:
             await self.async_set_unique_id(str(user_input[CONF_DEVICE_ID]).strip())
@@ -200,11 +214,58 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_pick_plug(
+        self,
+        user_input: dict[str, Any] | None = None,
+        *,
+        found: list[dict[str, Any]] | None = None,
+    ) -> ConfigFlowResult:
+        """Offer the plugs heard on the LAN, or typing the details in."""
+        if user_input is not None:
+            choice = user_input[CONF_DEVICE_ID]
+            self._found = [f for f in self._found if f[CONF_DEVICE_ID] == choice]
+            if not self._found:  # "enter the details myself"
+                self._manual = True
+                return await self.async_step_plug()
+            # the listener may have opened a discovery flow for it too: that one ends when this
+            # one creates the entry
+            return await self._use_discovered(self._found[0], raise_on_progress=False)
+        self._found = found or []
+        options = [
+            SelectOptionDict(
+                value=f[CONF_DEVICE_ID],
+                label=f"{f[CONF_DEVICE_ID]} ({f[CONF_HOST]}, protocol {f['version']})",
+            )
+            for f in self._found
+        ]
+        options.append(SelectOptionDict(value=MANUAL_CHOICE, label=MANUAL_CHOICE))
+        return self.async_show_form(
+            step_id="pick_plug",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_DEVICE_ID): SelectSelector(
+                        SelectSelectorConfig(
+                            options=options,
+                            mode=SelectSelectorMode.LIST,
+                            translation_key="pick_plug",
+                        )
+                    )
+                }
+            ),
+        )
+
     async def async_step_integration_discovery(
         self, discovery_info: dict[str, Any]
     ) -> ConfigFlowResult:
         """A plug announced itself on the LAN (see ``discovery.py``)."""
-        await self.async_set_unique_id(discovery_info[CONF_DEVICE_ID])
+        return await self._use_discovered(discovery_info, raise_on_progress=True)
+
+    async def _use_discovered(
+        self, discovery_info: dict[str, Any], *, raise_on_progress: bool
+    ) -> ConfigFlowResult:
+        await self.async_set_unique_id(
+            discovery_info[CONF_DEVICE_ID], raise_on_progress=raise_on_progress
+        )
         self._abort_if_unique_id_configured(updates={CONF_HOST: discovery_info[CONF_HOST]})
         self._discovered = discovery_info
         self.context["title_placeholders"] = {

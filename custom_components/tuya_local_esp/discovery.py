@@ -72,24 +72,33 @@ class TuyaDiscovery:
         return [seen.device for seen in self.listener.devices.values()]
 
     @callback
+    def unconfigured(self) -> list[dict[str, Any]]:
+        """Discovery data of the plugs heard that Home Assistant does not know yet."""
+        return [
+            discovery_data(device)
+            for device in self.seen()
+            if self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, device.device_id)
+            is None
+            and not self._served(device.device_id)
+        ]
+
+    def _served(self, device_id: str) -> bool:
+        """True for a plug that a loaded entry handles already (e.g. behind a hub)."""
+        return any(
+            device_id in e.runtime_data.plugs
+            for e in self.hass.config_entries.async_loaded_entries(DOMAIN)
+        )
+
+    @callback
     def _on_device(self, device: DiscoveredDevice) -> None:
         entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, device.device_id)
         if entry is None:
-            served = any(  # e.g. a plug behind a hub: already in Home Assistant
-                device.device_id in e.runtime_data.plugs
-                for e in self.hass.config_entries.async_loaded_entries(DOMAIN)
-            )
-            if not served:
+            if not self._served(device.device_id):
                 discovery_flow.async_create_flow(
                     self.hass,
                     DOMAIN,
                     context={"source": SOURCE_INTEGRATION_DISCOVERY},
-                    data={
-                        CONF_DEVICE_ID: device.device_id,
-                        CONF_HOST: device.ip,
-                        DATA_VERSION: device.version,
-                        DATA_PRODUCT_KEY: device.product_key,
-                    },
+                    data=discovery_data(device),
                 )
             return
         if entry.source == SOURCE_IGNORE or entry.data.get(CONF_TRANSPORT) != TRANSPORT_DIRECT:
@@ -109,6 +118,16 @@ class TuyaDiscovery:
         coordinator = getattr(entry, "runtime_data", None)
         if isinstance(coordinator, DirectPlugCoordinator) and CONF_HOST in updates:
             coordinator.device.set_host(device.ip)
+
+
+def discovery_data(device: DiscoveredDevice) -> dict[str, Any]:
+    """What a discovery config flow gets about a plug."""
+    return {
+        CONF_DEVICE_ID: device.device_id,
+        CONF_HOST: device.ip,
+        DATA_VERSION: device.version,
+        DATA_PRODUCT_KEY: device.product_key,
+    }
 
 
 async def _request_targets(hass: HomeAssistant) -> list[tuple[str, int]]:
