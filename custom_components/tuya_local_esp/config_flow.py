@@ -69,7 +69,7 @@ from .hub import (
     Inventory,
 )
 from .hub_coordinator import HubCoordinator, plugs_record
-from .tuya import TuyaDevice, TuyaError, TuyaKeyError
+from .tuya import VERSIONS, TuyaDevice, TuyaError, TuyaKeyError
 
 #: The pick_plug choice that leads to the form (its label is translated).
 MANUAL_CHOICE = "manual"
@@ -107,8 +107,11 @@ def _plug_schema(defaults: Mapping[str, Any], *, with_device_id: bool) -> vol.Sc
     return vol.Schema(fields)
 
 
-async def _probe(data: Mapping[str, Any]) -> tuple[list[str], str]:
+async def _probe(data: Mapping[str, Any], version: str | None) -> tuple[list[str], str]:
     """Connect once and read the DPS; return the DP ids the plug reported and its version.
+
+    ``version`` overrides the entry's protocol version for this probe (a discovered plug
+    announced its own, so a wrong key is reported after one try instead of five).
 
     Raises:
         TuyaKeyError: the plug did not accept the local key or protocol version.
@@ -119,7 +122,7 @@ async def _probe(data: Mapping[str, Any]) -> tuple[list[str], str]:
         data[CONF_HOST],
         data[CONF_DEVICE_ID],
         data[CONF_LOCAL_KEY],
-        version=data[CONF_PROTOCOL_VERSION],
+        version=version or data[CONF_PROTOCOL_VERSION],
         version_hint=data.get(CONF_DETECTED_VERSION),
         port=int(data[CONF_PORT]),
         timeout=REQUEST_TIMEOUT,
@@ -140,7 +143,9 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         self._found: list[dict[str, Any]] = []
         self._manual = False
 
-    async def _validate(self, user_input: dict[str, Any]) -> dict[str, str]:
+    async def _validate(
+        self, user_input: dict[str, Any], version: str | None = None
+    ) -> dict[str, str]:
         """Normalise ``user_input`` in place and probe the plug; return the errors.
 
         On success ``user_input`` also gets the DP ids the plug reported and its version.
@@ -153,7 +158,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             errors[CONF_LOCAL_KEY] = "invalid_local_key"
             return errors
         try:
-            dp_ids, version = await _probe(user_input)
+            dp_ids, found_version = await _probe(user_input, version)
         except TuyaKeyError:
             errors["base"] = "invalid_auth"
         except TuyaError as err:
@@ -164,7 +169,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             errors["base"] = "unknown"
         else:
             user_input[CONF_DP_IDS] = dp_ids
-            user_input[CONF_DETECTED_VERSION] = version
+            user_input[CONF_DETECTED_VERSION] = found_version
         return errors
 
     async def _validate_releasing(self, entry: ConfigEntry, data: dict[str, Any]) -> dict[str, str]:
@@ -289,7 +294,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_PROTOCOL_VERSION: AUTO_VERSION,
                 CONF_DETECTED_VERSION: found.get("version"),
             }
-            errors = await self._validate(data)
+            announced = found.get("version")
+            errors = await self._validate(data, announced if announced in VERSIONS else None)
             if not errors:
                 name = user_input.get(CONF_NAME) or DEFAULT_NAME
                 return self.async_create_entry(
