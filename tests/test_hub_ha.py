@@ -18,6 +18,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
@@ -447,3 +448,17 @@ async def test_changed_hub_secret_asks_for_the_new_one(
         hub.assert_no_secrets(["the-new-hub-secret-0123456789ab"])
     finally:
         hub.stop()
+
+
+async def test_adding_the_hub_ends_discovery_of_its_plugs(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """Plugs heard on the LAN before their hub was added stop being offered once it is."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    discovery = hass.data[DISCOVERY]
+    info = {"ip": "127.0.0.1", "gwId": plugs[0].device_id, "version": "3.3"}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(encode_broadcast(info, "3.3"), ("127.0.0.1", discovery.listener.bound_ports[1]))
+    await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+    await add_hub(hass, hub)
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []

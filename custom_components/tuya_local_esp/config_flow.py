@@ -308,7 +308,9 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                     vol.Required(CONF_LOCAL_KEY): TextSelector(
                         TextSelectorConfig(type=TextSelectorType.PASSWORD)
                     ),
-                    vol.Optional(CONF_NAME, default=DEFAULT_NAME): TextSelector(),
+                    vol.Optional(
+                        CONF_NAME, default=f"{DEFAULT_NAME} {found[CONF_DEVICE_ID][-4:]}"
+                    ): TextSelector(),
                 }
             ),
             description_placeholders={

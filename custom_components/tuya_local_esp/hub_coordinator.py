@@ -108,6 +108,14 @@ class HubCoordinator(PlugCoordinator):
         await self.client.close()
         await super().async_shutdown()
 
+    @callback
+    def _forget_discovered(self, device_ids: set[str]) -> None:
+        """End the discovery flows of plugs this hub serves (they were heard on the LAN)."""
+        flows = self.hass.config_entries.flow
+        for flow in flows.async_progress_by_handler(DOMAIN):
+            if flow["context"].get("unique_id") in device_ids:
+                flows.async_abort(flow["flow_id"])
+
     @override
     def plug_online(self, device_id: str) -> bool:
         return self.client.connected and self._online.get(device_id, False)
@@ -115,6 +123,7 @@ class HubCoordinator(PlugCoordinator):
     @callback
     def _apply_inventory(self, inventory: Inventory) -> None:
         self._online = {d: p.online for d, p in inventory.plugs.items()}
+        self._forget_discovered(set(inventory.plugs))
         data = {d: {**self.data.get(d, {}), **p.dps} for d, p in inventory.plugs.items()}
         record = plugs_record(inventory)
         entry = self.config_entry
