@@ -155,10 +155,12 @@ async def test_reconfigure_flow(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
     assert result["errors"] == {"base": "cannot_connect"}
     new_input["host"] = "localhost"
+    del new_input["local_key"]  # left empty: the stored key is kept
     result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert mock_entry.data["host"] == "localhost"
+    assert mock_entry.data["local_key"] == LOCAL_KEY
     assert mock_entry.data["device_id"] == DEVICE_ID
     await hass.async_block_till_done()
 

@@ -183,6 +183,7 @@ async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
         )
         assert manual["step_id"] == "plug"
         hass.config_entries.flow.async_abort(manual["flow_id"])
+        assert discovery_flows(hass)  # the listener offers the plug too, meanwhile
         # a new flow: pick the plug that was heard; only its local key is asked
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         result = await hass.config_entries.flow.async_configure(
@@ -198,4 +199,35 @@ async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["data"]["host"] == "127.0.0.4"
         assert result["data"]["detected_version"] == "3.4"
+        assert await hass.config_entries.async_unload(result["result"].entry_id)
+
+
+async def test_typing_in_a_plug_that_is_also_discovered(hass: HomeAssistant) -> None:
+    """The discovery flow of a plug does not block adding the same plug by hand."""
+    async with SimulatedPlug(
+        device_id=DEVICE_ID, local_key=LOCAL_KEY, host="127.0.0.6", port=6668
+    ) as sim:
+        result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+        announce(hass.data[DISCOVERY], sim.host)
+        await wait_until(lambda: bool(discovery_flows(hass)))
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"next_step_id": "plug"}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"device_id": "manual"}
+        )
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {
+                "host": sim.host,
+                "device_id": DEVICE_ID,
+                "local_key": LOCAL_KEY,
+                "protocol_version": "auto",
+                "port": 6668,
+                "name": "Typed plug",
+            },
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        assert discovery_flows(hass) == []  # the discovery offer ended with it
         assert await hass.config_entries.async_unload(result["result"].entry_id)

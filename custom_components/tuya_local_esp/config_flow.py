@@ -83,7 +83,8 @@ def _plug_schema(defaults: Mapping[str, Any], *, with_device_id: bool) -> vol.Sc
         fields[
             vol.Required(CONF_DEVICE_ID, default=defaults.get(CONF_DEVICE_ID, vol.UNDEFINED))
         ] = TextSelector()
-    fields[vol.Required(CONF_LOCAL_KEY)] = TextSelector(
+    key_marker = vol.Required if with_device_id else vol.Optional  # reconfigure: optional
+    fields[key_marker(CONF_LOCAL_KEY)] = TextSelector(
         TextSelectorConfig(type=TextSelectorType.PASSWORD)
     )
     fields[
@@ -202,7 +203,10 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             return await self.async_step_pick_plug(found=found)
         errors: dict[str, str] = {}
         if user_input is not None:
-            await self.async_set_unique_id(str(user_input[CONF_DEVICE_ID]).strip())
+            # a discovery flow for the same plug may be open: it ends when this one succeeds
+            await self.async_set_unique_id(
+                str(user_input[CONF_DEVICE_ID]).strip(), raise_on_progress=False
+            )
             self._abort_if_unique_id_configured()
             errors = await self._validate(user_input)
             if not errors:
@@ -274,8 +278,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         self._abort_if_unique_id_configured(updates={CONF_HOST: discovery_info[CONF_HOST]})
         self._discovered = discovery_info
         self.context["title_placeholders"] = {
-            "device_id": discovery_info[CONF_DEVICE_ID],
-            "host": discovery_info[CONF_HOST],
+            "name": f"{discovery_info[CONF_DEVICE_ID]} ({discovery_info[CONF_HOST]}, "
+            f"protocol {discovery_info.get('version')})"
         }
         return await self.async_step_discovery_confirm()
 
@@ -351,7 +355,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         await self.async_set_unique_id(hub_id)
         self._abort_if_unique_id_configured(updates={CONF_HOST: discovery_info.ip})
         self._discovered = {CONF_HOST: discovery_info.ip}
-        self.context["title_placeholders"] = {"device_id": hub_id, "host": discovery_info.ip}
+        self.context["title_placeholders"] = {"name": f"ESP32 hub {hub_id} ({discovery_info.ip})"}
         return await self.async_step_hub()
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
@@ -430,7 +434,12 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             return await self.async_step_reconfigure_hub()
         errors: dict[str, str] = {}
         if user_input is not None:
-            user_input = {**user_input, CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID]}
+            user_input = {
+                **user_input,
+                CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID],
+                # left empty: keep the stored local key
+                CONF_LOCAL_KEY: user_input.get(CONF_LOCAL_KEY) or entry.data[CONF_LOCAL_KEY],
+            }
             errors = await self._validate_releasing(entry, user_input)
             if not errors:
                 return self.async_update_reload_and_abort(entry, data_updates=user_input)
