@@ -169,18 +169,11 @@ async def test_set_host_reconnects_at_once(faulty: Any) -> None:
         return plug.frame(seqno, msg.cmd, DPS)
 
     plug = await faulty(script)
-    dev = TuyaDevice(
-        "127.0.0.7",
-        DEV,
-        KEY,
-        port=plug.port + 1 if plug.port < 65535 else 1,
-        timeout=0.5,
-        reconnect_min=30,
-    )
+    # the plug listens on 127.0.0.1 only: the first address is refused
+    dev = TuyaDevice("127.0.0.7", DEV, KEY, port=plug.port, timeout=0.5, reconnect_min=30)
     await dev.start()
-    await asyncio.sleep(0)
-    dev.port = plug.port
-    dev.set_host("127.0.0.1")
+    await wait_until(lambda: dev.last_error is not None)
+    dev.set_host("127.0.0.1")  # the 30 s backoff is cut short
     dev.set_host("127.0.0.1")  # the same address again changes nothing
     try:
         await dev.wait_connected(3)

@@ -9,7 +9,7 @@ import pytest
 
 from custom_components.tuya_local_esp.tuya import crypto
 from custom_components.tuya_local_esp.tuya.errors import TuyaFrameError, TuyaKeyError
-from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame
+from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, crc32
 from custom_components.tuya_local_esp.tuya.message import MessageCodec
 from custom_components.tuya_local_esp.tuya.payload import extract_dps
 from custom_components.tuya_local_esp.tuya.session import (
@@ -190,10 +190,7 @@ def test_real_captures_framing() -> None:
         frame = one_frame(vec["frame_hex"])
         assert frame.cmd == vec["cmd"]
         assert len(frame.data) == vec["frame_len"]
-        assert crypto.hmac_sha256  # CRC is checked by decode, which needs no key for framing:
-        body_end = len(frame.data) - 8
-        from custom_components.tuya_local_esp.tuya.frame import crc32
-
+        body_end = len(frame.data) - 8  # CRC32 covers everything before CRC and suffix
         assert crc32(frame.data[:body_end]) == int.from_bytes(frame.data[body_end:-4], "big")
 
 
