@@ -120,11 +120,15 @@ class HubCoordinator(PlugCoordinator):
     def plug_online(self, device_id: str) -> bool:
         return self.client.connected and self._online.get(device_id, False)
 
+    def _merge(self, inventory: Inventory) -> PlugData:
+        """Take the plugs' online state from ``inventory``; return the data with its DPS."""
+        self._online = {d: p.online for d, p in inventory.plugs.items()}
+        return {d: {**self.data.get(d, {}), **p.dps} for d, p in inventory.plugs.items()}
+
     @callback
     def _apply_inventory(self, inventory: Inventory) -> None:
-        self._online = {d: p.online for d, p in inventory.plugs.items()}
         self._forget_discovered(set(inventory.plugs))
-        data = {d: {**self.data.get(d, {}), **p.dps} for d, p in inventory.plugs.items()}
+        data = self._merge(inventory)
         record = plugs_record(inventory)
         entry = self.config_entry
         if record != entry.data.get(CONF_PLUGS):
@@ -179,9 +183,8 @@ class HubCoordinator(PlugCoordinator):
                 translation_key="hub_unreachable",
                 translation_placeholders={"hub_id": self.hub_id},
             ) from err
-        self._online = {d: p.online for d, p in inventory.plugs.items()}
         self.async_update_listeners()  # health is not part of the data compared below
-        return {d: {**self.data.get(d, {}), **p.dps} for d, p in inventory.plugs.items()}
+        return self._merge(inventory)
 
     @override
     async def async_set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:

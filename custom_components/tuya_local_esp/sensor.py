@@ -48,22 +48,19 @@ PARALLEL_UPDATES = 0
 MAX_INTEGRATION_GAP = 300.0
 
 
-def _scaled(dp: str, divisor: float) -> Callable[[dict[str, Any]], float | None]:
-    def value(dps: dict[str, Any]) -> float | None:
-        raw = dps.get(dp)
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            return None
-        return round(raw / divisor, 3)
-
-    return value
-
-
 @dataclass(frozen=True, kw_only=True)
 class PlugSensorDescription(SensorEntityDescription):
-    """A sensor computed from one DP."""
+    """A sensor read from one numeric DP: ``value = DPS[dp] / divisor``."""
 
     dp: str
-    value_fn: Callable[[dict[str, Any]], float | None]
+    divisor: float
+
+    def value(self, dps: dict[str, Any]) -> float | None:
+        """The scaled value of the DP, or None when the plug has not reported a number."""
+        raw = dps.get(self.dp)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        return round(raw / self.divisor, 3)
 
 
 SENSORS: tuple[PlugSensorDescription, ...] = (
@@ -75,7 +72,7 @@ SENSORS: tuple[PlugSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        value_fn=_scaled(DP_VOLTAGE, 10),
+        divisor=10,
     ),
     PlugSensorDescription(
         key="current",
@@ -85,7 +82,7 @@ SENSORS: tuple[PlugSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=3,
-        value_fn=_scaled(DP_CURRENT, 1000),
+        divisor=1000,
     ),
     PlugSensorDescription(
         key="power",
@@ -95,10 +92,10 @@ SENSORS: tuple[PlugSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        value_fn=_scaled(DP_POWER, 10),
+        divisor=10,
     ),
 )
-_POWER = SENSORS[2].value_fn
+POWER = next(d for d in SENSORS if d.key == "power")
 
 
 async def async_setup_entry(
@@ -205,7 +202,7 @@ class PlugSensor(PlugEntity, SensorEntity):
     @property
     @override
     def native_value(self) -> float | None:
-        return self.entity_description.value_fn(self.dps)
+        return self.entity_description.value(self.dps)
 
 
 class PlugEnergySensor(PlugEntity, RestoreSensor):
@@ -238,7 +235,7 @@ class PlugEnergySensor(PlugEntity, RestoreSensor):
 
     def _integrate(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        watts = _POWER(self.dps) if self.available else None
+        watts = POWER.value(self.dps) if self.available else None
         if self._last is not None and watts is not None:
             then, last_watts = self._last
             elapsed = now - then

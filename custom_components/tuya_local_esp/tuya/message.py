@@ -145,10 +145,12 @@ class MessageCodec:
             plain = rc + (header if payload else b"") + payload
             return pack_6699(seqno, cmd, plain, self._key_for(cmd), self._iv_factory())
         if v >= 3.4:
-            body = ecb_encrypt(self._key_for(cmd), (header if payload else b"") + payload)
+            key = self._key_for(cmd)
             if not payload and retcode is not None:
                 body = b""  # device ACKs are empty
-            return pack_55aa(seqno, cmd, body, retcode=retcode, hmac_key=self._key_for(cmd))
+            else:
+                body = ecb_encrypt(key, (header if payload else b"") + payload)
+            return pack_55aa(seqno, cmd, body, retcode=retcode, hmac_key=key)
         if v >= 3.2:
             body = ecb_encrypt(self.local_key, payload) if payload else b""
             if body and header and (self.role == "client" or cmd == 0x08):
