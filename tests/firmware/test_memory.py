@@ -7,9 +7,16 @@ import asyncio
 
 from custom_components.tuya_local_esp.hub import StateUpdate
 
-from .conftest import plug_record, running_plugs, wait_for
+from .conftest import HubProcess, plug_record, running_plugs, wait_for
 
 PLUGS = 8
+
+
+def assert_alive(hub: HubProcess) -> None:
+    """The firmware process still runs and never ran out of memory."""
+    assert hub.proc is not None
+    assert hub.proc.poll() is None, hub.log()
+    assert "MemoryError" not in hub.log()
 
 
 async def test_eight_plugs_in_96k_heap(hub_factory) -> None:
@@ -66,9 +73,7 @@ async def test_eight_plugs_in_96k_heap(hub_factory) -> None:
                 rounds.append((await client.health()).heap_alloc)
         finally:
             await client.close()
-        assert hub.proc is not None
-        assert hub.proc.poll() is None, hub.log()
-        assert "MemoryError" not in hub.log()
+        assert_alive(hub)
         print(
             f"\n8 plugs, heap 96k: idle alloc={idle.heap_alloc} free={idle.heap_free}; "
             f"after traffic alloc={busy.heap_alloc} free={busy.heap_free}"
@@ -124,9 +129,7 @@ async def test_eight_35_plugs_in_96k_heap(hub_factory) -> None:
             busy = await client.health()
         finally:
             await client.close()
-        assert hub.proc is not None
-        assert hub.proc.poll() is None, hub.log()
-        assert "MemoryError" not in hub.log()
+        assert_alive(hub)
         print(
             f"\n8 x 3.5 plugs, heap 100k: idle alloc={idle.heap_alloc} free={idle.heap_free}; "
             f"after traffic alloc={busy.heap_alloc} free={busy.heap_free}"
