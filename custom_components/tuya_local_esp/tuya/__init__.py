@@ -13,6 +13,7 @@ Protocol reference: ``../shared/docs/tuya-protocol.md`` (cited in each module).
 from .client import AUTO_VERSION, TuyaDevice
 from .const import DEFAULT_PORT, VERSIONS, Command
 from .errors import (
+    TuyaBusyError,
     TuyaConnectionError,
     TuyaDeviceError,
     TuyaError,
@@ -33,6 +34,7 @@ __all__ = [
     "Message",
     "MessageCodec",
     "RawFrame",
+    "TuyaBusyError",
     "TuyaConnectionError",
     "TuyaDevice",
     "TuyaDeviceError",

@@ -29,6 +29,7 @@ from typing import Any, Self
 
 from .const import DEFAULT_PORT, ERROR_DATA_UNVALID, VERSIONS, Command
 from .errors import (
+    TuyaBusyError,
     TuyaConnectionError,
     TuyaDeviceError,
     TuyaError,
@@ -53,6 +54,7 @@ _LOGGER = logging.getLogger(__name__)
 
 DpsCallback = Callable[[dict[str, Any]], None]
 ConnectionCallback = Callable[[bool], None]
+FailureCallback = Callable[[TuyaError], None]
 
 #: DPs probed with the device22 query when nothing is known yet (spec §5 plug DPS).
 _DEVICE22_DEFAULT_DPS = ("1", "9", "17", "18", "19", "20", "21", "22", "23", "24", "25", "26")
@@ -144,6 +146,7 @@ class TuyaDevice:
         self._push_queues: set[asyncio.Queue[dict[str, Any] | TuyaError]] = set()
         self._dps_callbacks: list[DpsCallback] = []
         self._conn_callbacks: list[ConnectionCallback] = []
+        self._failure_callbacks: list[FailureCallback] = []
         self._reader_task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -225,6 +228,34 @@ class TuyaDevice:
         _LOGGER.info("%s moved to %s", self.device_id, host)
         self.host = host
         self._wake.set()
+
+    def wake(self) -> None:
+        """The device was heard on the LAN (its UDP broadcast): retry now if waiting."""
+        self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        """True while the last attempt found another client holding the device's connection."""
+        return isinstance(self.last_error, TuyaBusyError)
+
+    def subscribe_failure(self, callback: FailureCallback) -> Callable[[], None]:
+        """Call ``callback(error)`` after every failed background (re)connection attempt.
+
+        ``error`` is classified: :class:`TuyaKeyError` only when the device refused the local
+        key, :class:`TuyaBusyError` when another client holds the device, otherwise a
+        connection or timeout error.
+
+        Returns:
+            A function that removes the subscription (safe to call twice).
+
+        """
+        self._failure_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._failure_callbacks:
+                self._failure_callbacks.remove(callback)
+
+        return unsubscribe
 
     async def wait_connected(self, within: float | None = None) -> None:
         """Wait until the connection is up.
@@ -469,6 +500,11 @@ class TuyaDevice:
                 _LOGGER.debug("reconnect to %s failed: %s", self.device_id, err)
                 self.last_error = err
                 self.key_failures = self.key_failures + 1 if isinstance(err, TuyaKeyError) else 0
+                for failure_callback in list(self._failure_callbacks):
+                    try:
+                        failure_callback(err)
+                    except Exception:
+                        _LOGGER.exception("error in a failure callback")
                 # back off, unless set_host() gives a new address to try at once
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay * random.uniform(0.8, 1.2)):

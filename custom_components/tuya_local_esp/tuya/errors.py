@@ -16,6 +16,10 @@ class TuyaConnectionError(TuyaError):
     """The TCP connection could not be opened, or was closed or reset by the device."""
 
 
+class TuyaBusyError(TuyaConnectionError):
+    """Another client holds the device's only connection (accepted, then closed as it connects)."""
+
+
 class TuyaKeyError(TuyaError):
     """The device rejected or did not understand our local key (wrong key, or wrong version)."""
 
