@@ -8,8 +8,9 @@ replaces the stored one.
 
 Rules (the layouts and their sources are in ``model.py``):
 
-* Layout: the first of standard (17-20), inwall (20-23), vendor (101-104), legacy (3-6) whose
-  power and voltage DPs are integers, preferring one whose voltage is *verified*: the voltage
+* Layout: standard when 18, 19 and 20 are all integers; else the first of standard (17-20),
+  inwall (20-23), vendor (101-104), legacy (3-6) whose power and voltage DPs are integers,
+  preferring one whose voltage is *verified*: the voltage
   member of the power/voltage pair is the one that lands in 85-265 V at ÷10 (raw voltage was ×10
   in all 31 HA core ``cz`` fixtures with a reading; the cloud's declared scale was wrong in 8), so
   a swapped pair is caught. When both land in range, the assignment whose power factor is
@@ -18,9 +19,9 @@ Rules (the layouts and their sources are in ``model.py``):
   overcurrent alarm, tuya-local ``smartplugv1.yaml``). Without any, the lowest bool DP is the one
   outlet; without a bool DP there is no profile.
 * Extras only when present with a plausible type and value: countdown (int 0..86400 s) on 8+n for
-  outlet n (DP 2 on legacy), power-on behaviour on 38 (a known value set), indicator on 39 or 40
-  (``relay/pos/none/on``), child lock bool on 40 or 41, overcharge bool on 46 or 51, fault bitmap
-  int on 26 (29 first on inwall).
+  outlet n, 15 for USB (DP 2 on legacy), power-on behaviour on 38 (a known value set), indicator
+  on 39 or 40 (``relay/pos/none/on``), child lock bool on 40 or 41, overcharge bool on 46 or 51,
+  fault bitmap int on 26 (29 first on inwall).
 * Power divisor: ÷10, re-checked by power factor PF = P / (V·I) once a load draws ≥ 0.1 A: ÷100
   when ÷10 gives PF > 1.1; ÷1 when ÷10 gives PF < 0.2 and ÷1 gives PF ≤ 1.05 (a ÷1 plug with a
   123 W load at PF 0.95 reads PF 0.095 at ÷10).
@@ -66,6 +67,8 @@ MIN_AMPS_FOR_PF: Final = 0.1
 PF_TOO_HIGH: Final = 1.1
 PF_TOO_LOW: Final = 0.2
 PF_MAX_AT_DIV1: Final = 1.05
+#: Countdown of the USB switch (countdown_usb1, tuya-local ``gosund_wp9rtl_usbpowerstrip.yaml``).
+USB_COUNTDOWN: Final = "15"
 #: Countdown DPs hold seconds up to one day.
 MAX_COUNTDOWN: Final = 86400
 
@@ -281,8 +284,13 @@ def detect_profile(
         notes.append("no known metering layout")
 
     countdowns: dict[str, str] = {}
-    for dp in switch_dps:
-        cd = "2" if legacy else str(8 + int(dp))
+    for dp in [*switch_dps, *([usb] if usb else [])]:
+        if legacy:
+            cd = "2"
+        elif dp == usb:
+            cd = USB_COUNTDOWN
+        else:
+            cd = str(8 + int(dp))
         if (legacy and dp != "1") or not is_dp_id(cd) or cd in used:
             continue
         if _countdown(dps, cd):

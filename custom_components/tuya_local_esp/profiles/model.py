@@ -33,9 +33,12 @@ Sources of the DP ids (checked against the files named, tuya-local snapshot
 ``make-all/tuya-local@f529427``, ``custom_components/tuya_local/devices/``):
 
 * standard, Tuya's product standard for metering sockets (category ``cz``): switch_1..6 = 1..6,
-  switch_usb1 = 7, countdown_1..6 = 9..14, add_ele = 17 (Wh, kWh scale 3, sent as increments),
-  cur_current = 18 (mA), cur_power = 19 (W x 10), cur_voltage = 20 (V x 10), fault = 26,
-  relay_status = 38, light_mode = 39, child_lock = 40, overcharge_switch = 46 (or 51); spec §5;
+  switch_usb1 = 7, countdown_1..6 = 9..14, countdown_usb1 = 15, add_ele = 17 (Wh, kWh scale 3,
+  sent as increments), cur_current = 18 (mA), cur_power = 19 (W x 10), cur_voltage = 20 (V x 10),
+  fault = 26, relay_status = 38, light_mode = 39, child_lock = 40, overcharge_switch = 46
+  (or 51); strips also put light_mode on 40 and child_lock on 41
+  (``powerstrip_3outlet_powermonitor.yaml``) and countdown_usb1 on 15
+  (``gosund_wp9rtl_usbpowerstrip.yaml``); spec §5;
   tuya-local ``smartplugv2_energy.yaml`` (relay_status value sets, light_mode ``relay/pos/none/on``,
   child lock 40, overcharge 46/51, fault 26); HA core ``tests/components/tuya/fixtures/cz_*.json``
   (value shapes, e.g. ``cz_t0a4hwsf8anfsadp``, ``cz_hj0a5c7ckzzexu8l``).
@@ -445,6 +448,8 @@ _STANDARD_LED = Indicator("39", ("relay", "pos", "none"))
 def _std_outlets(count: int, usb: str | None, countdown_base: int | None) -> tuple[Outlet, ...]:
     sw = [str(i) for i in range(1, count + 1)]
     cd = {} if countdown_base is None else {dp: str(countdown_base + int(dp)) for dp in sw}
+    if usb is not None and countdown_base is not None:
+        cd[usb] = "15"
     return build_outlets(sw, usb, cd)
 
 
