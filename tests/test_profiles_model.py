@@ -282,3 +282,14 @@ def test_from_wire_fuzz_raises_only_profile_error(wire: dict[str, Any]) -> None:
     except ProfileError:
         return
     assert Profile.from_wire(profile.to_wire()) == profile
+
+
+def test_direct_construction_is_validated_too() -> None:
+    with pytest.raises(ProfileError, match="sw: not a DP id"):
+        Profile("standard", (Outlet("0", "Outlet 1"),))
+    with pytest.raises(ProfileError, match="pov"):
+        Profile(
+            "standard", (Outlet("1", "Outlet 1"),), power_on=PowerOnBehaviour("38", ("a", "b", "c"))
+        )
+    with pytest.raises(ProfileError, match="sw: a profile needs at least one outlet"):
+        Profile("standard", ())

@@ -18,7 +18,9 @@ builds each entry, ``core/const.py`` ``DEVICEFILE_SAVE_VALUES``; ``Cloud._build_
   Bitmap: ``label``).
 
 A *plug* is an entry whose mapping has a switch code (``switch``, ``switch_N``, ``switch_usbN``)
-or that has no usable mapping (its profile is detected once connected). The profile built from
+or that has no usable mapping (missing, null, or only code-keyed items: its profile is detected
+once connected). An empty mapping ``{}`` is what tinytuya stores for a device without DPs (a
+gateway): not a plug. The profile built from
 the mapping uses the standard divisors whatever ``values.scale`` says: the cloud's declared scale
 was wrong in 8 of 31 HA core ``cz`` fixtures with a live reading (the raw voltage was V x 10 in
 all 31), so a declared scale that differs from the standard only adds a note, and the power
@@ -55,7 +57,6 @@ from .model import (
     Meter,
     PowerOnBehaviour,
     Profile,
-    ProfileError,
     build_outlets,
     dp_sort_key,
     is_dp_id,
@@ -82,6 +83,7 @@ SKIP_DUPLICATE: Final = "duplicate"
 _SWITCH_RE: Final = re.compile(r"switch(?:_([1-9]))?")
 _USB_RE: Final = re.compile(r"switch_usb[1-9]?")
 _COUNTDOWN_RE: Final = re.compile(r"countdown(?:_([1-9]))?")
+_USB_COUNTDOWN_RE: Final = re.compile(r"countdown_usb[1-9]?")
 _DEVICE_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: Meter DP ids of each layout (model.py cites the sources): current, power, voltage.
@@ -225,18 +227,18 @@ def _entry(index: int, entry: object) -> tuple[ImportedPlug | None, SkippedEntry
     name = name or product_name or device_id
     if entry.get("sub") is True:
         return None, SkippedEntry(index, device_id, name, SKIP_SUB)
-    mapping = _mapping(entry.get("mapping"), index)
+    raw_mapping = entry.get("mapping")
+    mapping = _mapping(raw_mapping, index)
     notes: list[str] = []
     profile: Profile | None = None
+    if raw_mapping == {}:
+        # tinytuya stores {} for a device the cloud says has no DPs (Cloud.getmapping)
+        return None, SkippedEntry(index, device_id, name, SKIP_NOT_A_PLUG)
     if mapping:
         if not _has_switch(mapping):
             return None, SkippedEntry(index, device_id, name, SKIP_NOT_A_PLUG)
-        try:
-            profile = _profile_from_mapping(mapping, notes)
-        except ProfileError:
-            raise DevicesJsonError(
-                BAD_ENTRY, f"entry {index}: inconsistent mapping", index
-            ) from None
+        # never raises ProfileError: each DP has one code, so one role
+        profile = _profile_from_mapping(mapping, notes)
     else:
         notes.append("no DP mapping: the profile is detected once connected")
     if not key:
@@ -319,6 +321,7 @@ def _profile_from_mapping(mapping: Mapping[str, _Dp], notes: list[str]) -> Profi
     switches: dict[int, str] = {}
     usb: str | None = None
     countdowns: dict[int, str] = {}
+    usb_countdown: str | None = None
     for dp in sorted(mapping, key=dp_sort_key):
         item = mapping[dp]
         if item.type == "boolean" and (m := _SWITCH_RE.fullmatch(item.code)):
@@ -327,8 +330,12 @@ def _profile_from_mapping(mapping: Mapping[str, _Dp], notes: list[str]) -> Profi
             usb = usb or dp
         elif item.type == "integer" and (m := _COUNTDOWN_RE.fullmatch(item.code)):
             countdowns.setdefault(int(m.group(1) or 1), dp)
+        elif item.type == "integer" and _USB_COUNTDOWN_RE.fullmatch(item.code):
+            usb_countdown = usb_countdown or dp
     switch_dps = [switches[n] for n in sorted(switches)]
     cd = {switches[n]: dp for n, dp in countdowns.items() if n in switches}
+    if usb is not None and usb_countdown is not None:
+        cd[usb] = usb_countdown
 
     def meter(code: str, divisor: int) -> Meter | None:
         dp = by_code.get(code)
