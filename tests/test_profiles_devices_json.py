@@ -154,6 +154,8 @@ def test_missing_mapping_and_name_fall_back() -> None:
         (3.1, "3.1", False),
         (3.30000001, "3.3", False),
         (3, None, True),
+        (10**400, None, True),
+        (1e400, None, True),
         ("", None, False),
         (None, None, False),
         ("3.6", None, True),

@@ -199,7 +199,8 @@ def _version(value: object, notes: list[str]) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         notes.append("version ignored: not a string or number")
         return None
-    text = value if isinstance(value, str) else f"{value:.1f}"
+    # a float such as 3.3 (older files); an int (even a huge one) is never a version
+    text = f"{value:.1f}" if isinstance(value, float) else str(value)
     if text.strip() in VERSIONS:
         return text.strip()
     notes.append("unknown protocol version: probing all")
