@@ -15,6 +15,7 @@ from custom_components.tuya_local_esp.profiles import (
     Detection,
     Indicator,
     Meter,
+    Outlet,
     PowerOnBehaviour,
     Profile,
     builtin_profile,
@@ -262,6 +263,18 @@ def test_extras_need_plausible_values() -> None:
     assert det.unused == ("9", "26", "38", "39", "40", "41", "46")
 
 
+def test_guessed_switch_skips_extras_and_gets_no_countdown() -> None:
+    det = detect_profile({"40": True, "46": False, "101": True, "109": 60})
+    p = only(det)
+    assert p.outlets == (Outlet("101", "Outlet 1"),)
+    assert (p.child_lock, p.overcharge) == ("40", "46")
+    assert det.unused == ("109",)
+    assert any("using bool DP 101" in n for n in det.notes)
+    only_lock = detect_profile({"40": True})
+    assert only_lock.profile is None
+    assert only_lock.unused == ("40",)
+
+
 def test_bool_dp_7_alone_is_a_usb_switch() -> None:
     p = only(detect_profile({"7": True}))
     assert p.usb is not None
@@ -365,7 +378,9 @@ def test_detect_never_raises_and_lists_only_present_dps(
     present = {dp for src in (status, refreshed) for dp, v in src.items() if v is not None}
     assert set(det.seen) == present
     if det.profile is None:
-        assert not any(isinstance(v, bool) for v in {**status, **refreshed}.values())
+        # no bool DP at all, or only the extras' (child lock, overcharge cut-off)
+        bools = {dp for dp, v in {**status, **refreshed}.items() if isinstance(v, bool)}
+        assert bools <= {"40", "41", "46", "51"}
         return
     assert det.profile.dp_ids() <= present
     assert set(det.unused) == present - det.profile.dp_ids()

@@ -16,8 +16,8 @@ Rules (the layouts and their sources are in ``model.py``):
   a swapped pair is caught. When both land in range, the assignment whose power factor is
   plausible wins (with ≥ 0.1 A), else the layout's order.
 * Outlets: bool DPs 1..6 ("Outlet 1..n"), USB on bool DP 7 (on the legacy layout bool DP 7 is the
-  overcurrent alarm, tuya-local ``smartplugv1.yaml``). Without any, the lowest bool DP is the one
-  outlet; without a bool DP there is no profile.
+  overcurrent alarm, tuya-local ``smartplugv1.yaml``). Without any, the lowest bool DP that is not
+  an extra's (40, 41, 46, 51) is the one outlet; without such a DP there is no profile.
 * Extras only when present with a plausible type and value: countdown (int 0..86400 s) on 8+n for
   outlet n, 15 for USB (DP 2 on legacy), power-on behaviour on 38 (a known value set), indicator
   on 39 or 40 (``relay/pos/none/on``), child lock bool on 40 or 41, overcharge bool on 46 or 51,
@@ -67,6 +67,8 @@ MIN_AMPS_FOR_PF: Final = 0.1
 PF_TOO_HIGH: Final = 1.1
 PF_TOO_LOW: Final = 0.2
 PF_MAX_AT_DIV1: Final = 1.05
+#: Bool DPs of the extras (child lock, overcharge cut-off): never guessed to be the switch.
+_EXTRA_BOOLS: Final = frozenset({"40", "41", "46", "51"})
 #: Countdown of the USB switch (countdown_usb1, tuya-local ``gosund_wp9rtl_usbpowerstrip.yaml``).
 USB_COUNTDOWN: Final = "15"
 #: Countdown DPs hold seconds up to one day.
@@ -249,7 +251,9 @@ def detect_profile(
     switch_dps = [str(i) for i in range(1, 7) if _is_bool(dps, str(i))]
     usb = "7" if not legacy and _is_bool(dps, "7") else None
     if not switch_dps and usb is None:
-        bools = sorted((dp for dp in dps if _is_bool(dps, dp)), key=dp_sort_key)
+        bools = sorted(
+            (dp for dp in dps if _is_bool(dps, dp) and dp not in _EXTRA_BOOLS), key=dp_sort_key
+        )
         if not bools:
             notes.append("no bool DP: nothing to switch")
             return Detection(None, layout is not None, verified, seen, seen, tuple(notes))
@@ -291,8 +295,8 @@ def detect_profile(
             cd = USB_COUNTDOWN
         else:
             cd = str(8 + int(dp))
-        if (legacy and dp != "1") or not is_dp_id(cd) or cd in used:
-            continue
+        if (legacy and dp != "1") or int(dp) > 7 or cd in used:
+            continue  # a guessed switch DP outside 1-7 has no known countdown
         if _countdown(dps, cd):
             countdowns[dp] = cd
             used.add(cd)
