@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import os
 from collections.abc import Callable
@@ -185,7 +186,7 @@ class MessageCodec:
         end = len(frame.data) - trailer
         covered, check = frame.data[:end], frame.data[end : end + trailer - SUFFIX_LEN]
         if hmac_key is not None:
-            if hmac_sha256(hmac_key, covered) != check:
+            if not hmac.compare_digest(hmac_sha256(hmac_key, covered), check):
                 raise TuyaFrameError("HMAC mismatch (tampered frame or wrong key)")
         elif crc32(covered) != int.from_bytes(check, "big"):
             raise TuyaFrameError("CRC mismatch")
@@ -248,8 +249,8 @@ class MessageCodec:
         # 3.1
         if body[:3] == b"3.1":
             b64 = body[3 + _V31_SIG_LEN :]
-            if self.role == "device" and v31_signature(b64, self.local_key) != bytes(
-                body[3 : 3 + _V31_SIG_LEN]
+            if self.role == "device" and not hmac.compare_digest(
+                v31_signature(b64, self.local_key), bytes(body[3 : 3 + _V31_SIG_LEN])
             ):
                 raise TuyaProtocolError("3.1 signature mismatch (wrong key?)")
             try:
