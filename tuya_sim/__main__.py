@@ -34,11 +34,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from custom_components.tuya_local_esp.tuya.const import DEFAULT_PORT, VERSIONS
-
 from .broadcast import PlugBroadcaster, broadcasters_from_args
 from .broadcast import add_arguments as add_broadcast_arguments
+from .codec import VERSIONS
 from .server import SimulatedPlug
+
+#: TCP port of a plug (spec §1).
+DEFAULT_PORT = 6668
 
 _KEY_ALPHABET = string.ascii_letters + string.digits + "!#$%&()*+,-./:;<=>?@[]^_{|}~"
 

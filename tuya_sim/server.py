@@ -1,9 +1,9 @@
 """asyncio TCP server playing one Tuya Wi-Fi plug on the local protocol (3.1-3.5).
 
-Framing, crypto and the 3.4/3.5 session negotiation come from the integration's protocol library
-(``custom_components.tuya_local_esp.tuya``) used in the ``"device"`` role; this module adds the
-behaviour of a real plug (``docs/design.md`` "Real plug behaviour the simulator must reproduce";
-``tuya-protocol.md`` = "spec" below):
+Framing, crypto and the 3.4/3.5 session negotiation come from the simulator's own device-side
+implementation (:mod:`tuya_sim.frames`, :mod:`tuya_sim.codec`, :mod:`tuya_sim.crypto`), which shares
+no code with the integration; this module adds the behaviour of a real plug (``docs/design.md``
+"Real plug behaviour the simulator must reproduce"; ``tuya-protocol.md`` = "spec" below):
 
 * silent after accept until the client speaks; 3.4/3.5 ignore everything but the session
   negotiation 0x03/0x05 until a session key is agreed (spec §2.5-§2.7);
@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
 import socket
 import struct
@@ -43,27 +42,27 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from custom_components.tuya_local_esp.tuya.const import (
-    ERROR_DATA_FORMAT,
-    ERROR_DATA_UNVALID,
-    NEGOTIATION_CMDS,
+from . import frames as cmd
+from .codec import (
+    DATA_FORMAT_ERROR,
+    DATA_UNVALID,
     VERSIONS,
-    Command,
+    DeviceCodec,
+    DeviceHandshake,
+    Request,
+    SimProtocolError,
+    dps_of,
+    dumps,
+    source_header,
 )
-from custom_components.tuya_local_esp.tuya.crypto import ecb_encrypt
-from custom_components.tuya_local_esp.tuya.errors import TuyaError, TuyaFrameError
-from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, pack_55aa, pack_6699
-from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
-from custom_components.tuya_local_esp.tuya.payload import dumps, extract_dps
-from custom_components.tuya_local_esp.tuya.session import DeviceNegotiation
-
+from .frames import HANDSHAKE, BadFrame, Frame, FrameSplitter
 from .plug import DP_COUNTDOWN, DP_ENERGY, POWER_DPS, WRITABLE_DPS, PlugModel
 
 _LOGGER = logging.getLogger(__name__)
 
 RefuseMode = Literal["reset", "close"]
 
-_JSON_CMDS = frozenset({Command.CONTROL, Command.CONTROL_NEW, Command.DP_QUERY, Command.UPDATEDPS})
+_JSON_CMDS = frozenset({cmd.CONTROL, cmd.CONTROL_NEW, cmd.DP_QUERY, cmd.UPDATEDPS})
 
 
 @dataclass(slots=True)
@@ -430,12 +429,12 @@ class _Connection:
         self.plug = plug
         self.reader = reader
         self.writer = writer
-        self.codec = MessageCodec(plug.version, plug.key_bytes(), role="device")
-        self.parser = FrameParser()
+        self.codec = DeviceCodec(plug.version, plug.key_bytes())
+        self.parser = FrameSplitter()
         self.vnum = float(plug.version)
-        self.negotiation: DeviceNegotiation | None = None
+        self.negotiation: DeviceHandshake | None = None
         #: 3.4/3.5: True once the session key is agreed; always True below.
-        self.ready = not self.codec.needs_session
+        self.ready = not self.codec.needs_handshake
         self.closed = False
 
     # ------------------------------------------------------------------ I/O
@@ -455,7 +454,7 @@ class _Connection:
             if not data:
                 return
             for item in self.parser.feed(data):
-                if isinstance(item, TuyaFrameError):
+                if isinstance(item, BadFrame):
                     self.plug.stats.bad_frames += 1
                     continue
                 deadline = loop.time() + self.plug.idle_timeout
@@ -467,10 +466,10 @@ class _Connection:
             self.closed = True
             _close_writer(self.writer, reset=reset)
 
-    def send(self, seqno: int, cmd: int, payload: bytes = b"", retcode: int = 0) -> None:
+    def send(self, seqno: int, command: int, payload: bytes = b"", retcode: int = 0) -> None:
         if self.closed or self.writer.is_closing():
             return
-        self.writer.write(self.codec.encode(seqno, cmd, payload, retcode=retcode))
+        self.writer.write(self.codec.encode(seqno, command, payload, retcode=retcode))
 
     def reply_seqno(self, request: int) -> int:
         """Seqno of a reply: the request's up to 3.4, the device counter for 3.5."""
@@ -489,73 +488,53 @@ class _Connection:
             seqno = 0
         self.plug.stats.pushes += 1
         payload = dumps(body)
-        if not self.plug.source_header or self.vnum < 3.2:
-            self.send(seqno, Command.STATUS, payload)
-        elif not (self.closed or self.writer.is_closing()):
-            self.writer.write(self.status_with_source_header(seqno, payload))
-
-    def status_with_source_header(self, seqno: int, payload: bytes) -> bytes:
-        """A STATUS frame whose 15-byte "3.x" header is a real device's *source header*.
-
-        Real firmware fills the slot clients send as ``"3.x" + 12 x 00`` with
-        ``"3.x" | u32 crc=0 | u32 seq | u32 source_id=1`` (spec §2.1; real 3.3 captures in
-        ``vectors/real_captures_no_key_weather-or-not.json``): in clear before the ciphertext up to
-        3.3, inside the encryption from 3.4 (spec §2.5/§2.6, vectors "device STATUS push"). Built
-        from the library's framing and crypto primitives because :meth:`MessageCodec.encode`
-        always writes the zero header.
-        """
-        head = self.plug.version.encode() + struct.pack(">III", 0, self.plug.next_source_seq(), 1)
-        if self.vnum >= 3.5:
-            key = self.codec.session_key or self.plug.key_bytes()
-            return pack_6699(seqno, Command.STATUS, bytes(4) + head + payload, key, os.urandom(12))
-        if self.vnum >= 3.4:
-            key = self.codec.session_key or self.plug.key_bytes()
-            body = ecb_encrypt(key, head + payload)
-            return pack_55aa(seqno, Command.STATUS, body, retcode=0, hmac_key=key)
-        body = head + ecb_encrypt(self.plug.key_bytes(), payload)
-        return pack_55aa(seqno, Command.STATUS, body, retcode=0)
+        if self.plug.source_header and self.vnum >= 3.2:
+            # real firmware fills the header slot with "3.x"|crc=0|seq|source_id=1 (spec §2.1;
+            # real 3.3 captures in vectors/real_captures_no_key_weather-or-not.json)
+            head = source_header(self.plug.version, self.plug.next_source_seq())
+            if not (self.closed or self.writer.is_closing()):
+                self.writer.write(self.codec.encode(seqno, cmd.STATUS, payload, header=head))
+        else:
+            self.send(seqno, cmd.STATUS, payload)
 
     # ------------------------------------------------------------------ frames
-    def handle(self, frame: RawFrame) -> bool:
+    def handle(self, frame: Frame) -> bool:
         """Answer one frame; False closes the connection."""
-        if not self.ready and frame.cmd not in NEGOTIATION_CMDS:
+        if not self.ready and frame.cmd not in HANDSHAKE:
             return True  # 3.4/3.5 before the handshake: silence
         try:
-            if self.vnum < 3.2 and frame.cmd == Command.CONTROL and frame.data[16:19] != b"3.1":
-                # 3.1 CONTROL must be signed and encrypted (spec §2.2); only queries are clear
-                raise TuyaError("unsigned 3.1 CONTROL")
-            msg = self.codec.decode(frame)
-        except TuyaError:
+            msg = self.codec.decode(frame)  # 3.1 CONTROL must be signed (spec §2.2)
+        except SimProtocolError:
             self.plug.stats.bad_key += 1
             _LOGGER.debug(
                 "plug %s: frame cmd 0x%02x does not verify", self.plug.device_id, frame.cmd
             )
             return not self.plug.close_on_bad_key
         self.plug.stats.commands.append(msg.cmd)
-        if msg.cmd in NEGOTIATION_CMDS:
+        if msg.cmd in HANDSHAKE:
             return self.negotiate(msg)
-        if msg.cmd == Command.HEART_BEAT:
-            self.send(0 if self.vnum < 3.3 else self.reply_seqno(msg.seqno), Command.HEART_BEAT)
+        if msg.cmd == cmd.HEART_BEAT:
+            self.send(0 if self.vnum < 3.3 else self.reply_seqno(msg.seqno), cmd.HEART_BEAT)
             return True
-        if msg.cmd not in _JSON_CMDS and msg.cmd != Command.DP_QUERY_NEW:
+        if msg.cmd not in _JSON_CMDS and msg.cmd != cmd.DP_QUERY_NEW:
             return True  # unknown to a plug: ignored
         obj = self.parse_json(msg)
         if obj is None:
-            self.send(self.reply_seqno(msg.seqno), msg.cmd, ERROR_DATA_FORMAT, retcode=1)
+            self.send(self.reply_seqno(msg.seqno), msg.cmd, DATA_FORMAT_ERROR, retcode=1)
             return True
         if self.stale(obj):
             self.plug.stats.stale_timestamps += 1
             return True
-        if msg.cmd in (Command.DP_QUERY, Command.DP_QUERY_NEW):
+        if msg.cmd in (cmd.DP_QUERY, cmd.DP_QUERY_NEW):
             self.query(msg)
-        elif msg.cmd in (Command.CONTROL, Command.CONTROL_NEW):
+        elif msg.cmd in (cmd.CONTROL, cmd.CONTROL_NEW):
             self.control(msg, obj)
         else:
             self.updatedps(msg, obj)
         return True
 
-    def parse_json(self, msg: Message) -> dict[str, Any] | None:
-        if not msg.payload and msg.cmd in (Command.DP_QUERY_NEW, Command.UPDATEDPS):
+    def parse_json(self, msg: Request) -> dict[str, Any] | None:
+        if not msg.payload and msg.cmd in (cmd.DP_QUERY_NEW, cmd.UPDATEDPS):
             return {}
         try:
             obj = json.loads(msg.payload)
@@ -569,31 +548,31 @@ class _Connection:
         t = _timestamp(obj)
         return t is not None and abs(t - time.time()) > self.plug.max_time_skew
 
-    def negotiate(self, msg: Message) -> bool:
+    def negotiate(self, msg: Request) -> bool:
         """3.4/3.5 session key exchange (spec §2.7); ignored below 3.4."""
-        if not self.codec.needs_session:
+        if not self.codec.needs_handshake:
             return True
         try:
-            if msg.cmd == Command.SESS_KEY_NEG_START:
-                self.negotiation = DeviceNegotiation(self.plug.version, self.plug.key_bytes())
+            if msg.cmd == cmd.SESS_KEY_NEG_START:
+                self.negotiation = DeviceHandshake(self.plug.version, self.plug.key_bytes())
                 answer = self.negotiation.handle_start(msg.payload)
-                self.send(self.plug.next_seqno(), Command.SESS_KEY_NEG_RESP, answer)
-            elif msg.cmd == Command.SESS_KEY_NEG_FINISH:
+                self.send(self.plug.next_seqno(), cmd.SESS_KEY_NEG_RESP, answer)
+            elif msg.cmd == cmd.SESS_KEY_NEG_FINISH:
                 if self.negotiation is None:
                     return True
                 self.codec.session_key = self.negotiation.handle_finish(msg.payload)
                 self.negotiation = None
                 self.ready = True
-        except TuyaError:  # TuyaKeyError (client lacks the key) or a malformed nonce
+        except SimProtocolError:  # SimKeyError (client lacks the key) or a malformed nonce
             self.plug.stats.bad_key += 1
             return False
         return True
 
-    def query(self, msg: Message) -> None:
+    def query(self, msg: Request) -> None:
         plug = self.plug
         seqno = self.reply_seqno(msg.seqno)
-        if plug.device22 and msg.cmd == Command.DP_QUERY:
-            self.send(seqno, msg.cmd, ERROR_DATA_UNVALID, retcode=1)
+        if plug.device22 and msg.cmd == cmd.DP_QUERY:
+            self.send(seqno, msg.cmd, DATA_UNVALID, retcode=1)
             return
         if not plug.power_needs_updatedps:
             plug.model.refresh()
@@ -606,19 +585,19 @@ class _Connection:
             body = {"devId": plug.device_id, "dps": dict(dps)}
         self.send(seqno, msg.cmd, dumps(body))
 
-    def control(self, msg: Message, obj: Mapping[str, Any]) -> None:
+    def control(self, msg: Request, obj: Mapping[str, Any]) -> None:
         plug = self.plug
         if not _has_dps(obj):
-            self.send(self.reply_seqno(msg.seqno), msg.cmd, ERROR_DATA_FORMAT, retcode=1)
+            self.send(self.reply_seqno(msg.seqno), msg.cmd, DATA_FORMAT_ERROR, retcode=1)
             return
         self.send(self.reply_seqno(msg.seqno), msg.cmd)  # empty ACK
-        requested = extract_dps(obj)
+        requested = dps_of(obj)
         if all(v is None for v in requested.values()) and not plug.power_needs_updatedps:
             plug.model.refresh()
         reported = plug.model.apply(requested, report_power=not plug.power_needs_updatedps)
         plug.report_after_ack(reported)
 
-    def updatedps(self, msg: Message, obj: Mapping[str, Any]) -> None:
+    def updatedps(self, msg: Request, obj: Mapping[str, Any]) -> None:
         self.send(self.reply_seqno(msg.seqno), msg.cmd)  # always empty (tuyapi index.js:826)
         ids = obj.get("dpId")
         if not isinstance(ids, list) or not ids:
