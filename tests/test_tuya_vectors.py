@@ -12,11 +12,8 @@ from custom_components.tuya_local_esp.tuya.errors import TuyaFrameError, TuyaKey
 from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, crc32
 from custom_components.tuya_local_esp.tuya.message import MessageCodec
 from custom_components.tuya_local_esp.tuya.payload import extract_dps
-from custom_components.tuya_local_esp.tuya.session import (
-    ClientNegotiation,
-    DeviceNegotiation,
-    derive_session_key,
-)
+from custom_components.tuya_local_esp.tuya.session import ClientNegotiation, derive_session_key
+from tuya_sim.codec import DeviceCodec, DeviceHandshake
 
 from .conftest import load_vectors
 
@@ -54,12 +51,11 @@ def test_client_frames_encode_byte_exact(vec: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vec", frame_vectors("client->device"), ids=lambda v: v["name"])
 def test_client_frames_decode_as_device(vec: dict[str, Any]) -> None:
     """The device side (simulator) decodes every client frame to the documented plaintext."""
-    codec = MessageCodec(vec["version"], KEY, role="device")
+    codec = DeviceCodec(vec["version"], KEY)
     codec.session_key = bytes.fromhex(vec["frame_key_hex"])
     msg = codec.decode(one_frame(vec["frame_hex"]))
     assert msg.cmd == int(vec["cmd"])
     assert msg.seqno == int(vec["seqno"])
-    assert msg.retcode is None
     assert msg.payload == vec["payload_plaintext"].encode()
 
 
@@ -96,8 +92,8 @@ def test_session_negotiation_vectors(name: str) -> None:
     if version == "3.4":
         assert client.encode(2, 5, finish_payload).hex() == finish_hex
     # the device side agrees on everything
-    device = MessageCodec(version, KEY, role="device")
-    dneg = DeviceNegotiation(version, KEY, dnonce)
+    device = DeviceCodec(version, KEY)
+    dneg = DeviceHandshake(version, KEY, dnonce)
     assert device.decode(start_frame).payload == cnonce
     assert dneg.handle_start(cnonce)[16:].hex() == vec["hmac_client_nonce_hex"]
     assert dneg.handle_finish(device.decode(finish_frame).payload) == neg.session_key
@@ -105,7 +101,7 @@ def test_session_negotiation_vectors(name: str) -> None:
 
 def test_session_negotiation_rejects_wrong_key() -> None:
     neg = ClientNegotiation("3.4", KEY)
-    dneg = DeviceNegotiation("3.4", b"x" * 16)
+    dneg = DeviceHandshake("3.4", b"x" * 16)
     with pytest.raises(TuyaKeyError):
         neg.handle_response(dneg.handle_start(neg.start_payload))
 
