@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import random
@@ -171,7 +172,9 @@ class SimulatedPlug:
         )
         self.stats = PlugStats()
         self._seq = random.Random(seed).randrange(1, 0x8000)
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        #: accepted sockets whose transport does not exist yet (closed if their task never runs)
+        self._unattached: set[socket.socket] = set()
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._countdown: asyncio.TimerHandle | None = None
@@ -197,7 +200,7 @@ class SimulatedPlug:
     @property
     def running(self) -> bool:
         """True while the server is listening."""
-        return self._server is not None
+        return self._listener is not None
 
     def info(self) -> dict[str, Any]:
         """Connection details for a client (includes the local key: print, never log)."""
@@ -210,13 +213,32 @@ class SimulatedPlug:
         }
 
     async def start(self) -> None:
-        """Start listening (again, on the same port after a :meth:`stop`)."""
-        if self._server is not None:
+        """Start listening (again, on the same port after a :meth:`stop`).
+
+        Raises:
+            OSError: the address cannot be bound (port in use, ...).
+
+        """
+        if self._listener is not None:
             return
-        self._server = await asyncio.start_server(
-            self._on_client, self.host, self._port, reuse_address=True
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        info = await loop.getaddrinfo(self.host or "0.0.0.0", self._port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = info[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(16)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._listener = sock
+        self._port = sock.getsockname()[1]
+        # Accepting in a synchronous reader callback (not asyncio.Server): every accepted socket is
+        # handed to a tracked task before control returns to the loop, and stop() removes the
+        # reader and closes the socket in one step, so no accept can slip in while stopping.
+        loop.add_reader(sock.fileno(), self._accept_ready, sock)
         if self.push_interval and not self.power_needs_updatedps:
             self._ticker = asyncio.create_task(self._tick(self.push_interval))
         _LOGGER.info(
@@ -224,10 +246,18 @@ class SimulatedPlug:
         )
 
     async def stop(self) -> None:
-        """Stop listening and drop every connection (the plug is unplugged)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        """Stop listening and drop every connection (the plug is unplugged).
+
+        Order (no await before step 3, so nothing can be accepted meanwhile): 1. stop accepting and
+        close the listening socket; 2. close every connection (FIN) and cancel the timers; 3. cancel
+        the connection handlers and wait for them; 4. abort what is still open and wait until the
+        transports are gone. Accepted sockets whose handler never started are closed.
+        """
+        sock, self._listener = self._listener, None
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+        writers = [conn.writer for conn in self._conns]
         self.kick()
         if self._countdown is not None:
             self._countdown.cancel()
@@ -242,8 +272,13 @@ class SimulatedPlug:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if server is not None:
-            await server.wait_closed()
+        for conn_sock in list(self._unattached):
+            conn_sock.close()
+        self._unattached.clear()
+        for writer in writers:
+            writer.transport.abort()  # drops unsent data of a peer that does not read
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     def kick(self, *, reset: bool = False) -> None:
         """Close every current connection (FIN; RST with ``reset``), as after a Wi-Fi drop."""
@@ -363,10 +398,40 @@ class SimulatedPlug:
             if wanted == count and not future.done():
                 future.set_result(None)
 
+    def _accept_ready(self, listener: socket.socket) -> None:
+        """Reader callback of the listening socket: accept and hand over at once."""
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError, InterruptedError:
+            return
+        except OSError as err:  # ECONNABORTED, EMFILE, ...: the next connection may work
+            _LOGGER.debug("plug %s: accept failed: %s", self.device_id, err)
+            return
+        conn.setblocking(False)
+        self._unattached.add(conn)
+        task = asyncio.get_running_loop().create_task(self._serve_socket(conn))
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._handler_done, conn))
+
+    def _handler_done(self, conn: socket.socket, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (err := task.exception()) is not None:
+            _LOGGER.error("plug %s: connection handler failed: %r", self.device_id, err)
+        if conn in self._unattached:  # cancelled before its transport existed
+            self._unattached.discard(conn)
+            conn.close()
+
+    async def _serve_socket(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=conn)
+        self._unattached.discard(conn)  # the transport owns it now
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._on_client(reader, writer)
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._conns) >= self.max_connections or self._server is None:
+        if len(self._conns) >= self.max_connections or self._listener is None:
             self.stats.refused += 1
             _LOGGER.info(
                 "plug %s: refusing connection from %s (busy)",
@@ -375,7 +440,6 @@ class SimulatedPlug:
             )
             _close_writer(writer, reset=self.refuse_mode == "reset")
             return
-        self._tasks.add(task)
         conn = _Connection(self, reader, writer)
         self._conns.add(conn)
         self.stats.accepted += 1
@@ -385,7 +449,6 @@ class SimulatedPlug:
         finally:
             self._conns.discard(conn)
             conn.close()
-            self._tasks.discard(task)
             self._conn_event()
 
 
