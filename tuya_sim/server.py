@@ -114,6 +114,9 @@ class SimulatedPlug:
             (``"3.x"|0|seq|1``) instead of ``"3.x"`` + 12 zero bytes.
         status_delay: seconds between the ACK of a CONTROL/UPDATEDPS and its STATUS push (real
             plugs need a few ms; 0 sends both at once).
+        record: keep a message-level :attr:`transcript` of every connection (for recorded
+            conversations replayed by ``tests/replay.py``). Never contains key material: nonces
+            and proofs of the handshake are left out, except the device nonce.
 
     """
 
@@ -141,6 +144,7 @@ class SimulatedPlug:
         energy_speedup: float = 1.0,
         source_header: bool = True,
         status_delay: float = 0.0,
+        record: bool = False,
     ) -> None:
         if version not in VERSIONS:
             raise ValueError(f"unsupported protocol version {version!r}")
@@ -162,6 +166,9 @@ class SimulatedPlug:
         self.device22 = device22
         self.source_header = source_header
         self.status_delay = status_delay
+        self.record = record
+        #: With ``record``: one dict per message, in wire order (see :meth:`_note`).
+        self.transcript: list[dict[str, Any]] = []
         self._delayed: set[asyncio.TimerHandle] = set()
         self._source_seq = 0
         self.close_on_bad_key = (
@@ -391,6 +398,18 @@ class SimulatedPlug:
             if self._conns:
                 self.push(self.model.drift())
 
+    def _note(self, entry: dict[str, Any]) -> None:
+        """Append a transcript entry when recording.
+
+        Entries: ``{"event": "connect"|"close"}``; ``{"from": "client", "cmd", "seqno", "json"}``
+        (``json`` absent for handshake frames and non-JSON payloads, ``payload`` then holds text
+        that is not secret); ``{"from": "device", "cmd", "seqno", "retcode", "payload"}`` with
+        ``"header": "source"`` and ``source_seq`` for STATUS frames carrying a source header and
+        ``device_nonce`` (ASCII) for SESS_KEY_NEG_RESP.
+        """
+        if self.record:
+            self.transcript.append(entry)
+
     def _conn_event(self) -> None:
         """Wake :meth:`wait_connections` callers (synchronously: no task outlives stop())."""
         count = len(self._conns)
@@ -443,13 +462,26 @@ class SimulatedPlug:
         conn = _Connection(self, reader, writer)
         self._conns.add(conn)
         self.stats.accepted += 1
+        self._note({"event": "connect"})
         self._conn_event()
         try:
             await conn.serve()
         finally:
             self._conns.discard(conn)
             conn.close()
+            self._note({"event": "close"})
             self._conn_event()
+
+
+def _client_entry(msg: Request) -> dict[str, Any]:
+    entry: dict[str, Any] = {"from": "client", "cmd": msg.cmd, "seqno": msg.seqno}
+    if msg.cmd in HANDSHAKE:
+        return entry  # nonce and proof: random per connection, and not to be stored
+    try:
+        entry["json"] = json.loads(msg.payload)
+    except ValueError:
+        entry["payload"] = msg.payload.decode("utf-8", "replace")
+    return entry
 
 
 def _close_writer(writer: asyncio.StreamWriter, *, reset: bool) -> None:
@@ -533,6 +565,13 @@ class _Connection:
         if self.closed or self.writer.is_closing():
             return
         self.writer.write(self.codec.encode(seqno, command, payload, retcode=retcode))
+        entry: dict[str, Any] = {"from": "device", "cmd": command, "seqno": seqno}
+        entry["retcode"] = retcode
+        if command == cmd.SESS_KEY_NEG_RESP:
+            entry["device_nonce"] = payload[:16].decode("latin1")
+        else:
+            entry["payload"] = payload.decode("utf-8", "replace")
+        self.plug._note(entry)
 
     def reply_seqno(self, request: int) -> int:
         """Seqno of a reply: the request's up to 3.4, the device counter for 3.5."""
@@ -557,6 +596,17 @@ class _Connection:
             head = source_header(self.plug.version, self.plug.next_source_seq())
             if not (self.closed or self.writer.is_closing()):
                 self.writer.write(self.codec.encode(seqno, cmd.STATUS, payload, header=head))
+                self.plug._note(
+                    {
+                        "from": "device",
+                        "cmd": cmd.STATUS,
+                        "seqno": seqno,
+                        "retcode": 0,
+                        "payload": payload.decode(),
+                        "header": "source",
+                        "source_seq": int.from_bytes(head[7:11], "big"),
+                    }
+                )
         else:
             self.send(seqno, cmd.STATUS, payload)
 
@@ -574,6 +624,7 @@ class _Connection:
             )
             return not self.plug.close_on_bad_key
         self.plug.stats.commands.append(msg.cmd)
+        self.plug._note(_client_entry(msg))
         if msg.cmd in HANDSHAKE:
             return self.negotiate(msg)
         if msg.cmd == cmd.HEART_BEAT:

@@ -25,6 +25,11 @@ from .errors import TuyaKeyError, TuyaProtocolError
 NONCE_LEN = 16
 
 
+def random_nonce() -> bytes:
+    """A fresh 16-byte client nonce (looked up at call time, so replay tests can pin it)."""
+    return os.urandom(NONCE_LEN)
+
+
 def derive_session_key(
     version: str, local_key: bytes, client_nonce: bytes, device_nonce: bytes
 ) -> bytes:
@@ -47,7 +52,7 @@ class ClientNegotiation:
         """Start a negotiation; ``client_nonce`` is random unless given (tests only)."""
         self.version = version
         self._key = local_key
-        self.client_nonce = client_nonce or os.urandom(NONCE_LEN)
+        self.client_nonce = client_nonce or random_nonce()
         self.session_key: bytes | None = None
 
     @property
