@@ -1,17 +1,18 @@
-"""The simulator's server shuts down without racing connections that arrive meanwhile (issue 7
-item 12).
+"""The simulator's server shuts down without racing incoming connections (issue 7 item 12).
 
-A CI run failed in teardown with asyncio's ``Server._attach`` assertion: a connection accepted by the
-event loop while ``asyncio.Server.close()`` ran. The plug now accepts in a synchronous reader callback
-and stops by removing that reader and closing the listening socket in one step, then closes and
-aborts the connections and waits for their handlers. These tests connect while the plug stops, many
-times, and require that the event loop reports no error, that every client sees its connection end
-(accepted or refused, never hanging), and that the plug restarts on the same port.
+A CI run failed in teardown with asyncio's ``Server._attach`` assertion: a connection accepted by
+the event loop while ``asyncio.Server.close()`` ran. The plug now accepts in a synchronous reader
+callback and stops by removing that reader and closing the listening socket in one step, then
+closes and aborts the connections and waits for their handlers. These tests connect while the
+plug stops, many times, and require that the event loop reports no error, that every client sees
+its connection end (accepted or refused, never hanging), and that the plug restarts on the same
+port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import Any
 
@@ -84,10 +85,8 @@ async def test_stop_with_a_connection_the_loop_has_accepted_but_not_served() -> 
     for _ in range(4):
         sock = socket.socket()
         sock.setblocking(False)
-        try:
+        with contextlib.suppress(BlockingIOError):
             sock.connect(("127.0.0.1", plug.port))
-        except BlockingIOError:
-            pass
         socks.append(sock)
     await plug.stop()  # before the loop ran the accept callback for most of them
     loop = asyncio.get_running_loop()

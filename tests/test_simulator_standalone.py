@@ -105,13 +105,16 @@ def test_help_runs_without_home_assistant(isolated_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--version" in done.stdout
+    assert "--profile" in done.stdout
     assert "LEAKED=\n" in done.stderr or done.stderr.rstrip().endswith("LEAKED=")
 
 
 async def test_plug_runs_without_home_assistant_and_answers(isolated_path: Path) -> None:
     """A standalone plug process starts, prints its details and is driven by the real client."""
     proc = await asyncio.create_subprocess_exec(
-        *_command(isolated_path, "--port", "0", "--version", "3.4", "--seed", "3"),
+        *_command(
+            isolated_path, "--port", "0", "--version", "3.4", "--seed", "3", "--profile", "standard"
+        ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

@@ -9,14 +9,18 @@ Assistant nor ``custom_components``. See :mod:`tuya_sim.server` for the reproduc
 
 from .broadcast import PlugBroadcaster
 from .plug import PlugModel, default_dps
+from .profiles import PROFILES, Profile, get_profile
 from .server import PlugStats, SimulatedPlug
 from .threaded import PlugThread
 
 __all__ = [
+    "PROFILES",
     "PlugBroadcaster",
     "PlugModel",
     "PlugStats",
     "PlugThread",
+    "Profile",
     "SimulatedPlug",
     "default_dps",
+    "get_profile",
 ]

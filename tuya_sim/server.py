@@ -57,7 +57,8 @@ from .codec import (
     source_header,
 )
 from .frames import HANDSHAKE, BadFrame, Frame, FrameSplitter
-from .plug import DP_COUNTDOWN, DP_ENERGY, POWER_DPS, WRITABLE_DPS, PlugModel
+from .plug import PlugModel
+from .profiles import Profile
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -114,6 +115,10 @@ class SimulatedPlug:
             (``"3.x"|0|seq|1``) instead of ``"3.x"`` + 12 zero bytes.
         status_delay: seconds between the ACK of a CONTROL/UPDATEDPS and its STATUS push (real
             plugs need a few ms; 0 sends both at once).
+        profile: DP layout (:mod:`tuya_sim.profiles`): a name such as ``"standard"`` (default),
+            ``"strip4"``, ``"legacy"``, ``"inwall"``, ``"vendor"``, ``"power-x1"``,
+            ``"swapped"``, ``"relay-digits"``, ``"aubess"``, or a
+            :class:`~tuya_sim.profiles.Profile`.
         record: keep a message-level :attr:`transcript` of every connection (for recorded
             conversations replayed by ``tests/replay.py``). Never contains key material: nonces
             and proofs of the handshake are left out, except the device nonce.
@@ -145,6 +150,7 @@ class SimulatedPlug:
         source_header: bool = True,
         status_delay: float = 0.0,
         record: bool = False,
+        profile: str | Profile | None = None,
     ) -> None:
         if version not in VERSIONS:
             raise ValueError(f"unsupported protocol version {version!r}")
@@ -175,8 +181,14 @@ class SimulatedPlug:
             float(version) >= 3.4 if close_on_bad_key is None else close_on_bad_key
         )
         self.model = PlugModel(
-            load_w=load_w, noise=noise, seed=seed, dps=dps, energy_speedup=energy_speedup
+            load_w=load_w,
+            noise=noise,
+            seed=seed,
+            dps=dps,
+            energy_speedup=energy_speedup,
+            profile=profile,
         )
+        self.profile = self.model.profile
         self.stats = PlugStats()
         self._seq = random.Random(seed).randrange(1, 0x8000)
         self._listener: socket.socket | None = None
@@ -184,7 +196,7 @@ class SimulatedPlug:
         self._unattached: set[socket.socket] = set()
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._countdown: asyncio.TimerHandle | None = None
+        self._countdowns: dict[str, asyncio.TimerHandle] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._conn_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
@@ -266,9 +278,9 @@ class SimulatedPlug:
             sock.close()
         writers = [conn.writer for conn in self._conns]
         self.kick()
-        if self._countdown is not None:
-            self._countdown.cancel()
-            self._countdown = None
+        for handle in self._countdowns.values():
+            handle.cancel()
+        self._countdowns.clear()
         for handle in self._delayed:
             handle.cancel()
         self._delayed.clear()
@@ -304,9 +316,9 @@ class SimulatedPlug:
         writes: dict[str, Any] = {}
         for key, value in dps.items():
             dp = str(key)
-            if dp in WRITABLE_DPS:
+            if dp in self.model.writable:
                 writes[dp] = value
-            elif dp == DP_ENERGY and isinstance(value, int | float):
+            elif dp == self.profile.energy and isinstance(value, int | float):
                 self.model.set_energy(value)
                 changed[dp] = self.model.dps[dp]
             else:
@@ -376,21 +388,25 @@ class SimulatedPlug:
         self._delayed.add(handle)
 
     def report(self, changed: Mapping[str, Any]) -> None:
-        """Schedule the countdown when DP 9 was set, then push the change."""
-        if DP_COUNTDOWN in changed:
-            if self._countdown is not None:
-                self._countdown.cancel()
-                self._countdown = None
-            seconds = self.model.dps.get(DP_COUNTDOWN, 0)
-            if seconds:
-                self._countdown = asyncio.get_running_loop().call_later(
-                    seconds, self._countdown_fired
+        """Schedule the countdowns that were set, then push the change."""
+        loop = asyncio.get_running_loop()
+        for countdown in self.profile.countdowns.values():
+            if countdown not in changed:
+                continue
+            handle = self._countdowns.pop(countdown, None)
+            if handle is not None:
+                handle.cancel()
+            steps = self.model.dps.get(countdown, 0)
+            if steps:
+                self._countdowns[countdown] = loop.call_later(
+                    steps * self.profile.countdown_unit, self._countdown_fired, countdown
                 )
         self.push(changed)
 
-    def _countdown_fired(self) -> None:
-        self._countdown = None
-        self.push(self.model.countdown_expired(report_power=not self.power_needs_updatedps))
+    def _countdown_fired(self, countdown: str) -> None:
+        self._countdowns.pop(countdown, None)
+        report_power = not self.power_needs_updatedps
+        self.push(self.model.countdown_expired(countdown, report_power=report_power))
 
     async def _tick(self, interval: float) -> None:
         while True:
@@ -715,5 +731,5 @@ class _Connection:
         self.send(self.reply_seqno(msg.seqno), msg.cmd)  # always empty (tuyapi index.js:826)
         ids = obj.get("dpId")
         if not isinstance(ids, list) or not ids:
-            ids = list(POWER_DPS)
+            ids = list(self.plug.profile.meter_dps)
         self.plug.report_after_ack(self.plug.model.refresh(ids))
