@@ -101,3 +101,18 @@ async def test_stop_with_a_connection_the_loop_has_accepted_but_not_served() -> 
     finally:
         for sock in socks:
             sock.close()
+
+
+async def test_accepted_connections_disable_nagle() -> None:
+    """Own accept loop, same socket options as asyncio's servers: TCP_NODELAY on every connection
+    (an ACK and its STATUS are back-to-back writes; Nagle would hold the second ~40 ms)."""
+    async with SimulatedPlug(device_id=DEVICE_ID, local_key=LOCAL_KEY) as plug:
+        _, writer = await asyncio.open_connection("127.0.0.1", plug.port)
+        try:
+            async with asyncio.timeout(30):
+                await plug.wait_connections(1)
+            (conn,) = plug._conns
+            sock = conn.writer.get_extra_info("socket")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            writer.close()

@@ -242,8 +242,8 @@ class SimulatedPlug:
             return
         loop = asyncio.get_running_loop()
         info = await loop.getaddrinfo(self.host or "0.0.0.0", self._port, type=socket.SOCK_STREAM)
-        family, _, _, _, address = info[0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        family, kind, proto, _, address = info[0]
+        sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
@@ -443,6 +443,10 @@ class SimulatedPlug:
             _LOGGER.debug("plug %s: accept failed: %s", self.device_id, err)
             return
         conn.setblocking(False)
+        # like real plugs (and asyncio's own servers), answer without Nagle delays: an ACK and
+        # its STATUS are back-to-back writes
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._unattached.add(conn)
         task = asyncio.get_running_loop().create_task(self._serve_socket(conn))
         self._tasks.add(task)
