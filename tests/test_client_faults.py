@@ -15,12 +15,12 @@ import pytest
 from custom_components.tuya_local_esp.tuya import (
     Command,
     FrameParser,
-    MessageCodec,
     RawFrame,
     TuyaDevice,
     TuyaDeviceError,
     TuyaTimeoutError,
 )
+from tuya_sim.codec import DeviceCodec
 
 from .conftest import wait_until
 
@@ -35,7 +35,7 @@ class FaultyPlug:
     """Answers each decoded request with whatever ``script(msg, seqno, count)`` returns."""
 
     def __init__(self, script: Script) -> None:
-        self.codec = MessageCodec("3.3", KEY.encode(), role="device")
+        self.codec = DeviceCodec("3.3", KEY.encode())
         self.script = script
         self.count = 0
         self.writers: list[asyncio.StreamWriter] = []

@@ -34,14 +34,13 @@ from custom_components.tuya_local_esp.tuya.discovery import (
     PORT_ENCRYPTED,
     PORT_PLAIN,
     DiscoveredDevice,
-    DiscoveryListener,
     TuyaDiscoveryError,
-    broadcast_port,
     decode_discovery,
-    decode_discovery_request,
     decode_packet,
-    encode_broadcast,
     encode_discovery_request,
+)
+from custom_components.tuya_local_esp.tuya.discovery_listener import (
+    DiscoveryListener,
     open_udp_socket,
     source_ip_for,
 )
@@ -51,6 +50,7 @@ from tests.conftest import load_vectors
 from tuya_sim import SimulatedPlug
 from tuya_sim.__main__ import build_parser, serve
 from tuya_sim.broadcast import PlugBroadcaster, broadcasters_from_args, product_key_for
+from tuya_sim.udp import DiscoveryRequestError, broadcast_port, decode_request, encode_broadcast
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
 
@@ -144,14 +144,13 @@ def test_req_devinfo_vector_and_round_trip() -> None:
     packet = decode_packet(frame)
     assert (packet.command, packet.is_6699, packet.retcode) == (Command.REQ_DEVINFO, True, None)
     assert packet.is_app_request
-    request = decode_discovery_request(frame)
-    assert request.client_ip == "192.0.2.1"
-    assert request.payload == {"from": "app", "ip": "192.0.2.1"}
+    assert decode_request(frame) == "192.0.2.1"  # the simulator's device-side decoder agrees
+    assert packet.payload == {"from": "app", "ip": "192.0.2.1"}
     # same bytes as tinytuya's scanner for the same IV
     assert encode_discovery_request("192.0.2.1", iv=frame[18:30]) == frame
     fresh = encode_discovery_request("10.1.2.3")
     assert fresh[18:30] != encode_discovery_request("10.1.2.3")[18:30]  # random IVs
-    assert decode_discovery_request(fresh).client_ip == "10.1.2.3"
+    assert decode_request(fresh) == "10.1.2.3"
 
 
 def test_req_devinfo_rejects_bad_arguments() -> None:
@@ -347,11 +346,11 @@ def test_valid_frames_with_bad_content_rejected() -> None:
 
 
 def test_request_decoder_rejects_devices_and_bad_requests() -> None:
-    with pytest.raises(TuyaDiscoveryError, match="not an app request"):
-        decode_discovery_request(encode_broadcast(info_for("3.5"), "3.5"))
+    with pytest.raises(DiscoveryRequestError, match="not an app request"):
+        decode_request(encode_broadcast(info_for("3.5"), "3.5"))
     bad_ip = pack_6699(0, Command.REQ_DEVINFO, b'{"from": "app", "ip": 7}', UDP_KEY, IV)
-    with pytest.raises(TuyaDiscoveryError, match="ip"):
-        decode_discovery_request(bad_ip)
+    with pytest.raises(DiscoveryRequestError, match="ip"):
+        decode_request(bad_ip)
     assert decode_discovery(bad_ip) is None  # still an app request, not a device
 
 
@@ -462,7 +461,7 @@ def test_we_decode_tinytuya_packets() -> None:
     req = json.dumps({"from": "app", "ip": "10.9.8.7"}).encode()
     msg = tinytuya.TuyaMessage(0, 0x25, None, req, 0, True, tinytuya.PREFIX_6699_VALUE, True)
     frame = tinytuya.pack_message(msg, hmac_key=tinytuya.udpkey)
-    assert decode_discovery_request(frame).client_ip == "10.9.8.7"
+    assert decode_request(frame) == "10.9.8.7"
 
 
 # ------------------------------------------------------------------------- sockets and listener
@@ -654,11 +653,11 @@ async def test_requests_are_sent_periodically(receiver: socket.socket) -> None:
         requests = []
         for _ in range(3):
             data, addr = await asyncio.to_thread(receiver.recvfrom, 2048)
-            requests.append(decode_discovery_request(data))
+            requests.append(decode_request(data))
             assert addr[0] == "127.0.0.1"
     finally:
         await lst.stop()
-    assert {r.client_ip for r in requests} == {"127.0.0.1"}
+    assert set(requests) == {"127.0.0.1"}
     assert lst.stats.requests_sent >= 3
 
 
@@ -778,12 +777,12 @@ async def test_start_stop_lifecycle() -> None:
 
 async def test_blocked_sockets_do_not_break_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """Home Assistant's test harness raises RuntimeError on a blocked connect: still no raise."""
-    from custom_components.tuya_local_esp.tuya import discovery
+    from custom_components.tuya_local_esp.tuya import discovery_listener
 
     def blocked(*_: Any) -> str:
         raise RuntimeError("socket blocked")
 
-    monkeypatch.setattr(discovery, "source_ip_for", blocked)
+    monkeypatch.setattr(discovery_listener, "source_ip_for", blocked)
     lst = DiscoveryListener(ports=(0,), request_interval=10, request_targets=[("10.0.0.255", 9)])
     await lst.start()
     assert lst.running

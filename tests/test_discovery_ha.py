@@ -23,8 +23,8 @@ from custom_components.tuya_local_esp.discovery import (
     TuyaDiscovery,
     _request_targets,
 )
-from custom_components.tuya_local_esp.tuya.discovery import encode_broadcast
 from tuya_sim import SimulatedPlug
+from tuya_sim.udp import encode_broadcast
 
 from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_for_state, wait_until
 

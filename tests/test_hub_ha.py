@@ -24,8 +24,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
 from custom_components.tuya_local_esp.discovery import DISCOVERY
-from custom_components.tuya_local_esp.tuya.discovery import encode_broadcast
 from tuya_sim import SimulatedPlug
+from tuya_sim.udp import encode_broadcast
 
 from .conftest import wait_for_state, wait_until
 from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record

@@ -15,8 +15,17 @@ class Clock:
         return self.now
 
 
-def test_defaults_match_the_aubess_dp_layout() -> None:
+def test_defaults_match_the_standard_cz_layout() -> None:
     dps = default_dps()
+    assert list(dps) == ["1", "9", "17", "18", "19", "20", "26", "38", "39", "40"]
+    assert dps["38"] == "last"
+    assert dps["39"] == "relay"
+    assert dps["40"] is False
+    assert dps["26"] == 0
+
+
+def test_defaults_match_the_aubess_dp_layout() -> None:
+    dps = default_dps("aubess")
     assert list(dps) == ["1", "9", "17", "18", "19", "20", "21", "22", "23", "24", "25"]
     assert dps["1"] is False
     assert dps["20"] == 2300
@@ -37,7 +46,7 @@ def test_readings_scale_and_zero_when_off() -> None:
 
 def test_energy_integrates_power_over_time() -> None:
     clock = Clock()
-    model = PlugModel(load_w=1000.0, noise=0.0, seed=1, clock=clock)
+    model = PlugModel(load_w=1000.0, noise=0.0, seed=1, clock=clock, profile="aubess")
     model.apply({"1": True})
     clock.now += 1800  # half an hour at 1 kW
     assert model.refresh(["17"]) == {"17": 500}
@@ -62,7 +71,7 @@ def test_quirk_keeps_power_stale_until_refresh() -> None:
 
 
 def test_apply_ignores_invalid_and_reads_nulls() -> None:
-    model = PlugModel(seed=3)
+    model = PlugModel(seed=3, profile="aubess")
     assert model.apply({"1": 1, "9": -5, "19": 50, "21": "sometimes", "77": True}) == {}
     assert model.apply({"21": None, "1": None}) == {"21": "memory", "1": False}
     assert model.apply({"21": "off", "9": 60, "25": 2000}) == {"21": "off", "9": 60, "25": 2000}
@@ -86,7 +95,7 @@ def test_seed_makes_readings_reproducible() -> None:
 
 def test_energy_counter_can_be_reset() -> None:
     clock = Clock()
-    model = PlugModel(load_w=1000.0, noise=0.0, seed=1, clock=clock)
+    model = PlugModel(load_w=1000.0, noise=0.0, seed=1, clock=clock, profile="aubess")
     model.apply({"1": True})
     clock.now += 3600
     assert model.refresh(["17"]) == {"17": 1000}

@@ -118,6 +118,7 @@ class RawClient:
 
 
 def new_plug(version: str, **kwargs: Any) -> SimulatedPlug:
+    kwargs.setdefault("profile", "aubess")  # the original layout (DPs 21-25, energy total)
     kwargs.setdefault("seed", 3)
     kwargs.setdefault("idle_timeout", 5.0)
     return SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, version=version, **kwargs)

@@ -54,6 +54,7 @@ async def in_thread[T](fn: Callable[[], T]) -> T:
 
 
 def new_plug(version: str, **kwargs: Any) -> SimulatedPlug:
+    kwargs.setdefault("profile", "aubess")  # the original layout (DPs 21-25, energy total)
     kwargs.setdefault("seed", 1)
     kwargs.setdefault("idle_timeout", 5.0)
     return SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, version=version, **kwargs)

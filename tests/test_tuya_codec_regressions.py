@@ -13,11 +13,11 @@ import pytest
 
 from custom_components.tuya_local_esp.tuya.const import Command
 from custom_components.tuya_local_esp.tuya.crypto import ecb_encrypt
-from custom_components.tuya_local_esp.tuya.errors import TuyaProtocolError
 from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, pack_55aa
 from custom_components.tuya_local_esp.tuya.message import MessageCodec, version_header
 from custom_components.tuya_local_esp.tuya.payload import dumps
-from custom_components.tuya_local_esp.tuya.session import ClientNegotiation, DeviceNegotiation
+from custom_components.tuya_local_esp.tuya.session import ClientNegotiation
+from tuya_sim.codec import DeviceCodec, DeviceHandshake, SimProtocolError
 
 DEVICE_ID = "bf0123456789abcdefgh"
 UNLUCKY_KEY = b"0000000000000316"
@@ -38,7 +38,7 @@ def test_the_key_really_is_unlucky() -> None:
 @pytest.mark.parametrize("version", ["3.2", "3.3"])
 @pytest.mark.parametrize("cmd", [Command.DP_QUERY, Command.STATUS, Command.CONTROL])
 def test_ciphertext_starting_with_brace_is_decrypted(version: str, cmd: int) -> None:
-    device = MessageCodec(version, UNLUCKY_KEY, role="device")
+    device = DeviceCodec(version, UNLUCKY_KEY)
     client = MessageCodec(version, UNLUCKY_KEY)
     msg = client.decode(one_frame(device.encode(7, cmd, REPLY)))
     assert msg.payload == REPLY
@@ -48,7 +48,7 @@ def test_ciphertext_starting_with_brace_is_decrypted(version: str, cmd: int) -> 
 def test_device_decodes_client_frames_with_unlucky_key() -> None:
     request = dumps({"devId": DEVICE_ID, "dps": {"1": True}})
     client = MessageCodec("3.3", UNLUCKY_KEY)
-    device = MessageCodec("3.3", UNLUCKY_KEY, role="device")
+    device = DeviceCodec("3.3", UNLUCKY_KEY)
     for cmd in (Command.DP_QUERY, Command.CONTROL):
         assert device.decode(one_frame(client.encode(1, cmd, request))).payload == request
 
@@ -56,12 +56,12 @@ def test_device_decodes_client_frames_with_unlucky_key() -> None:
 def test_plaintext_replies_still_accepted_by_the_client_only() -> None:
     """Plaintext JSON from a device (with or without the clear header) is still understood."""
     client = MessageCodec("3.3", UNLUCKY_KEY)
-    device = MessageCodec("3.3", UNLUCKY_KEY, role="device")
+    device = DeviceCodec("3.3", UNLUCKY_KEY)
     for body in (REPLY, version_header("3.3") + REPLY):
         frame = one_frame(pack_55aa(3, Command.STATUS, body, retcode=0))
         assert client.decode(frame).payload == REPLY
     # a device (the simulator) never accepts unencrypted JSON from a 3.3 client
-    with pytest.raises(TuyaProtocolError):
+    with pytest.raises(SimProtocolError):
         device.decode(one_frame(pack_55aa(3, Command.CONTROL, version_header("3.3") + REPLY)))
 
 
@@ -73,9 +73,9 @@ def test_negotiation_nonce_starting_like_a_header_is_kept(version: str) -> None:
     """
     key = b"0123456789abcdef"
     client = MessageCodec(version, key)
-    device = MessageCodec(version, key, role="device")
+    device = DeviceCodec(version, key)
     client_neg = ClientNegotiation(version, key, client_nonce=b"3.4" + bytes(13))
-    device_neg = DeviceNegotiation(version, key)
+    device_neg = DeviceHandshake(version, key)
     start = device.decode(
         one_frame(client.encode(1, Command.SESS_KEY_NEG_START, client_neg.start_payload))
     )

@@ -20,6 +20,7 @@ from custom_components.tuya_local_esp.tuya.payload import (
     heartbeat_request,
     status_request,
 )
+from tuya_sim.codec import DeviceCodec, SimProtocolError
 
 KEY = b"0123456789abcdef"
 DEV20 = "bf0123456789abcdefgh"  # a 20-character device id, as in the field report
@@ -30,7 +31,7 @@ def frames_of(items: list[RawFrame | TuyaFrameError]) -> list[RawFrame]:
 
 
 def sample_stream() -> tuple[bytes, list[bytes]]:
-    codec = MessageCodec("3.3", KEY, role="device")
+    codec = DeviceCodec("3.3", KEY)
     frames = [
         codec.encode(1, Command.DP_QUERY, b'{"dps":{"1":true}}'),
         codec.encode(2, Command.HEART_BEAT, b""),
@@ -101,7 +102,7 @@ def test_bad_crc_is_rejected_by_the_codec() -> None:
 
 @pytest.mark.parametrize("version", ["3.4", "3.5"])
 def test_tampered_frames_are_rejected(version: str) -> None:
-    device = MessageCodec(version, KEY, role="device")
+    device = DeviceCodec(version, KEY)
     frame_bytes = bytearray(device.encode(7, Command.STATUS, b'{"dps":{"1":true}}'))
     frame_bytes[-10] ^= 0x80
     (frame,) = frames_of(FrameParser().feed(bytes(frame_bytes)))
@@ -110,16 +111,14 @@ def test_tampered_frames_are_rejected(version: str) -> None:
 
 
 def test_wrong_key_fails_decryption() -> None:
-    device = MessageCodec("3.3", KEY, role="device")
+    device = DeviceCodec("3.3", KEY)
     (frame,) = frames_of(FrameParser().feed(device.encode(1, 10, b'{"dps":{"1":true}}')))
     with pytest.raises(TuyaProtocolError):
         MessageCodec("3.3", b"x" * 16).decode(frame)
 
 
 def test_frame_kind_must_match_version() -> None:
-    (frame,) = frames_of(
-        FrameParser().feed(MessageCodec("3.5", KEY, role="device").encode(1, 8, b"{}"))
-    )
+    (frame,) = frames_of(FrameParser().feed(DeviceCodec("3.5", KEY).encode(1, 8, b"{}")))
     with pytest.raises(TuyaFrameError, match="kind"):
         MessageCodec("3.3", KEY).decode(frame)
 
@@ -139,7 +138,7 @@ def test_codec_validates_arguments() -> None:
 
 
 def test_message_json_errors() -> None:
-    codec = MessageCodec("3.3", KEY, role="device")
+    codec = DeviceCodec("3.3", KEY)
     items = FrameParser().feed(codec.encode(1, 10, b"data format error", retcode=1))
     msg = MessageCodec("3.3", KEY).decode(frames_of(items)[0])
     assert msg.retcode == 1
@@ -157,7 +156,7 @@ def test_extract_dps_shapes() -> None:
 
 
 def test_v31_plaintext_and_signed_payloads() -> None:
-    device = MessageCodec("3.1", KEY, role="device")
+    device = DeviceCodec("3.1", KEY)
     client = MessageCodec("3.1", KEY)
     for cmd, body in ((10, b'{"dps":{"1":true}}'), (8, b'{"dps":{"1":false}}')):
         (frame,) = frames_of(FrameParser().feed(device.encode(1, cmd, body)))
@@ -166,7 +165,7 @@ def test_v31_plaintext_and_signed_payloads() -> None:
     assert json.loads(device.decode(frame).payload)["dps"] == {"1": True}
     forged = pack_55aa(4, 7, b"3.1" + b"0" * 16 + b"AAAA")
     (frame,) = frames_of(FrameParser().feed(forged))
-    with pytest.raises(TuyaProtocolError, match="signature"):
+    with pytest.raises(SimProtocolError, match="signature"):
         device.decode(frame)
 
 

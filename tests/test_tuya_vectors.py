@@ -12,11 +12,8 @@ from custom_components.tuya_local_esp.tuya.errors import TuyaFrameError, TuyaKey
 from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, crc32
 from custom_components.tuya_local_esp.tuya.message import MessageCodec
 from custom_components.tuya_local_esp.tuya.payload import extract_dps
-from custom_components.tuya_local_esp.tuya.session import (
-    ClientNegotiation,
-    DeviceNegotiation,
-    derive_session_key,
-)
+from custom_components.tuya_local_esp.tuya.session import ClientNegotiation, derive_session_key
+from tuya_sim.codec import DeviceCodec, DeviceHandshake
 
 from .conftest import load_vectors
 
@@ -54,12 +51,11 @@ def test_client_frames_encode_byte_exact(vec: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vec", frame_vectors("client->device"), ids=lambda v: v["name"])
 def test_client_frames_decode_as_device(vec: dict[str, Any]) -> None:
     """The device side (simulator) decodes every client frame to the documented plaintext."""
-    codec = MessageCodec(vec["version"], KEY, role="device")
+    codec = DeviceCodec(vec["version"], KEY)
     codec.session_key = bytes.fromhex(vec["frame_key_hex"])
     msg = codec.decode(one_frame(vec["frame_hex"]))
     assert msg.cmd == int(vec["cmd"])
     assert msg.seqno == int(vec["seqno"])
-    assert msg.retcode is None
     assert msg.payload == vec["payload_plaintext"].encode()
 
 
@@ -71,6 +67,35 @@ def test_device_frames_decode(vec: dict[str, Any]) -> None:
     assert msg.retcode == int(vec["retcode"])
     assert msg.cmd == int(vec["cmd"])
     assert msg.payload == vec["payload_plaintext"].encode()
+
+
+def _device_header(vec: dict[str, Any]) -> bytes | None:
+    """The 15-byte header slot of a device frame vector (clear, or inside the encryption)."""
+    raw = bytes.fromhex(vec["frame_hex"])
+    key = bytes.fromhex(vec["frame_key_hex"])
+    if vec["version"] == "3.5":
+        plain = crypto.gcm_decrypt(key, raw[18:30], raw[30:-4], raw[4:18])[4:]
+    elif vec["version"] == "3.4":
+        plain = crypto.ecb_decrypt(key, raw[20:-36])
+    else:
+        plain = raw[20:-8]
+    return plain[:15] if plain[:2] == b"3." else None
+
+
+@pytest.mark.parametrize("vec", frame_vectors("device->client"), ids=lambda v: v["name"])
+def test_simulator_encodes_device_frames_byte_exact(vec: dict[str, Any]) -> None:
+    """The simulator's independent device codec reproduces tinytuya's device frames exactly."""
+    raw = bytes.fromhex(vec["frame_hex"])
+    codec = DeviceCodec(vec["version"], KEY, nonce_factory=lambda: raw[18:30])
+    codec.session_key = bytes.fromhex(vec["frame_key_hex"])
+    ours = codec.encode(
+        int(vec["seqno"]),
+        int(vec["cmd"]),
+        vec["payload_plaintext"].encode(),
+        retcode=int(vec["retcode"]),
+        header=_device_header(vec),
+    )
+    assert ours.hex() == vec["frame_hex"]
 
 
 @pytest.mark.parametrize("name", ["3.4 session negotiation", "3.5 session negotiation"])
@@ -96,8 +121,8 @@ def test_session_negotiation_vectors(name: str) -> None:
     if version == "3.4":
         assert client.encode(2, 5, finish_payload).hex() == finish_hex
     # the device side agrees on everything
-    device = MessageCodec(version, KEY, role="device")
-    dneg = DeviceNegotiation(version, KEY, dnonce)
+    device = DeviceCodec(version, KEY)
+    dneg = DeviceHandshake(version, KEY, dnonce)
     assert device.decode(start_frame).payload == cnonce
     assert dneg.handle_start(cnonce)[16:].hex() == vec["hmac_client_nonce_hex"]
     assert dneg.handle_finish(device.decode(finish_frame).payload) == neg.session_key
@@ -105,7 +130,7 @@ def test_session_negotiation_vectors(name: str) -> None:
 
 def test_session_negotiation_rejects_wrong_key() -> None:
     neg = ClientNegotiation("3.4", KEY)
-    dneg = DeviceNegotiation("3.4", b"x" * 16)
+    dneg = DeviceHandshake("3.4", b"x" * 16)
     with pytest.raises(TuyaKeyError):
         neg.handle_response(dneg.handle_start(neg.start_payload))
 

@@ -12,7 +12,7 @@ for the user; they are never logged.
 
 ``--config`` takes a JSON list of objects (or ``{"plugs": [...]}``); each object needs
 ``local_key`` or gets a generated one, and may use any keyword of :class:`SimulatedPlug`
-(``device_id``, ``version``, ``host``, ``port``, ``dps``, ``load_w``, ``idle_timeout``,
+(``device_id``, ``version``, ``profile``, ``host``, ``port``, ``dps``, ``load_w``, ``idle_timeout``,
 ``power_needs_updatedps``, ``push_interval``, ``device22``, ...); a ``name`` key is ignored.
 Missing ``port`` values continue upward from ``--port``; command-line options are defaults that the
 file overrides per plug.
@@ -34,11 +34,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from custom_components.tuya_local_esp.tuya.const import DEFAULT_PORT, VERSIONS
-
 from .broadcast import PlugBroadcaster, broadcasters_from_args
 from .broadcast import add_arguments as add_broadcast_arguments
+from .codec import VERSIONS
+from .profiles import DEFAULT_PROFILE, PROFILES
 from .server import SimulatedPlug
+
+#: TCP port of a plug (spec §1).
+DEFAULT_PORT = 6668
 
 _KEY_ALPHABET = string.ascii_letters + string.digits + "!#$%&()*+,-./:;<=>?@[]^_{|}~"
 
@@ -72,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device-id", help="device id (single plug)")
     p.add_argument("--local-key", help="16-character local key (single plug)")
     p.add_argument("--version", default="3.3", choices=VERSIONS, help="protocol version")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=list(PROFILES),
+        metavar="PROFILE",
+        help="DP layout: "
+        + "; ".join(f"{name}: {prof.description}" for name, prof in PROFILES.items()),
+    )
     p.add_argument("--plugs", type=int, default=None, help="serve N plugs with generated ids/keys")
     p.add_argument("--config", type=Path, help="JSON file with a list of plugs")
     p.add_argument("--seed", type=int, default=None, help="reproducible ids, keys and readings")
@@ -102,6 +113,7 @@ def _common_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "host": args.host,
         "version": args.version,
+        "profile": args.profile,
         "load_w": args.load_w,
         "idle_timeout": args.idle_timeout,
         "max_connections": args.max_connections,

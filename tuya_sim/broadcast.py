@@ -6,9 +6,8 @@ with AES-GCM; newer 3.5 plugs stay silent until a client broadcasts REQ_DEVINFO 
 and then answer by unicast to the ``ip`` in that request, port 7000 (tinytuya issue #516).
 
 :class:`PlugBroadcaster` adds that to one :class:`~tuya_sim.server.SimulatedPlug` without touching
-its TCP server; packets are built by the integration's
-:mod:`custom_components.tuya_local_esp.tuya.discovery`. Broadcasting is off unless a broadcaster is
-started (the CLI starts them with ``--broadcast ADDR`` / ``--silent``).
+its TCP server; packets are built by the simulator's own :mod:`tuya_sim.udp`. Broadcasting is
+off unless a broadcaster is started (the CLI starts them with ``--broadcast ADDR`` / ``--silent``).
 """
 
 from __future__ import annotations
@@ -23,18 +22,17 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from custom_components.tuya_local_esp.tuya.discovery import (
+from .server import SimulatedPlug
+from .udp import (
     PORT_APP,
     PORT_ENCRYPTED,
     PORT_PLAIN,
-    TuyaDiscoveryError,
-    decode_discovery_request,
+    DiscoveryRequestError,
+    decode_request,
     encode_broadcast,
     open_udp_socket,
     source_ip_for,
 )
-
-from .server import SimulatedPlug
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -224,13 +222,13 @@ class PlugBroadcaster:
     def handle_request(self, data: bytes, source: str) -> None:
         """Answer a REQ_DEVINFO datagram (silent mode); anything else is counted and dropped."""
         try:
-            request = decode_discovery_request(data)
-        except TuyaDiscoveryError as err:
+            client_ip = decode_request(data)
+        except DiscoveryRequestError as err:
             self.stats.invalid += 1
             _LOGGER.debug("plug %s: ignoring UDP from %s: %s", self.plug.device_id, source, err)
             return
         self.stats.requests += 1
-        if self._send(self.packet(), (request.client_ip, self.reply_port)):
+        if self._send(self.packet(), (client_ip, self.reply_port)):
             self.stats.answers += 1
 
     def _send(self, data: bytes, target: tuple[str, int]) -> bool:

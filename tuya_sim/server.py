@@ -1,9 +1,9 @@
 """asyncio TCP server playing one Tuya Wi-Fi plug on the local protocol (3.1-3.5).
 
-Framing, crypto and the 3.4/3.5 session negotiation come from the integration's protocol library
-(``custom_components.tuya_local_esp.tuya``) used in the ``"device"`` role; this module adds the
-behaviour of a real plug (``docs/design.md`` "Real plug behaviour the simulator must reproduce";
-``tuya-protocol.md`` = "spec" below):
+Framing, crypto and the 3.4/3.5 session negotiation come from the simulator's own device-side
+implementation (:mod:`tuya_sim.frames`, :mod:`tuya_sim.codec`, :mod:`tuya_sim.crypto`), which shares
+no code with the integration; this module adds the behaviour of a real plug (``docs/design.md``
+"Real plug behaviour the simulator must reproduce"; ``tuya-protocol.md`` = "spec" below):
 
 * silent after accept until the client speaks; 3.4/3.5 ignore everything but the session
   negotiation 0x03/0x05 until a session key is agreed (spec §2.5-§2.7);
@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
-import os
 import random
 import socket
 import struct
@@ -43,27 +43,28 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from custom_components.tuya_local_esp.tuya.const import (
-    ERROR_DATA_FORMAT,
-    ERROR_DATA_UNVALID,
-    NEGOTIATION_CMDS,
+from . import frames as cmd
+from .codec import (
+    DATA_FORMAT_ERROR,
+    DATA_UNVALID,
     VERSIONS,
-    Command,
+    DeviceCodec,
+    DeviceHandshake,
+    Request,
+    SimProtocolError,
+    dps_of,
+    dumps,
+    source_header,
 )
-from custom_components.tuya_local_esp.tuya.crypto import ecb_encrypt
-from custom_components.tuya_local_esp.tuya.errors import TuyaError, TuyaFrameError
-from custom_components.tuya_local_esp.tuya.frame import FrameParser, RawFrame, pack_55aa, pack_6699
-from custom_components.tuya_local_esp.tuya.message import Message, MessageCodec
-from custom_components.tuya_local_esp.tuya.payload import dumps, extract_dps
-from custom_components.tuya_local_esp.tuya.session import DeviceNegotiation
-
-from .plug import DP_COUNTDOWN, DP_ENERGY, POWER_DPS, WRITABLE_DPS, PlugModel
+from .frames import HANDSHAKE, BadFrame, Frame, FrameSplitter
+from .plug import PlugModel
+from .profiles import Profile
 
 _LOGGER = logging.getLogger(__name__)
 
 RefuseMode = Literal["reset", "close"]
 
-_JSON_CMDS = frozenset({Command.CONTROL, Command.CONTROL_NEW, Command.DP_QUERY, Command.UPDATEDPS})
+_JSON_CMDS = frozenset({cmd.CONTROL, cmd.CONTROL_NEW, cmd.DP_QUERY, cmd.UPDATEDPS})
 
 
 @dataclass(slots=True)
@@ -114,6 +115,13 @@ class SimulatedPlug:
             (``"3.x"|0|seq|1``) instead of ``"3.x"`` + 12 zero bytes.
         status_delay: seconds between the ACK of a CONTROL/UPDATEDPS and its STATUS push (real
             plugs need a few ms; 0 sends both at once).
+        profile: DP layout (:mod:`tuya_sim.profiles`): a name such as ``"standard"`` (default),
+            ``"strip4"``, ``"legacy"``, ``"inwall"``, ``"vendor"``, ``"power-x1"``,
+            ``"swapped"``, ``"relay-digits"``, ``"aubess"``, or a
+            :class:`~tuya_sim.profiles.Profile`.
+        record: keep a message-level :attr:`transcript` of every connection (for recorded
+            conversations replayed by ``tests/replay.py``). Never contains key material: nonces
+            and proofs of the handshake are left out, except the device nonce.
 
     """
 
@@ -141,6 +149,8 @@ class SimulatedPlug:
         energy_speedup: float = 1.0,
         source_header: bool = True,
         status_delay: float = 0.0,
+        record: bool = False,
+        profile: str | Profile | None = None,
     ) -> None:
         if version not in VERSIONS:
             raise ValueError(f"unsupported protocol version {version!r}")
@@ -162,20 +172,31 @@ class SimulatedPlug:
         self.device22 = device22
         self.source_header = source_header
         self.status_delay = status_delay
+        self.record = record
+        #: With ``record``: one dict per message, in wire order (see :meth:`_note`).
+        self.transcript: list[dict[str, Any]] = []
         self._delayed: set[asyncio.TimerHandle] = set()
         self._source_seq = 0
         self.close_on_bad_key = (
             float(version) >= 3.4 if close_on_bad_key is None else close_on_bad_key
         )
         self.model = PlugModel(
-            load_w=load_w, noise=noise, seed=seed, dps=dps, energy_speedup=energy_speedup
+            load_w=load_w,
+            noise=noise,
+            seed=seed,
+            dps=dps,
+            energy_speedup=energy_speedup,
+            profile=profile,
         )
+        self.profile = self.model.profile
         self.stats = PlugStats()
         self._seq = random.Random(seed).randrange(1, 0x8000)
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        #: accepted sockets whose transport does not exist yet (closed if their task never runs)
+        self._unattached: set[socket.socket] = set()
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._countdown: asyncio.TimerHandle | None = None
+        self._countdowns: dict[str, asyncio.TimerHandle] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._conn_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
@@ -198,7 +219,7 @@ class SimulatedPlug:
     @property
     def running(self) -> bool:
         """True while the server is listening."""
-        return self._server is not None
+        return self._listener is not None
 
     def info(self) -> dict[str, Any]:
         """Connection details for a client (includes the local key: print, never log)."""
@@ -211,13 +232,32 @@ class SimulatedPlug:
         }
 
     async def start(self) -> None:
-        """Start listening (again, on the same port after a :meth:`stop`)."""
-        if self._server is not None:
+        """Start listening (again, on the same port after a :meth:`stop`).
+
+        Raises:
+            OSError: the address cannot be bound (port in use, ...).
+
+        """
+        if self._listener is not None:
             return
-        self._server = await asyncio.start_server(
-            self._on_client, self.host, self._port, reuse_address=True
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        info = await loop.getaddrinfo(self.host or "0.0.0.0", self._port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = info[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(16)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._listener = sock
+        self._port = sock.getsockname()[1]
+        # Accepting in a synchronous reader callback (not asyncio.Server): every accepted socket is
+        # handed to a tracked task before control returns to the loop, and stop() removes the
+        # reader and closes the socket in one step, so no accept can slip in while stopping.
+        loop.add_reader(sock.fileno(), self._accept_ready, sock)
         if self.push_interval and not self.power_needs_updatedps:
             self._ticker = asyncio.create_task(self._tick(self.push_interval))
         _LOGGER.info(
@@ -225,14 +265,22 @@ class SimulatedPlug:
         )
 
     async def stop(self) -> None:
-        """Stop listening and drop every connection (the plug is unplugged)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        """Stop listening and drop every connection (the plug is unplugged).
+
+        Order (no await before step 3, so nothing can be accepted meanwhile): 1. stop accepting and
+        close the listening socket; 2. close every connection (FIN) and cancel the timers; 3. cancel
+        the connection handlers and wait for them; 4. abort what is still open and wait until the
+        transports are gone. Accepted sockets whose handler never started are closed.
+        """
+        sock, self._listener = self._listener, None
+        if sock is not None:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()
+        writers = [conn.writer for conn in self._conns]
         self.kick()
-        if self._countdown is not None:
-            self._countdown.cancel()
-            self._countdown = None
+        for handle in self._countdowns.values():
+            handle.cancel()
+        self._countdowns.clear()
         for handle in self._delayed:
             handle.cancel()
         self._delayed.clear()
@@ -243,8 +291,13 @@ class SimulatedPlug:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if server is not None:
-            await server.wait_closed()
+        for conn_sock in list(self._unattached):
+            conn_sock.close()
+        self._unattached.clear()
+        for writer in writers:
+            writer.transport.abort()  # drops unsent data of a peer that does not read
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     def kick(self, *, reset: bool = False) -> None:
         """Close every current connection (FIN; RST with ``reset``), as after a Wi-Fi drop."""
@@ -263,9 +316,9 @@ class SimulatedPlug:
         writes: dict[str, Any] = {}
         for key, value in dps.items():
             dp = str(key)
-            if dp in WRITABLE_DPS:
+            if dp in self.model.writable:
                 writes[dp] = value
-            elif dp == DP_ENERGY and isinstance(value, int | float):
+            elif dp == self.profile.energy and isinstance(value, int | float):
                 self.model.set_energy(value)
                 changed[dp] = self.model.dps[dp]
             else:
@@ -335,27 +388,43 @@ class SimulatedPlug:
         self._delayed.add(handle)
 
     def report(self, changed: Mapping[str, Any]) -> None:
-        """Schedule the countdown when DP 9 was set, then push the change."""
-        if DP_COUNTDOWN in changed:
-            if self._countdown is not None:
-                self._countdown.cancel()
-                self._countdown = None
-            seconds = self.model.dps.get(DP_COUNTDOWN, 0)
-            if seconds:
-                self._countdown = asyncio.get_running_loop().call_later(
-                    seconds, self._countdown_fired
+        """Schedule the countdowns that were set, then push the change."""
+        loop = asyncio.get_running_loop()
+        for countdown in self.profile.countdowns.values():
+            if countdown not in changed:
+                continue
+            handle = self._countdowns.pop(countdown, None)
+            if handle is not None:
+                handle.cancel()
+            steps = self.model.dps.get(countdown, 0)
+            if steps:
+                self._countdowns[countdown] = loop.call_later(
+                    steps * self.profile.countdown_unit, self._countdown_fired, countdown
                 )
         self.push(changed)
 
-    def _countdown_fired(self) -> None:
-        self._countdown = None
-        self.push(self.model.countdown_expired(report_power=not self.power_needs_updatedps))
+    def _countdown_fired(self, countdown: str) -> None:
+        self._countdowns.pop(countdown, None)
+        report_power = not self.power_needs_updatedps
+        self.push(self.model.countdown_expired(countdown, report_power=report_power))
 
     async def _tick(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             if self._conns:
                 self.push(self.model.drift())
+
+    def _note(self, entry: dict[str, Any]) -> None:
+        """Append a transcript entry when recording.
+
+        Entries: ``{"event": "connect"|"close"}``; ``{"from": "client", "cmd", "seqno", "json"}``
+        (``json`` absent for handshake frames and non-JSON payloads, ``payload`` then holds text
+        that is not secret); ``{"from": "device", "cmd", "seqno", "retcode", "payload"}`` with
+        ``"header": "source"`` and ``source_seq`` for STATUS frames carrying a source header and
+        ``device_nonce`` (ASCII) for SESS_KEY_NEG_RESP.
+        """
+        if self.record:
+            self.transcript.append(entry)
 
     def _conn_event(self) -> None:
         """Wake :meth:`wait_connections` callers (synchronously: no task outlives stop())."""
@@ -364,10 +433,44 @@ class SimulatedPlug:
             if wanted == count and not future.done():
                 future.set_result(None)
 
+    def _accept_ready(self, listener: socket.socket) -> None:
+        """Reader callback of the listening socket: accept and hand over at once."""
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError, InterruptedError:
+            return
+        except OSError as err:  # ECONNABORTED, EMFILE, ...: the next connection may work
+            _LOGGER.debug("plug %s: accept failed: %s", self.device_id, err)
+            return
+        conn.setblocking(False)
+        # like real plugs (and asyncio's own servers), answer without Nagle delays: an ACK and
+        # its STATUS are back-to-back writes
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._unattached.add(conn)
+        task = asyncio.get_running_loop().create_task(self._serve_socket(conn))
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._handler_done, conn))
+
+    def _handler_done(self, conn: socket.socket, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (err := task.exception()) is not None:
+            _LOGGER.error("plug %s: connection handler failed: %r", self.device_id, err)
+        if conn in self._unattached:  # cancelled before its transport existed
+            self._unattached.discard(conn)
+            conn.close()
+
+    async def _serve_socket(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        protocol = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=conn)
+        self._unattached.discard(conn)  # the transport owns it now
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._on_client(reader, writer)
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if len(self._conns) >= self.max_connections or self._server is None:
+        if len(self._conns) >= self.max_connections or self._listener is None:
             self.stats.refused += 1
             _LOGGER.info(
                 "plug %s: refusing connection from %s (busy)",
@@ -376,18 +479,29 @@ class SimulatedPlug:
             )
             _close_writer(writer, reset=self.refuse_mode == "reset")
             return
-        self._tasks.add(task)
         conn = _Connection(self, reader, writer)
         self._conns.add(conn)
         self.stats.accepted += 1
+        self._note({"event": "connect"})
         self._conn_event()
         try:
             await conn.serve()
         finally:
             self._conns.discard(conn)
             conn.close()
-            self._tasks.discard(task)
+            self._note({"event": "close"})
             self._conn_event()
+
+
+def _client_entry(msg: Request) -> dict[str, Any]:
+    entry: dict[str, Any] = {"from": "client", "cmd": msg.cmd, "seqno": msg.seqno}
+    if msg.cmd in HANDSHAKE:
+        return entry  # nonce and proof: random per connection, and not to be stored
+    try:
+        entry["json"] = json.loads(msg.payload)
+    except ValueError:
+        entry["payload"] = msg.payload.decode("utf-8", "replace")
+    return entry
 
 
 def _close_writer(writer: asyncio.StreamWriter, *, reset: bool) -> None:
@@ -430,12 +544,12 @@ class _Connection:
         self.plug = plug
         self.reader = reader
         self.writer = writer
-        self.codec = MessageCodec(plug.version, plug.key_bytes(), role="device")
-        self.parser = FrameParser()
+        self.codec = DeviceCodec(plug.version, plug.key_bytes())
+        self.parser = FrameSplitter()
         self.vnum = float(plug.version)
-        self.negotiation: DeviceNegotiation | None = None
+        self.negotiation: DeviceHandshake | None = None
         #: 3.4/3.5: True once the session key is agreed; always True below.
-        self.ready = not self.codec.needs_session
+        self.ready = not self.codec.needs_handshake
         self.closed = False
 
     # ------------------------------------------------------------------ I/O
@@ -455,7 +569,7 @@ class _Connection:
             if not data:
                 return
             for item in self.parser.feed(data):
-                if isinstance(item, TuyaFrameError):
+                if isinstance(item, BadFrame):
                     self.plug.stats.bad_frames += 1
                     continue
                 deadline = loop.time() + self.plug.idle_timeout
@@ -467,10 +581,17 @@ class _Connection:
             self.closed = True
             _close_writer(self.writer, reset=reset)
 
-    def send(self, seqno: int, cmd: int, payload: bytes = b"", retcode: int = 0) -> None:
+    def send(self, seqno: int, command: int, payload: bytes = b"", retcode: int = 0) -> None:
         if self.closed or self.writer.is_closing():
             return
-        self.writer.write(self.codec.encode(seqno, cmd, payload, retcode=retcode))
+        self.writer.write(self.codec.encode(seqno, command, payload, retcode=retcode))
+        entry: dict[str, Any] = {"from": "device", "cmd": command, "seqno": seqno}
+        entry["retcode"] = retcode
+        if command == cmd.SESS_KEY_NEG_RESP:
+            entry["device_nonce"] = payload[:16].decode("latin1")
+        else:
+            entry["payload"] = payload.decode("utf-8", "replace")
+        self.plug._note(entry)
 
     def reply_seqno(self, request: int) -> int:
         """Seqno of a reply: the request's up to 3.4, the device counter for 3.5."""
@@ -489,73 +610,65 @@ class _Connection:
             seqno = 0
         self.plug.stats.pushes += 1
         payload = dumps(body)
-        if not self.plug.source_header or self.vnum < 3.2:
-            self.send(seqno, Command.STATUS, payload)
-        elif not (self.closed or self.writer.is_closing()):
-            self.writer.write(self.status_with_source_header(seqno, payload))
-
-    def status_with_source_header(self, seqno: int, payload: bytes) -> bytes:
-        """A STATUS frame whose 15-byte "3.x" header is a real device's *source header*.
-
-        Real firmware fills the slot clients send as ``"3.x" + 12 x 00`` with
-        ``"3.x" | u32 crc=0 | u32 seq | u32 source_id=1`` (spec §2.1; real 3.3 captures in
-        ``vectors/real_captures_no_key_weather-or-not.json``): in clear before the ciphertext up to
-        3.3, inside the encryption from 3.4 (spec §2.5/§2.6, vectors "device STATUS push"). Built
-        from the library's framing and crypto primitives because :meth:`MessageCodec.encode`
-        always writes the zero header.
-        """
-        head = self.plug.version.encode() + struct.pack(">III", 0, self.plug.next_source_seq(), 1)
-        if self.vnum >= 3.5:
-            key = self.codec.session_key or self.plug.key_bytes()
-            return pack_6699(seqno, Command.STATUS, bytes(4) + head + payload, key, os.urandom(12))
-        if self.vnum >= 3.4:
-            key = self.codec.session_key or self.plug.key_bytes()
-            body = ecb_encrypt(key, head + payload)
-            return pack_55aa(seqno, Command.STATUS, body, retcode=0, hmac_key=key)
-        body = head + ecb_encrypt(self.plug.key_bytes(), payload)
-        return pack_55aa(seqno, Command.STATUS, body, retcode=0)
+        if self.plug.source_header and self.vnum >= 3.2:
+            # real firmware fills the header slot with "3.x"|crc=0|seq|source_id=1 (spec §2.1;
+            # real 3.3 captures in vectors/real_captures_no_key_weather-or-not.json)
+            head = source_header(self.plug.version, self.plug.next_source_seq())
+            if not (self.closed or self.writer.is_closing()):
+                self.writer.write(self.codec.encode(seqno, cmd.STATUS, payload, header=head))
+                self.plug._note(
+                    {
+                        "from": "device",
+                        "cmd": cmd.STATUS,
+                        "seqno": seqno,
+                        "retcode": 0,
+                        "payload": payload.decode(),
+                        "header": "source",
+                        "source_seq": int.from_bytes(head[7:11], "big"),
+                    }
+                )
+        else:
+            self.send(seqno, cmd.STATUS, payload)
 
     # ------------------------------------------------------------------ frames
-    def handle(self, frame: RawFrame) -> bool:
+    def handle(self, frame: Frame) -> bool:
         """Answer one frame; False closes the connection."""
-        if not self.ready and frame.cmd not in NEGOTIATION_CMDS:
+        if not self.ready and frame.cmd not in HANDSHAKE:
             return True  # 3.4/3.5 before the handshake: silence
         try:
-            if self.vnum < 3.2 and frame.cmd == Command.CONTROL and frame.data[16:19] != b"3.1":
-                # 3.1 CONTROL must be signed and encrypted (spec §2.2); only queries are clear
-                raise TuyaError("unsigned 3.1 CONTROL")
-            msg = self.codec.decode(frame)
-        except TuyaError:
+            msg = self.codec.decode(frame)  # 3.1 CONTROL must be signed (spec §2.2)
+        except SimProtocolError:
             self.plug.stats.bad_key += 1
             _LOGGER.debug(
                 "plug %s: frame cmd 0x%02x does not verify", self.plug.device_id, frame.cmd
             )
             return not self.plug.close_on_bad_key
         self.plug.stats.commands.append(msg.cmd)
-        if msg.cmd in NEGOTIATION_CMDS:
+        self.plug._note(_client_entry(msg))
+        if msg.cmd in HANDSHAKE:
             return self.negotiate(msg)
-        if msg.cmd == Command.HEART_BEAT:
-            self.send(0 if self.vnum < 3.3 else self.reply_seqno(msg.seqno), Command.HEART_BEAT)
+        if msg.cmd == cmd.HEART_BEAT:
+            self.send(0 if self.vnum < 3.3 else self.reply_seqno(msg.seqno), cmd.HEART_BEAT)
             return True
-        if msg.cmd not in _JSON_CMDS and msg.cmd != Command.DP_QUERY_NEW:
+        if msg.cmd not in _JSON_CMDS and msg.cmd != cmd.DP_QUERY_NEW:
             return True  # unknown to a plug: ignored
         obj = self.parse_json(msg)
         if obj is None:
-            self.send(self.reply_seqno(msg.seqno), msg.cmd, ERROR_DATA_FORMAT, retcode=1)
+            self.send(self.reply_seqno(msg.seqno), msg.cmd, DATA_FORMAT_ERROR, retcode=1)
             return True
         if self.stale(obj):
             self.plug.stats.stale_timestamps += 1
             return True
-        if msg.cmd in (Command.DP_QUERY, Command.DP_QUERY_NEW):
+        if msg.cmd in (cmd.DP_QUERY, cmd.DP_QUERY_NEW):
             self.query(msg)
-        elif msg.cmd in (Command.CONTROL, Command.CONTROL_NEW):
+        elif msg.cmd in (cmd.CONTROL, cmd.CONTROL_NEW):
             self.control(msg, obj)
         else:
             self.updatedps(msg, obj)
         return True
 
-    def parse_json(self, msg: Message) -> dict[str, Any] | None:
-        if not msg.payload and msg.cmd in (Command.DP_QUERY_NEW, Command.UPDATEDPS):
+    def parse_json(self, msg: Request) -> dict[str, Any] | None:
+        if not msg.payload and msg.cmd in (cmd.DP_QUERY_NEW, cmd.UPDATEDPS):
             return {}
         try:
             obj = json.loads(msg.payload)
@@ -569,31 +682,31 @@ class _Connection:
         t = _timestamp(obj)
         return t is not None and abs(t - time.time()) > self.plug.max_time_skew
 
-    def negotiate(self, msg: Message) -> bool:
+    def negotiate(self, msg: Request) -> bool:
         """3.4/3.5 session key exchange (spec §2.7); ignored below 3.4."""
-        if not self.codec.needs_session:
+        if not self.codec.needs_handshake:
             return True
         try:
-            if msg.cmd == Command.SESS_KEY_NEG_START:
-                self.negotiation = DeviceNegotiation(self.plug.version, self.plug.key_bytes())
+            if msg.cmd == cmd.SESS_KEY_NEG_START:
+                self.negotiation = DeviceHandshake(self.plug.version, self.plug.key_bytes())
                 answer = self.negotiation.handle_start(msg.payload)
-                self.send(self.plug.next_seqno(), Command.SESS_KEY_NEG_RESP, answer)
-            elif msg.cmd == Command.SESS_KEY_NEG_FINISH:
+                self.send(self.plug.next_seqno(), cmd.SESS_KEY_NEG_RESP, answer)
+            elif msg.cmd == cmd.SESS_KEY_NEG_FINISH:
                 if self.negotiation is None:
                     return True
                 self.codec.session_key = self.negotiation.handle_finish(msg.payload)
                 self.negotiation = None
                 self.ready = True
-        except TuyaError:  # TuyaKeyError (client lacks the key) or a malformed nonce
+        except SimProtocolError:  # SimKeyError (client lacks the key) or a malformed nonce
             self.plug.stats.bad_key += 1
             return False
         return True
 
-    def query(self, msg: Message) -> None:
+    def query(self, msg: Request) -> None:
         plug = self.plug
         seqno = self.reply_seqno(msg.seqno)
-        if plug.device22 and msg.cmd == Command.DP_QUERY:
-            self.send(seqno, msg.cmd, ERROR_DATA_UNVALID, retcode=1)
+        if plug.device22 and msg.cmd == cmd.DP_QUERY:
+            self.send(seqno, msg.cmd, DATA_UNVALID, retcode=1)
             return
         if not plug.power_needs_updatedps:
             plug.model.refresh()
@@ -606,21 +719,21 @@ class _Connection:
             body = {"devId": plug.device_id, "dps": dict(dps)}
         self.send(seqno, msg.cmd, dumps(body))
 
-    def control(self, msg: Message, obj: Mapping[str, Any]) -> None:
+    def control(self, msg: Request, obj: Mapping[str, Any]) -> None:
         plug = self.plug
         if not _has_dps(obj):
-            self.send(self.reply_seqno(msg.seqno), msg.cmd, ERROR_DATA_FORMAT, retcode=1)
+            self.send(self.reply_seqno(msg.seqno), msg.cmd, DATA_FORMAT_ERROR, retcode=1)
             return
         self.send(self.reply_seqno(msg.seqno), msg.cmd)  # empty ACK
-        requested = extract_dps(obj)
+        requested = dps_of(obj)
         if all(v is None for v in requested.values()) and not plug.power_needs_updatedps:
             plug.model.refresh()
         reported = plug.model.apply(requested, report_power=not plug.power_needs_updatedps)
         plug.report_after_ack(reported)
 
-    def updatedps(self, msg: Message, obj: Mapping[str, Any]) -> None:
+    def updatedps(self, msg: Request, obj: Mapping[str, Any]) -> None:
         self.send(self.reply_seqno(msg.seqno), msg.cmd)  # always empty (tuyapi index.js:826)
         ids = obj.get("dpId")
         if not isinstance(ids, list) or not ids:
-            ids = list(POWER_DPS)
+            ids = list(self.plug.profile.meter_dps)
         self.plug.report_after_ack(self.plug.model.refresh(ids))

@@ -35,7 +35,8 @@ from .const import (
     TRANSPORT_DIRECT,
 )
 from .coordinator import DirectPlugCoordinator
-from .tuya.discovery import DEFAULT_PORTS, PORT_APP, DiscoveredDevice, DiscoveryListener
+from .tuya.discovery import DEFAULT_PORTS, PORT_APP, DiscoveredDevice
+from .tuya.discovery_listener import DiscoveryListener
 
 DISCOVERY: HassKey[TuyaDiscovery] = HassKey(f"{DOMAIN}_discovery")
 #: UDP ports listened on (tests use free ports).

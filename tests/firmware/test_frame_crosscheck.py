@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import tinytuya
 
-from custom_components.tuya_local_esp.tuya import FrameParser, MessageCodec, RawFrame
+from custom_components.tuya_local_esp.tuya import FrameParser, RawFrame
+from tuya_sim.codec import DeviceCodec
 
 from .conftest import ESP32, MICROPYTHON, ROOT
 
@@ -37,7 +38,7 @@ FRAMES = firmware_frames()
 
 @pytest.mark.parametrize("item", FRAMES, ids=lambda i: f"{i['version']}-cmd{i['cmd']}")
 def test_firmware_frame_decodes_with_the_integration_codec(item: dict[str, Any]) -> None:
-    codec = MessageCodec(item["version"], KEY, role="device")
+    codec = DeviceCodec(item["version"], KEY)
     if item["version"] in ("3.4", "3.5"):
         codec.session_key = SESSION
     (frame,) = FrameParser().feed(bytes.fromhex(item["frame"]))

@@ -8,12 +8,14 @@ Two frame kinds (spec §1, tinytuya ``core/header.py`` and ``core/message_helper
 * 6699 (3.5): ``prefix reserved(2) seqno cmd length iv(12) ciphertext tag(16) suffix`` with
   ``length = 12 + len(ciphertext) + 16``; the 14 bytes after the prefix are the GCM AAD.
 
-The parser only cuts the stream into frames and checks their structure; integrity and crypto are
-checked by :mod:`.message` because they depend on the version and the current key.
+The parser only cuts the stream into frames and checks their structure; :func:`verify_55aa` and
+:func:`open_6699` check integrity and decrypt once the caller knows the key (:mod:`.message` for
+TCP, :mod:`.discovery` for UDP datagrams, cut by :func:`parse_one`).
 """
 
 from __future__ import annotations
 
+import hmac
 import struct
 import zlib
 from dataclasses import dataclass
@@ -29,8 +31,8 @@ from .const import (
     SUFFIX_6699,
     SUFFIX_6699_BYTES,
 )
-from .crypto import GCM_IV_LEN, GCM_TAG_LEN, gcm_encrypt, hmac_sha256
-from .errors import TuyaFrameError
+from .crypto import GCM_IV_LEN, GCM_TAG_LEN, gcm_decrypt, gcm_encrypt, hmac_sha256
+from .errors import TuyaFrameError, TuyaProtocolError
 
 _HEADER_55AA = struct.Struct(">4I")  # prefix, seqno, cmd, length
 _HEADER_6699 = struct.Struct(">IHIII")  # prefix, reserved, seqno, cmd, length
@@ -117,6 +119,98 @@ def pack_6699(seqno: int, cmd: int, plaintext: bytes, key: bytes, iv: bytes) -> 
     return head + iv + sealed + SUFFIX_6699_BYTES
 
 
+def _structure(buf: bytes | bytearray, max_length: int) -> tuple[bool, int, int, int] | None:
+    """``(is_6699, seqno, cmd, total size)`` of the frame at ``buf[0]``; None: more bytes needed.
+
+    Raises:
+        TuyaFrameError: a length field outside its range or a missing suffix.
+
+    """
+    is_6699 = buf[:4] == PREFIX_6699_BYTES
+    if is_6699:
+        if len(buf) < HEADER_6699_LEN:
+            return None
+        _, _, seqno, cmd, length = _HEADER_6699.unpack_from(buf)
+        total = HEADER_6699_LEN + length + SUFFIX_LEN
+        minimum = GCM_IV_LEN + GCM_TAG_LEN
+        suffix = SUFFIX_6699
+    else:
+        if len(buf) < HEADER_55AA_LEN:
+            return None
+        _, seqno, cmd, length = _HEADER_55AA.unpack_from(buf)
+        total = HEADER_55AA_LEN + length
+        minimum = CRC_LEN + SUFFIX_LEN
+        suffix = SUFFIX_55AA
+    if not minimum <= length <= max_length:
+        raise TuyaFrameError(f"frame length {length} outside {minimum}..{max_length}")
+    if len(buf) < total:
+        return None
+    if int.from_bytes(buf[total - 4 : total], "big") != suffix:
+        raise TuyaFrameError("frame suffix missing")
+    return is_6699, seqno, cmd, total
+
+
+def parse_one(data: bytes, max_length: int = MAX_FRAME_LENGTH) -> tuple[RawFrame, bytes]:
+    """Cut the one frame that starts at ``data[0]`` (a UDP datagram, say).
+
+    Returns:
+        The frame and the bytes after it.
+
+    Raises:
+        TuyaFrameError: no 55AA/6699 prefix at 0, truncated, bad length or missing suffix.
+
+    """
+    if data[:4] not in (PREFIX_55AA_BYTES, PREFIX_6699_BYTES):
+        raise TuyaFrameError("no 55AA/6699 prefix")
+    found = _structure(data, max_length)
+    if found is None:
+        raise TuyaFrameError(f"truncated frame ({len(data)} bytes)")
+    is_6699, seqno, cmd, total = found
+    return RawFrame(is_6699, seqno, cmd, bytes(data[:total])), bytes(data[total:])
+
+
+def verify_55aa(frame: RawFrame, hmac_key: bytes | None = None) -> bytes:
+    """Check a 55AA frame's CRC32, or with ``hmac_key`` its 3.4 HMAC-SHA256 (spec §1.1).
+
+    The HMAC is compared in constant time.
+
+    Returns:
+        The bytes between the 16-byte header and the integrity field (retcode included).
+
+    Raises:
+        TuyaFrameError: too short for its integrity field, or the check fails.
+
+    """
+    trailer = (HMAC_LEN if hmac_key is not None else CRC_LEN) + SUFFIX_LEN
+    data = frame.data
+    if len(data) < HEADER_55AA_LEN + trailer:
+        raise TuyaFrameError("frame too short for its integrity field")
+    end = len(data) - trailer
+    covered, check = data[:end], data[end : len(data) - SUFFIX_LEN]
+    if hmac_key is not None:
+        if not hmac.compare_digest(hmac_sha256(hmac_key, covered), check):
+            raise TuyaFrameError("HMAC mismatch (tampered frame or wrong key)")
+    elif crc32(covered) != int.from_bytes(check, "big"):
+        raise TuyaFrameError("CRC mismatch")
+    return data[HEADER_55AA_LEN:end]
+
+
+def open_6699(frame: RawFrame, key: bytes) -> bytes:
+    """Verify the GCM tag of a 6699 frame and return its plaintext (spec §1.2).
+
+    Raises:
+        TuyaFrameError: the tag does not verify (tampered frame or wrong key).
+
+    """
+    data = frame.data
+    iv = data[HEADER_6699_LEN : HEADER_6699_LEN + GCM_IV_LEN]
+    sealed = data[HEADER_6699_LEN + GCM_IV_LEN : len(data) - SUFFIX_LEN]
+    try:
+        return gcm_decrypt(key, iv, sealed, data[4:HEADER_6699_LEN])
+    except TuyaProtocolError as err:
+        raise TuyaFrameError(str(err)) from None
+
+
 class FrameParser:
     """Incremental parser that cuts a TCP byte stream into :class:`RawFrame` objects.
 
@@ -168,29 +262,14 @@ class FrameParser:
             self._resync(1)
         if len(buf) < 4:
             return None
-        is_6699 = buf[:4] == PREFIX_6699_BYTES
-        if is_6699:
-            if len(buf) < HEADER_6699_LEN:
-                return None
-            _, _, seqno, cmd, length = _HEADER_6699.unpack_from(buf)
-            total = HEADER_6699_LEN + length + SUFFIX_LEN
-            minimum = GCM_IV_LEN + GCM_TAG_LEN
-            suffix = SUFFIX_6699
-        else:
-            if len(buf) < HEADER_55AA_LEN:
-                return None
-            _, seqno, cmd, length = _HEADER_55AA.unpack_from(buf)
-            total = HEADER_55AA_LEN + length
-            minimum = CRC_LEN + SUFFIX_LEN
-            suffix = SUFFIX_55AA
-        if not minimum <= length <= self._max_length:
+        try:
+            found = _structure(buf, self._max_length)
+        except TuyaFrameError as err:
             self._resync(1)
-            return TuyaFrameError(f"frame length {length} outside {minimum}..{self._max_length}")
-        if len(buf) < total:
+            return err
+        if found is None:
             return None
-        if int.from_bytes(buf[total - 4 : total], "big") != suffix:
-            self._resync(1)
-            return TuyaFrameError("frame suffix missing")
+        is_6699, seqno, cmd, total = found
         frame = RawFrame(is_6699, seqno, cmd, bytes(buf[:total]))
         del buf[:total]
         return frame
@@ -201,6 +280,9 @@ __all__ = [
     "FrameParser",
     "RawFrame",
     "crc32",
+    "open_6699",
     "pack_55aa",
     "pack_6699",
+    "parse_one",
+    "verify_55aa",
 ]

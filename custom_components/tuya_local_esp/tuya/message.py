@@ -1,7 +1,8 @@
 """Message layer: turns payloads into frames and frames into payloads, per protocol version.
 
-A :class:`MessageCodec` belongs to one TCP connection and one side of it (client or device). It
-knows the protocol version, the local key and, for 3.4/3.5, the negotiated session key, and
+A :class:`MessageCodec` belongs to one TCP connection of a client (this library talks to plugs; the
+device side lives in the simulator, ``tuya_sim``, written independently). It knows the protocol
+version, the local key and, for 3.4/3.5, the negotiated session key, and
 applies the rules of spec §2.1-§2.6:
 
 * 3.1: only CONTROL is encrypted (``"3.1" + md5 signature + base64(AES-ECB)``); the rest is
@@ -13,7 +14,8 @@ applies the rules of spec §2.1-§2.6:
 * 3.5: 6699 frames, AES-GCM, plaintext ``[retcode] [version header] json``.
 
 Frames from a device carry a 4-byte retcode (spec §1.1, tinytuya ``_receive`` ``no_retcode=False``);
-frames from a client never do.
+frames from a client never do. Integrity checks (CRC32, HMAC compared in constant time, GCM tag) are
+:func:`.frame.verify_55aa` and :func:`.frame.open_6699`.
 """
 
 from __future__ import annotations
@@ -24,22 +26,12 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from .const import NEGOTIATION_CMDS, NO_HEADER_CMDS, VERSION_HEADER_LEN, VERSIONS
-from .crypto import (
-    GCM_IV_LEN,
-    GCM_TAG_LEN,
-    ecb_decrypt,
-    ecb_encrypt,
-    gcm_decrypt,
-    hmac_sha256,
-    v31_signature,
-)
+from .crypto import GCM_IV_LEN, ecb_decrypt, ecb_encrypt, v31_signature
 from .errors import TuyaFrameError, TuyaProtocolError
-from .frame import HEADER_6699_LEN, SUFFIX_LEN, RawFrame, crc32, pack_55aa, pack_6699
-
-Role = Literal["client", "device"]
+from .frame import RawFrame, open_6699, pack_55aa, pack_6699, verify_55aa
 
 _V31_SIG_LEN = 16
 
@@ -51,7 +43,7 @@ class Message:
     Attributes:
         seqno: sequence number of the frame.
         cmd: command number.
-        retcode: the device's return code (None in frames sent by a client).
+        retcode: the device's return code (None when the frame was too short to carry one).
         payload: plaintext after the retcode and version header were removed (usually JSON,
             sometimes an error string such as ``b"data format error"``, often empty for ACKs).
 
@@ -84,12 +76,11 @@ def version_header(version: str) -> bytes:
 
 
 class MessageCodec:
-    """Encode and decode the messages of one connection.
+    """Encode a client's requests and decode a device's answers on one connection.
 
     Args:
         version: protocol version, one of ``"3.1"`` ... ``"3.5"``.
         local_key: the device's 16-byte local key.
-        role: ``"client"`` (we talk to a plug) or ``"device"`` (the simulator plays a plug).
         iv_factory: returns a fresh 12-byte GCM nonce (3.5); random by default.
 
     Raises:
@@ -102,7 +93,6 @@ class MessageCodec:
         version: str,
         local_key: bytes,
         *,
-        role: Role = "client",
         iv_factory: Callable[[], bytes] | None = None,
     ) -> None:
         """Set up a codec; see the class docstring."""
@@ -112,7 +102,6 @@ class MessageCodec:
             raise ValueError("local key must be 16 bytes")
         self.version = version
         self.local_key = local_key
-        self.role: Role = role
         #: Session key of 3.4/3.5 once negotiated; None before.
         self.session_key: bytes | None = None
         self._iv_factory = iv_factory or (lambda: os.urandom(GCM_IV_LEN))
@@ -129,42 +118,26 @@ class MessageCodec:
         return self.session_key
 
     # ------------------------------------------------------------------ encode
-    def encode(self, seqno: int, cmd: int, payload: bytes, *, retcode: int | None = None) -> bytes:
-        """Build the frame carrying ``payload`` (plain JSON or raw bytes such as a nonce).
-
-        ``retcode`` is only written in the device role (0 when not given).
-        """
-        if self.role == "device" and retcode is None:
-            retcode = 0
-        if self.role == "client":
-            retcode = None
-        header = b"" if cmd in NO_HEADER_CMDS else version_header(self.version)
+    def encode(self, seqno: int, cmd: int, payload: bytes) -> bytes:
+        """Build the client frame carrying ``payload`` (plain JSON or raw bytes such as a nonce)."""
+        header = b"" if cmd in NO_HEADER_CMDS or not payload else version_header(self.version)
         v = self._vnum
         if v >= 3.5:
-            rc = retcode.to_bytes(4, "big") if retcode is not None else b""
-            plain = rc + (header if payload else b"") + payload
-            return pack_6699(seqno, cmd, plain, self._key_for(cmd), self._iv_factory())
+            return pack_6699(seqno, cmd, header + payload, self._key_for(cmd), self._iv_factory())
         if v >= 3.4:
             key = self._key_for(cmd)
-            if not payload and retcode is not None:
-                body = b""  # device ACKs are empty
-            else:
-                body = ecb_encrypt(key, (header if payload else b"") + payload)
-            return pack_55aa(seqno, cmd, body, retcode=retcode, hmac_key=key)
+            return pack_55aa(seqno, cmd, ecb_encrypt(key, header + payload), hmac_key=key)
         if v >= 3.2:
-            body = ecb_encrypt(self.local_key, payload) if payload else b""
-            if body and header and (self.role == "client" or cmd == 0x08):
-                body = header + body
-            return pack_55aa(seqno, cmd, body, retcode=retcode)
-        # 3.1: CONTROL from a client and STATUS from a device are encrypted.
-        if payload and (cmd == 0x07 or (self.role == "device" and cmd == 0x08)):
+            body = header + ecb_encrypt(self.local_key, payload) if payload else b""
+            return pack_55aa(seqno, cmd, body)
+        if payload and cmd == 0x07:  # 3.1: only CONTROL is encrypted and signed (spec §2.2)
             b64 = base64.b64encode(ecb_encrypt(self.local_key, payload))
             payload = b"3.1" + v31_signature(b64, self.local_key) + b64
-        return pack_55aa(seqno, cmd, payload, retcode=retcode)
+        return pack_55aa(seqno, cmd, payload)
 
     # ------------------------------------------------------------------ decode
     def decode(self, frame: RawFrame) -> Message:
-        """Verify and decrypt one frame from the peer.
+        """Verify and decrypt one frame from the device.
 
         Raises:
             TuyaFrameError: integrity check failed (bad CRC, HMAC or GCM tag) or the frame kind
@@ -172,48 +145,19 @@ class MessageCodec:
             TuyaProtocolError: the payload could not be decrypted (typically a wrong key).
 
         """
-        expect_rc = self.role == "client"
         v = self._vnum
         if frame.is_6699 != (v >= 3.5):
             raise TuyaFrameError("frame kind does not match the protocol version")
         if frame.is_6699:
-            return self._decode_6699(frame, expect_rc=expect_rc)
-        hmac_key = self._key_for(frame.cmd) if v >= 3.4 else None
-        trailer = (32 if hmac_key else 4) + SUFFIX_LEN
-        if len(frame.data) < 16 + trailer:
-            raise TuyaFrameError("frame too short for its integrity field")
-        end = len(frame.data) - trailer
-        covered, check = frame.data[:end], frame.data[end : end + trailer - SUFFIX_LEN]
-        if hmac_key is not None:
-            if hmac_sha256(hmac_key, covered) != check:
-                raise TuyaFrameError("HMAC mismatch (tampered frame or wrong key)")
-        elif crc32(covered) != int.from_bytes(check, "big"):
-            raise TuyaFrameError("CRC mismatch")
-        body = frame.data[16:end]
-        retcode = None
-        if expect_rc and len(body) >= 4:
-            retcode = int.from_bytes(body[:4], "big")
-            body = body[4:]
+            plain = open_6699(frame, self._key_for(frame.cmd))
+            retcode, plain = _split_retcode(plain)
+            if frame.cmd not in NEGOTIATION_CMDS:  # binary nonces/HMACs may start with b"3."
+                plain = self._strip_header(plain)
+            return Message(frame.seqno, frame.cmd, retcode, plain)
+        body = verify_55aa(frame, self._key_for(frame.cmd) if v >= 3.4 else None)
+        retcode, body = _split_retcode(body)
         payload = self._decrypt_55aa(frame.cmd, body)
         return Message(frame.seqno, frame.cmd, retcode, payload)
-
-    def _decode_6699(self, frame: RawFrame, *, expect_rc: bool) -> Message:
-        data = frame.data
-        iv = data[HEADER_6699_LEN : HEADER_6699_LEN + GCM_IV_LEN]
-        sealed = data[HEADER_6699_LEN + GCM_IV_LEN : len(data) - SUFFIX_LEN]
-        if len(sealed) < GCM_TAG_LEN:
-            raise TuyaFrameError("6699 frame too short")
-        try:
-            plain = gcm_decrypt(self._key_for(frame.cmd), iv, sealed, data[4:HEADER_6699_LEN])
-        except TuyaProtocolError as err:
-            raise TuyaFrameError(str(err)) from None
-        retcode = None
-        if expect_rc and len(plain) >= 4:
-            retcode = int.from_bytes(plain[:4], "big")
-            plain = plain[4:]
-        if frame.cmd not in NEGOTIATION_CMDS:  # binary nonces/HMACs may start with b"3."
-            plain = self._strip_header(plain)
-        return Message(frame.seqno, frame.cmd, retcode, plain)
 
     def _strip_header(self, data: bytes) -> bytes:
         if len(data) >= VERSION_HEADER_LEN and data[:1] == b"3" and data[1:2] == b".":
@@ -232,8 +176,8 @@ class MessageCodec:
             # The clear "3.x" header is 15 bytes and AES-ECB output a multiple of 16, so a header
             # is present iff the length is 15 mod 16. A ciphertext may itself start with b"{" or
             # b"3." (its first block is constant per device id and key, so for about 1 device in
-            # 256 every reply would be misread): decrypt first, and fall back to plaintext only in
-            # the client role and only when the bytes do not decrypt.
+            # 256 every reply would be misread): decrypt first, and fall back to plaintext only
+            # when the bytes do not decrypt.
             if len(body) % 16 == 15:
                 body = self._strip_header(body)
             if not body:
@@ -242,19 +186,22 @@ class MessageCodec:
                 return ecb_decrypt(self.local_key, body)
             except TuyaProtocolError:
                 plain = self._strip_header(body)
-                if self.role == "client" and plain[:1] == b"{":
+                if plain[:1] == b"{":
                     return plain  # a plaintext reply some firmware sends
                 raise
-        # 3.1
+        # 3.1: replies are plaintext JSON or "3.1" + signature + base64(AES-ECB) (spec §2.2)
         if body[:3] == b"3.1":
             b64 = body[3 + _V31_SIG_LEN :]
-            if self.role == "device" and v31_signature(b64, self.local_key) != bytes(
-                body[3 : 3 + _V31_SIG_LEN]
-            ):
-                raise TuyaProtocolError("3.1 signature mismatch (wrong key?)")
             try:
                 raw = base64.b64decode(b64, validate=True)
             except binascii.Error:
                 raise TuyaProtocolError("3.1 payload is not base64") from None
             return ecb_decrypt(self.local_key, raw)
         return body
+
+
+def _split_retcode(body: bytes) -> tuple[int | None, bytes]:
+    """Device frames start with a 4-byte retcode (spec §1.1, §1.2)."""
+    if len(body) >= 4:
+        return int.from_bytes(body[:4], "big"), body[4:]
+    return None, body

@@ -1,4 +1,6 @@
-"""Session-key negotiation of protocols 3.4 and 3.5, as sans-I/O state machines.
+"""Client side of the session-key negotiation of protocols 3.4 and 3.5, as a sans-I/O state machine.
+
+The device side lives in the simulator (``tuya_sim.codec.DeviceHandshake``), written independently.
 
 The exchange (spec §2.7; tinytuya ``XenonDevice._negotiate_session_key*``, tuyapi ``index.js``
 ``_packetHandler``, openHAB ``CryptoUtil``), all keyed with the real local key:
@@ -23,6 +25,11 @@ from .errors import TuyaKeyError, TuyaProtocolError
 NONCE_LEN = 16
 
 
+def random_nonce() -> bytes:
+    """A fresh 16-byte client nonce (looked up at call time, so replay tests can pin it)."""
+    return os.urandom(NONCE_LEN)
+
+
 def derive_session_key(
     version: str, local_key: bytes, client_nonce: bytes, device_nonce: bytes
 ) -> bytes:
@@ -45,7 +52,7 @@ class ClientNegotiation:
         """Start a negotiation; ``client_nonce`` is random unless given (tests only)."""
         self.version = version
         self._key = local_key
-        self.client_nonce = client_nonce or os.urandom(NONCE_LEN)
+        self.client_nonce = client_nonce or random_nonce()
         self.session_key: bytes | None = None
 
     @property
@@ -71,44 +78,3 @@ class ClientNegotiation:
             self.version, self._key, self.client_nonce, device_nonce
         )
         return hmac_sha256(self._key, device_nonce)
-
-
-class DeviceNegotiation:
-    """Device side of the negotiation (used by the simulator)."""
-
-    def __init__(self, version: str, local_key: bytes, device_nonce: bytes | None = None) -> None:
-        """Prepare; ``device_nonce`` defaults to 16 random hex characters like real plugs."""
-        self.version = version
-        self._key = local_key
-        self.device_nonce = device_nonce or os.urandom(NONCE_LEN // 2).hex().encode()
-        self._client_nonce: bytes | None = None
-        self.session_key: bytes | None = None
-
-    def handle_start(self, payload: bytes) -> bytes:
-        """Take the client's 0x03 payload; return the 0x04 payload.
-
-        Raises:
-            TuyaProtocolError: the nonce is not 16 bytes.
-
-        """
-        if len(payload) != NONCE_LEN:
-            raise TuyaProtocolError("client nonce must be 16 bytes")
-        self._client_nonce = payload
-        return self.device_nonce + hmac_sha256(self._key, payload)
-
-    def handle_finish(self, payload: bytes) -> bytes:
-        """Check the client's 0x05 payload and return the session key.
-
-        Raises:
-            TuyaKeyError: the client's HMAC does not verify.
-            TuyaProtocolError: FINISH came before START.
-
-        """
-        if self._client_nonce is None:
-            raise TuyaProtocolError("negotiation finish before start")
-        if not hmac.compare_digest(payload[:32], hmac_sha256(self._key, self.device_nonce)):
-            raise TuyaKeyError("client failed to prove the local key")
-        self.session_key = derive_session_key(
-            self.version, self._key, self._client_nonce, self.device_nonce
-        )
-        return self.session_key
