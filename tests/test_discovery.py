@@ -18,7 +18,6 @@ import logging
 import signal
 import socket
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -646,9 +645,7 @@ async def test_requests_are_sent_periodically(receiver: socket.socket) -> None:
         request_targets=[(LOOPBACK_BROADCAST, port)],
         client_ip="127.0.0.1",
     )
-    started = time.monotonic()
     await lst.start()
-    assert time.monotonic() - started < 0.5  # start never blocks
     try:
         requests = []
         for _ in range(3):
