@@ -14,9 +14,9 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from .connection import Connection, handshake
 from .errors import (
     HubAuthError,
     HubCommandError,
@@ -25,153 +25,23 @@ from .errors import (
     HubProtocolError,
     HubTimeoutError,
 )
-from .protocol import (
-    DEFAULT_PORT,
-    MAX_HANDSHAKE_RECORD,
-    ClientHandshake,
-    JsonObject,
-    RecordReader,
-    SecureChannel,
+from .models import (
+    HubHealth,
+    Inventory,
+    PlugState,
+    StateUpdate,
+    apply_state,
+    offline,
+    parse_inventory,
+    parse_plug,
+    replace_plugs,
 )
+from .protocol import DEFAULT_PORT, JsonObject
 
 _LOGGER = logging.getLogger(__name__)
 
 type StateCallback = Callable[[StateUpdate], None]
 type ConnectionCallback = Callable[[bool], None]
-
-
-@dataclass(frozen=True, slots=True)
-class PlugState:
-    """One plug as the hub reports it.
-
-    ``dps`` maps DP ids (strings) to values; ``updated`` is the hub's Unix time (s) of the
-    last DP update, or ``None`` before the first one. The local key is never reported.
-    """
-
-    device_id: str
-    name: str
-    version: str
-    host: str
-    port: int
-    online: bool
-    dps: dict[str, Any] = field(default_factory=dict)
-    updated: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Inventory:
-    """The hub's hello/inventory: identity, firmware and plugs keyed by device id.
-
-    ``time`` is the hub clock (Unix seconds); ``max_plugs`` the plug limit of its socket budget.
-    """
-
-    hub_id: str
-    firmware: str
-    protocol: int
-    time: int
-    max_plugs: int
-    plugs: dict[str, PlugState]
-
-
-@dataclass(frozen=True, slots=True)
-class StateUpdate:
-    """A state push: the DPs that changed (possibly none, for an online/offline change).
-
-    ``timestamp`` is the hub's Unix time in seconds.
-    """
-
-    device_id: str
-    online: bool
-    dps: dict[str, Any]
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class HubHealth:
-    """Hub health snapshot.
-
-    Heap figures in bytes after a garbage collection, uptime in seconds, Wi-Fi RSSI in dBm
-    (``None`` when unknown), ``time`` the hub clock in Unix seconds.
-    """
-
-    heap_free: int
-    heap_alloc: int
-    uptime_s: int
-    rssi: int | None
-    plugs: int
-    plugs_online: int
-    clients: int
-    time: int
-    time_synced: bool
-
-
-def _plug(data: JsonObject) -> PlugState:
-    return PlugState(
-        device_id=str(data["id"]),
-        name=str(data.get("name", data["id"])),
-        version=str(data.get("ver", "")),
-        host=str(data.get("host", "")),
-        port=int(data.get("port", 6668)),
-        online=bool(data.get("online", False)),
-        dps=dict(data.get("dps") or {}),
-        updated=data.get("ts"),
-    )
-
-
-def _inventory(data: JsonObject, plugs: dict[str, PlugState]) -> Inventory:
-    """Build an inventory from hub fields and the "plug" messages that preceded them (§7.1)."""
-    try:
-        count = int(data.get("plugs", len(plugs)))
-        inventory = Inventory(
-            hub_id=str(data["hub_id"]),
-            firmware=str(data.get("fw", "")),
-            protocol=int(data.get("proto", 1)),
-            time=int(data.get("time", 0)),
-            max_plugs=int(data.get("max_plugs", 0)),
-            plugs=dict(plugs),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise HubProtocolError(f"malformed inventory: {err!r}") from err
-    if count != len(plugs):
-        raise HubProtocolError(f"inventory announced {count} plugs, received {len(plugs)}")
-    return inventory
-
-
-class _Connection:
-    """One authenticated TCP connection (internal)."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        channel: SecureChannel,
-        records: RecordReader,
-        pending: list[bytes],
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.channel = channel
-        self.records = records
-        self.pending = pending
-        self.task: asyncio.Task[None] | None = None
-
-    def send(self, message: JsonObject) -> None:
-        # seal() and write() run without an await in between, so sequence numbers follow
-        # the order of the bytes on the wire.
-        self.writer.write(self.channel.seal(message))
-
-    async def recv(self) -> JsonObject:
-        while not self.pending:
-            data = await self.reader.read(8192)
-            if not data:
-                raise HubConnectionError("hub closed the connection")
-            self.pending.extend(self.records.feed(data))
-        return self.channel.open(self.pending.pop(0))
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(OSError, ConnectionError):
-            await self.writer.wait_closed()
 
 
 class HubClient:
@@ -206,7 +76,7 @@ class HubClient:
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
         self.backoff_max = backoff_max
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._inventory: Inventory | None = None
         self._staged: dict[str, PlugState] = {}
         self._next_rid = 1
@@ -256,7 +126,7 @@ class HubClient:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(self.host, self.port)
                 try:
-                    conn = await self._handshake(reader, writer)
+                    conn = await handshake(reader, writer, self._secret)
                     staged: dict[str, PlugState] = {}
                     while (hello := await conn.recv()).get("t") != "hello":
                         if hello.get("t") == "error":
@@ -273,7 +143,7 @@ class HubClient:
         except OSError as err:
             raise HubConnectionError(f"cannot connect to {self.host}:{self.port}: {err}") from err
         try:
-            inventory = _inventory(hello, staged)
+            inventory = parse_inventory(hello, staged)
         except HubProtocolError:
             await conn.close()
             raise
@@ -284,26 +154,6 @@ class HubClient:
         _LOGGER.debug("connected to hub %s at %s:%d", inventory.hub_id, self.host, self.port)
         self._notify_connection(True)
         return inventory
-
-    async def _handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> _Connection:
-        hs = ClientHandshake(self._secret)
-        writer.write(hs.hello())
-        await writer.drain()
-        records = RecordReader()
-        bodies: list[bytes] = []
-        while not bodies:
-            data = await reader.read(1024)
-            if not data:
-                raise HubConnectionError("hub closed the connection during the handshake")
-            bodies = records.feed(data)
-        if len(bodies[0]) > MAX_HANDSHAKE_RECORD or len(bodies) > 1:
-            raise HubProtocolError("unexpected server hello")
-        writer.write(hs.receive_server_hello(bodies[0]))
-        await writer.drain()
-        assert hs.channel is not None
-        return _Connection(reader, writer, hs.channel, records, [])
 
     async def start(self) -> None:
         """Keep a connection up in the background until :meth:`close`; returns at once.
@@ -367,7 +217,7 @@ class HubClient:
                     await self._drop(err)
                     break
 
-    async def _read_loop(self, conn: _Connection) -> None:
+    async def _read_loop(self, conn: Connection) -> None:
         error: HubError | None = None
         try:
             while True:
@@ -403,8 +253,8 @@ class HubClient:
             await asyncio.wait({conn.task})
         await conn.close()
         if self._inventory is not None:
-            plugs = {k: _offline(v) for k, v in self._inventory.plugs.items()}
-            self._inventory = _replace_plugs(self._inventory, plugs)
+            plugs = {k: offline(v) for k, v in self._inventory.plugs.items()}
+            self._inventory = replace_plugs(self._inventory, plugs)
         self._notify_connection(False)
 
     def _notify_connection(self, up: bool) -> None:
@@ -421,10 +271,10 @@ class HubClient:
         kind = msg.get("t")
         try:
             if kind == "plug":
-                plug = _plug(msg)
+                plug = parse_plug(msg)
                 staged[plug.device_id] = plug
             elif kind == "state" and (old := staged.get(str(msg["id"]))) is not None:
-                staged[old.device_id] = _apply(old, msg)
+                staged[old.device_id] = apply_state(old, msg)
             elif kind == "removed":
                 staged.pop(str(msg["id"]), None)
         except (KeyError, TypeError, ValueError) as err:
@@ -438,7 +288,7 @@ class HubClient:
             if self._inventory is not None:
                 plugs = dict(self._inventory.plugs)
                 self._stage(plugs, msg)
-                self._inventory = _replace_plugs(self._inventory, plugs)
+                self._inventory = replace_plugs(self._inventory, plugs)
         elif kind == "result":
             fut = self._pending.pop(msg.get("rid", -1), None)
             if fut is not None and not fut.done():
@@ -464,12 +314,12 @@ class HubClient:
             _LOGGER.warning("malformed state push from hub %s", self.host)
             return
         if update.device_id in self._staged:
-            self._staged[update.device_id] = _apply(self._staged[update.device_id], msg)
+            self._staged[update.device_id] = apply_state(self._staged[update.device_id], msg)
         inv = self._inventory
         if inv is not None and update.device_id in inv.plugs:
             plugs = dict(inv.plugs)
-            plugs[update.device_id] = _apply(inv.plugs[update.device_id], msg)
-            self._inventory = _replace_plugs(inv, plugs)
+            plugs[update.device_id] = apply_state(inv.plugs[update.device_id], msg)
+            self._inventory = replace_plugs(inv, plugs)
         for cb in list(self._state_cbs):
             try:
                 cb(update)
@@ -509,7 +359,7 @@ class HubClient:
         self._staged = {}
         data = await self._request("inventory")
         # The hub sends one "plug" message per plug before the result (§7.1).
-        self._inventory = _inventory(data, self._staged)
+        self._inventory = parse_inventory(data, self._staged)
         self._staged = {}
         return self._inventory
 
@@ -591,29 +441,6 @@ class HubClient:
             )
         except (KeyError, TypeError, ValueError) as err:
             raise HubProtocolError(f"malformed health reply: {err!r}") from err
-
-
-def _apply(p: PlugState, msg: JsonObject) -> PlugState:
-    """A plug after a state push (changed DPs merged, online flag and timestamp updated)."""
-    dps = dict(msg.get("dps") or {})
-    return PlugState(
-        device_id=p.device_id,
-        name=p.name,
-        version=p.version,
-        host=p.host,
-        port=p.port,
-        online=bool(msg.get("online", False)),
-        dps={**p.dps, **dps},
-        updated=int(msg.get("ts") or 0) if dps else p.updated,
-    )
-
-
-def _offline(p: PlugState) -> PlugState:
-    return PlugState(p.device_id, p.name, p.version, p.host, p.port, False, p.dps, p.updated)
-
-
-def _replace_plugs(inv: Inventory, plugs: dict[str, PlugState]) -> Inventory:
-    return Inventory(inv.hub_id, inv.firmware, inv.protocol, inv.time, inv.max_plugs, plugs)
 
 
 __all__ = [
