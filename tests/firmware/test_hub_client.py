@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -55,7 +56,34 @@ HELLO = {
     "plugs": 1,
 }
 
+HEALTH = {
+    "heap_free": 1,
+    "heap_alloc": 2,
+    "uptime_s": 3,
+    "rssi": None,
+    "plugs": 1,
+    "plugs_online": 1,
+    "clients": 1,
+    "time": 1_795_300_000,
+    "time_synced": True,
+    "time_source": "ha",
+    "reset_cause": "watchdog",
+    "idf_heap_free": 40_000,
+    "idf_heap_largest": 30_000,
+    "mp_heap_free": 20_000,
+    "mp_heap_largest": 10_000,
+    "future_member": [1, 2],
+}
+
 Responder = Callable[["FakeConn", dict[str, Any]], None]
+
+
+def _ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class FakeConn:
@@ -68,6 +96,9 @@ class FakeConn:
 
     def result(self, req: dict[str, Any], data: Any) -> None:
         self.send({"t": "result", "rid": req["rid"], "ok": True, "data": data})
+
+    def error(self, req: dict[str, Any], code: str, msg: str = "") -> None:
+        self.send({"t": "result", "rid": req["rid"], "ok": False, "err": code, "msg": msg})
 
 
 class FakeHub:
@@ -143,9 +174,19 @@ def answer_all(conn: FakeConn, req: dict[str, Any]) -> None:
         conn.send(PLUG)
         conn.result(req, {k: v for k, v in HELLO.items() if k != "t"})
     elif kind == "health":
-        conn.result(req, {"heap_free": 1, "uptime_s": 2})  # malformed: fields missing
+        conn.result(req, HEALTH)
+    elif kind == "time":
+        conn.result(req, {"time": req["time"], "source": "ha"})
+    elif kind == "host":
+        if req["id"] != "p1":
+            conn.error(req, "unknown_device")
+        elif not _ipv4(req["host"]):
+            conn.error(req, "bad_request")
+        else:
+            conn.send({**PLUG, "host": req["host"]})
+            conn.result(req, {"id": req["id"]})
     elif kind == "add":
-        conn.send({"t": "result", "rid": req["rid"], "ok": False, "err": "limit", "msg": "x"})
+        conn.error(req, "limit", "x")
     elif kind == "remove":
         conn.send({"t": "removed", "id": req["id"]})
         conn.result(req, {"id": req["id"]})
@@ -191,21 +232,37 @@ async def test_requests_pushes_and_callbacks(caplog: pytest.LogCaptureFixture) -
                 await client.add_plug("p2", "0123456789abcdef", "127.0.0.2")
             assert err.value.code == "limit"
             assert err.value.message == "x"
-            with pytest.raises(HubProtocolError):
-                await client.health()
+            health = await client.health()
+            assert health.rssi is None
+            assert health.time_synced
+            assert health.time_source == "ha"
+            assert health.reset_cause == "watchdog"
+            assert (health.idf_heap_free, health.idf_heap_largest) == (40_000, 30_000)
+            assert (health.mp_heap_free, health.mp_heap_largest) == (20_000, 10_000)
+            assert health.extra == {"future_member": [1, 2]}
             inv = await client.refresh_inventory()
             assert set(inv.plugs) == {"p1"}
             await client.remove_plug("p1")
             assert client.inventory.plugs == {}
-            # pushes: new plug, state for unknown and malformed, unknown type
+            # pushes: new plug, state for an unknown plug, unknown type, a hello, an error
             conn = hub.conns[0]
             conn.send({**PLUG, "id": "p3"})
             conn.send({"t": "state", "id": "zz", "online": False, "dps": {}, "ts": 1})
-            conn.send({"t": "state", "online": False})
-            conn.send({"t": "whatever"})
+            conn.send({"t": "whatever", "rid": [1]})
+            conn.send(HELLO)
+            conn.send({"t": "error", "err": "bad_request", "msg": "missing rid"})
+            conn.send({"t": "result", "rid": 999, "ok": True, "data": "late"})
             await client.ping()
             assert set(client.inventory.plugs) == {"p3"}
-            assert "malformed state push" in caplog.text
+            assert "bad_request" in caplog.text
+            assert len(hub.conns) == 1  # none of these ends the connection
+            # a malformed state push does: protocol error (§5), the pending ping fails
+            conn.send({"t": "state", "online": False})
+            with pytest.raises(HubConnectionError):
+                await client.ping()
+            assert isinstance(client.last_error, HubProtocolError)
+            assert "'id' missing" in str(client.last_error)
+            assert not client.connected
             await client.connect()  # reconnect while connected: the old link is closed
             assert client.connected
         finally:
