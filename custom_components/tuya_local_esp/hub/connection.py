@@ -164,15 +164,19 @@ class HubConnection:
         self.abort(error)
 
     async def _read_loop(self) -> None:
-        while True:
-            message = parse_message(await self.recv())
-            if isinstance(message, Result):
-                self._resolve(message)
-            elif message is not None:
-                assert self._on_message is not None
-                self._on_message(message)
-            else:
-                _LOGGER.debug("hub %s: ignoring a message of unknown type", self._label)
+        try:
+            while True:
+                message = parse_message(await self.recv())
+                if isinstance(message, Result):
+                    self._resolve(message)
+                elif message is not None:
+                    assert self._on_message is not None
+                    self._on_message(message)
+                else:
+                    _LOGGER.debug("hub %s: ignoring a message of unknown type", self._label)
+        except HubError as err:
+            # end here, before anyone awaiting a request resumes (they see the link down)
+            self.abort(err)
 
     def _resolve(self, result: Result) -> None:
         pending = self._pending.pop(result.rid, None)
@@ -186,7 +190,8 @@ class HubConnection:
         try:
             value = pending.parse(result.data)
         except HubProtocolError as err:
-            pending.fail(HubProtocolError(f"{pending.kind}: {err}"))
+            self.abort(err)
+            pending.fail(err)
             raise
         if not pending.future.done():
             pending.future.set_result(value)
