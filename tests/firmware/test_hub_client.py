@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
+import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,7 +28,16 @@ from custom_components.tuya_local_esp.hub import (
     StateUpdate,
 )
 from custom_components.tuya_local_esp.hub.connection import HubConnection, open_connection
-from custom_components.tuya_local_esp.hub.models import HubMessage, HubTime
+from custom_components.tuya_local_esp.hub.models import (
+    HubInfo,
+    HubMessage,
+    HubNotice,
+    HubTime,
+    PlugState,
+    Removed,
+    Result,
+    parse_message,
+)
 from custom_components.tuya_local_esp.hub.protocol import (
     LABEL_CLIENT,
     LABEL_KEYS,
@@ -338,6 +349,9 @@ async def test_bad_records_and_inventory() -> None:
     async with fake_hub(hello=[{"t": "plug"}, HELLO]) as hub:  # plug without id
         with pytest.raises(HubProtocolError):
             await HubClient("127.0.0.1", hub.port, SECRET).connect()
+    async with fake_hub(hello=[{"t": "error", "err": "internal", "msg": "out of memory"}]) as hub:
+        with pytest.raises(HubConnectionError, match="refused the connection: internal"):
+            await HubClient("127.0.0.1", hub.port, SECRET).connect()
     async with fake_hub(hello=[{"t": "error", "err": "busy", "msg": "too many clients"}]) as hub:
         with pytest.raises(HubConnectionError, match="busy"):
             await HubClient("127.0.0.1", hub.port, SECRET).connect()
@@ -648,3 +662,109 @@ async def test_wake_cuts_the_backoff_short() -> None:
             await client.wait_connected(10)  # well before the 30 s wait ends
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("msg", "error"),
+    [
+        ([1], "not a JSON object"),
+        ({"rid": 1}, "'t' missing"),
+        ({"t": 1}, "'t' is int"),
+        ({"t": "result", "rid": [1], "ok": True}, "'rid' is list"),
+        ({"t": "result", "rid": True, "ok": True}, "'rid' is bool"),
+        ({"t": "result", "rid": 0, "ok": True}, "rid 0 out of range"),
+        ({"t": "result", "rid": 2**30, "ok": True}, "out of range"),
+        ({"t": "result", "rid": 5, "ok": "yes"}, "'ok' is str"),
+        ({"t": "result", "rid": 5, "ok": False}, "'err' missing"),
+        ({"t": "plug", "id": ""}, "empty 'id'"),
+        ({"t": "plug", "id": "x", "port": 70000}, "port 70000 out of range"),
+        ({"t": "plug", "id": "x", "name": None}, "'name' is NoneType"),
+        ({"t": "plug", "id": "x", "ts": "now"}, "'ts' is str"),
+        ({"t": "state", "id": 5}, "'id' is int"),
+        ({"t": "state", "id": "x", "online": 1}, "'online' is int"),
+        ({"t": "state", "id": "x", "ts": 1.5}, "'ts' is float"),
+        ({"t": "state", "id": "x", "dps": [True]}, "'dps' is list"),
+        ({"t": "state", "id": "x", "dps": {"1": [1]}}, "DP '1' is list"),
+        ({"t": "state", "id": "x", "dps": {1: True}}, "DP id is int"),
+        ({"t": "removed"}, "'id' missing"),
+        ({"t": "error", "err": 3}, "'err' is int"),
+        ({"t": "hello", "hub_id": ""}, "empty 'hub_id'"),
+        ({"t": "hello", "hub_id": "h", "plugs": "1"}, "'plugs' is str"),
+        ({"t": "hello", "hub_id": "h", "time_source": 1}, "'time_source' is int"),
+    ],
+)
+def test_malformed_messages(msg: object, error: str) -> None:
+    with pytest.raises(HubProtocolError, match=error):
+        parse_message(msg)
+
+
+def test_well_formed_messages() -> None:
+    assert parse_message(PLUG) == PlugState(
+        "p1", "One", "3.3", "127.0.0.1", 6668, True, {"1": True}, 100
+    )
+    assert parse_message({"t": "plug", "id": "p2"}) == PlugState(
+        "p2", "p2", "", "", 6668, False, {}, None
+    )
+    assert parse_message(
+        {"t": "state", "id": "p1", "online": True, "dps": {"19": 2.5, "3": None}, "ts": None}
+    ) == StateUpdate("p1", True, {"19": 2.5, "3": None}, 0)
+    assert parse_message({"t": "removed", "id": "p1"}) == Removed("p1")
+    assert parse_message({"t": "result", "rid": 3, "ok": True}) == Result(3, True)
+    assert parse_message({"t": "result", "rid": 3, "ok": False, "err": "offline"}) == Result(
+        3, False, None, "offline", ""
+    )
+    assert parse_message({"t": "error", "err": "busy"}) == HubNotice("busy", "")
+    assert parse_message(HELLO) == HubInfo("fake", "9", 1, 5, 7, 1, None)
+    assert parse_message({"t": "later", "x": [1]}) is None
+
+
+async def test_handshake_failures() -> None:
+    async def close_at_once(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.readexactly(2 + 21)
+        w.close()
+
+    async def two_records(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.readexactly(2 + 21)
+        w.write(encode_record(MAGIC + b"\x01") * 2)
+        await r.read()
+        w.close()
+
+    async def reset(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.readexactly(2 + 21)
+        sock = w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        w.transport.abort()  # RST instead of FIN
+
+    cases: list[tuple[Any, type[Exception], str]] = [
+        (close_at_once, HubConnectionError, "closed the connection during the handshake"),
+        (two_records, HubProtocolError, "unexpected records"),
+        (reset, HubConnectionError, "failed"),
+    ]
+    for handler, error, text in cases:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            with pytest.raises(error, match=text):
+                await HubClient("127.0.0.1", port, SECRET).connect()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+
+async def test_refused_ping_still_proves_the_hub_alive() -> None:
+    def refuse_pings(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] == "ping":
+            conn.error(req, "internal", "MemoryError")
+        else:
+            answer_all(conn, req)
+
+    async with fake_hub(refuse_pings) as hub:
+        client = HubClient("127.0.0.1", hub.port, SECRET, timeout=2, ping_interval=0.05)
+        try:
+            await client.connect()
+            await wait_for(lambda: sum(r["t"] == "ping" for r in hub.requests) >= 3)
+            assert client.connected
+            assert len(hub.conns) == 1
+            assert client.backoff_max == 60.0
+        finally:
+            await client.close()
