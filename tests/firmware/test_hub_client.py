@@ -768,3 +768,21 @@ async def test_refused_ping_still_proves_the_hub_alive() -> None:
             assert client.backoff_max == 60.0
         finally:
             await client.close()
+
+
+async def test_direct_connect_while_supervised_is_kept() -> None:
+    async with fake_hub() as hub:
+        client = HubClient("127.0.0.1", hub.port, SECRET, timeout=2)
+        try:
+            await client.start()
+            await client.wait_connected(5)
+            await client.connect()  # replaces the supervised connection
+            await client.ping()
+            client.wake()  # end the supervisor's backoff wait, if it started one
+            for _ in range(3):
+                await client.ping()
+            assert hub.count == 2  # the supervisor watches the new one, opens no third
+            assert client.connected
+        finally:
+            await client.close()
+        assert hub_tasks() == []

@@ -257,17 +257,20 @@ class HubClient:
     async def _supervise(self) -> None:
         """Connect, wait for the connection to end, back off, repeat (until :meth:`close`)."""
         while not self._closing:
-            try:
-                conn_up = await self._connect_once()
-            except Exception:
-                # a bug, not a hub failure: log it and keep pacing instead of spinning
-                _LOGGER.exception(
-                    "hub %s:%d: unexpected error while connecting", self.host, self.port
-                )
-                conn_up = None
-            if conn_up is not None:
+            conn = self._conn
+            if conn is None:
+                try:
+                    conn = await self._connect_once()
+                except Exception:
+                    # a bug, not a hub failure: log it and keep pacing instead of spinning
+                    _LOGGER.exception(
+                        "hub %s:%d: unexpected error while connecting", self.host, self.port
+                    )
+            if conn is not None:
                 since = time.monotonic()
-                await conn_up.wait_closed()
+                await conn.wait_closed()
+                if self._conn is not None:
+                    continue  # replaced by a direct connect(): watch that one
                 if time.monotonic() - since >= STABLE_AFTER:
                     self._backoff.reset()
                     continue
@@ -294,7 +297,7 @@ class HubClient:
                 pass  # it answered: alive
             except HubError as err:
                 _LOGGER.debug("hub %s ping failed: %s", self.host, err)
-                raise  # ends the connection (spawn's guard); the supervisor reconnects
+                raise  # ends the connection (HubConnection.spawn); the supervisor reconnects
             if time.monotonic() - synced >= self.time_interval:
                 synced = time.monotonic()
                 await self._time_answer(
