@@ -34,6 +34,8 @@ from custom_components.tuya_local_esp.hub.protocol import (
     hmac_sha256,
 )
 
+from .conftest import wait_for
+
 V = json.loads((Path(__file__).parents[1] / "vectors" / "hub_channel_v1.json").read_text())
 h = bytes.fromhex
 
@@ -232,7 +234,9 @@ async def test_client_timeouts_and_errors() -> None:
         assert inv.plugs == {}
         with pytest.raises(HubTimeoutError):
             await client.ping()
-        assert requests[0]["t"] == "ping"
+        # the clock goes first, right after the hello (HUB-ADDITIONS 1), then our ping
+        await wait_for(lambda: len(requests) >= 2)
+        assert [r["t"] for r in requests] == ["time", "ping"]
         with pytest.raises(HubAuthError):
             await HubClient("127.0.0.1", port, b"wrong-secret").connect()
     finally:

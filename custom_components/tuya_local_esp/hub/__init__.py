@@ -8,15 +8,17 @@ The channel is specified in ``docs/hub-protocol.md``. Typical use::
     confirmed = await client.set_dps(device_id, {"1": True})
 """
 
-from .client import HubClient, HubHealth, Inventory, PlugState, StateUpdate
+from .client import HubClient
 from .errors import (
     HubAuthError,
+    HubBusyError,
     HubCommandError,
     HubConnectionError,
     HubError,
     HubProtocolError,
     HubTimeoutError,
 )
+from .models import HubHealth, HubTime, Inventory, PlugState, StateUpdate
 from .protocol import DEFAULT_PORT, MAX_RECORD, PROTOCOL_VERSION
 
 __all__ = [
@@ -24,12 +26,14 @@ __all__ = [
     "MAX_RECORD",
     "PROTOCOL_VERSION",
     "HubAuthError",
+    "HubBusyError",
     "HubClient",
     "HubCommandError",
     "HubConnectionError",
     "HubError",
     "HubHealth",
     "HubProtocolError",
+    "HubTime",
     "HubTimeoutError",
     "Inventory",
     "PlugState",

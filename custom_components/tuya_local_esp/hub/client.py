@@ -1,177 +1,65 @@
-"""Asyncio client for the ESP32 hub (``docs/hub-protocol.md``).
+"""Asyncio client of one ESP32 hub (``docs/hub-protocol.md``).
 
-:class:`HubClient` keeps one authenticated connection to the hub: it performs the handshake,
-receives the inventory, delivers state pushes to subscribers, matches request ids to results,
-pings the hub, and (after :meth:`HubClient.start`) reconnects by itself with exponential
-backoff. Every wait is bounded by a timeout.
+One job: keep Home Assistant's view of one hub. :class:`HubClient` opens connections
+(:mod:`.connection`), keeps the inventory current from pushes, delivers state pushes to
+subscribers, offers the requests of §7.3, pings the hub, gives it HA's clock after every
+``hello`` and hourly, and (after :meth:`HubClient.start`) reconnects by itself, paced by the
+shared :class:`~custom_components.tuya_local_esp.tuya.backoff.Backoff`. Every wait is bounded by
+a timeout; every task it starts is owned by the client or by a connection and ends with it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+from ..tuya.backoff import Backoff
+from .connection import HubConnection, PendingRequest, open_connection
 from .errors import (
     HubAuthError,
+    HubBusyError,
     HubCommandError,
     HubConnectionError,
     HubError,
     HubProtocolError,
     HubTimeoutError,
 )
-from .protocol import (
-    DEFAULT_PORT,
-    MAX_HANDSHAKE_RECORD,
-    ClientHandshake,
-    JsonObject,
-    RecordReader,
-    SecureChannel,
+from .models import (
+    HubHealth,
+    HubInfo,
+    HubMessage,
+    HubNotice,
+    HubTime,
+    Inventory,
+    PlugState,
+    Removed,
+    StateUpdate,
+    apply_state,
+    build_inventory,
+    offline,
+    parse_health,
+    parse_hub_info,
+    parse_message,
+    parse_reply_object,
+    parse_set_result,
+    parse_time_result,
+    replace_plugs,
 )
+from .protocol import DEFAULT_PORT
 
 _LOGGER = logging.getLogger(__name__)
 
 type StateCallback = Callable[[StateUpdate], None]
 type ConnectionCallback = Callable[[bool], None]
 
+STABLE_AFTER: Final = 30.0
+"""A connection that lasted this long (s) ends the outage: the next attempt starts at once."""
 
-@dataclass(frozen=True, slots=True)
-class PlugState:
-    """One plug as the hub reports it.
-
-    ``dps`` maps DP ids (strings) to values; ``updated`` is the hub's Unix time (s) of the
-    last DP update, or ``None`` before the first one. The local key is never reported.
-    """
-
-    device_id: str
-    name: str
-    version: str
-    host: str
-    port: int
-    online: bool
-    dps: dict[str, Any] = field(default_factory=dict)
-    updated: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Inventory:
-    """The hub's hello/inventory: identity, firmware and plugs keyed by device id.
-
-    ``time`` is the hub clock (Unix seconds); ``max_plugs`` the plug limit of its socket budget.
-    """
-
-    hub_id: str
-    firmware: str
-    protocol: int
-    time: int
-    max_plugs: int
-    plugs: dict[str, PlugState]
-
-
-@dataclass(frozen=True, slots=True)
-class StateUpdate:
-    """A state push: the DPs that changed (possibly none, for an online/offline change).
-
-    ``timestamp`` is the hub's Unix time in seconds.
-    """
-
-    device_id: str
-    online: bool
-    dps: dict[str, Any]
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class HubHealth:
-    """Hub health snapshot.
-
-    Heap figures in bytes after a garbage collection, uptime in seconds, Wi-Fi RSSI in dBm
-    (``None`` when unknown), ``time`` the hub clock in Unix seconds.
-    """
-
-    heap_free: int
-    heap_alloc: int
-    uptime_s: int
-    rssi: int | None
-    plugs: int
-    plugs_online: int
-    clients: int
-    time: int
-    time_synced: bool
-
-
-def _plug(data: JsonObject) -> PlugState:
-    return PlugState(
-        device_id=str(data["id"]),
-        name=str(data.get("name", data["id"])),
-        version=str(data.get("ver", "")),
-        host=str(data.get("host", "")),
-        port=int(data.get("port", 6668)),
-        online=bool(data.get("online", False)),
-        dps=dict(data.get("dps") or {}),
-        updated=data.get("ts"),
-    )
-
-
-def _inventory(data: JsonObject, plugs: dict[str, PlugState]) -> Inventory:
-    """Build an inventory from hub fields and the "plug" messages that preceded them (§7.1)."""
-    try:
-        count = int(data.get("plugs", len(plugs)))
-        inventory = Inventory(
-            hub_id=str(data["hub_id"]),
-            firmware=str(data.get("fw", "")),
-            protocol=int(data.get("proto", 1)),
-            time=int(data.get("time", 0)),
-            max_plugs=int(data.get("max_plugs", 0)),
-            plugs=dict(plugs),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise HubProtocolError(f"malformed inventory: {err!r}") from err
-    if count != len(plugs):
-        raise HubProtocolError(f"inventory announced {count} plugs, received {len(plugs)}")
-    return inventory
-
-
-class _Connection:
-    """One authenticated TCP connection (internal)."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        channel: SecureChannel,
-        records: RecordReader,
-        pending: list[bytes],
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.channel = channel
-        self.records = records
-        self.pending = pending
-        self.task: asyncio.Task[None] | None = None
-
-    def send(self, message: JsonObject) -> None:
-        # seal() and write() run without an await in between, so sequence numbers follow
-        # the order of the bytes on the wire.
-        self.writer.write(self.channel.seal(message))
-
-    async def recv(self) -> JsonObject:
-        while not self.pending:
-            data = await self.reader.read(8192)
-            if not data:
-                raise HubConnectionError("hub closed the connection")
-            self.pending.extend(self.records.feed(data))
-        return self.channel.open(self.pending.pop(0))
-
-    async def close(self) -> None:
-        self.writer.close()
-        with contextlib.suppress(OSError, ConnectionError):
-            await self.writer.wait_closed()
+# Backoff defaults of the shared policy (tuya/backoff.py); ``backoff_max`` caps them.
+_FIRST, _STEADY, _SLOW, _POLITE = 0.25, 2.0, 30.0, 15.0
 
 
 class HubClient:
@@ -179,10 +67,14 @@ class HubClient:
 
     ``secret`` is the shared hub secret (``str`` or ``bytes``; never logged). ``timeout``
     bounds every request in seconds (a ``set_dps`` may take up to ~13 s on the hub, so keep it
-    above that); ``connect_timeout`` bounds TCP connect plus handshake.
+    above that); ``connect_timeout`` bounds TCP connect, handshake and the first inventory;
+    ``ping_interval`` is the ping period (§8), ``time_interval`` the period of the ``time``
+    request (HUB-ADDITIONS 1: after every ``hello`` and hourly).
 
     Use :meth:`connect` for one attempt, or :meth:`start` to keep a connection up in the
-    background (reconnecting with exponential backoff up to ``backoff_max`` seconds).
+    background. Reconnection follows :class:`~..tuya.backoff.Backoff` (0.25 s doubling to 2 s,
+    30 s after 10 minutes of failure, 15 s when the hub is ``busy``), every delay capped by
+    ``backoff_max`` seconds.
     """
 
     def __init__(
@@ -195,8 +87,12 @@ class HubClient:
         connect_timeout: float = 5.0,
         ping_interval: float = 30.0,
         backoff_max: float = 60.0,
+        time_interval: float = 3600.0,
     ) -> None:
-        """Configure the client; nothing is opened until :meth:`connect` or :meth:`start`."""
+        """Configure the client; nothing is opened until :meth:`connect` or :meth:`start`.
+
+        Raises ``ValueError`` for an empty secret or a ``backoff_max`` that is not positive.
+        """
         if not secret:
             raise ValueError("hub secret must not be empty")
         self.host = host
@@ -205,18 +101,24 @@ class HubClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
+        self.time_interval = time_interval
+        self._backoff = Backoff(first=_FIRST, steady=_STEADY, slow=_SLOW, polite=_POLITE)
+        self._backoff_max = backoff_max
         self.backoff_max = backoff_max
-        self._conn: _Connection | None = None
+        self._wake = asyncio.Event()
+        self._conn: HubConnection | None = None
         self._inventory: Inventory | None = None
         self._staged: dict[str, PlugState] = {}
-        self._next_rid = 1
-        self._pending: dict[int, asyncio.Future[JsonObject]] = {}
-        self._state_cbs: list[StateCallback] = []
-        self._conn_cbs: list[ConnectionCallback] = []
+        self._inventory_lock = asyncio.Lock()
+        self._state_cbs: dict[object, StateCallback] = {}
+        self._conn_cbs: dict[object, ConnectionCallback] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._connected_event = asyncio.Event()
         self._closing = False
         self.last_error: HubError | None = None
+        """The last failure of a connection attempt or of the connection (for diagnostics)."""
+        self.time_source: str | None = None
+        """Who set the hub clock, from the last ``time`` answer (``"ha"``/``"ntp"``)."""
 
     def __repr__(self) -> str:
         """Show the address only (never the secret)."""
@@ -229,81 +131,93 @@ class HubClient:
         return self._conn is not None
 
     @property
+    def busy(self) -> bool:
+        """True while the last failure was the hub refusing us as one client too many."""
+        return isinstance(self.last_error, HubBusyError)
+
+    @property
     def inventory(self) -> Inventory | None:
-        """Last inventory, kept current by state pushes; ``None`` before the first connect."""
+        """Last inventory, kept current by pushes; ``None`` before the first connect."""
         return self._inventory
 
+    @property
+    def backoff_max(self) -> float:
+        """Upper bound of every reconnection delay in seconds (settable)."""
+        return self._backoff_max
+
+    @backoff_max.setter
+    def backoff_max(self, value: float) -> None:
+        if value <= 0:
+            raise ValueError("backoff_max must be positive")
+        self._backoff_max = value
+        b = self._backoff
+        b.first, b.steady = min(_FIRST, value), min(_STEADY, value)
+        b.slow, b.polite = min(_SLOW, value), min(_POLITE, value)
+
     def subscribe(self, callback: StateCallback) -> Callable[[], None]:
-        """Call ``callback(StateUpdate)`` on every state push; returns an unsubscribe function."""
-        self._state_cbs.append(callback)
-        return lambda: self._state_cbs.remove(callback) if callback in self._state_cbs else None
+        """Call ``callback(StateUpdate)`` on every state push.
+
+        Returns a function that removes this subscription (calling it again does nothing).
+        """
+        return _add(self._state_cbs, callback)
 
     def subscribe_connection(self, callback: ConnectionCallback) -> Callable[[], None]:
-        """Call ``callback(connected)`` when the connection goes up or down."""
-        self._conn_cbs.append(callback)
-        return lambda: self._conn_cbs.remove(callback) if callback in self._conn_cbs else None
+        """Call ``callback(connected)`` when the connection goes up or down.
+
+        Returns a function that removes this subscription (calling it again does nothing).
+        """
+        return _add(self._conn_cbs, callback)
+
+    def wake(self) -> None:
+        """The hub was heard on the LAN (DHCP): if the supervisor is waiting, retry now."""
+        self._wake.set()
 
     # --- connection management ---------------------------------------------------------------
     async def connect(self) -> Inventory:
-        """Open the connection, authenticate and return the hub's inventory.
+        """Open a connection, authenticate and return the hub's inventory.
 
-        Raises :class:`HubConnectionError` (TCP), :class:`HubAuthError` (wrong secret),
-        :class:`HubProtocolError` (framing/version), :class:`HubTimeoutError`.
+        Closes the current connection first, if any. Right after the ``hello`` the hub gets
+        HA's clock (``time`` request, written before any other request).
+
+        Raises :class:`HubConnectionError` (TCP, or refused), :class:`HubBusyError` (too many
+        clients), :class:`HubAuthError` (wrong secret), :class:`HubProtocolError` (framing,
+        version, malformed inventory), :class:`HubTimeoutError`.
         """
         if self._conn is not None:
-            await self._drop(None)
+            await self._conn.close()
+        label = f"{self.host}:{self.port}"
+        conn: HubConnection | None = None
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                try:
-                    conn = await self._handshake(reader, writer)
-                    staged: dict[str, PlugState] = {}
-                    while (hello := await conn.recv()).get("t") != "hello":
-                        if hello.get("t") == "error":
-                            raise HubConnectionError(
-                                f"hub refused the connection: {hello.get('err')} "
-                                f"({hello.get('msg')})"
-                            )
-                        self._stage(staged, hello)
-                except BaseException:
-                    writer.close()
-                    raise
+                conn = await open_connection(self.host, self.port, self._secret)
+                staged: dict[str, PlugState] = {}
+                while not isinstance(info := parse_message(await conn.recv()), HubInfo):
+                    if isinstance(info, HubNotice):
+                        # §7.2: the hub is about to close the connection
+                        self._on_notice(info)
+                        raise HubConnectionError(
+                            f"hub refused the connection: {info.err} ({info.msg})"
+                        )
+                    self._stage(staged, info)
+                inventory = build_inventory(info, staged)
         except TimeoutError as err:
-            raise HubTimeoutError(f"no answer from hub {self.host}:{self.port}") from err
-        except OSError as err:
-            raise HubConnectionError(f"cannot connect to {self.host}:{self.port}: {err}") from err
-        try:
-            inventory = _inventory(hello, staged)
-        except HubProtocolError:
-            await conn.close()
+            if conn is not None:
+                conn.abort()
+            raise HubTimeoutError(f"no answer from hub {label}") from err
+        except BaseException:
+            if conn is not None:
+                conn.abort()
             raise
         self._inventory = inventory
+        self._staged = {}
         self._conn = conn
-        conn.task = asyncio.create_task(self._read_loop(conn), name=f"hub {self.host} reader")
+        conn.start(self._on_message, self._on_closed)
+        first_time = conn.send("time", parse_time_result, time=int(time.time()))
+        conn.spawn(self._keep_alive(conn, first_time), f"hub {label} keep-alive")
         self._connected_event.set()
-        _LOGGER.debug("connected to hub %s at %s:%d", inventory.hub_id, self.host, self.port)
+        _LOGGER.debug("connected to hub %s at %s", inventory.hub_id, label)
         self._notify_connection(True)
         return inventory
-
-    async def _handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> _Connection:
-        hs = ClientHandshake(self._secret)
-        writer.write(hs.hello())
-        await writer.drain()
-        records = RecordReader()
-        bodies: list[bytes] = []
-        while not bodies:
-            data = await reader.read(1024)
-            if not data:
-                raise HubConnectionError("hub closed the connection during the handshake")
-            bodies = records.feed(data)
-        if len(bodies[0]) > MAX_HANDSHAKE_RECORD or len(bodies) > 1:
-            raise HubProtocolError("unexpected server hello")
-        writer.write(hs.receive_server_hello(bodies[0]))
-        await writer.drain()
-        assert hs.channel is not None
-        return _Connection(reader, writer, hs.channel, records, [])
 
     async def start(self) -> None:
         """Keep a connection up in the background until :meth:`close`; returns at once.
@@ -330,85 +244,94 @@ class HubClient:
         return self._inventory
 
     async def close(self) -> None:
-        """Stop reconnecting and close the connection."""
+        """Stop reconnecting and close the connection; nothing of this client keeps running."""
         self._closing = True
         if self._supervisor is not None:
             self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            # wait() never raises: a cancellation of the caller itself is not swallowed
+            await asyncio.wait({self._supervisor})
             self._supervisor = None
-        await self._drop(None)
+        if self._conn is not None:
+            await self._conn.close()
 
     async def _supervise(self) -> None:
-        backoff = 1.0
+        """Connect, wait for the connection to end, back off, repeat (until :meth:`close`)."""
         while not self._closing:
-            if self._conn is None:
-                try:
-                    await self.connect()
-                    backoff = 1.0
-                except HubError as err:
-                    self.last_error = err
-                    _LOGGER.debug("hub %s:%d connect failed: %s", self.host, self.port, err)
-                    await asyncio.sleep(backoff * (1 + random.random() / 4))
-                    backoff = min(backoff * 2, self.backoff_max)
-                    continue
             conn = self._conn
-            assert conn is not None
-            assert conn.task is not None
-            # Wait for the reader to end, pinging meanwhile.
-            while not conn.task.done():
-                done, _ = await asyncio.wait({conn.task}, timeout=self.ping_interval)
-                if done:
-                    break
+            if conn is None:
                 try:
-                    await self.ping()
-                except HubError as err:
-                    _LOGGER.debug("hub %s ping failed: %s", self.host, err)
-                    await self._drop(err)
-                    break
+                    conn = await self._connect_once()
+                except Exception:
+                    # a bug, not a hub failure: log it and keep pacing instead of spinning
+                    _LOGGER.exception(
+                        "hub %s:%d: unexpected error while connecting", self.host, self.port
+                    )
+            if conn is not None:
+                since = time.monotonic()
+                await conn.wait_closed()
+                if self._conn is not None:
+                    continue  # replaced by a direct connect(): watch that one
+                if time.monotonic() - since >= STABLE_AFTER:
+                    self._backoff.reset()
+                    continue
+            await self._backoff.wait(self._wake, polite=self.busy)
 
-    async def _read_loop(self, conn: _Connection) -> None:
-        error: HubError | None = None
+    async def _connect_once(self) -> HubConnection | None:
         try:
-            while True:
-                self._handle(await conn.recv())
-        except asyncio.CancelledError:
-            raise
+            await self.connect()
         except HubError as err:
-            error = err
-        except (OSError, ConnectionError) as err:
-            error = HubConnectionError(str(err))
-        if self._conn is conn:
-            _LOGGER.debug("hub %s connection lost: %s", self.host, error)
-            await self._drop(error)
+            self.last_error = err
+            _LOGGER.debug("hub %s:%d connect failed: %s", self.host, self.port, err)
+            return None
+        return self._conn
 
-    async def _drop(self, error: HubError | None) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
+    async def _keep_alive(self, conn: HubConnection, first_time: PendingRequest[HubTime]) -> None:
+        """Owned by ``conn``: clock right after the hello, then ping (§8) and hourly clock."""
+        await self._time_answer(conn, first_time)
+        synced = time.monotonic()
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                await conn.request("ping", parse_reply_object, self.timeout)
+            except HubCommandError:
+                pass  # it answered: alive
+            except HubError as err:
+                _LOGGER.debug("hub %s ping failed: %s", self.host, err)
+                raise  # ends the connection (HubConnection.spawn); the supervisor reconnects
+            if time.monotonic() - synced >= self.time_interval:
+                synced = time.monotonic()
+                await self._time_answer(
+                    conn, conn.send("time", parse_time_result, time=int(time.time()))
+                )
+
+    async def _time_answer(self, conn: HubConnection, pending: PendingRequest[HubTime]) -> None:
+        """Wait for a ``time`` answer; failures are logged at debug only (HUB-ADDITIONS 1)."""
+        try:
+            answer = await conn.wait(pending, self.timeout)
+        except (HubCommandError, HubTimeoutError) as err:
+            _LOGGER.debug("hub %s did not take our clock: %s", self.host, err)
             return
+        # other errors: the connection ended (a malformed answer ends it in the read loop)
+        except HubError:
+            return
+        self.time_source = answer.source
+        _LOGGER.debug("hub %s clock %d (set by %s)", self.host, answer.time, answer.source)
+
+    def _on_closed(self, conn: HubConnection, error: HubError | None) -> None:
+        if self._conn is not conn:
+            return
+        self._conn = None
         self._connected_event.clear()
         if error is not None:
             self.last_error = error
-        exc: HubError = error if error is not None else HubConnectionError("connection closed")
-        for fut in self._pending.values():
-            if not fut.done():
-                fut.set_exception(
-                    exc if isinstance(exc, HubConnectionError) else HubConnectionError(str(exc))
-                )
-        self._pending.clear()
-        if conn.task is not None and conn.task is not asyncio.current_task():
-            conn.task.cancel()
-            # wait for the reader to finish, so that nothing lingers after close(); wait()
-            # never raises, so a cancellation of the caller itself is not swallowed
-            await asyncio.wait({conn.task})
-        await conn.close()
+            _LOGGER.debug("hub %s connection lost: %s", self.host, error)
         if self._inventory is not None:
-            plugs = {k: _offline(v) for k, v in self._inventory.plugs.items()}
-            self._inventory = _replace_plugs(self._inventory, plugs)
+            plugs = {k: offline(v) for k, v in self._inventory.plugs.items()}
+            self._inventory = replace_plugs(self._inventory, plugs)
         self._notify_connection(False)
 
     def _notify_connection(self, up: bool) -> None:
-        for cb in list(self._conn_cbs):
+        for cb in list(self._conn_cbs.values()):
             try:
                 cb(up)
             except Exception:
@@ -416,102 +339,69 @@ class HubClient:
 
     # --- incoming messages -------------------------------------------------------------------
     @staticmethod
-    def _stage(staged: dict[str, PlugState], msg: JsonObject) -> None:
-        """Apply a message received while an inventory is being collected."""
-        kind = msg.get("t")
-        try:
-            if kind == "plug":
-                plug = _plug(msg)
-                staged[plug.device_id] = plug
-            elif kind == "state" and (old := staged.get(str(msg["id"]))) is not None:
-                staged[old.device_id] = _apply(old, msg)
-            elif kind == "removed":
-                staged.pop(str(msg["id"]), None)
-        except (KeyError, TypeError, ValueError) as err:
-            raise HubProtocolError(f"malformed {kind} message: {err!r}") from err
+    def _stage(plugs: dict[str, PlugState], message: HubMessage) -> None:
+        """Apply a message to an inventory being collected (before ``hello``, §7.1)."""
+        if isinstance(message, PlugState):
+            plugs[message.device_id] = message
+        elif isinstance(message, StateUpdate):
+            if (old := plugs.get(message.device_id)) is not None:
+                plugs[message.device_id] = apply_state(old, message)
+        elif isinstance(message, Removed):
+            plugs.pop(message.device_id, None)
 
-    def _handle(self, msg: JsonObject) -> None:
-        kind = msg.get("t")
-        if kind in ("plug", "removed"):
-            # Snapshots of an inventory being sent, or a plug added/removed (by any client).
-            self._stage(self._staged, msg)
-            if self._inventory is not None:
-                plugs = dict(self._inventory.plugs)
-                self._stage(plugs, msg)
-                self._inventory = _replace_plugs(self._inventory, plugs)
-        elif kind == "result":
-            fut = self._pending.pop(msg.get("rid", -1), None)
-            if fut is not None and not fut.done():
-                fut.set_result(msg)
-        elif kind == "state":
-            self._on_state(msg)
-        elif kind == "error":
-            _LOGGER.warning("hub %s reported %s: %s", self.host, msg.get("err"), msg.get("msg"))
-            if msg.get("err") == "busy":
-                raise HubConnectionError(f"hub busy: {msg.get('msg')}")
-        else:
-            _LOGGER.debug("ignoring hub message type %r", kind)
+    def _on_notice(self, notice: HubNotice) -> None:
+        _LOGGER.warning("hub %s reported %s: %s", self.host, notice.err, notice.msg)
+        if notice.err == "busy":
+            raise HubBusyError(f"hub busy: {notice.msg}")
 
-    def _on_state(self, msg: JsonObject) -> None:
-        try:
-            update = StateUpdate(
-                device_id=str(msg["id"]),
-                online=bool(msg.get("online", False)),
-                dps=dict(msg.get("dps") or {}),
-                timestamp=int(msg.get("ts") or 0),
-            )
-        except KeyError, TypeError, ValueError:
-            _LOGGER.warning("malformed state push from hub %s", self.host)
+    def _on_message(self, message: HubMessage) -> None:
+        """Handle one checked message of the read loop (results are matched there)."""
+        if isinstance(message, HubNotice):
+            self._on_notice(message)
             return
-        if update.device_id in self._staged:
-            self._staged[update.device_id] = _apply(self._staged[update.device_id], msg)
+        if isinstance(message, HubInfo):
+            _LOGGER.debug("hub %s: ignoring a hello outside the handshake", self.host)
+            return
+        # Plugs/removals: snapshots of an inventory being sent, or changes by any client.
+        self._stage(self._staged, message)
         inv = self._inventory
-        if inv is not None and update.device_id in inv.plugs:
+        if inv is not None:
             plugs = dict(inv.plugs)
-            plugs[update.device_id] = _apply(inv.plugs[update.device_id], msg)
-            self._inventory = _replace_plugs(inv, plugs)
-        for cb in list(self._state_cbs):
-            try:
-                cb(update)
-            except Exception:
-                _LOGGER.exception("hub state callback failed")
+            self._stage(plugs, message)
+            self._inventory = replace_plugs(inv, plugs)
+        if isinstance(message, StateUpdate):
+            for cb in list(self._state_cbs.values()):
+                try:
+                    cb(message)
+                except Exception:
+                    _LOGGER.exception("hub state callback failed")
 
     # --- requests ----------------------------------------------------------------------------
-    async def _request(self, kind: str, **fields: Any) -> Any:
+    async def _request(self, kind: str, parse: Callable[[object], Any], **fields: Any) -> Any:
         conn = self._conn
         if conn is None:
             raise HubConnectionError("not connected to the hub")
-        rid = self._next_rid
-        self._next_rid = rid + 1 if rid < 0x3FFFFFFF else 1
-        fut: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = fut
-        try:
-            conn.send({"t": kind, "rid": rid, **fields})
-            async with asyncio.timeout(self.timeout):
-                await conn.writer.drain()
-                reply = await fut
-        except TimeoutError as err:
-            raise HubTimeoutError(f"hub did not answer {kind!r} in time") from err
-        except (OSError, ConnectionError) as err:
-            raise HubConnectionError(str(err)) from err
-        finally:
-            self._pending.pop(rid, None)
-        if not reply.get("ok"):
-            raise HubCommandError(str(reply.get("err", "unknown")), str(reply.get("msg", "")))
-        return reply.get("data")
+        return await conn.request(kind, parse, self.timeout, **fields)
 
     async def refresh_inventory(self) -> Inventory:
         """Ask the hub for its inventory again; returns it (also kept in :attr:`inventory`).
 
         Raises :class:`HubTimeoutError`, :class:`HubConnectionError`, or
-        :class:`HubProtocolError` when the plug count does not match.
+        :class:`HubProtocolError` (malformed, or the plug count does not match: the
+        connection is closed too, §7.1).
         """
-        self._staged = {}
-        data = await self._request("inventory")
-        # The hub sends one "plug" message per plug before the result (§7.1).
-        self._inventory = _inventory(data, self._staged)
-        self._staged = {}
-        return self._inventory
+        async with self._inventory_lock:
+            self._staged = {}
+
+            def parse(data: object) -> Inventory:
+                # runs in the read loop, after the "plug" messages that precede the result
+                info = parse_hub_info(data, "inventory result")
+                return build_inventory(info, self._staged)
+
+            inventory: Inventory = await self._request("inventory", parse)
+            self._inventory = inventory
+            self._staged = {}
+            return inventory
 
     async def set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
         """Set DPs of a plug; return the values the plug confirmed (DP id -> value).
@@ -519,10 +409,13 @@ class HubClient:
         Waits for the plug's ACK and STATUS through the hub. Raises :class:`HubCommandError`
         (``unknown_device``, ``offline``, ``timeout``, ``device_error``, ``bad_request``,
         ``busy``, ``no_time`` while the hub clock is not set),
-        :class:`HubTimeoutError`, :class:`HubConnectionError`.
+        :class:`HubTimeoutError`, :class:`HubConnectionError`, :class:`HubProtocolError`.
         """
-        data = await self._request("set", id=device_id, dps={str(k): v for k, v in dps.items()})
-        return dict(data.get("dps") or {})
+        dps = {str(k): v for k, v in dps.items()}
+        confirmed: dict[str, Any] = await self._request(
+            "set", parse_set_result, id=device_id, dps=dps
+        )
+        return confirmed
 
     async def add_plug(
         self,
@@ -538,10 +431,12 @@ class HubClient:
 
         ``host`` must be an IPv4 address, ``local_key`` the 16-character local key.
         Raises :class:`HubCommandError` (``exists``, ``limit`` when the hub's socket budget
-        is used up, ``bad_request``, ``storage``).
+        is used up, ``bad_request``, ``storage``), :class:`HubTimeoutError`,
+        :class:`HubConnectionError`.
         """
         await self._request(
             "add",
+            parse_reply_object,
             plug={
                 "id": device_id,
                 "key": local_key,
@@ -558,7 +453,32 @@ class HubClient:
         Raises :class:`HubCommandError` (``unknown_device``, ``storage``),
         :class:`HubTimeoutError`, :class:`HubConnectionError`.
         """
-        await self._request("remove", id=device_id)
+        await self._request("remove", parse_reply_object, id=device_id)
+
+    async def set_plug_host(self, device_id: str, host: str) -> None:
+        """Tell the hub that plug ``device_id`` now answers at IPv4 address ``host``.
+
+        The hub stores it and reconnects to the plug at once (``host`` request, §7.3); the
+        same host is a no-op. Raises :class:`HubCommandError` (``unknown_device``,
+        ``bad_request`` for a host that is not an IPv4 address, ``storage``,
+        ``unknown_type`` from a firmware without this request), :class:`HubTimeoutError`,
+        :class:`HubConnectionError`.
+        """
+        await self._request("host", parse_reply_object, id=device_id, host=host)
+
+    async def sync_time(self, now: int | None = None) -> HubTime:
+        """Give the hub our clock now (``time`` request, §7.3); return its clock and source.
+
+        ``now`` in Unix seconds, default this host's clock. The client already does this after
+        every ``hello`` and every :attr:`time_interval` seconds. Raises
+        :class:`HubCommandError` (``bad_request`` for a time before 2023-11-14),
+        :class:`HubTimeoutError`, :class:`HubConnectionError`.
+        """
+        answer: HubTime = await self._request(
+            "time", parse_time_result, time=int(time.time()) if now is None else now
+        )
+        self.time_source = answer.source
+        return answer
 
     async def ping(self) -> float:
         """Ping the hub; return the round trip in seconds.
@@ -567,57 +487,32 @@ class HubClient:
         :class:`HubConnectionError`.
         """
         start = time.monotonic()
-        await self._request("ping")
+        await self._request("ping", parse_reply_object)
         return time.monotonic() - start
 
     async def health(self) -> HubHealth:
-        """Hub health snapshot (heap, uptime, RSSI, plug and client counts).
+        """Hub health snapshot (heap, uptime, RSSI, plug and client counts, clock, reset cause).
 
         Raises :class:`HubTimeoutError`, :class:`HubConnectionError`, or
-        :class:`HubProtocolError` for a malformed reply.
+        :class:`HubProtocolError` for a malformed reply (the connection is closed too).
         """
-        data = await self._request("health")
-        try:
-            return HubHealth(
-                heap_free=int(data["heap_free"]),
-                heap_alloc=int(data["heap_alloc"]),
-                uptime_s=int(data["uptime_s"]),
-                rssi=None if data.get("rssi") is None else int(data["rssi"]),
-                plugs=int(data["plugs"]),
-                plugs_online=int(data["plugs_online"]),
-                clients=int(data["clients"]),
-                time=int(data["time"]),
-                time_synced=bool(data["time_synced"]),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise HubProtocolError(f"malformed health reply: {err!r}") from err
+        health: HubHealth = await self._request("health", parse_health)
+        return health
 
 
-def _apply(p: PlugState, msg: JsonObject) -> PlugState:
-    """A plug after a state push (changed DPs merged, online flag and timestamp updated)."""
-    dps = dict(msg.get("dps") or {})
-    return PlugState(
-        device_id=p.device_id,
-        name=p.name,
-        version=p.version,
-        host=p.host,
-        port=p.port,
-        online=bool(msg.get("online", False)),
-        dps={**p.dps, **dps},
-        updated=int(msg.get("ts") or 0) if dps else p.updated,
-    )
+def _add[C](callbacks: dict[object, C], callback: C) -> Callable[[], None]:
+    token = object()
+    callbacks[token] = callback
 
+    def unsubscribe() -> None:
+        callbacks.pop(token, None)
 
-def _offline(p: PlugState) -> PlugState:
-    return PlugState(p.device_id, p.name, p.version, p.host, p.port, False, p.dps, p.updated)
-
-
-def _replace_plugs(inv: Inventory, plugs: dict[str, PlugState]) -> Inventory:
-    return Inventory(inv.hub_id, inv.firmware, inv.protocol, inv.time, inv.max_plugs, plugs)
+    return unsubscribe
 
 
 __all__ = [
     "HubAuthError",
+    "HubBusyError",
     "HubClient",
     "HubCommandError",
     "HubConnectionError",

@@ -39,3 +39,7 @@ class HubCommandError(HubError):
         super().__init__(f"{code}: {message}" if message else code)
         self.code = code
         self.message = message
+
+
+class HubBusyError(HubConnectionError):
+    """The hub refused us with ``busy``: it serves as many clients as it can (§2, §6)."""

@@ -142,7 +142,7 @@ class SecureChannel:
             raise HubProtocolError("bad padding")
         try:
             message = json.loads(plain[:-pad])
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:  # RecursionError: absurd nesting
             raise HubProtocolError("record is not JSON") from err
         if not isinstance(message, dict):
             raise HubProtocolError("record is not a JSON object")
