@@ -10,8 +10,8 @@ Public API::
 Protocol reference: ``../shared/docs/tuya-protocol.md`` (cited in each module).
 """
 
-from .client import AUTO_VERSION, TuyaDevice
 from .const import DEFAULT_PORT, VERSIONS, Command
+from .device import AUTO_VERSION, TuyaDevice
 from .errors import (
     TuyaBusyError,
     TuyaConnectionError,

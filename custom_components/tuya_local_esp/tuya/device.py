@@ -1,17 +1,13 @@
-"""Asyncio client for one Tuya device over one persistent TCP connection.
+"""One Tuya device kept reachable over the local protocol: reconnects, versions, keep-alive.
 
-Transport layer of the library (see ``docs/architecture.md``): it owns the socket, negotiates the
-3.4/3.5 session key, matches answers to requests, delivers STATUS pushes to subscribers, keeps the
-connection alive with heartbeats, refreshes power DPs with UPDATEDPS, and reconnects with an
-exponential backoff after the connection is lost. Exactly one command is in flight at a time and
-every wait is bounded by a timeout.
+One job: keep a device usable across connections. :class:`TuyaDevice` opens
+:class:`~.connection.TuyaConnection` objects (one at a time), finds the protocol version
+(``"auto"``), keeps the connection alive with heartbeats, refreshes power DPs with UPDATEDPS,
+reconnects with backoff, caches the DPS and tells subscribers about DPS, connection and failures.
 
 Protocol facts used here (spec = ``../shared/docs/tuya-protocol.md``):
 
 * a CONTROL is answered by an empty ACK, then a STATUS (0x08) push with the changed DPs (§2.4);
-* 3.5 devices answer with their own sequence numbers instead of echoing ours (§2.6), 3.1 devices
-  answer heartbeats with sequence number 0 (§2.9): answers are matched by sequence number when the
-  device echoes it and by command otherwise;
 * devices drop connections idle for ~30 s (§4), so a heartbeat goes out every 10 s;
 * a wrong local key gets no answer at all or an undecryptable one (§4), so the first status query
   of every connection doubles as the key check;
@@ -27,19 +23,17 @@ import random
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Self
 
+from .connection import TuyaConnection
 from .const import DEFAULT_PORT, ERROR_DATA_UNVALID, VERSIONS, Command
 from .errors import (
     TuyaBusyError,
     TuyaConnectionError,
     TuyaDeviceError,
     TuyaError,
-    TuyaFrameError,
     TuyaKeyError,
-    TuyaProtocolError,
     TuyaTimeoutError,
 )
-from .frame import FrameParser, RawFrame
-from .message import Message, MessageCodec
+from .message import MessageCodec
 from .payload import (
     control_request,
     device22_status_request,
@@ -48,7 +42,6 @@ from .payload import (
     status_request,
     updatedps_request,
 )
-from .session import ClientNegotiation
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,7 +51,6 @@ FailureCallback = Callable[[TuyaError], None]
 
 #: DPs probed with the device22 query when nothing is known yet (spec §5 plug DPS).
 _DEVICE22_DEFAULT_DPS = ("1", "9", "17", "18", "19", "20", "21", "22", "23", "24", "25", "26")
-_READ_SIZE = 4096
 
 #: ``version`` value that makes the client find the protocol version itself.
 AUTO_VERSION = "auto"
@@ -68,6 +60,16 @@ PROBE_ORDER = ("3.3", "3.4", "3.5", "3.1", "3.2")
 PROBE_TIMEOUT = 2.0
 #: Seconds between two probes, so the plug has closed the previous connection.
 PROBE_PAUSE = 0.2
+
+
+def _unsubscriber(callbacks: list[Any], callback: Any) -> Callable[[], None]:
+    """A function removing ``callback`` from ``callbacks``; calling it twice is harmless."""
+
+    def unsubscribe() -> None:
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    return unsubscribe
 
 
 class TuyaDevice:
@@ -134,21 +136,14 @@ class TuyaDevice:
         #: Last known value of every DP seen, keyed by DP id string.
         self.dps: dict[str, Any] = {}
         self._device22 = False
-        self._codec = MessageCodec(version, key)
-        self._parser = FrameParser()
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._seqno = 0
-        self._lock = asyncio.Lock()
-        #: The request in flight: (answer commands, sequence number, future, STATUS any seqno)
-        self._pending: tuple[frozenset[int], int, asyncio.Future[Message], bool] | None = None
+        self._conn: TuyaConnection | None = None
         #: One queue per set_dps() in progress, fed with every push (or the connection's end).
         self._push_queues: set[asyncio.Queue[dict[str, Any] | TuyaError]] = set()
         self._dps_callbacks: list[DpsCallback] = []
         self._conn_callbacks: list[ConnectionCallback] = []
         self._failure_callbacks: list[FailureCallback] = []
-        self._reader_task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
+        self._cleanup: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
@@ -157,8 +152,7 @@ class TuyaDevice:
         self._closing = False
         self._tcp_opened = False
         self._probe_timeout: float | None = None
-        #: Frames dropped because they failed integrity checks (diagnostics).
-        self.bad_frames = 0
+        self._bad_frames_closed = 0
         #: Number of successful (re)connections.
         self.connect_count = 0
         #: Why the last background (re)connection failed; None after a success.
@@ -171,6 +165,12 @@ class TuyaDevice:
     def connected(self) -> bool:
         """True while the TCP connection is open and the key was accepted."""
         return self._connected.is_set()
+
+    @property
+    def bad_frames(self) -> int:
+        """Frames dropped because they failed integrity checks, over all connections."""
+        live = self._conn.bad_frames if self._conn is not None else 0
+        return self._bad_frames_closed + live
 
     async def __aenter__(self) -> Self:
         """Connect; see :meth:`connect`."""
@@ -250,12 +250,7 @@ class TuyaDevice:
 
         """
         self._failure_callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            if callback in self._failure_callbacks:
-                self._failure_callbacks.remove(callback)
-
-        return unsubscribe
+        return _unsubscriber(self._failure_callbacks, callback)
 
     async def wait_connected(self, within: float | None = None) -> None:
         """Wait until the connection is up.
@@ -274,21 +269,21 @@ class TuyaDevice:
         """Call ``callback(dps)`` with the changed DPs of every STATUS push and answer.
 
         Returns:
-            A function that removes the subscription.
+            A function that removes the subscription (safe to call twice).
 
         """
         self._dps_callbacks.append(callback)
-        return lambda: self._dps_callbacks.remove(callback)
+        return _unsubscriber(self._dps_callbacks, callback)
 
     def subscribe_connection(self, callback: ConnectionCallback) -> Callable[[], None]:
         """Call ``callback(connected)`` whenever the connection comes up or goes down.
 
         Returns:
-            A function that removes the subscription.
+            A function that removes the subscription (safe to call twice).
 
         """
         self._conn_callbacks.append(callback)
-        return lambda: self._conn_callbacks.remove(callback)
+        return _unsubscriber(self._conn_callbacks, callback)
 
     async def status(self) -> dict[str, Any]:
         """Query every DP.
@@ -300,8 +295,7 @@ class TuyaDevice:
             TuyaConnectionError, TuyaTimeoutError, TuyaDeviceError: see :meth:`connect`.
 
         """
-        self._require_connection()
-        return await self._query_status()
+        return await self._query_status(self._live())
 
     async def set_dps(self, dps: Mapping[str, Any] | Mapping[int, Any]) -> dict[str, Any]:
         """Set DPs and wait for the device to confirm them.
@@ -317,13 +311,13 @@ class TuyaDevice:
             TuyaConnectionError, TuyaTimeoutError, TuyaDeviceError: see :meth:`connect`.
 
         """
-        self._require_connection()
+        conn = self._live()
         wanted = {str(k): v for k, v in dps.items()}
         cmd, payload = control_request(self.version, self.device_id, wanted)
         pushes: asyncio.Queue[dict[str, Any] | TuyaError] = asyncio.Queue()
         self._push_queues.add(pushes)
         try:
-            ack = await self._request(cmd, payload, frozenset({cmd}))
+            ack = await conn.request(cmd, payload, frozenset({cmd}), wait=self.timeout)
             confirmed = extract_dps(ack.json()) if ack.payload[:1] == b"{" else {}
             try:
                 async with asyncio.timeout(self.timeout):
@@ -334,7 +328,7 @@ class TuyaDevice:
                         confirmed.update(item)
             except TimeoutError:
                 # No STATUS followed the ACK: ask the device what it has now.
-                confirmed.update(await self._query_status())
+                confirmed.update(await self._query_status(conn))
             return confirmed
         finally:
             self._push_queues.discard(pushes)
@@ -346,9 +340,8 @@ class TuyaDevice:
             TuyaConnectionError, TuyaTimeoutError: see :meth:`connect`.
 
         """
-        self._require_connection()
         cmd, payload = heartbeat_request(self.device_id)
-        await self._request(cmd, payload, frozenset({Command.HEART_BEAT}))
+        await self._live().request(cmd, payload, frozenset({Command.HEART_BEAT}), wait=self.timeout)
 
     async def update_dps(self, dp_ids: Iterable[int] | None = None) -> None:
         """Ask the device to re-report ``dp_ids`` (UPDATEDPS 0x12, spec §2.9).
@@ -359,14 +352,17 @@ class TuyaDevice:
             TuyaConnectionError, TuyaTimeoutError: see :meth:`connect`.
 
         """
-        self._require_connection()
         cmd, payload = updatedps_request(dp_ids if dp_ids is not None else self.refresh_dps)
-        await self._request(cmd, payload, frozenset({Command.UPDATEDPS, Command.STATUS}))
+        await self._live().request(
+            cmd, payload, frozenset({Command.UPDATEDPS, Command.STATUS}), wait=self.timeout
+        )
 
     # ------------------------------------------------------------ connection
-    def _require_connection(self) -> None:
-        if not self.connected:
+    def _live(self) -> TuyaConnection:
+        """The connection, if it is up and the key was accepted."""
+        if not self.connected or self._conn is None:
             raise TuyaConnectionError(f"not connected to {self.host}:{self.port}")
+        return self._conn
 
     async def _open(self) -> None:
         """Open a connection; in ``auto`` mode try every protocol version until one works.
@@ -403,25 +399,29 @@ class TuyaDevice:
     async def _open_version(self, *, probe: bool = False) -> None:
         """Open, negotiate and check the key; on failure everything is closed again."""
         self._tcp_opened = False
-        self._probe_timeout = min(self.timeout, PROBE_TIMEOUT) if probe else None
-        self._codec = MessageCodec(self.version, self._key)
-        self._parser = FrameParser()
-        try:
-            async with asyncio.timeout(self.timeout):
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        except TimeoutError:
-            raise TuyaTimeoutError(f"connection to {self.host}:{self.port} timed out") from None
-        except OSError as err:
-            raise TuyaConnectionError(
-                f"cannot connect to {self.host}:{self.port}: {err.strerror or err}"
-            ) from None
+        wait = min(self.timeout, PROBE_TIMEOUT) if probe else self.timeout
+        conn = await TuyaConnection.open(
+            self.host,
+            self.port,
+            wait=self.timeout,
+            device_id=self.device_id,
+            version=self.version,
+            local_key=self._key,
+            on_dps=self._deliver_dps,
+            on_closed=self._on_conn_closed,
+        )
         self._tcp_opened = True
-        self._reader_task = asyncio.create_task(self._read_loop(self._reader), name="tuya-reader")
+        self._conn = conn
         try:
-            if self._codec.needs_session:
-                await self._negotiate()
+            if conn.needs_session:
+                try:
+                    await conn.negotiate(wait)
+                except (TuyaTimeoutError, TuyaConnectionError) as err:
+                    raise TuyaKeyError(
+                        f"no answer to the session-key negotiation ({err})"
+                    ) from None
             try:
-                dps = await self._query_status()
+                dps = await self._query_status(conn, wait)
             except (TuyaTimeoutError, TuyaConnectionError) as err:
                 raise TuyaKeyError(
                     "the device did not answer the first query: wrong local key or protocol "
@@ -430,60 +430,40 @@ class TuyaDevice:
         except BaseException:
             await self._drop(TuyaConnectionError("connection setup failed"))
             raise
-        finally:
-            self._probe_timeout = None
         self.connect_count += 1
         self.last_error = None
         self.key_failures = 0
         self._disconnected.clear()
         self._connected.set()
-        self._keepalive_task = asyncio.create_task(self._keepalive(), name="tuya-keepalive")
+        self._keepalive_task = asyncio.create_task(self._keepalive(conn), name="tuya-keepalive")
         _LOGGER.debug("connected to %s (%s), %d DPs", self.device_id, self.host, len(dps))
         self._notify_connection(True)
 
-    async def _negotiate(self) -> None:
-        neg = ClientNegotiation(self.version, self._key)
-        try:
-            resp = await self._request(
-                Command.SESS_KEY_NEG_START,
-                neg.start_payload,
-                frozenset({Command.SESS_KEY_NEG_RESP}),
-            )
-        except (TuyaTimeoutError, TuyaConnectionError) as err:
-            raise TuyaKeyError(f"no answer to the session-key negotiation ({err})") from None
-        finish = neg.handle_response(resp.payload)
-        await self._send(Command.SESS_KEY_NEG_FINISH, finish)
-        self._codec.session_key = neg.session_key
+    def _on_conn_closed(self, conn: TuyaConnection, reason: TuyaError) -> None:
+        """The connection ended (device, error or us): fail waiters, schedule the cleanup."""
+        for queue in self._push_queues:
+            queue.put_nowait(reason)
+        if conn is self._conn and self.connected:
+            task = asyncio.get_running_loop().create_task(self._drop(reason))
+            self._cleanup = task
 
     async def _drop(self, reason: TuyaError) -> None:
-        """Close the socket, fail the pending request, and report the disconnection."""
+        """Close the connection, stop the keep-alive, and report the disconnection."""
         was_connected = self.connected
         self._connected.clear()
         self._disconnected.set()
-        writer, self._writer, self._reader = self._writer, None, None
-        tasks = [t for t in (self._reader_task, self._keepalive_task) if t is not None]
-        self._reader_task = self._keepalive_task = None
-        current = asyncio.current_task()
-        others = [t for t in tasks if t is not current]
-        for task in others:
+        conn, self._conn = self._conn, None
+        task, self._keepalive_task = self._keepalive_task, None
+        if task is not None and task is not asyncio.current_task():
             task.cancel()
-        self._fail_pending(reason)
-        if others:  # the reader may be the caller (connection closed by the device)
-            await asyncio.wait(others)
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                async with asyncio.timeout(1):
-                    await writer.wait_closed()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if conn is not None:
+            self._bad_frames_closed += conn.bad_frames
+            await conn.close(reason)
         if was_connected:
             _LOGGER.debug("disconnected from %s: %s", self.device_id, reason)
             self._notify_connection(False)
-
-    def _fail_pending(self, reason: TuyaError) -> None:
-        if self._pending is not None and not self._pending[2].done():
-            self._pending[2].set_exception(reason)
-        for queue in self._push_queues:
-            queue.put_nowait(reason)
 
     async def _supervise(self) -> None:
         """Reconnect with exponential backoff and jitter whenever the connection is down."""
@@ -511,66 +491,7 @@ class TuyaDevice:
                         await self._wake.wait()
                 delay = min(delay * 2, self.reconnect_max)
 
-    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
-        reason: TuyaError = TuyaConnectionError("connection closed by the device")
-        try:
-            while True:
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    break
-                for item in self._parser.feed(data):
-                    if isinstance(item, TuyaFrameError):
-                        self.bad_frames += 1
-                        _LOGGER.debug("dropped a malformed frame from %s: %s", self.device_id, item)
-                        continue
-                    self._handle_frame(item)
-        except OSError as err:
-            reason = TuyaConnectionError(f"connection lost: {err.strerror or err}")
-        except TuyaProtocolError as err:
-            reason = err
-        await self._drop(reason)
-
-    def _handle_frame(self, frame: RawFrame) -> None:
-        try:
-            msg = self._codec.decode(frame)
-        except TuyaFrameError as err:
-            self.bad_frames += 1
-            _LOGGER.debug("dropped a frame from %s: %s", self.device_id, err)
-            return
-        except TuyaProtocolError as err:
-            # Integrity held but decryption failed: the key does not match.
-            self._fail_pending(TuyaKeyError(f"cannot decrypt the device's answer ({err})"))
-            return
-        pending = self._pending
-        if pending is not None and not pending[2].done() and self._matches(msg, pending):
-            pending[2].set_result(msg)
-            if msg.cmd != Command.STATUS:
-                return
-        if msg.cmd == Command.STATUS or (msg.payload[:1] == b"{" and msg.cmd in _DPS_REPLIES):
-            self._deliver_dps(msg)
-
-    def _matches(self, msg: Message, pending: tuple[frozenset[int], int, Any, bool]) -> bool:
-        cmds, seqno, _, any_status = pending
-        if msg.cmd not in cmds:
-            return False
-        if msg.cmd == Command.STATUS:
-            # Only a STATUS with DPS can answer. Pushes carry seqno 0 (<= 3.3) or the device's
-            # own counter: a STATUS answers a status query only if it echoes our sequence number
-            # (3.5 never echoes, spec §2.6), not a meter push that happened to arrive meanwhile.
-            return msg.payload[:1] == b"{" and (
-                any_status or msg.seqno == seqno or float(self.version) >= 3.5
-            )
-        # 3.5 devices use their own counter, 3.1 heartbeats and STATUS pushes use 0 (spec §2.6/2.9)
-        return msg.seqno in (seqno, 0) or float(self.version) >= 3.4
-
-    def _deliver_dps(self, msg: Message) -> None:
-        try:
-            dps = extract_dps(msg.json())
-        except TuyaProtocolError:
-            _LOGGER.debug("ignored a non-JSON push from %s", self.device_id)
-            return
-        if not dps:
-            return
+    def _deliver_dps(self, dps: dict[str, Any]) -> None:
         self.dps.update(dps)
         for queue in self._push_queues:
             queue.put_nowait(dps)
@@ -587,12 +508,12 @@ class TuyaDevice:
             except Exception:
                 _LOGGER.exception("error in a connection callback")
 
-    async def _keepalive(self) -> None:
+    async def _keepalive(self, conn: TuyaConnection) -> None:
         """Heartbeat every ``heartbeat_interval`` s; UPDATEDPS every ``refresh_interval`` s."""
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + self.refresh_interval
         try:
-            while self.connected:
+            while not conn.closed:
                 await asyncio.sleep(self.heartbeat_interval)
                 await self.heartbeat()
                 if self.refresh_interval and loop.time() >= next_refresh:
@@ -603,76 +524,29 @@ class TuyaDevice:
             await self._drop(err)
 
     # ------------------------------------------------------------ requests
-    async def _send(self, cmd: int, payload: bytes) -> int:
-        writer = self._writer
-        if writer is None:
-            raise TuyaConnectionError("not connected")
-        self._seqno = (self._seqno + 1) & 0xFFFFFFFF
-        writer.write(self._codec.encode(self._seqno, cmd, payload))
-        try:
-            async with asyncio.timeout(self.timeout):
-                await writer.drain()
-        except TimeoutError:
-            raise TuyaTimeoutError("sending to the device timed out") from None
-        except OSError as err:
-            raise TuyaConnectionError(f"send failed: {err.strerror or err}") from None
-        return self._seqno
-
-    async def _request(
-        self,
-        cmd: int,
-        payload: bytes,
-        expect: frozenset[int],
-        *,
-        check_retcode: bool = True,
-        any_status: bool = True,
-    ) -> Message:
-        """Send one command and wait for its answer; one request in flight at a time.
-
-        Raises:
-            TuyaTimeoutError: no answer within ``timeout``.
-            TuyaDeviceError: the device answered with a non-zero retcode (``check_retcode``).
-
-        """
-        wait = self._probe_timeout or self.timeout
-        async with self._lock:
-            future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            self._pending = (expect, -1, future, any_status)
-            try:
-                seqno = await self._send(cmd, payload)
-                self._pending = (expect, seqno, future, any_status)
-                async with asyncio.timeout(wait):
-                    msg = await future
-            except TimeoutError:
-                raise TuyaTimeoutError(
-                    f"no answer to command 0x{cmd:02x} within {wait} s"
-                ) from None
-            finally:
-                self._pending = None
-        if msg.retcode and check_retcode:
-            text = msg.payload.decode("utf-8", "replace")[:80]
-            raise TuyaDeviceError(f"device error {msg.retcode}: {text}")
-        return msg
-
-    async def _query_status(self) -> dict[str, Any]:
+    async def _query_status(
+        self, conn: TuyaConnection, wait: float | None = None
+    ) -> dict[str, Any]:
+        wait = wait or self.timeout
         if self._device22:
             # answered by an empty ACK, then a STATUS with the DPs (spec §2.10)
             ids = sorted(self.dps, key=_dp_sort) or list(_DEVICE22_DEFAULT_DPS)
             cmd, payload = device22_status_request(self.device_id, ids)
-            msg = await self._request(cmd, payload, frozenset({Command.STATUS}))
+            msg = await conn.request(cmd, payload, frozenset({Command.STATUS}), wait=wait)
         else:
             cmd, payload = status_request(self.version, self.device_id)
-            msg = await self._request(
+            msg = await conn.request(
                 cmd,
                 payload,
                 frozenset({cmd, Command.STATUS}),
+                wait=wait,
                 check_retcode=False,
                 any_status=False,
             )
         if ERROR_DATA_UNVALID in msg.payload and not self._device22:
             _LOGGER.debug("%s refuses DP_QUERY; switching to the device22 query", self.device_id)
             self._device22 = True
-            return await self._query_status()
+            return await self._query_status(conn, wait)
         if msg.payload[:1] != b"{":
             raise TuyaDeviceError(
                 f"unexpected status answer: {msg.payload[:40].decode('utf-8', 'replace')}"
@@ -680,9 +554,6 @@ class TuyaDevice:
         dps = extract_dps(msg.json())
         self.dps.update(dps)
         return dict(self.dps)
-
-
-_DPS_REPLIES = frozenset({Command.DP_QUERY, Command.DP_QUERY_NEW, Command.CONTROL_NEW})
 
 
 def _dp_sort(dp_id: str) -> tuple[int, str]:
