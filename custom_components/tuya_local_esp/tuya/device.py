@@ -86,10 +86,11 @@ BUSY_AFTER = 2
 class _ClosedEarly(TuyaConnectionError):
     """The device closed or reset the connection before answering the set-up."""
 
-    def __init__(self, message: str, *, hung_up: bool) -> None:
+    def __init__(self, message: str, *, key_suspect: bool) -> None:
         super().__init__(message)
-        #: True: an orderly close (FIN) right after our session-key request (3.4/3.5).
-        self.hung_up = hung_up
+        #: True: an orderly close (FIN) right after our session-key request, or an answer to it
+        #: that did not verify (3.4/3.5): the key may be wrong (checked by a second connection).
+        self.key_suspect = key_suspect
 
 
 class _Silent(TuyaTimeoutError):
@@ -549,7 +550,6 @@ class TuyaDevice:
                 errors.append(err)
                 continue
             _LOGGER.info("%s speaks protocol %s", self.device_id, version)
-            self.version = version
             return
         if any(isinstance(e, TuyaKeyError) for e in errors):
             raise TuyaKeyError("no protocol version accepted the local key (or the version)")
@@ -561,21 +561,23 @@ class TuyaDevice:
         try:
             conn = await self._setup(version, wait)
         except _ClosedEarly as err:
-            if not err.hung_up:
+            if not err.key_suspect:
                 raise
-            # 3.4/3.5: hung up on our session-key request. Once may be chance (a reboot, another
-            # client); twice in a row is the device refusing our key.
+            # 3.4/3.5: hung up on our session-key request, or answered it with a frame that did
+            # not verify. Once may be chance (a reboot, another client, a corrupted frame); twice
+            # in a row is the device refusing our key.
             await asyncio.sleep(PROBE_PAUSE)
             try:
                 conn = await self._setup(version, wait)
             except _ClosedEarly as again:
-                if not again.hung_up:
+                if not again.key_suspect:
                     raise
                 raise TuyaKeyError(
-                    "the device hung up on the session-key request twice: wrong local key or "
+                    "the device refused the session-key request twice: wrong local key or "
                     "protocol version"
                 ) from None
         self._conn = conn
+        self.version = version
         self.connect_count += 1
         self.last_error = None
         self.key_failures = 0
@@ -625,6 +627,10 @@ class TuyaDevice:
                 try:
                     await conn.negotiate(wait)
                 except TuyaTimeoutError:
+                    if conn.bad_frames and not conn.frames_in:
+                        raise _ClosedEarly(
+                            "the answer to the session-key request did not verify", key_suspect=True
+                        ) from None
                     raise _Silent("no answer to the session-key negotiation") from None
             try:
                 await self._query_status(conn, wait)
@@ -654,9 +660,9 @@ class TuyaDevice:
                 raise conn.key_error from None
             if not conn.closed_by_device or isinstance(err, _ClosedEarly):
                 raise
-            hung_up = conn.needs_session and not conn.reset_by_device and conn.frames_in == 0
+            suspect = conn.needs_session and not conn.reset_by_device and conn.frames_in == 0
             raise _ClosedEarly(
-                f"the device closed the connection before answering ({err})", hung_up=hung_up
+                f"the device closed the connection before answering ({err})", key_suspect=suspect
             ) from None
 
     def _on_conn_closed(self, conn: TuyaConnection, reason: TuyaError) -> None:
