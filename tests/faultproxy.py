@@ -214,6 +214,7 @@ class FaultProxy:
         self._corrupt: list[_Rule] = []
         self._kick_after: float | None = None
         self._server: asyncio.Server | None = None
+        self._old_servers: list[asyncio.Server] = []
         self._jammed: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._kicks: set[asyncio.TimerHandle] = set()
@@ -234,7 +235,7 @@ class FaultProxy:
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""
-        await self._close_server()
+        self._close_server()
         self._unjam()
         self.drop_all()
         for handle in self._kicks:
@@ -243,6 +244,11 @@ class FaultProxy:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for server in self._old_servers:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await server.wait_closed()
+        self._old_servers.clear()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -271,13 +277,13 @@ class FaultProxy:
         """Forward nothing; ``accepting=False``: new TCP handshakes do not complete either."""
         self.blackholed = True
         if not accepting:
-            await self._close_server()
+            self._close_server()
             self._jam()
 
     async def power_off(self) -> None:
         """The plug loses power: every connection closes, new ones are refused."""
         self.powered = False
-        await self._close_server()
+        self._close_server()
         self.drop_all(reset=True)
 
     async def power_on(self) -> None:
@@ -383,11 +389,12 @@ class FaultProxy:
         handle = asyncio.get_running_loop().call_later(delay, kick)
         self._kicks.add(handle)
 
-    async def _close_server(self) -> None:
+    def _close_server(self) -> None:
+        """Stop listening; open connections stay (``stop`` waits for the servers)."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
-            await server.wait_closed()
+            self._old_servers.append(server)
 
     def _jam(self) -> None:
         """Listen without accepting and fill the backlog: further SYNs go unanswered."""

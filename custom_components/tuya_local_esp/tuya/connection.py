@@ -95,6 +95,8 @@ class TuyaConnection:
         loop = asyncio.get_running_loop()
         #: Loop time of the last bytes received from the device (liveness).
         self.last_rx = loop.time()
+        #: Loop time of the last frame sent to the device.
+        self.last_tx = loop.time()
         #: Loop time the connection was opened.
         self.opened_at = loop.time()
         #: Frames received that decoded (any command).
@@ -200,6 +202,7 @@ class TuyaConnection:
             raise self.close_reason or TuyaConnectionError("not connected")
         self._seqno = (self._seqno + 1) & 0xFFFFFFFF
         self._writer.write(self._codec.encode(self._seqno, cmd, payload))
+        self.last_tx = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(wait):
                 await self._writer.drain()

@@ -10,8 +10,9 @@ connection and failures. The reliability rules and their measurements are in
 Protocol facts used here (spec = ``../shared/docs/tuya-protocol.md``):
 
 * a CONTROL is answered by an empty ACK, then a STATUS (0x08) push with the changed DPs (§2.4);
-* devices drop connections idle for ~30 s (§4); we send a heartbeat only after
-  ``heartbeat_interval`` (10 s) without hearing anything, and any frame counts as a sign of life;
+* devices drop connections on which they received nothing for ~30 s (§4); we send a heartbeat
+  after ``heartbeat_interval`` (10 s) without hearing anything, or 20 s without sending anything,
+  and any frame from the device counts as a sign of life;
 * only one TCP connection at a time; another client holding the socket causes refusals/resets (§4);
 * a wrong local key gets no answer at all or an undecryptable one (§4). A key counts as refused
   only on evidence: a frame that arrived and did not decrypt/verify, a device that answers an
@@ -785,14 +786,23 @@ class TuyaDevice:
         """Liveness: heartbeat after ``heartbeat_interval`` s of silence; UPDATEDPS refreshes.
 
         Any frame from the device resets the silence timer. A device silent for
-        ``heartbeat_interval`` + :data:`LIVENESS_GRACE` seconds is dropped.
+        ``heartbeat_interval`` + :data:`LIVENESS_GRACE` seconds is dropped. A device that talks
+        (pushes) still gets a heartbeat every ``2 * heartbeat_interval`` s: it closes
+        connections on which it received nothing for ~30 s (spec §4).
         """
         loop = asyncio.get_running_loop()
         next_refresh = loop.time() + self.refresh_interval
         try:
             while not conn.closed:
                 now = loop.time()
-                due = conn.last_rx + self.heartbeat_interval - now
+                # heard nothing for an interval, or sent nothing for two (the device's idle timer)
+                due = (
+                    min(
+                        conn.last_rx + self.heartbeat_interval,
+                        conn.last_tx + 2 * self.heartbeat_interval,
+                    )
+                    - now
+                )
                 if self.refresh_interval:
                     due = min(due, next_refresh - now)
                 if due > 0:
