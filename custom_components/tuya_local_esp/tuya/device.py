@@ -78,10 +78,11 @@ REPROBE_AFTER = 2
 #: Seconds after ``heartbeat_interval`` of silence before the device is declared gone: half for
 #: the heartbeat's answer, half for a status query (for devices that ignore heartbeats).
 LIVENESS_GRACE = 2.0
-#: A connection the device closes within this many seconds of opening it was "dropped early".
-BUSY_WINDOW = 20.0
+#: A connection the device closes within this many seconds of opening it was "dropped early"
+#: (a rival client, e.g. the vendor app, takes the plug back within moments of being dropped).
+BUSY_WINDOW = 5.0
 #: Early drops in a row that mean another client holds the device (-> TuyaBusyError).
-BUSY_AFTER = 2
+BUSY_AFTER = 3
 
 
 class _ClosedEarly(TuyaConnectionError):
@@ -727,7 +728,7 @@ class TuyaDevice:
             return None
         return TuyaBusyError(
             f"the device dropped {self._early_drops} connections in a row within "
-            f"{BUSY_WINDOW:g} s: another client holds it"
+            f"{BUSY_WINDOW:g} s of opening them: another client holds it"
         )
 
     def _classify(self, err: TuyaError) -> TuyaError:
