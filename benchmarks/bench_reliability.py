@@ -18,7 +18,8 @@ Measured per run (loop time, seconds):
 * ``back``: fault removed -> the client reports the connection up again;
 * commands: ``ok``/``failed`` and ``false_success`` (``set_dps`` returned but the plug did not
   apply it) / ``false_failure`` (raised although the plug applied it);
-* ``reconnects_per_min``: TCP connections the plug side accepted per minute during the fault;
+* ``reconnects_per_min``: connection attempts per minute during the fault (failed ones counted
+  from ``subscribe_failure``, successful ones from ``subscribe_connection``);
 * ``lock_in``: with version ``auto``, the version found afterwards differs from the plug's.
 """
 
@@ -57,6 +58,7 @@ class Run:
         self.proxy: FaultProxy
         self.dev: TuyaDevice
         self.events: list[tuple[float, bool]] = []
+        self.failures: list[float] = []
         self.result: dict[str, Any] = {}
 
     async def __aenter__(self) -> Run:
@@ -68,6 +70,7 @@ class Run:
         )
         loop = asyncio.get_running_loop()
         self.dev.subscribe_connection(lambda up: self.events.append((loop.time(), up)))
+        self.dev.subscribe_failure(lambda _err: self.failures.append(loop.time()))
         await self.dev.start()
         await self.dev.wait_connected(60)
         return self
@@ -79,6 +82,12 @@ class Run:
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
+
+    def attempts_per_min(self, t0: float, t1: float) -> float:
+        """Connection attempts (failed or not) per minute between ``t0`` and ``t1``."""
+        failed = sum(1 for t in self.failures if t0 <= t < t1)
+        made = sum(1 for t, up in self.events if t0 <= t < t1 and up)
+        return (failed + made) / ((t1 - t0) / 60)
 
     async def until(self, up: bool, since: float, within: float) -> float | None:
         """Seconds from ``since`` to the first connection event ``up`` after it (None: never)."""
@@ -117,7 +126,6 @@ async def s_reset(run: Run) -> None:
 
 async def _power(run: Run, off: float, *, silent: bool) -> None:
     t0 = run.now()
-    accepted0 = run.proxy.stats.accepted
     if silent:
         await run.proxy.blackhole(accepting=False)  # no FIN, SYNs unanswered
     else:
@@ -128,8 +136,7 @@ async def _power(run: Run, off: float, *, silent: bool) -> None:
     run.proxy.drop_all(reset=True)  # a rebooted plug knows no old connection
     await run.proxy.power_on()
     run.result["back"] = await run.until(True, t1, 180)
-    minutes = (t1 - t0) / 60
-    run.result["reconnects_per_min"] = (run.proxy.stats.accepted - accepted0) / minutes
+    run.result["reconnects_per_min"] = run.attempts_per_min(t0, t1)
     await run.command(not run.sim.dps["1"])
 
 
@@ -174,6 +181,7 @@ async def s_lost_reply(run: Run) -> None:
     """Ten plug restarts, each losing one frame from the plug at a random point; version auto."""
     rng = random.Random(run.seed)
     for _ in range(10):
+        run.proxy.clear()  # one lost frame per restart
         run.proxy.lose(1, skip=rng.randrange(6))
         t0 = run.now()
         await run.proxy.power_off()  # RST, then refused: a reconnect, not a rival client
@@ -191,7 +199,8 @@ async def s_second_client(run: Run) -> None:
     accepted0 = run.proxy.stats.accepted
     run.proxy.second_client(1.0)
     await asyncio.sleep(60)
-    run.result["reconnects_per_min"] = (run.proxy.stats.accepted - accepted0) / (
+    run.result["reconnects_per_min"] = run.attempts_per_min(t0, run.now())
+    run.result["accepted_per_min"] = (run.proxy.stats.accepted - accepted0) / (
         (run.now() - t0) / 60
     )
     t1 = run.now()
@@ -243,7 +252,7 @@ async def one(name: str, version: str, seed: int) -> dict[str, Any]:
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": len(results)}
-    for key in ("gone", "back", "reconnects_per_min", "drops_per_min"):
+    for key in ("gone", "back", "reconnects_per_min", "accepted_per_min", "drops_per_min"):
         values = [r[key] for r in results if r.get(key) is not None]
         missing = sum(1 for r in results if key in r and r[key] is None)
         if values:

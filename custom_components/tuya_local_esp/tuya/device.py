@@ -72,6 +72,9 @@ PROBE_ORDER = ("3.3", "3.4", "3.5", "3.1")
 PROBE_TIMEOUT = 2.0
 #: Seconds between two probes, so the plug has closed the previous connection.
 PROBE_PAUSE = 0.2
+#: Seconds to wait for the STATUS push after a CONTROL's ACK before asking with a status query
+#: (devices push within milliseconds of the ACK, spec §2.4; a lost push then costs this long).
+PUSH_WAIT = 1.0
 #: Connection set-ups in a row that stayed silent before ``auto`` tries the other versions
 #: (a refused key or an undecryptable answer makes it try them at once).
 REPROBE_AFTER = 2
@@ -433,7 +436,7 @@ class TuyaDevice:
                     raise TuyaTimeoutError("the device did not confirm the command")
                 return confirmed
             try:
-                async with asyncio.timeout(self.timeout):
+                async with asyncio.timeout(min(self.timeout, PUSH_WAIT)):
                     while not wanted.keys() <= confirmed.keys():
                         item = await pushes.get()
                         if isinstance(item, TuyaError):
