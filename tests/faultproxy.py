@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import struct
 from collections.abc import Collection
@@ -171,6 +172,26 @@ class _Pipe:
                 writer.close()
 
 
+def _port_outside_ephemeral_range(host: str) -> int:
+    """A free port below the kernel's ephemeral range.
+
+    While the proxy is "powered off" nothing listens on its port; a port inside the ephemeral
+    range could then be taken by one of the client's own outgoing sockets (Linux even lets a
+    socket connect to itself), and listening there again would fail.
+    """
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+            low = int(fh.read().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, max(10001, low))
+        with socket.socket() as probe, contextlib.suppress(OSError):
+            probe.bind((host, port))
+            return port
+    return 0
+
+
 def _abort(writer: asyncio.StreamWriter) -> None:
     """Close with RST (SO_LINGER 0)."""
     sock = writer.get_extra_info("socket")
@@ -227,6 +248,8 @@ class FaultProxy:
     async def start(self) -> None:
         """Listen (again, on the same port)."""
         self._unjam()
+        if self._port == 0:
+            self._port = _port_outside_ephemeral_range(self.host)
         if self._server is None:
             self._server = await asyncio.start_server(
                 self._on_client, self.host, self._port, reuse_address=True

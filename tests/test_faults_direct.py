@@ -354,3 +354,26 @@ async def test_dp_ids_that_are_not_plain_numbers(loop_errors: list[dict[str, Any
             assert dps["1"] is True
             assert (await dev.set_dps({"1": False}))["1"] is False
     assert not loop_errors
+
+
+async def test_wake_cuts_the_backoff_short(loop_errors: list[dict[str, Any]]) -> None:
+    """The plug's UDP broadcast was heard (``wake()``): the next attempt starts at once."""
+    async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, version="3.3") as sim:
+        async with FaultProxy(sim.port) as proxy:
+            await proxy.power_off()
+            failures: list[TuyaError] = []
+            dev = make_device(proxy.port, "3.3", reconnect_min=60, reconnect_max=60)
+            unsubscribe = dev.subscribe_failure(failures.append)
+            await dev.start()
+            try:
+                await wait_until(lambda: len(failures) == 1, GONE)  # now waiting 60 s
+                await proxy.power_on()
+                dev.wake()
+                await dev.wait_connected(BACK)
+                unsubscribe()
+                unsubscribe()  # idempotent
+            finally:
+                await dev.close()
+            assert isinstance(failures[0], TuyaConnectionError)
+            assert not isinstance(failures[0], TuyaBusyError)
+    assert not loop_errors

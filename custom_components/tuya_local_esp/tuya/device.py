@@ -124,11 +124,13 @@ class TuyaDevice:
         host: IP address or host name of the device.
         device_id: the device id (``gwId``/``devId``), usually 20-22 characters.
         local_key: the 16-character local key.
-        version: protocol version ``"3.1"`` ... ``"3.5"``, or ``"auto"``: every connection then
-            tries ``version_hint`` (or 3.3) first and the other versions after it, so a plug whose
-            firmware update changed its version keeps working; :attr:`version` tells the one
-            found.
-        version_hint: with ``"auto"``, the version to try first (e.g. from discovery).
+        version: protocol version ``"3.1"`` ... ``"3.5"``, or ``"auto"``: connections use
+            ``version_hint`` (or 3.3) and try the others only on evidence that the version
+            changed (see :meth:`_open`), so a plug whose firmware update changed its version
+            keeps working; :attr:`version` tells the one in use. 3.2 is used only when given
+            explicitly (spec §2.3).
+        version_hint: with ``"auto"``, the version to use first (e.g. the last one detected, or
+            the one a discovery broadcast announced; "3.2" means 3.3).
         port: TCP port (6668).
         timeout: seconds allowed for every single wait (connect, each answer).
         heartbeat_interval: seconds between heartbeats while connected.
@@ -277,9 +279,11 @@ class TuyaDevice:
         With ``auto_reconnect`` a background task then keeps the connection up.
 
         Raises:
-            TuyaConnectionError: the device cannot be reached.
-            TuyaKeyError: the device did not accept the local key (or the protocol version).
-            TuyaTimeoutError: the device did not answer in time.
+            TuyaConnectionError: the device cannot be reached, or closed the connection before
+                answering.
+            TuyaKeyError: the device refused the local key (or the protocol version): an answer
+                that did not decrypt, or a refusal (module docstring); never mere silence.
+            TuyaTimeoutError: the device accepted the connection and did not answer in time.
             TuyaProtocolError: the device answered with something we cannot understand.
 
         """
