@@ -311,6 +311,10 @@ class TuyaDevice:
                 await self._supervisor
             self._supervisor = None
         await self._drop(TuyaConnectionError("client closed"))
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleanup
 
     def set_host(self, host: str) -> None:
         """Point the client at a new address (the plug moved); reconnects there at once.
