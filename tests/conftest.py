@@ -15,7 +15,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp import discovery
 from custom_components.tuya_local_esp.const import DOMAIN
-from custom_components.tuya_local_esp.tuya import client as tuya_client
+from custom_components.tuya_local_esp.tuya import device as tuya_client
 from tuya_sim import SimulatedPlug
 
 VECTORS = Path(__file__).parent / "vectors"

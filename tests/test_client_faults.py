@@ -151,8 +151,8 @@ async def test_ack_without_status_is_confirmed_by_a_query(faulty: Any) -> None:
 
 async def test_silent_heartbeats_drop_the_connection(faulty: Any) -> None:
     def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
-        if msg.cmd == Command.HEART_BEAT:
-            return b""  # the plug hangs
+        if count > 1:
+            return b""  # the plug hangs after the first query: no heartbeat, no query answered
         return plug.frame(seqno, msg.cmd, DPS)
 
     plug = await faulty(script)
@@ -160,8 +160,29 @@ async def test_silent_heartbeats_drop_the_connection(faulty: Any) -> None:
     dev = client(plug, heartbeat_interval=0.05, auto_reconnect=False)
     dev.subscribe_connection(states.append)
     async with dev:
-        await wait_until(lambda: states == [True, False], 3)
+        # silence for heartbeat_interval + LIVENESS_GRACE (2 s) drops the connection
+        await wait_until(lambda: states == [True, False], 10)
         assert not dev.connected
+
+
+async def test_a_plug_ignoring_heartbeats_is_kept_alive_by_queries(faulty: Any) -> None:
+    """Issue 7 item 3: a plug that answers queries but not heartbeats is not dropped."""
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.HEART_BEAT:
+            return b""
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    states: list[bool] = []
+    dev = client(plug, heartbeat_interval=0.05, auto_reconnect=False)
+    dev.subscribe_connection(states.append)
+    async with dev:
+        await wait_until(lambda: dev.ignores_heartbeat, 10)
+        queries = plug.count
+        await wait_until(lambda: plug.count >= queries + 3, 10)  # liveness by status queries
+        assert states == [True]
+        assert dev.connected
 
 
 async def test_set_host_reconnects_at_once(faulty: Any) -> None:

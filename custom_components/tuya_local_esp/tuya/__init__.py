@@ -7,11 +7,17 @@ Public API::
         await dev.set_dps({"1": False})     # -> DPS confirmed by the device
         unsubscribe = dev.subscribe(print)  # pushed DPS changes
 
+Also: ``dev.subscribe_connection(cb)``, ``dev.subscribe_failure(cb)`` (classified errors:
+:class:`TuyaKeyError` only when the device refused the key, :class:`TuyaBusyError` when another
+client holds it), ``dev.wake()`` (its UDP broadcast was heard: retry now), ``dev.busy``.
+``device.py`` holds :class:`TuyaDevice` (the device across connections), ``connection.py`` one
+TCP connection. Behaviour under faults: ``docs/reliability.md``.
+
 Protocol reference: ``../shared/docs/tuya-protocol.md`` (cited in each module).
 """
 
-from .client import AUTO_VERSION, TuyaDevice
 from .const import DEFAULT_PORT, VERSIONS, Command
+from .device import AUTO_VERSION, TuyaDevice
 from .errors import (
     TuyaBusyError,
     TuyaConnectionError,
