@@ -107,7 +107,7 @@ async def test_moved_plug_is_followed(hass: HomeAssistant) -> None:
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         assert hass.states.get("switch.desk_plug").state == "unavailable"
-        entry.runtime_data.device.reconnect_min = 30  # only the announcement can help now
+        entry.runtime_data.source.device.reconnect_min = 30  # only the announcement can help now
         announce(hass.data[DISCOVERY], "127.0.0.2")
         await wait_for_state(hass, "switch.desk_plug", "on")
         assert entry.data["host"] == "127.0.0.2"

@@ -130,7 +130,7 @@ async def test_hub_flow_errors_then_plugs_as_devices(
     firmware = hass.states.get("sensor.tuya_esp32_hub_testhub_firmware_version")
     assert firmware is not None
     assert firmware.state not in ("unknown", "unavailable")
-    await entry.runtime_data.async_refresh()
+    await entry.runtime_data.source.async_refresh()
     diag = await async_get_config_entry_diagnostics(hass, entry)
     assert diag["entry"]["secret"] == "**REDACTED**"
     assert diag["hub"]["connected"] is True
@@ -168,7 +168,7 @@ async def test_hub_restart_and_plug_loss(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
 ) -> None:
     entry = await add_hub(hass, hub)
-    entry.runtime_data.client.backoff_max = 0.5
+    entry.runtime_data.source.client.backoff_max = 0.5
     hub.stop()
     await wait_for_state(hass, "switch.hub_plug_0", "unavailable")
     await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "off")
@@ -329,9 +329,9 @@ async def test_options_flow_errors(
         )
         assert result["errors"] == {"base": "cannot_connect"}
         with pytest.raises(HomeAssistantError):
-            await entry.runtime_data.async_set_dps(plugs[0].device_id, {"1": False})
-        await entry.runtime_data.async_refresh()
-        assert not entry.runtime_data.last_update_success
+            await entry.runtime_data.source.async_set_dps(plugs[0].device_id, {"1": False})
+        await entry.runtime_data.source.async_refresh()
+        assert not entry.runtime_data.source.last_update_success
     finally:
         hub.stop()
 
@@ -362,7 +362,7 @@ async def test_hub_health_sensors_and_failed_commands(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
 ) -> None:
     entry = await add_hub(hass, hub)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.source
     await coordinator.async_refresh()
     assert coordinator.last_update_success
     assert coordinator.health is not None
@@ -383,7 +383,7 @@ async def test_unexpected_error_in_the_hub_step(hass: HomeAssistant, hub: HubPro
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "hub"}
     )
-    with patch("custom_components.tuya_local_esp.config_flow._probe_hub", side_effect=RuntimeError):
+    with patch("custom_components.tuya_local_esp.flow_probes.probe_hub", side_effect=RuntimeError):
         result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
     assert result["errors"] == {"base": "unknown"}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
@@ -430,9 +430,9 @@ async def test_changed_hub_secret_asks_for_the_new_one(
         entry = hub_entry(hub, [])  # configured with the old secret
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
-        client = entry.runtime_data.client
+        client = entry.runtime_data.source.client
         await wait_until(lambda: client.last_error is not None, 10)
-        await entry.runtime_data.async_refresh()
+        await entry.runtime_data.source.async_refresh()
         await hass.async_block_till_done()
         flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         assert [f["context"]["source"] for f in flows] == ["reauth"]

@@ -98,7 +98,7 @@ async def test_unavailable_while_unreachable_and_back_by_itself(
     hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     await setup_entry(hass, mock_entry)
-    coordinator = mock_entry.runtime_data
+    coordinator = mock_entry.runtime_data.source
     coordinator.device.reconnect_min = 0.05
     coordinator.device.reconnect_max = 0.1
     await plug_sim.stop()
@@ -113,7 +113,7 @@ async def test_safety_poll(
     hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     await setup_entry(hass, mock_entry)
-    coordinator = mock_entry.runtime_data
+    coordinator = mock_entry.runtime_data.source
     await coordinator.async_refresh()
     assert coordinator.last_update_success
     assert coordinator.data[DEVICE_ID]["20"] == plug_sim.dps["20"]
@@ -172,7 +172,7 @@ async def test_setup_does_not_wait_for_an_unreachable_plug(
     await hass.async_block_till_done()
     assert mock_entry.state is ConfigEntryState.LOADED
     assert hass.states.get(SWITCH).state == "unavailable"
-    mock_entry.runtime_data.device.reconnect_min = 0.05
+    mock_entry.runtime_data.source.device.reconnect_min = 0.05
     await plug_sim.start()
     await wait_for_state(hass, SWITCH, "on")
 
@@ -181,7 +181,7 @@ async def test_switch_failure_raises_translated_error(
     hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     await setup_entry(hass, mock_entry)
-    mock_entry.runtime_data.device.timeout = 0.3
+    mock_entry.runtime_data.source.device.timeout = 0.3
     plug_sim.max_time_skew = -1  # the plug now ignores every command (stale timestamp)
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
@@ -204,7 +204,7 @@ async def test_repaired_plug_asks_for_its_new_key(
 ) -> None:
     """The plug was paired again: its local key changed; a reauth flow asks for the new one."""
     monkeypatch.setattr("custom_components.tuya_local_esp.coordinator.REQUEST_TIMEOUT", 0.2)
-    monkeypatch.setattr("custom_components.tuya_local_esp.config_flow.REQUEST_TIMEOUT", 0.2)
+    monkeypatch.setattr("custom_components.tuya_local_esp.flow_probes.REQUEST_TIMEOUT", 0.2)
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=DEVICE_ID,
@@ -213,11 +213,9 @@ async def test_repaired_plug_asks_for_its_new_key(
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    coordinator = entry.runtime_data
-    coordinator.device.reconnect_min = coordinator.device.reconnect_max = 0.05
-    await wait_until(lambda: coordinator.device.key_failures >= 3, 10)
-    await coordinator.async_refresh()
-    await hass.async_block_till_done()
+    # no refresh is asked for: the failures themselves lead to the reauth flow, within 30 s
+    await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)), 30)
+    assert entry.runtime_data.source.device.key_failures >= 2
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == ["reauth"]
     flow_id = flows[0]["flow_id"]
