@@ -20,6 +20,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
@@ -29,6 +30,7 @@ from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
 from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record
+from .ha_snapshots import assert_entry_snapshot
 
 HUB_ID = "testhub"
 
@@ -462,3 +464,29 @@ async def test_adding_the_hub_ends_discovery_of_its_plugs(
     await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
     await add_hub(hass, hub)
     assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+
+
+async def test_entities_of_a_hub_and_its_plugs(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug], snapshot: SnapshotAssertion
+) -> None:
+    """Devices, entity registry entries and states of a hub entry: the hub and two plugs."""
+    entry = await add_hub(hass, hub)
+    await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+    await entry.runtime_data.source.async_refresh()  # the hub's health
+    await hass.async_block_till_done()
+    # readings come from the hub's own refreshes, the hub's figures from the running firmware
+    varying = {
+        f"sensor.hub_plug_{i}_{kind}"
+        for i in range(2)
+        for kind in ("current", "power", "voltage", "energy")
+    }
+    varying |= {
+        "sensor.tuya_esp32_hub_testhub_free_memory",
+        "sensor.tuya_esp32_hub_testhub_uptime",
+        "sensor.tuya_esp32_hub_testhub_firmware_version",
+    }
+    assert_entry_snapshot(hass, entry.entry_id, snapshot, varying=frozenset(varying))
+    for i in range(len(plugs)):  # the readings themselves are those the plugs report
+        state = hass.states.get(f"sensor.hub_plug_{i}_voltage")
+        assert state is not None
+        assert float(state.state) > 0
