@@ -490,3 +490,32 @@ async def test_entities_of_a_hub_and_its_plugs(
         state = hass.states.get(f"sensor.hub_plug_{i}_voltage")
         assert state is not None
         assert float(state.state) > 0
+
+
+async def test_a_moved_plug_behind_the_hub_is_followed(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """The plug's broadcast from a new address reaches the hub (``host`` request): the hub
+    stores it and reconnects there."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    await add_hub(hass, hub)
+    old = plugs[0]
+    await old.stop()
+    await wait_for_state(hass, "switch.hub_plug_0", "unavailable", within=10)
+    async with SimulatedPlug(
+        device_id=old.device_id,
+        local_key=KEYS[0],
+        seed=0,
+        dps={"1": True},
+        host="127.0.0.7",
+        port=old.port,
+    ):
+        discovery = hass.data[DISCOVERY]
+        info = {"ip": "127.0.0.7", "gwId": old.device_id, "version": "3.3"}
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(
+                encode_broadcast(info, "3.3"), ("127.0.0.1", discovery.listener.bound_ports[1])
+            )
+        await wait_for_state(hass, "switch.hub_plug_0", "on", within=15)
+        assert "127.0.0.7" in hub.plugs_path.read_text()
+        assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []

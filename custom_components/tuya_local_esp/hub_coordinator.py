@@ -127,11 +127,23 @@ class HubCoordinator(PlugCoordinator):
         return self.client.connected and self._online.get(device_id, False)
 
     async def async_follow_host(self, device_id: str, host: str) -> None:
-        """The plug moved: the hub follows it (hub request ``host``).
+        """The plug was heard at ``host``: tell the hub (``host`` request, hub-protocol §7.3).
 
-        Not wired yet: the hub client gets ``set_plug_host`` in the hub-client branch.
+        The hub stores the address and reconnects there at once. Nothing is sent when the hub
+        has that address already or is not connected (discovery asks again when the plug's
+        announcement changes, and after a restart); a refusal is logged and changes nothing.
         """
-        LOGGER.debug("Plug %s behind hub %s was heard at %s", device_id, self.hub_id, host)
+        inventory = self.client.inventory
+        plug = inventory.plugs.get(device_id) if inventory is not None else None
+        if plug is None or plug.host == host or not self.client.connected:
+            return
+        LOGGER.info("Plug %s behind hub %s moved to %s", device_id, self.hub_id, host)
+        try:
+            await self.client.set_plug_host(device_id, host)
+        except HubError as err:
+            LOGGER.warning(
+                "Hub %s did not take the new address of plug %s: %s", self.hub_id, device_id, err
+            )
 
     def wake(self, device_id: str) -> None:
         """The hub reconnects to its plugs itself; nothing to do here."""
