@@ -81,7 +81,7 @@ async def test_user_flow_wrong_key_then_recovers(
     hass: HomeAssistant, plug_sim: SimulatedPlug
 ) -> None:
     result = await start_plug_flow(hass)
-    with patch("custom_components.tuya_local_esp.config_flow.REQUEST_TIMEOUT", 0.5):
+    with patch("custom_components.tuya_local_esp.flow_probes.REQUEST_TIMEOUT", 0.5):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], user_input(plug_sim, local_key="fedcba9876543210")
         )
@@ -111,7 +111,7 @@ async def test_user_flow_unknown_error_then_recovers(
 ) -> None:
     result = await start_plug_flow(hass)
     with patch(
-        "custom_components.tuya_local_esp.config_flow._probe", side_effect=RuntimeError("boom")
+        "custom_components.tuya_local_esp.flow_probes.probe_plug", side_effect=RuntimeError("boom")
     ):
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], user_input(plug_sim)
@@ -181,7 +181,7 @@ async def test_user_flow_detects_the_version(hass: HomeAssistant) -> None:
         entry = result["result"]
         await wait_for_state(hass, "switch.desk_plug", "on")
         # a firmware update changes the plug's version: the entry follows by itself
-        coordinator = entry.runtime_data
+        coordinator = entry.runtime_data.source
         coordinator.device.reconnect_min = 0.05
         await sim.stop()
         sim.version = "3.4"
@@ -210,3 +210,26 @@ async def test_reconfigure_an_entry_that_is_not_loaded(
     assert result["reason"] == "reconfigure_successful"
     assert mock_entry.data["detected_version"] == "3.3"
     await hass.async_block_till_done()
+
+
+async def test_reauth_flow_of_a_plug(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    """The new local key is checked with the plug, which the running entry releases for it."""
+    mock_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_entry.entry_id)
+    await wait_for_state(hass, "switch.desk_plug", "on")
+    result = await mock_entry.start_reauth_flow(hass)
+    assert result["step_id"] == "reauth_confirm"
+    with patch("custom_components.tuya_local_esp.flow_probes.REQUEST_TIMEOUT", 0.5):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {"local_key": "fedcba9876543210"}
+        )
+    assert result["errors"] == {"base": "invalid_auth"}
+    await wait_for_state(hass, "switch.desk_plug", "on")  # taken again after the failed probe
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"local_key": LOCAL_KEY}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    await wait_for_state(hass, "switch.desk_plug", "on")

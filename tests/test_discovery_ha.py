@@ -107,7 +107,7 @@ async def test_moved_plug_is_followed(hass: HomeAssistant) -> None:
         assert await hass.config_entries.async_setup(entry.entry_id)
         await hass.async_block_till_done()
         assert hass.states.get("switch.desk_plug").state == "unavailable"
-        entry.runtime_data.device.reconnect_min = 30  # only the announcement can help now
+        entry.runtime_data.source.device.reconnect_min = 30  # only the announcement can help now
         announce(hass.data[DISCOVERY], "127.0.0.2")
         await wait_for_state(hass, "switch.desk_plug", "on")
         assert entry.data["host"] == "127.0.0.2"
@@ -199,6 +199,9 @@ async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
         assert result["type"] is FlowResultType.CREATE_ENTRY
         assert result["data"]["host"] == "127.0.0.4"
         assert result["data"]["detected_version"] == "3.4"
+        # connected before unloading: a connection still opening when the simulator stops
+        # makes asyncio's server fail on the late accept
+        await wait_for_state(hass, "switch.picked_plug", "off")
         assert await hass.config_entries.async_unload(result["result"].entry_id)
 
 
@@ -230,4 +233,5 @@ async def test_typing_in_a_plug_that_is_also_discovered(hass: HomeAssistant) -> 
         assert result["type"] is FlowResultType.CREATE_ENTRY
         await hass.async_block_till_done()
         assert discovery_flows(hass) == []  # the discovery offer ended with it
+        await wait_for_state(hass, "switch.typed_plug", "off")  # see test_first_plug_picked...
         assert await hass.config_entries.async_unload(result["result"].entry_id)

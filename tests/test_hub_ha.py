@@ -20,6 +20,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
@@ -29,6 +30,7 @@ from tuya_sim.udp import encode_broadcast
 
 from .conftest import wait_for_state, wait_until
 from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record
+from .ha_snapshots import assert_entry_snapshot
 
 HUB_ID = "testhub"
 
@@ -130,7 +132,7 @@ async def test_hub_flow_errors_then_plugs_as_devices(
     firmware = hass.states.get("sensor.tuya_esp32_hub_testhub_firmware_version")
     assert firmware is not None
     assert firmware.state not in ("unknown", "unavailable")
-    await entry.runtime_data.async_refresh()
+    await entry.runtime_data.source.async_refresh()
     diag = await async_get_config_entry_diagnostics(hass, entry)
     assert diag["entry"]["secret"] == "**REDACTED**"
     assert diag["hub"]["connected"] is True
@@ -168,7 +170,7 @@ async def test_hub_restart_and_plug_loss(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
 ) -> None:
     entry = await add_hub(hass, hub)
-    entry.runtime_data.client.backoff_max = 0.5
+    entry.runtime_data.source.client.backoff_max = 0.5
     hub.stop()
     await wait_for_state(hass, "switch.hub_plug_0", "unavailable")
     await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "off")
@@ -329,9 +331,9 @@ async def test_options_flow_errors(
         )
         assert result["errors"] == {"base": "cannot_connect"}
         with pytest.raises(HomeAssistantError):
-            await entry.runtime_data.async_set_dps(plugs[0].device_id, {"1": False})
-        await entry.runtime_data.async_refresh()
-        assert not entry.runtime_data.last_update_success
+            await entry.runtime_data.source.async_set_dps(plugs[0].device_id, {"1": False})
+        await entry.runtime_data.source.async_refresh()
+        assert not entry.runtime_data.source.last_update_success
     finally:
         hub.stop()
 
@@ -362,7 +364,7 @@ async def test_hub_health_sensors_and_failed_commands(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
 ) -> None:
     entry = await add_hub(hass, hub)
-    coordinator = entry.runtime_data
+    coordinator = entry.runtime_data.source
     await coordinator.async_refresh()
     assert coordinator.last_update_success
     assert coordinator.health is not None
@@ -383,7 +385,7 @@ async def test_unexpected_error_in_the_hub_step(hass: HomeAssistant, hub: HubPro
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "hub"}
     )
-    with patch("custom_components.tuya_local_esp.config_flow._probe_hub", side_effect=RuntimeError):
+    with patch("custom_components.tuya_local_esp.flow_probes.probe_hub", side_effect=RuntimeError):
         result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
     assert result["errors"] == {"base": "unknown"}
     result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
@@ -430,9 +432,9 @@ async def test_changed_hub_secret_asks_for_the_new_one(
         entry = hub_entry(hub, [])  # configured with the old secret
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
-        client = entry.runtime_data.client
+        client = entry.runtime_data.source.client
         await wait_until(lambda: client.last_error is not None, 10)
-        await entry.runtime_data.async_refresh()
+        await entry.runtime_data.source.async_refresh()
         await hass.async_block_till_done()
         flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
         assert [f["context"]["source"] for f in flows] == ["reauth"]
@@ -462,3 +464,58 @@ async def test_adding_the_hub_ends_discovery_of_its_plugs(
     await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
     await add_hub(hass, hub)
     assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+
+
+async def test_entities_of_a_hub_and_its_plugs(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug], snapshot: SnapshotAssertion
+) -> None:
+    """Devices, entity registry entries and states of a hub entry: the hub and two plugs."""
+    entry = await add_hub(hass, hub)
+    await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+    await entry.runtime_data.source.async_refresh()  # the hub's health
+    await hass.async_block_till_done()
+    # readings come from the hub's own refreshes, the hub's figures from the running firmware
+    varying = {
+        f"sensor.hub_plug_{i}_{kind}"
+        for i in range(2)
+        for kind in ("current", "power", "voltage", "energy")
+    }
+    varying |= {
+        "sensor.tuya_esp32_hub_testhub_free_memory",
+        "sensor.tuya_esp32_hub_testhub_uptime",
+        "sensor.tuya_esp32_hub_testhub_firmware_version",
+    }
+    assert_entry_snapshot(hass, entry.entry_id, snapshot, varying=frozenset(varying))
+    for i in range(len(plugs)):  # the readings themselves are those the plugs report
+        state = hass.states.get(f"sensor.hub_plug_{i}_voltage")
+        assert state is not None
+        assert float(state.state) > 0
+
+
+async def test_a_moved_plug_behind_the_hub_is_followed(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """The plug's broadcast from a new address reaches the hub (``host`` request): the hub
+    stores it and reconnects there."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    await add_hub(hass, hub)
+    old = plugs[0]
+    await old.stop()
+    await wait_for_state(hass, "switch.hub_plug_0", "unavailable", within=10)
+    async with SimulatedPlug(
+        device_id=old.device_id,
+        local_key=KEYS[0],
+        seed=0,
+        dps={"1": True},
+        host="127.0.0.7",
+        port=old.port,
+    ):
+        discovery = hass.data[DISCOVERY]
+        info = {"ip": "127.0.0.7", "gwId": old.device_id, "version": "3.3"}
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(
+                encode_broadcast(info, "3.3"), ("127.0.0.1", discovery.listener.bound_ports[1])
+            )
+        await wait_for_state(hass, "switch.hub_plug_0", "on", within=15)
+        assert "127.0.0.7" in hub.plugs_path.read_text()
+        assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []

@@ -17,6 +17,7 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     mock_restore_cache_with_extra_data,
 )
+from syrupy.assertion import SnapshotAssertion
 
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
@@ -24,6 +25,7 @@ from custom_components.tuya_local_esp.sensor import PlugEnergySensor
 from tuya_sim import SimulatedPlug
 
 from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_for_state, wait_until
+from .ha_snapshots import assert_entry_snapshot
 
 SWITCH = "switch.desk_plug"
 
@@ -98,7 +100,7 @@ async def test_unavailable_while_unreachable_and_back_by_itself(
     hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     await setup_entry(hass, mock_entry)
-    coordinator = mock_entry.runtime_data
+    coordinator = mock_entry.runtime_data.source
     coordinator.device.reconnect_min = 0.05
     coordinator.device.reconnect_max = 0.1
     await plug_sim.stop()
@@ -107,13 +109,15 @@ async def test_unavailable_while_unreachable_and_back_by_itself(
     await plug_sim.start()
     await wait_for_state(hass, SWITCH, "on")
     assert hass.states.get("sensor.desk_plug_power").state != "unavailable"
+    # an unreachable plug is no reason to ask for a new key
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
 
 
 async def test_safety_poll(
     hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     await setup_entry(hass, mock_entry)
-    coordinator = mock_entry.runtime_data
+    coordinator = mock_entry.runtime_data.source
     await coordinator.async_refresh()
     assert coordinator.last_update_success
     assert coordinator.data[DEVICE_ID]["20"] == plug_sim.dps["20"]
@@ -172,7 +176,7 @@ async def test_setup_does_not_wait_for_an_unreachable_plug(
     await hass.async_block_till_done()
     assert mock_entry.state is ConfigEntryState.LOADED
     assert hass.states.get(SWITCH).state == "unavailable"
-    mock_entry.runtime_data.device.reconnect_min = 0.05
+    mock_entry.runtime_data.source.device.reconnect_min = 0.05
     await plug_sim.start()
     await wait_for_state(hass, SWITCH, "on")
 
@@ -181,7 +185,7 @@ async def test_switch_failure_raises_translated_error(
     hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     await setup_entry(hass, mock_entry)
-    mock_entry.runtime_data.device.timeout = 0.3
+    mock_entry.runtime_data.source.device.timeout = 0.3
     plug_sim.max_time_skew = -1  # the plug now ignores every command (stale timestamp)
     with pytest.raises(HomeAssistantError) as err:
         await hass.services.async_call(
@@ -204,7 +208,7 @@ async def test_repaired_plug_asks_for_its_new_key(
 ) -> None:
     """The plug was paired again: its local key changed; a reauth flow asks for the new one."""
     monkeypatch.setattr("custom_components.tuya_local_esp.coordinator.REQUEST_TIMEOUT", 0.2)
-    monkeypatch.setattr("custom_components.tuya_local_esp.config_flow.REQUEST_TIMEOUT", 0.2)
+    monkeypatch.setattr("custom_components.tuya_local_esp.flow_probes.REQUEST_TIMEOUT", 0.2)
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=DEVICE_ID,
@@ -213,11 +217,9 @@ async def test_repaired_plug_asks_for_its_new_key(
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    coordinator = entry.runtime_data
-    coordinator.device.reconnect_min = coordinator.device.reconnect_max = 0.05
-    await wait_until(lambda: coordinator.device.key_failures >= 3, 10)
-    await coordinator.async_refresh()
-    await hass.async_block_till_done()
+    # no refresh is asked for: the failures themselves lead to the reauth flow, within 30 s
+    await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)), 30)
+    assert entry.runtime_data.source.device.key_failures >= 2
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
     assert [f["context"]["source"] for f in flows] == ["reauth"]
     flow_id = flows[0]["flow_id"]
@@ -246,3 +248,38 @@ async def test_energy_total_survives_a_restart(
     )
     await setup_entry(hass, mock_entry)
     assert float(hass.states.get("sensor.desk_plug_energy").state) >= 12.5
+
+
+async def test_entities_of_a_direct_plug(
+    hass: HomeAssistant,
+    plug_sim: SimulatedPlug,
+    mock_entry: MockConfigEntry,
+    snapshot: SnapshotAssertion,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Device, entity registry entries and states of a plug reached directly."""
+    # no power refresh: the readings stay those of the first status (seeded simulator)
+    monkeypatch.setattr("custom_components.tuya_local_esp.coordinator.POWER_REFRESH_SECONDS", 0)
+    await setup_entry(hass, mock_entry)
+    await wait_for_state(hass, "sensor.desk_plug_power", str(plug_sim.dps["19"] / 10))
+    assert_entry_snapshot(hass, mock_entry.entry_id, snapshot)
+
+
+async def test_a_report_rewrites_only_the_entities_it_changes(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    """A voltage push rewrites the voltage sensor only; a repeated power value rewrites nothing."""
+    await setup_entry(hass, mock_entry)
+    mock_entry.runtime_data.source.device.refresh_interval = 0  # only our pushes from here on
+    before = {e: hass.states.get(e) for e in (SWITCH, "sensor.desk_plug_power")}
+    voltage = plug_sim.dps["20"] + 17
+    plug_sim.set_dps_local({"20": voltage})
+    await wait_for_state(hass, "sensor.desk_plug_voltage", str(voltage / 10))
+    plug_sim.push({"19": plug_sim.dps["19"], "20": voltage + 1})  # power reported, unchanged
+    await wait_for_state(hass, "sensor.desk_plug_voltage", str((voltage + 1) / 10))
+    for entity_id, state in before.items():
+        now = hass.states.get(entity_id)
+        assert now.state == state.state
+        assert now.last_reported == state.last_reported, f"{entity_id} was rewritten"
+    plug_sim.set_dps_local({"1": False})  # the switch still hears its own DP
+    await wait_for_state(hass, SWITCH, "off")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
@@ -9,15 +11,32 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_TRANSPORT, DOMAIN, TRANSPORT_HUB
-from .coordinator import DirectPlugCoordinator, PlugCoordinator
+from .const import CONF_HUB_ID, CONF_TRANSPORT, DOMAIN, TRANSPORT_HUB
+from .coordinator import DirectPlugCoordinator
 from .discovery import async_get_discovery
 from .hub_coordinator import HubCoordinator
+from .source import PlugSource
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS_DIRECT = [Platform.SENSOR, Platform.SWITCH]
+#: The hub's connectivity sensor exists only for hub entries.
+PLATFORMS_HUB = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
 
-type TuyaLocalConfigEntry = ConfigEntry[PlugCoordinator]
+
+@dataclass(slots=True)
+class TuyaLocalRuntime:
+    """What a loaded entry holds: its plug source, and the hub for hub entries."""
+
+    source: PlugSource
+    #: The hub's coordinator (hub entries only): the hub device's own entities use it.
+    hub: HubCoordinator | None = None
+
+
+type TuyaLocalConfigEntry = ConfigEntry[TuyaLocalRuntime]
+
+
+def _platforms(entry: ConfigEntry) -> list[Platform]:
+    return PLATFORMS_HUB if entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB else PLATFORMS_DIRECT
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
@@ -32,29 +51,29 @@ async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) ->
     The connection is opened in the background, so a plug or hub that is off or slow never
     delays Home Assistant's start-up; its entities are unavailable until it answers.
     """
-    coordinator: PlugCoordinator
     if entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
-        coordinator = HubCoordinator(hass, entry)
-        coordinator.register_hub_device()
-        _remove_stale_plug_devices(hass, entry, coordinator)
+        hub = HubCoordinator(hass, entry)
+        hub.register_hub_device()
+        hub.remove_stale_plug_devices()
+        entry.runtime_data = TuyaLocalRuntime(hub, hub)
     else:
-        coordinator = DirectPlugCoordinator(hass, entry)
-    entry.runtime_data = coordinator
+        entry.runtime_data = TuyaLocalRuntime(DirectPlugCoordinator(hass, entry))
+    source = entry.runtime_data.source
 
     async def _close(_: Event) -> None:
-        await coordinator.async_shutdown()
+        await source.async_shutdown()
 
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close))
-    await coordinator.async_start()
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    await source.async_start()
+    await hass.config_entries.async_forward_entry_setups(entry, _platforms(entry))
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -> bool:
     """Unload a config entry and close its connection."""
-    unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    unloaded = await hass.config_entries.async_unload_platforms(entry, _platforms(entry))
     if unloaded:
-        await entry.runtime_data.async_shutdown()
+        await entry.runtime_data.source.async_shutdown()
     return unloaded
 
 
@@ -62,24 +81,5 @@ async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: TuyaLocalConfigEntry, device: dr.DeviceEntry
 ) -> bool:
     """Allow deleting a plug's device once the hub no longer has the plug."""
-    coordinator = entry.runtime_data
-    return not any(
-        ident[0] == DOMAIN and (ident[1] in coordinator.plugs or ident[1] == _hub_id(entry))
-        for ident in device.identifiers
-    )
-
-
-def _hub_id(entry: ConfigEntry) -> str | None:
-    coordinator = getattr(entry, "runtime_data", None)
-    return coordinator.hub_id if isinstance(coordinator, HubCoordinator) else None
-
-
-def _remove_stale_plug_devices(
-    hass: HomeAssistant, entry: ConfigEntry, coordinator: HubCoordinator
-) -> None:
-    """Remove the devices of plugs that were removed from the hub."""
-    registry = dr.async_get(hass)
-    keep = {*coordinator.plugs, coordinator.hub_id}
-    for device in dr.async_entries_for_config_entry(registry, entry.entry_id):
-        if not any(i[0] == DOMAIN and i[1] in keep for i in device.identifiers):
-            registry.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+    keep = {*entry.runtime_data.source.plugs, entry.data.get(CONF_HUB_ID)}
+    return not any(ident[0] == DOMAIN and ident[1] in keep for ident in device.identifiers)

@@ -21,10 +21,9 @@ async def async_setup_entry(
     entry: TuyaLocalConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the hub's connectivity sensor (hub entries only)."""
-    coordinator = entry.runtime_data
-    if isinstance(coordinator, HubCoordinator):
-        async_add_entities([HubConnectedSensor(coordinator)])
+    """Add the hub's connectivity sensor (this platform is set up for hub entries only)."""
+    if (hub := entry.runtime_data.hub) is not None:
+        async_add_entities([HubConnectedSensor(hub)])
 
 
 class HubConnectedSensor(HubEntity, BinarySensorEntity):

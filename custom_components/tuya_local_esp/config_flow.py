@@ -1,7 +1,8 @@
 """Config flow of Tuya Local ESP.
 
-Plugs (typed in or discovered on the LAN) and ESP32 hubs; reconfigure, reauth, and the hub
-options flow that adds and removes the hub's plugs.
+Plugs (typed in or discovered on the LAN) and ESP32 hubs; reconfigure and reauth. The steps are
+here; the forms are in ``flow_schemas.py``, validation and probes in ``flow_probes.py``, the hub's
+options flow (its plugs) in ``flow_hub_plugs.py``.
 """
 
 from __future__ import annotations
@@ -9,35 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import probatio as vol
-from homeassistant.config_entries import (
-    ConfigEntry,
-    ConfigEntryState,
-    ConfigFlow,
-    ConfigFlowResult,
-    OptionsFlow,
-)
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import callback
-from homeassistant.helpers.selector import (
-    NumberSelector,
-    NumberSelectorConfig,
-    NumberSelectorMode,
-    SelectOptionDict,
-    SelectSelector,
-    SelectSelectorConfig,
-    SelectSelectorMode,
-    TextSelector,
-    TextSelectorConfig,
-    TextSelectorType,
-)
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 
 from .const import (
     AUTO_VERSION,
     CONF_DETECTED_VERSION,
     CONF_DEVICE_ID,
-    CONF_DP_IDS,
     CONF_HUB_ID,
     CONF_LOCAL_KEY,
     CONF_PLUGS,
@@ -45,92 +26,25 @@ from .const import (
     CONF_SECRET,
     CONF_TRANSPORT,
     DEFAULT_HUB_NAME,
-    DEFAULT_HUB_PORT,
     DEFAULT_NAME,
     DEFAULT_PORT,
-    DEFAULT_VERSION,
     DOMAIN,
     HUB_HOSTNAME_PREFIX,
-    HUB_PROTOCOL_VERSIONS,
-    LOGGER,
-    PROTOCOL_VERSIONS,
-    REQUEST_TIMEOUT,
     TRANSPORT_DIRECT,
     TRANSPORT_HUB,
 )
-from .coordinator import DirectPlugCoordinator
 from .discovery import async_get_discovery
-from .hub import (
-    HubAuthError,
-    HubClient,
-    HubCommandError,
-    HubConnectionError,
-    HubError,
-    Inventory,
+from .flow_hub_plugs import HubOptionsFlow
+from .flow_probes import check_hub, hub_data, validate_plug, validate_releasing
+from .flow_schemas import (
+    discovery_confirm_schema,
+    hub_schema,
+    pick_plug_schema,
+    plug_schema,
+    secret_schema,
 )
-from .hub_coordinator import HubCoordinator, plugs_record
-from .tuya import VERSIONS, TuyaDevice, TuyaError, TuyaKeyError
-
-#: The pick_plug choice that leads to the form (its label is translated).
-MANUAL_CHOICE = "manual"
-
-
-def _plug_schema(defaults: Mapping[str, Any], *, with_device_id: bool) -> vol.Schema:
-    fields: dict[Any, Any] = {
-        vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, vol.UNDEFINED)): TextSelector(),
-    }
-    if with_device_id:
-        fields[
-            vol.Required(CONF_DEVICE_ID, default=defaults.get(CONF_DEVICE_ID, vol.UNDEFINED))
-        ] = TextSelector()
-    key_marker = vol.Required if with_device_id else vol.Optional  # reconfigure: optional
-    fields[key_marker(CONF_LOCAL_KEY)] = TextSelector(
-        TextSelectorConfig(type=TextSelectorType.PASSWORD)
-    )
-    fields[
-        vol.Required(
-            CONF_PROTOCOL_VERSION, default=defaults.get(CONF_PROTOCOL_VERSION, DEFAULT_VERSION)
-        )
-    ] = SelectSelector(
-        SelectSelectorConfig(
-            options=PROTOCOL_VERSIONS,
-            mode=SelectSelectorMode.DROPDOWN,
-            translation_key=CONF_PROTOCOL_VERSION,
-        )
-    )
-    fields[vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT))] = NumberSelector(
-        NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
-    )
-    if with_device_id:
-        fields[vol.Optional(CONF_NAME, default=defaults.get(CONF_NAME, DEFAULT_NAME))] = (
-            TextSelector()
-        )
-    return vol.Schema(fields)
-
-
-async def _probe(data: Mapping[str, Any], version: str | None) -> tuple[list[str], str]:
-    """Connect once and read the DPS; return the DP ids the plug reported and its version.
-
-    ``version`` overrides the entry's protocol version for this probe (a discovered plug
-    announced its own, so a wrong key is reported after one try instead of five).
-
-    Raises:
-        TuyaKeyError: the plug did not accept the local key or protocol version.
-        TuyaError: the plug could not be reached or answered nonsense.
-
-    """
-    device = TuyaDevice(
-        data[CONF_HOST],
-        data[CONF_DEVICE_ID],
-        data[CONF_LOCAL_KEY],
-        version=version or data[CONF_PROTOCOL_VERSION],
-        version_hint=data.get(CONF_DETECTED_VERSION),
-        port=int(data[CONF_PORT]),
-        timeout=REQUEST_TIMEOUT,
-        auto_reconnect=False,
-    )
-    async with device:
-        return sorted(device.dps), device.version
+from .hub_coordinator import plugs_record
+from .tuya import VERSIONS
 
 
 class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
@@ -143,49 +57,6 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         self._discovered: dict[str, Any] = {}
         self._found: list[dict[str, Any]] = []
         self._manual = False
-
-    async def _validate(
-        self, user_input: dict[str, Any], version: str | None = None
-    ) -> dict[str, str]:
-        """Normalise ``user_input`` in place and probe the plug; return the errors.
-
-        On success ``user_input`` also gets the DP ids the plug reported and its version.
-        """
-        errors: dict[str, str] = {}
-        for field in (CONF_HOST, CONF_DEVICE_ID, CONF_LOCAL_KEY):
-            user_input[field] = str(user_input[field]).strip()
-        user_input[CONF_PORT] = int(user_input[CONF_PORT])
-        if len(user_input[CONF_LOCAL_KEY]) != 16 or not user_input[CONF_LOCAL_KEY].isascii():
-            errors[CONF_LOCAL_KEY] = "invalid_local_key"
-            return errors
-        try:
-            dp_ids, found_version = await _probe(user_input, version)
-        except TuyaKeyError:
-            errors["base"] = "invalid_auth"
-        except TuyaError as err:
-            LOGGER.debug("Probe of %s failed: %s", user_input[CONF_HOST], err)
-            errors["base"] = "cannot_connect"
-        except Exception:
-            LOGGER.exception("Unexpected error while probing %s", user_input[CONF_HOST])
-            errors["base"] = "unknown"
-        else:
-            user_input[CONF_DP_IDS] = dp_ids
-            user_input[CONF_DETECTED_VERSION] = found_version
-        return errors
-
-    async def _validate_releasing(self, entry: ConfigEntry, data: dict[str, Any]) -> dict[str, str]:
-        """Run :meth:`_validate` for a configured plug.
-
-        Plugs accept one connection, so the running entry lets go of it while we probe (and
-        takes it again if the probe fails).
-        """
-        running = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
-        if isinstance(running, DirectPlugCoordinator):
-            await running.async_suspend()
-        errors = await self._validate(data)
-        if errors and isinstance(running, DirectPlugCoordinator):
-            await running.async_start()
-        return errors
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose: a plug reached directly, or an ESP32 hub.
@@ -208,7 +79,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 str(user_input[CONF_DEVICE_ID]).strip(), raise_on_progress=False
             )
             self._abort_if_unique_id_configured()
-            errors = await self._validate(user_input)
+            errors = await validate_plug(user_input)
             if not errors:
                 name = user_input.get(CONF_NAME) or DEFAULT_NAME
                 return self.async_create_entry(
@@ -218,7 +89,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="plug",
             data_schema=self.add_suggested_values_to_schema(
-                _plug_schema(user_input or {}, with_device_id=True), user_input
+                plug_schema(user_input or {}, with_device_id=True), user_input
             ),
             errors=errors,
         )
@@ -240,28 +111,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             # one creates the entry
             return await self._use_discovered(self._found[0], raise_on_progress=False)
         self._found = found or []
-        options = [
-            SelectOptionDict(
-                value=f[CONF_DEVICE_ID],
-                label=f"{f[CONF_DEVICE_ID]} ({f[CONF_HOST]}, protocol {f['version']})",
-            )
-            for f in self._found
-        ]
-        options.append(SelectOptionDict(value=MANUAL_CHOICE, label=MANUAL_CHOICE))
-        return self.async_show_form(
-            step_id="pick_plug",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_DEVICE_ID): SelectSelector(
-                        SelectSelectorConfig(
-                            options=options,
-                            mode=SelectSelectorMode.LIST,
-                            translation_key="pick_plug",
-                        )
-                    )
-                }
-            ),
-        )
+        return self.async_show_form(step_id="pick_plug", data_schema=pick_plug_schema(self._found))
 
     async def async_step_integration_discovery(
         self, discovery_info: dict[str, Any]
@@ -299,7 +149,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_DETECTED_VERSION: found.get("version"),
             }
             announced = found.get("version")
-            errors = await self._validate(data, announced if announced in VERSIONS else None)
+            errors = await validate_plug(data, announced if announced in VERSIONS else None)
             if not errors:
                 name = user_input.get(CONF_NAME) or DEFAULT_NAME
                 return self.async_create_entry(
@@ -307,16 +157,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
         return self.async_show_form(
             step_id="discovery_confirm",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_LOCAL_KEY): TextSelector(
-                        TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                    ),
-                    vol.Optional(
-                        CONF_NAME, default=f"{DEFAULT_NAME} {found[CONF_DEVICE_ID][-4:]}"
-                    ): TextSelector(),
-                }
-            ),
+            data_schema=discovery_confirm_schema(found[CONF_DEVICE_ID]),
             description_placeholders={
                 "device_id": found[CONF_DEVICE_ID],
                 "host": found[CONF_HOST],
@@ -329,8 +170,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         """Ask for the hub's host, port and secret; authenticate; add the hub and its plugs."""
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = _hub_data(user_input)
-            errors, inventory = await _check_hub(data)
+            data = hub_data(user_input)
+            errors, inventory = await check_hub(data)
             if inventory is not None:
                 await self.async_set_unique_id(inventory.hub_id)
                 self._abort_if_unique_id_configured(
@@ -346,7 +187,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                     },
                 )
         return self.async_show_form(
-            step_id="hub", data_schema=_hub_schema(user_input or self._discovered), errors=errors
+            step_id="hub", data_schema=hub_schema(user_input or self._discovered), errors=errors
         )
 
     async def async_step_dhcp(self, discovery_info: DhcpServiceInfo) -> ConfigFlowResult:
@@ -373,23 +214,17 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         if user_input is not None:
             data = {**entry.data, field: user_input[field]}
             if hub:
-                errors, inventory = await _check_hub(data)
+                errors, inventory = await check_hub(data)
                 if inventory is not None:
                     await self.async_set_unique_id(inventory.hub_id)
                     self._abort_if_unique_id_mismatch(reason="wrong_hub")
             else:
-                errors = await self._validate_releasing(entry, data)
+                errors = await validate_releasing(entry, data)
             if not errors:
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
             step_id="reauth_confirm",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(field): TextSelector(
-                        TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                    )
-                }
-            ),
+            data_schema=secret_schema(field),
             description_placeholders={"name": entry.title},
             errors=errors,
         )
@@ -401,15 +236,15 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
-            data = _hub_data(user_input)
-            errors, inventory = await _check_hub(data)
+            data = hub_data(user_input)
+            errors, inventory = await check_hub(data)
             if inventory is not None:
                 await self.async_set_unique_id(inventory.hub_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_hub")
                 return self.async_update_reload_and_abort(entry, data_updates=data)
         return self.async_show_form(
             step_id="reconfigure_hub",
-            data_schema=_hub_schema(user_input or entry.data),
+            data_schema=hub_schema(user_input or entry.data),
             errors=errors,
         )
 
@@ -440,182 +275,11 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 # left empty: keep the stored local key
                 CONF_LOCAL_KEY: user_input.get(CONF_LOCAL_KEY) or entry.data[CONF_LOCAL_KEY],
             }
-            errors = await self._validate_releasing(entry, user_input)
+            errors = await validate_releasing(entry, user_input)
             if not errors:
                 return self.async_update_reload_and_abort(entry, data_updates=user_input)
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=_plug_schema(user_input or entry.data, with_device_id=False),
-            errors=errors,
-        )
-
-
-def _hub_data(user_input: Mapping[str, Any]) -> dict[str, Any]:
-    """The hub form's input, normalised."""
-    return {
-        CONF_HOST: str(user_input[CONF_HOST]).strip(),
-        CONF_PORT: int(user_input[CONF_PORT]),
-        CONF_SECRET: user_input[CONF_SECRET],
-    }
-
-
-def _hub_schema(defaults: Mapping[str, Any]) -> vol.Schema:
-    return vol.Schema(
-        {
-            vol.Required(CONF_HOST, default=defaults.get(CONF_HOST, vol.UNDEFINED)): TextSelector(),
-            vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_HUB_PORT)): (
-                NumberSelector(
-                    NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
-                )
-            ),
-            vol.Required(CONF_SECRET): TextSelector(
-                TextSelectorConfig(type=TextSelectorType.PASSWORD)
-            ),
-        }
-    )
-
-
-async def _check_hub(data: Mapping[str, Any]) -> tuple[dict[str, str], Inventory | None]:
-    """Authenticate to the hub; return (form errors, inventory or None)."""
-    try:
-        return {}, await _probe_hub(data)
-    except HubAuthError:
-        return {"base": "invalid_auth"}, None
-    except HubError as err:
-        LOGGER.debug("Hub at %s: %s", data[CONF_HOST], err)
-        return {"base": "cannot_connect"}, None
-    except Exception:
-        LOGGER.exception("Unexpected error while connecting to the hub")
-        return {"base": "unknown"}, None
-
-
-async def _probe_hub(data: Mapping[str, Any]) -> Inventory:
-    """Authenticate to the hub once and return its inventory.
-
-    Raises:
-        HubAuthError: wrong hub secret.
-        HubError: the hub cannot be reached or spoke nonsense.
-
-    """
-    client = HubClient(data[CONF_HOST], data[CONF_PORT], data[CONF_SECRET])
-    try:
-        return await client.connect()
-    finally:
-        await client.close()
-
-
-_HUB_ERRORS = {"exists": "already_on_hub", "limit": "hub_full", "bad_request": "invalid_plug"}
-
-
-class HubOptionsFlow(OptionsFlow):
-    """Add plugs to the hub or remove them; the hub stores them on its flash."""
-
-    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Choose what to do."""
-        return self.async_show_menu(step_id="init", menu_options=["add_plug", "remove_plug"])
-
-    def _hub(self) -> HubCoordinator:
-        """The running hub coordinator.
-
-        Raises:
-            HubConnectionError: the entry is not loaded or the hub is not connected.
-
-        """
-        entry = self.config_entry
-        coordinator = entry.runtime_data if entry.state is ConfigEntryState.LOADED else None
-        if not isinstance(coordinator, HubCoordinator) or not coordinator.hub_connected:
-            raise HubConnectionError("the hub is not connected")
-        return coordinator
-
-    async def async_step_add_plug(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Give the hub a plug: device id, local key, address, protocol version, name."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            key = str(user_input[CONF_LOCAL_KEY]).strip()
-            if len(key) != 16 or not key.isascii():
-                errors[CONF_LOCAL_KEY] = "invalid_local_key"
-            else:
-                try:
-                    coordinator = self._hub()
-                    await coordinator.client.add_plug(
-                        str(user_input[CONF_DEVICE_ID]).strip(),
-                        key,
-                        str(user_input[CONF_HOST]).strip(),
-                        version=user_input[CONF_PROTOCOL_VERSION],
-                        name=user_input.get(CONF_NAME) or DEFAULT_NAME,
-                        port=int(user_input[CONF_PORT]),
-                    )
-                    await coordinator.async_refresh_inventory()
-                except HubCommandError as err:
-                    errors["base"] = _HUB_ERRORS.get(err.code, "cannot_connect")
-                except HubError:
-                    errors["base"] = "cannot_connect"
-                else:
-                    return self.async_create_entry(data={})
-        defaults = user_input or {}
-        return self.async_show_form(
-            step_id="add_plug",
-            data_schema=self.add_suggested_values_to_schema(
-                vol.Schema(
-                    {
-                        vol.Required(CONF_DEVICE_ID): TextSelector(),
-                        vol.Required(CONF_LOCAL_KEY): TextSelector(
-                            TextSelectorConfig(type=TextSelectorType.PASSWORD)
-                        ),
-                        vol.Required(CONF_HOST): TextSelector(),
-                        vol.Required(CONF_PROTOCOL_VERSION, default="3.3"): SelectSelector(
-                            SelectSelectorConfig(
-                                options=HUB_PROTOCOL_VERSIONS,
-                                mode=SelectSelectorMode.DROPDOWN,
-                                translation_key=CONF_PROTOCOL_VERSION,
-                            )
-                        ),
-                        vol.Required(CONF_PORT, default=DEFAULT_PORT): NumberSelector(
-                            NumberSelectorConfig(
-                                min=1, max=65535, step=1, mode=NumberSelectorMode.BOX
-                            )
-                        ),
-                        vol.Optional(CONF_NAME, default=DEFAULT_NAME): TextSelector(),
-                    }
-                ),
-                {k: v for k, v in defaults.items() if k != CONF_LOCAL_KEY},
-            ),
-            errors=errors,
-        )
-
-    async def async_step_remove_plug(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
-        """Remove a plug from the hub."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            try:
-                coordinator = self._hub()
-                await coordinator.client.remove_plug(user_input[CONF_DEVICE_ID])
-                await coordinator.async_refresh_inventory()
-            except HubError:
-                errors["base"] = "cannot_connect"
-            else:
-                return self.async_create_entry(data={})
-        plugs = self.config_entry.data.get(CONF_PLUGS, [])
-        if not plugs:
-            return self.async_abort(reason="no_plugs")
-        return self.async_show_form(
-            step_id="remove_plug",
-            data_schema=vol.Schema(
-                {
-                    vol.Required(CONF_DEVICE_ID): SelectSelector(
-                        SelectSelectorConfig(
-                            options=[
-                                SelectOptionDict(value=p["id"], label=f"{p['name']} ({p['id']})")
-                                for p in plugs
-                            ],
-                            mode=SelectSelectorMode.LIST,
-                        )
-                    )
-                }
-            ),
+            data_schema=plug_schema(user_input or entry.data, with_device_id=False),
             errors=errors,
         )

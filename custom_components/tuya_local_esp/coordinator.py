@@ -1,20 +1,23 @@
 """Coordinators: the push-driven link between a transport and the entities.
 
-Every coordinator holds ``data`` shaped ``{device_id: {dp_id: value}}`` so that the entities do
-not care whether a plug is reached directly or through an ESP32 hub. A coordinator also answers
-:meth:`PlugCoordinator.plug_online` and sets DPs with :meth:`PlugCoordinator.async_set_dps`.
+:class:`PlugCoordinator` is the shared base of the two :class:`~.source.PlugSource`
+implementations: it holds ``data`` shaped ``{device_id: {dp_id: value}}`` and tells each entity
+only about its own DPs (per-plug, per-DP listeners) instead of rewriting every entity on every
+update. :class:`DirectPlugCoordinator` serves one plug over the Tuya local protocol; the hub
+coordinator lives in ``hub_coordinator.py``.
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from dataclasses import dataclass
+import random
+from collections.abc import Iterable, Mapping
 from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
-from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .const import (
@@ -31,62 +34,124 @@ from .const import (
     REQUEST_TIMEOUT,
     SAFETY_POLL_INTERVAL,
 )
-from .tuya import TuyaDevice, TuyaError
+from .source import NewPlug, PlugInfo, PlugListener, PlugManagementError
+from .tuya import TuyaBusyError, TuyaDevice, TuyaError, TuyaKeyError
+
+__all__ = ["DirectPlugCoordinator", "PlugCoordinator", "PlugData", "PlugInfo"]
 
 type PlugData = dict[str, dict[str, Any]]
 
-#: Connection attempts in a row that the plug refused with our key before asking the user.
-KEY_FAILURES_FOR_REAUTH = 3
-
-
-@dataclass(frozen=True, slots=True)
-class PlugInfo:
-    """What the entities need to know about one plug."""
-
-    device_id: str
-    name: str
-    protocol_version: str
-    host: str | None = None
-    #: Identifier of the hub device in the device registry, for plugs behind a hub.
-    via_hub: str | None = None
+#: Connection attempts in a row that the plug refused with our key before asking the user
+#: (the client classifies a refused key apart from a busy or unreachable plug).
+KEY_FAILURES_FOR_REAUTH = 2
+#: Heartbeat and power-refresh periods vary by this factor per plug, so that the timers of many
+#: plugs that connected in the same second drift apart instead of all firing together.
+INTERVAL_SPREAD = 0.1
 
 
 class PlugCoordinator(DataUpdateCoordinator[PlugData]):
-    """Base class: DPS per plug, online state per plug, and setting DPs."""
+    """Shared base: DPS per plug, per-DP listeners, and the slow safety poll.
+
+    Subclasses implement the rest of :class:`~.source.PlugSource`.
+    """
 
     config_entry: ConfigEntry
     plugs: dict[str, PlugInfo]
 
-    @abstractmethod
-    def plug_online(self, device_id: str) -> bool:
-        """Return True while the plug can be reached."""
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, name: str, interval: Any) -> None:
+        """Create the coordinator of ``entry``; ``data`` starts empty for every plug."""
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=name,
+            update_interval=interval,
+            always_update=False,
+        )
+        self.data = {device_id: {} for device_id in self.plugs}
+        #: device id -> [(DP ids or None for all, listener)]
+        self._plug_listeners: dict[str, list[tuple[frozenset[str] | None, PlugListener]]] = {}
+        # The entities listen per plug, not to the coordinator; this listener keeps the
+        # coordinator's own poll timer running (it only runs while someone listens).
+        self._unsub_poll: CALLBACK_TYPE | None = self.async_add_listener(_poll_keeper)
+
+    def plug_dps(self, device_id: str) -> Mapping[str, Any]:
+        """The plug's last known DPS."""
+        return self.data.get(device_id, {})
 
     def known_dp_ids(self, device_id: str) -> set[str] | None:
         """DP ids the plug reported when it was added, or None when unknown."""
         return None
 
-    @abstractmethod
-    async def async_set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
-        """Set DPs on a plug and return the DPS it confirmed.
+    @callback
+    def async_subscribe_plug(
+        self, device_id: str, dp_ids: Iterable[str] | None, listener: PlugListener
+    ) -> CALLBACK_TYPE:
+        """See :meth:`.source.PlugSource.async_subscribe_plug`."""
+        item = (None if dp_ids is None else frozenset(dp_ids), listener)
+        listeners = self._plug_listeners.setdefault(device_id, [])
+        listeners.append(item)
 
-        Raises:
-            HomeAssistantError: translated, when the plug did not confirm.
+        @callback
+        def unsubscribe() -> None:
+            if item in listeners:
+                listeners.remove(item)
 
-        """
+        return unsubscribe
+
+    @callback
+    def _update_plug(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Merge reported ``dps`` into the plug's data and tell the listeners of those DPs."""
+        self.data.setdefault(device_id, {}).update(dps)
+        if dps:
+            self._notify(device_id, dps.keys())
+
+    @callback
+    def _notify(self, device_id: str, reported: Iterable[str] | None = None) -> None:
+        """Call the plug's listeners of the ``reported`` DPs (None: all, e.g. online changed)."""
+        listeners = self._plug_listeners.get(device_id)
+        if not listeners:
+            return
+        ids = None if reported is None else set(reported)
+        for dp_ids, listener in list(listeners):
+            if ids is None or dp_ids is None or not dp_ids.isdisjoint(ids):
+                listener()
+
+    @callback
+    def _notify_all(self) -> None:
+        """Every plug's online state may have changed (e.g. the hub connection)."""
+        for device_id in list(self._plug_listeners):
+            self._notify(device_id)
+
+    async def async_shutdown(self) -> None:
+        """Stop the poll and forget the listeners (safe to call twice)."""
+        if self._unsub_poll is not None:
+            self._unsub_poll()
+            self._unsub_poll = None
+        self._plug_listeners.clear()
+        await super().async_shutdown()
+
+
+@callback
+def _poll_keeper() -> None:
+    """Nothing to do: entities are told per DP, see :meth:`PlugCoordinator._notify`."""
 
 
 class DirectPlugCoordinator(PlugCoordinator):
     """One plug reached directly over the Tuya local protocol (TCP 6668).
 
-    STATUS pushes and answers update the data at once (``async_set_updated_data``); a slow
-    safety poll reads every DP in case a push was missed. The device client reconnects by
-    itself; the entities go unavailable while it is disconnected and come back with it.
+    STATUS pushes and answers update the data at once and reach only the entities of the DPs in
+    them; a slow safety poll reads every DP when no push came for a whole poll interval. The
+    device client reconnects by itself; the entities go unavailable while it is disconnected and
+    come back with it. A refused local key leads to a reauth flow after
+    ``KEY_FAILURES_FOR_REAUTH`` attempts; another client holding the plug raises a repair issue.
     """
 
     def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         """Create the device client for ``entry`` (nothing is opened yet)."""
         data = entry.data
         self.device_id: str = data[CONF_DEVICE_ID]
+        spread = random.uniform(1 - INTERVAL_SPREAD, 1 + INTERVAL_SPREAD)
         self.device = TuyaDevice(
             data[CONF_HOST],
             self.device_id,
@@ -95,8 +160,8 @@ class DirectPlugCoordinator(PlugCoordinator):
             version_hint=data.get(CONF_DETECTED_VERSION),
             port=data[CONF_PORT],
             timeout=REQUEST_TIMEOUT,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            refresh_interval=POWER_REFRESH_SECONDS,
+            heartbeat_interval=HEARTBEAT_SECONDS * spread,
+            refresh_interval=POWER_REFRESH_SECONDS * spread,
         )
         self.plugs = {
             self.device_id: PlugInfo(
@@ -106,30 +171,22 @@ class DirectPlugCoordinator(PlugCoordinator):
                 data[CONF_HOST],
             )
         }
-        super().__init__(
-            hass,
-            LOGGER,
-            config_entry=entry,
-            name=f"{DOMAIN} {self.device_id}",
-            update_interval=SAFETY_POLL_INTERVAL,
-            always_update=False,
-        )
-        self.data = {self.device_id: {}}
+        super().__init__(hass, entry, f"{DOMAIN} {self.device_id}", SAFETY_POLL_INTERVAL)
+        self._last_push: float | None = None
+        self._key_check_requested = False
         self._unsubs = [
             self.device.subscribe(self._on_dps),
             self.device.subscribe_connection(self._on_connection),
+            self.device.subscribe_failure(self._on_failure),
         ]
+
+    @property
+    def _busy_issue_id(self) -> str:
+        return f"plug_busy_{self.device_id}"
 
     async def async_start(self) -> None:
         """Start connecting in the background; never blocks Home Assistant's start-up."""
         await self.device.start()
-
-    async def async_suspend(self) -> None:
-        """Close the connection for now; :meth:`async_start` opens it again.
-
-        Plugs accept one connection, so the reconfigure flow needs it released to probe.
-        """
-        await self.device.close()
 
     async def async_shutdown(self) -> None:
         """Close the connection and stop the coordinator."""
@@ -137,10 +194,11 @@ class DirectPlugCoordinator(PlugCoordinator):
             unsub()
         self._unsubs.clear()
         await self.device.close()
+        ir.async_delete_issue(self.hass, DOMAIN, self._busy_issue_id)
         await super().async_shutdown()
 
-    @override
     def plug_online(self, device_id: str) -> bool:
+        """True while the plug is connected and accepted our key."""
         return self.device.connected
 
     @override
@@ -148,36 +206,128 @@ class DirectPlugCoordinator(PlugCoordinator):
         ids = self.config_entry.data.get(CONF_DP_IDS)
         return set(ids) if ids else None
 
+    async def async_follow_host(self, device_id: str, host: str) -> None:
+        """Connect to ``host`` from now on (reconnects there at once)."""
+        self.device.set_host(host)
+
+    def wake(self, device_id: str) -> None:
+        """The plug was heard on the LAN: cut a waiting reconnection short."""
+        if not self.device.connected:
+            self.device.wake()
+
+    async def async_release(self, device_id: str) -> None:
+        """Close the connection for now; :meth:`async_resume` opens it again."""
+        await self.device.close()
+
+    async def async_resume(self, device_id: str) -> None:
+        """Reconnect in the background after :meth:`async_release`."""
+        await self.device.start()
+
+    async def async_add_plug(self, plug: NewPlug) -> None:
+        """A directly connected plug has no plugs to manage.
+
+        Raises:
+            PlugManagementError: always.
+
+        """
+        raise PlugManagementError("cannot_connect", "not a hub")
+
+    async def async_remove_plug(self, device_id: str) -> None:
+        """A directly connected plug has no plugs to manage.
+
+        Raises:
+            PlugManagementError: always.
+
+        """
+        raise PlugManagementError("cannot_connect", "not a hub")
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The connection's state: version, counters, last error (no key)."""
+        device = self.device
+        return {
+            "connection": {
+                "connected": device.connected,
+                "protocol_version": device.version,
+                "connect_count": device.connect_count,
+                "bad_frames": device.bad_frames,
+                "key_failures": device.key_failures,
+                "busy": device.busy,
+                "last_error": str(device.last_error) if device.last_error else None,
+            }
+        }
+
     @callback
     def _on_dps(self, dps: dict[str, Any]) -> None:
-        self.async_set_updated_data({self.device_id: {**self.data[self.device_id], **dps}})
+        self._last_push = self.hass.loop.time()
+        self._update_plug(self.device_id, dps)
 
     @callback
     def _on_connection(self, connected: bool) -> None:
         if connected:
             LOGGER.info("Plug %s is connected (protocol %s)", self.device_id, self.device.version)
+            self._key_check_requested = False
+            ir.async_delete_issue(self.hass, DOMAIN, self._busy_issue_id)
             entry = self.config_entry
             if self.device.version != entry.data.get(CONF_DETECTED_VERSION):
                 # remember what the auto probe found: it is tried first next time
                 self.hass.config_entries.async_update_entry(
                     entry, data={**entry.data, CONF_DETECTED_VERSION: self.device.version}
                 )
-            self.async_set_updated_data({self.device_id: dict(self.device.dps)})
+            self.data[self.device_id].update(self.device.dps)
         else:
             LOGGER.info("Plug %s is unreachable; reconnecting", self.device_id)
-            self.async_update_listeners()
+        self._notify(self.device_id)
+
+    @callback
+    def _on_failure(self, err: TuyaError) -> None:
+        """A background connection attempt failed (``err`` is classified by the client)."""
+        if isinstance(err, TuyaBusyError):
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self._busy_issue_id,
+                is_fixable=False,
+                is_persistent=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="plug_busy",
+                translation_placeholders={
+                    "name": self.plugs[self.device_id].name,
+                    "device_id": self.device_id,
+                    "host": self.device.host,
+                },
+            )
+        elif (
+            isinstance(err, TuyaKeyError)
+            and self.device.key_failures >= KEY_FAILURES_FOR_REAUTH
+            and not self._key_check_requested
+        ):
+            # the plug was paired again (new local key): the refresh raises ConfigEntryAuthFailed
+            self._key_check_requested = True
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_refresh(), f"{DOMAIN} key check {self.device_id}"
+            )
 
     @override
     async def _async_update_data(self) -> PlugData:
         if not self.device.connected:
             if self.device.key_failures >= KEY_FAILURES_FOR_REAUTH:
-                # re-paired plugs get a new local key: ask the user for it
-                self.config_entry.async_start_reauth(self.hass)
+                raise ConfigEntryAuthFailed(
+                    translation_domain=DOMAIN,
+                    translation_key="key_refused",
+                    translation_placeholders={"device_id": self.device_id},
+                )
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="plug_unreachable",
                 translation_placeholders={"device_id": self.device_id},
             )
+        interval = self.update_interval
+        if (
+            self._last_push is not None
+            and interval is not None
+            and self.hass.loop.time() - self._last_push < interval.total_seconds()
+        ):
+            return self.data  # the plug spoke within the poll interval: nothing was missed
         try:
             dps = await self.device.status()
         except TuyaError as err:
@@ -186,10 +336,16 @@ class DirectPlugCoordinator(PlugCoordinator):
                 translation_key="plug_unreachable",
                 translation_placeholders={"device_id": self.device_id},
             ) from err
-        return {self.device_id: dps}
+        self._update_plug(self.device_id, dps)
+        return self.data
 
-    @override
     async def async_set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
+        """Set DPs and return those the plug confirmed.
+
+        Raises:
+            HomeAssistantError: translated ``set_failed``, when the plug did not confirm.
+
+        """
         try:
             confirmed = await self.device.set_dps(dps)
         except TuyaError as err:

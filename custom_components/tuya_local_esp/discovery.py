@@ -5,8 +5,10 @@ its periodic REQ_DEVINFO requests solicit (``tuya/discovery.py``; spec §3), and
 
 * a plug that is not configured yet starts an ``integration_discovery`` config flow, so that it
   shows up under "Discovered" with host, device id and version filled in;
-* a configured plug announcing a new address is followed: the entry's host is updated and the
-  device client reconnects there at once.
+* a configured plug announcing a new address is followed: a direct entry's host is updated, and
+  the plug's source (direct or hub) connects there at once (``PlugSource.async_follow_host``);
+* a configured plug that is heard while its connection is down is reconnected at once
+  (``PlugSource.wake``) instead of at the end of its backoff.
 
 It starts in the background and never blocks Home Assistant's start-up; a UDP port that is taken
 is logged and skipped.
@@ -18,7 +20,12 @@ import os
 from typing import Any
 
 from homeassistant.components import network
-from homeassistant.config_entries import SOURCE_IGNORE, SOURCE_INTEGRATION_DISCOVERY
+from homeassistant.config_entries import (
+    SOURCE_IGNORE,
+    SOURCE_INTEGRATION_DISCOVERY,
+    ConfigEntry,
+    ConfigEntryState,
+)
 from homeassistant.const import CONF_HOST, EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import discovery_flow
@@ -34,7 +41,7 @@ from .const import (
     LOGGER,
     TRANSPORT_DIRECT,
 )
-from .coordinator import DirectPlugCoordinator
+from .source import PlugSource
 from .tuya.discovery import DEFAULT_PORTS, PORT_APP, DiscoveredDevice
 from .tuya.discovery_listener import DiscoveryListener
 
@@ -58,6 +65,8 @@ class TuyaDiscovery:
         """Wrap ``listener``; call :meth:`async_start` next."""
         self.hass = hass
         self.listener = listener
+        #: (ip, version, product key, mac) last heard per device id
+        self._identities: dict[str, tuple[str, str, str, str | None]] = {}
         listener.subscribe(self._on_device)
 
     async def async_start(self) -> None:
@@ -85,25 +94,53 @@ class TuyaDiscovery:
 
     def _served(self, device_id: str) -> bool:
         """True for a plug that a loaded entry handles already (e.g. behind a hub)."""
-        return any(
-            device_id in e.runtime_data.plugs
-            for e in self.hass.config_entries.async_loaded_entries(DOMAIN)
-        )
+        return self._hub_source(device_id) is not None
+
+    def _hub_source(self, device_id: str) -> PlugSource | None:
+        """The source of the loaded entry that serves ``device_id`` without being its entry."""
+        for entry in self.hass.config_entries.async_loaded_entries(DOMAIN):
+            source: PlugSource = entry.runtime_data.source
+            if device_id in source.plugs:
+                return source
+        return None
 
     @callback
     def _on_device(self, device: DiscoveredDevice) -> None:
+        """Every broadcast heard; most are repeats (plugs announce themselves every ~5 s)."""
+        changed = self._identities.get(device.device_id) != device.identity
+        self._identities[device.device_id] = device.identity
         entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, device.device_id)
+        source: PlugSource | None
         if entry is None:
-            if not self._served(device.device_id):
-                discovery_flow.async_create_flow(
-                    self.hass,
-                    DOMAIN,
-                    context={"source": SOURCE_INTEGRATION_DISCOVERY},
-                    data=discovery_data(device),
-                )
+            source = self._hub_source(device.device_id)
+            if source is None:
+                if changed:
+                    discovery_flow.async_create_flow(
+                        self.hass,
+                        DOMAIN,
+                        context={"source": SOURCE_INTEGRATION_DISCOVERY},
+                        data=discovery_data(device),
+                    )
+                return
+        elif entry.source == SOURCE_IGNORE or entry.data.get(CONF_TRANSPORT) != TRANSPORT_DIRECT:
             return
-        if entry.source == SOURCE_IGNORE or entry.data.get(CONF_TRANSPORT) != TRANSPORT_DIRECT:
-            return
+        else:
+            if changed:
+                self._update_entry(entry, device)
+            if entry.state is not ConfigEntryState.LOADED:
+                return
+            source = entry.runtime_data.source
+        if changed:
+            self.hass.async_create_background_task(
+                source.async_follow_host(device.device_id, device.ip),
+                f"{DOMAIN} follow {device.device_id}",
+            )
+        if not source.plug_online(device.device_id):
+            source.wake(device.device_id)
+
+    @callback
+    def _update_entry(self, entry: ConfigEntry, device: DiscoveredDevice) -> None:
+        """Store a direct plug's new address and announced version in its entry."""
         updates: dict[str, Any] = {}
         if entry.data[CONF_HOST] != device.ip:
             LOGGER.info("Plug %s moved to %s", device.device_id, device.ip)
@@ -113,12 +150,8 @@ class TuyaDiscovery:
             and entry.data.get(CONF_DETECTED_VERSION) != device.version
         ):
             updates[CONF_DETECTED_VERSION] = device.version
-        if not updates:
-            return
-        self.hass.config_entries.async_update_entry(entry, data={**entry.data, **updates})
-        coordinator = getattr(entry, "runtime_data", None)
-        if isinstance(coordinator, DirectPlugCoordinator) and CONF_HOST in updates:
-            coordinator.device.set_host(device.ip)
+        if updates:
+            self.hass.config_entries.async_update_entry(entry, data={**entry.data, **updates})
 
 
 def discovery_data(device: DiscoveredDevice) -> dict[str, Any]:
@@ -147,7 +180,7 @@ async def async_get_discovery(hass: HomeAssistant) -> TuyaDiscovery:
         ports=LISTEN_PORTS,
         request_interval=REQUEST_INTERVAL,
         request_targets=await _request_targets(hass),
-        only_changes=True,
+        only_changes=False,  # repeats wake plugs that wait to reconnect
     )
     discovery = hass.data[DISCOVERY] = TuyaDiscovery(hass, listener)
     await discovery.async_start()

@@ -1,29 +1,44 @@
-"""Base entity of the plugs."""
+"""Base entities: a plug's entity (fed by a :class:`~.source.PlugSource`) and the hub's."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from typing import Any, override
 
 from homeassistant.const import EntityCategory
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .coordinator import PlugCoordinator
 from .hub_coordinator import HubCoordinator
+from .source import PlugSource
 
 
-class PlugEntity(CoordinatorEntity[PlugCoordinator]):
-    """An entity of one plug; available while the plug is online and has reported."""
+class PlugEntity(Entity):
+    """An entity of one plug; available while the plug is online and has reported.
+
+    It listens to its own DPs only (:attr:`listen_dps`) and writes its state only when what it
+    shows changed (:meth:`_shown`): a power refresh does not rewrite the switch.
+    """
 
     _attr_has_entity_name = True
+    _attr_should_poll = False
+    #: DP ids this entity shows; None: every DP.
+    listen_dps: frozenset[str] | None = None
 
-    def __init__(self, coordinator: PlugCoordinator, device_id: str, key: str) -> None:
-        """Attach the entity to plug ``device_id``; ``key`` makes the unique id."""
-        super().__init__(coordinator)
+    def __init__(
+        self, source: PlugSource, device_id: str, key: str, via_device_id: str | None
+    ) -> None:
+        """Attach the entity to plug ``device_id``; ``key`` makes the unique id.
+
+        ``via_device_id`` is the device registry id of the hub the plug is reached through.
+        """
+        self.source = source
         self.device_id = device_id
-        plug = coordinator.plugs[device_id]
+        plug = source.plugs[device_id]
         self._attr_unique_id = f"{device_id}_{key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, device_id)},
@@ -33,22 +48,56 @@ class PlugEntity(CoordinatorEntity[PlugCoordinator]):
             model_id=f"protocol {plug.protocol_version}",
             serial_number=device_id,
         )
-        if plug.via_hub:  # the hub's device is registered by the hub entry's setup
-            self._attr_device_info["via_device_id"] = dr.async_get_device_id_by_identifier(
-                coordinator.hass,
-                (DOMAIN, plug.via_hub),
-                config_entry_id=coordinator.config_entry.entry_id,
-            )
+        if via_device_id is not None:
+            self._attr_device_info["via_device_id"] = via_device_id
+        self._written: Hashable = None
 
     @property
-    def dps(self) -> dict[str, Any]:
+    def dps(self) -> Mapping[str, Any]:
         """Current DPS of this plug."""
-        return self.coordinator.data.get(self.device_id, {}) if self.coordinator.data else {}
+        return self.source.plug_dps(self.device_id)
 
     @property
     @override
     def available(self) -> bool:
-        return self.coordinator.plug_online(self.device_id) and bool(self.dps)
+        return self.source.plug_online(self.device_id) and bool(self.dps)
+
+    def _shown(self) -> Hashable:
+        """What the entity's state shows; a new state is written only when this changes."""
+        return self.available
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.source.async_subscribe_plug(self.device_id, self.listen_dps, self._handle_plug)
+        )
+        self._written = self._shown()  # Home Assistant writes the first state itself
+
+    @callback
+    def _handle_plug(self) -> None:
+        """One of our DPs was reported, or the plug went online or offline."""
+        shown = self._shown()
+        if shown != self._written:
+            self._written = shown
+            self.async_write_ha_state()
+
+
+def via_device_ids(hass: HomeAssistant, entry_id: str, source: PlugSource) -> dict[str, str | None]:
+    """Device registry id of the hub each plug is reached through (None: reached directly).
+
+    The hub's device is registered by the hub entry's set-up before the platforms.
+    """
+    return {
+        device_id: (
+            dr.async_get_device_id_by_identifier(
+                hass, (DOMAIN, plug.via_hub), config_entry_id=entry_id
+            )
+            if plug.via_hub
+            else None
+        )
+        for device_id, plug in source.plugs.items()
+    }
 
 
 class HubEntity(CoordinatorEntity[HubCoordinator]):

@@ -7,12 +7,14 @@ plug online; everything goes unavailable while the hub is unreachable and comes 
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Any, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import UpdateFailed
 
@@ -25,7 +27,7 @@ from .const import (
     HUB_POLL_INTERVAL,
     LOGGER,
 )
-from .coordinator import PlugCoordinator, PlugData, PlugInfo
+from .coordinator import PlugCoordinator, PlugData
 from .hub import (
     HubAuthError,
     HubClient,
@@ -35,6 +37,7 @@ from .hub import (
     Inventory,
     StateUpdate,
 )
+from .source import NewPlug, PlugInfo, PlugManagementError
 
 
 def plugs_record(inventory: Inventory) -> list[dict[str, str]]:
@@ -46,7 +49,7 @@ def plugs_record(inventory: Inventory) -> list[dict[str, str]]:
 
 
 class HubCoordinator(PlugCoordinator):
-    """All plugs behind one hub."""
+    """All plugs behind one hub; a :class:`~.source.PlugSource`."""
 
     def __init__(self, hass: HomeAssistant, entry: ConfigEntry) -> None:
         """Create the hub client for ``entry`` (nothing is opened yet)."""
@@ -59,15 +62,7 @@ class HubCoordinator(PlugCoordinator):
         }
         self.health: HubHealth | None = None
         self._online: dict[str, bool] = {}
-        super().__init__(
-            hass,
-            LOGGER,
-            config_entry=entry,
-            name=f"{DOMAIN} hub {self.hub_id}",
-            update_interval=HUB_POLL_INTERVAL,
-            always_update=False,
-        )
-        self.data = {device_id: {} for device_id in self.plugs}
+        super().__init__(hass, entry, f"{DOMAIN} hub {self.hub_id}", HUB_POLL_INTERVAL)
         self._unsubs = [
             self.client.subscribe(self._on_state),
             self.client.subscribe_connection(self._on_connection),
@@ -96,6 +91,17 @@ class HubCoordinator(PlugCoordinator):
             sw_version=self.firmware,
         )
 
+    @callback
+    def remove_stale_plug_devices(self) -> None:
+        """Remove the devices of plugs that were removed from the hub."""
+        registry = dr.async_get(self.hass)
+        keep = {*self.plugs, self.hub_id}
+        for device in dr.async_entries_for_config_entry(registry, self.config_entry.entry_id):
+            if not any(i[0] == DOMAIN and i[1] in keep for i in device.identifiers):
+                registry.async_update_device(
+                    device.id, remove_config_entry_id=self.config_entry.entry_id
+                )
+
     async def async_start(self) -> None:
         """Connect in the background; never blocks Home Assistant's start-up."""
         await self.client.start()
@@ -116,19 +122,107 @@ class HubCoordinator(PlugCoordinator):
             if flow["context"].get("unique_id") in device_ids:
                 flows.async_abort(flow["flow_id"])
 
-    @override
     def plug_online(self, device_id: str) -> bool:
+        """True while the hub is connected and reports the plug online."""
         return self.client.connected and self._online.get(device_id, False)
 
-    def _merge(self, inventory: Inventory) -> PlugData:
-        """Take the plugs' online state from ``inventory``; return the data with its DPS."""
-        self._online = {d: p.online for d, p in inventory.plugs.items()}
-        return {d: {**self.data.get(d, {}), **p.dps} for d, p in inventory.plugs.items()}
+    async def async_follow_host(self, device_id: str, host: str) -> None:
+        """The plug was heard at ``host``: tell the hub (``host`` request, hub-protocol §7.3).
+
+        The hub stores the address and reconnects there at once. Nothing is sent when the hub
+        has that address already or is not connected (discovery asks again when the plug's
+        announcement changes, and after a restart); a refusal is logged and changes nothing.
+        """
+        inventory = self.client.inventory
+        plug = inventory.plugs.get(device_id) if inventory is not None else None
+        if plug is None or plug.host == host or not self.client.connected:
+            return
+        LOGGER.info("Plug %s behind hub %s moved to %s", device_id, self.hub_id, host)
+        try:
+            await self.client.set_plug_host(device_id, host)
+        except HubError as err:
+            LOGGER.warning(
+                "Hub %s did not take the new address of plug %s: %s", self.hub_id, device_id, err
+            )
+
+    def wake(self, device_id: str) -> None:
+        """The hub reconnects to its plugs itself; nothing to do here."""
+
+    async def async_release(self, device_id: str) -> None:
+        """The hub keeps its plugs' connections; nothing to release."""
+
+    async def async_resume(self, device_id: str) -> None:
+        """See :meth:`async_release`."""
+
+    async def async_add_plug(self, plug: NewPlug) -> None:
+        """Give the hub a plug (stored on its flash), then read the inventory again.
+
+        Raises:
+            PlugManagementError: the hub refused (``already_on_hub``, ``hub_full``,
+                ``invalid_plug``) or is not connected (``cannot_connect``).
+
+        """
+        await self._manage(
+            self.client.add_plug(
+                plug.device_id,
+                plug.local_key,
+                plug.host,
+                version=plug.version,
+                name=plug.name,
+                port=plug.port,
+            )
+        )
+
+    async def async_remove_plug(self, device_id: str) -> None:
+        """Remove a plug from the hub, then read the inventory again.
+
+        Raises:
+            PlugManagementError: the hub is not connected or refused (``cannot_connect``).
+
+        """
+        await self._manage(self.client.remove_plug(device_id))
+
+    async def _manage(self, request: Coroutine[Any, Any, None]) -> None:
+        if not self.client.connected:
+            request.close()
+            raise PlugManagementError("cannot_connect", "the hub is not connected")
+        try:
+            await request
+            await self.async_refresh_inventory()
+        except HubCommandError as err:
+            raise PlugManagementError(
+                _HUB_ERRORS.get(err.code, "cannot_connect"), err.code
+            ) from err
+        except HubError as err:
+            raise PlugManagementError("cannot_connect", str(err)) from err
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The hub channel's state and the hub's health (no secret)."""
+        client = self.client
+        return {
+            "hub": {
+                "hub_id": self.hub_id,
+                "connected": client.connected,
+                "firmware": self.firmware,
+                "health": asdict(self.health) if self.health else None,
+                "last_error": str(client.last_error) if client.last_error else None,
+            }
+        }
+
+    def _merge(self, inventory: Inventory) -> None:
+        """Take the plugs' online state and DPS from ``inventory``; tell the listeners."""
+        online = {d: p.online for d, p in inventory.plugs.items()}
+        changed = {d for d in online if online[d] != self._online.get(d)}
+        self._online = online
+        for device_id, plug in inventory.plugs.items():
+            self._update_plug(device_id, plug.dps)
+            if device_id in changed:
+                self._notify(device_id)
 
     @callback
     def _apply_inventory(self, inventory: Inventory) -> None:
         self._forget_discovered(set(inventory.plugs))
-        data = self._merge(inventory)
+        self._merge(inventory)
         record = plugs_record(inventory)
         entry = self.config_entry
         if record != entry.data.get(CONF_PLUGS):
@@ -138,7 +232,6 @@ class HubCoordinator(PlugCoordinator):
                 entry, data={**entry.data, CONF_PLUGS: record}
             )
             self.hass.config_entries.async_schedule_reload(entry.entry_id)
-        self.async_set_updated_data(data)
 
     async def async_refresh_inventory(self) -> None:
         """Read the hub's inventory now (after adding or removing a plug).
@@ -156,19 +249,26 @@ class HubCoordinator(PlugCoordinator):
             self._apply_inventory(inventory)
         else:
             LOGGER.info("Hub %s is unreachable; reconnecting", self.hub_id)
-            self.async_update_listeners()
+        self._notify_all()
+        self.async_update_listeners()  # the hub's own entities
 
     @callback
     def _on_state(self, update: StateUpdate) -> None:
+        was_online = self._online.get(update.device_id)
         self._online[update.device_id] = update.online
-        current = self.data.get(update.device_id, {})
-        self.async_set_updated_data({**self.data, update.device_id: {**current, **update.dps}})
+        self._update_plug(update.device_id, update.dps)
+        if was_online != update.online:
+            self._notify(update.device_id)
 
     @override
     async def _async_update_data(self) -> PlugData:
         if not self.client.connected:
             if isinstance(self.client.last_error, HubAuthError):
-                self.config_entry.async_start_reauth(self.hass)  # the hub's secret changed
+                raise ConfigEntryAuthFailed(  # the hub's secret changed
+                    translation_domain=DOMAIN,
+                    translation_key="hub_secret_refused",
+                    translation_placeholders={"hub_id": self.hub_id},
+                )
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="hub_unreachable",
@@ -183,11 +283,18 @@ class HubCoordinator(PlugCoordinator):
                 translation_key="hub_unreachable",
                 translation_placeholders={"hub_id": self.hub_id},
             ) from err
-        self.async_update_listeners()  # health is not part of the data compared below
-        return self._merge(inventory)
+        self._merge(inventory)
+        self.async_update_listeners()  # health is not part of the data
+        return self.data
 
-    @override
     async def async_set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
+        """Set DPs of a plug through the hub; return those the plug confirmed.
+
+        Raises:
+            HomeAssistantError: translated ``set_failed`` (the hub's error code, or why the
+                hub could not be asked).
+
+        """
         try:
             confirmed = await self.client.set_dps(device_id, dps)
         except HubCommandError as err:
@@ -202,6 +309,9 @@ class HubCoordinator(PlugCoordinator):
                 translation_key="set_failed",
                 translation_placeholders={"device_id": device_id, "error": str(err)},
             ) from err
-        current = self.data.get(device_id, {})
-        self.async_set_updated_data({**self.data, device_id: {**current, **confirmed}})
+        self._update_plug(device_id, confirmed)
         return confirmed
+
+
+#: Hub error codes (docs/hub-protocol.md §6) -> error keys of the options form.
+_HUB_ERRORS = {"exists": "already_on_hub", "limit": "hub_full", "bad_request": "invalid_plug"}

@@ -11,7 +11,7 @@ never pushed locally. The total survives restarts (``RestoreSensor``) and never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, override
 
@@ -38,9 +38,9 @@ from homeassistant.helpers.typing import StateType
 
 from . import TuyaLocalConfigEntry
 from .const import DP_CURRENT, DP_POWER, DP_VOLTAGE
-from .coordinator import PlugCoordinator
-from .entity import HubEntity, PlugEntity
+from .entity import HubEntity, PlugEntity, via_device_ids
 from .hub_coordinator import HubCoordinator
+from .source import PlugSource
 
 PARALLEL_UPDATES = 0
 
@@ -55,7 +55,7 @@ class PlugSensorDescription(SensorEntityDescription):
     dp: str
     divisor: float
 
-    def value(self, dps: dict[str, Any]) -> float | None:
+    def value(self, dps: Mapping[str, Any]) -> float | None:
         """The scaled value of the DP, or None when the plug has not reported a number."""
         raw = dps.get(self.dp)
         if isinstance(raw, bool) or not isinstance(raw, int | float):
@@ -104,19 +104,20 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors whose DPs the plug reported when it was added."""
-    coordinator = entry.runtime_data
+    source = entry.runtime_data.source
+    via = via_device_ids(hass, entry.entry_id, source)
     entities: list[SensorEntity] = []
-    for device_id in coordinator.plugs:
-        known = coordinator.known_dp_ids(device_id)
+    for device_id in source.plugs:
+        known = source.known_dp_ids(device_id)
         entities.extend(
-            PlugSensor(coordinator, device_id, description)
+            PlugSensor(source, device_id, description, via[device_id])
             for description in SENSORS
             if known is None or description.dp in known
         )
         if known is None or DP_POWER in known:
-            entities.append(PlugEnergySensor(coordinator, device_id))
-    if isinstance(coordinator, HubCoordinator):
-        entities.extend(HubSensor(coordinator, description) for description in HUB_SENSORS)
+            entities.append(PlugEnergySensor(source, device_id, via[device_id]))
+    if (hub := entry.runtime_data.hub) is not None:
+        entities.extend(HubSensor(hub, description) for description in HUB_SENSORS)
     async_add_entities(entities)
 
 
@@ -193,11 +194,20 @@ class PlugSensor(PlugEntity, SensorEntity):
     entity_description: PlugSensorDescription
 
     def __init__(
-        self, coordinator: PlugCoordinator, device_id: str, description: PlugSensorDescription
+        self,
+        source: PlugSource,
+        device_id: str,
+        description: PlugSensorDescription,
+        via_device_id: str | None,
     ) -> None:
         """Create the sensor ``description`` of plug ``device_id``."""
-        super().__init__(coordinator, device_id, description.key)
+        super().__init__(source, device_id, description.key, via_device_id)
         self.entity_description = description
+        self.listen_dps = frozenset({description.dp})
+
+    @override
+    def _shown(self) -> Hashable:
+        return (self.available, self.native_value)
 
     @property
     @override
@@ -213,10 +223,12 @@ class PlugEnergySensor(PlugEntity, RestoreSensor):
     _attr_state_class = SensorStateClass.TOTAL_INCREASING
     _attr_native_unit_of_measurement = UnitOfEnergy.KILO_WATT_HOUR
     _attr_suggested_display_precision = 3
+    #: Every power report is integrated, changed or not.
+    listen_dps = frozenset({DP_POWER})
 
-    def __init__(self, coordinator: PlugCoordinator, device_id: str) -> None:
+    def __init__(self, source: PlugSource, device_id: str, via_device_id: str | None) -> None:
         """Create the energy sensor of plug ``device_id``."""
-        super().__init__(coordinator, device_id, "energy")
+        super().__init__(source, device_id, "energy", via_device_id)
         self._energy_kwh = 0.0
         self._last: tuple[float, float] | None = None  # (monotonic time, watts)
 
@@ -227,6 +239,7 @@ class PlugEnergySensor(PlugEntity, RestoreSensor):
         if restored is not None and isinstance(restored.native_value, int | float):
             self._energy_kwh = float(restored.native_value)
         self._integrate()
+        self._written = self._shown()
 
     @property
     @override
@@ -243,8 +256,12 @@ class PlugEnergySensor(PlugEntity, RestoreSensor):
                 self._energy_kwh += last_watts * elapsed / 3_600_000
         self._last = (now, watts) if watts is not None else None
 
+    @override
+    def _shown(self) -> Hashable:
+        return (self.available, self.native_value)
+
     @callback
     @override
-    def _handle_coordinator_update(self) -> None:
+    def _handle_plug(self) -> None:
         self._integrate()
-        super()._handle_coordinator_update()
+        super()._handle_plug()

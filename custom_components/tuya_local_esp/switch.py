@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity
@@ -11,8 +12,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
 from .const import DP_SWITCH
-from .coordinator import PlugCoordinator
-from .entity import PlugEntity
+from .entity import PlugEntity, via_device_ids
+from .source import PlugSource
 
 PARALLEL_UPDATES = 1
 
@@ -23,8 +24,9 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add one switch per plug."""
-    coordinator = entry.runtime_data
-    async_add_entities(PlugSwitch(coordinator, device_id) for device_id in coordinator.plugs)
+    source = entry.runtime_data.source
+    via = via_device_ids(hass, entry.entry_id, source)
+    async_add_entities(PlugSwitch(source, device_id, via[device_id]) for device_id in source.plugs)
 
 
 class PlugSwitch(PlugEntity, SwitchEntity):
@@ -32,10 +34,15 @@ class PlugSwitch(PlugEntity, SwitchEntity):
 
     _attr_device_class = SwitchDeviceClass.OUTLET
     _attr_name = None  # the device name alone
+    listen_dps = frozenset({DP_SWITCH})
 
-    def __init__(self, coordinator: PlugCoordinator, device_id: str) -> None:
+    def __init__(self, source: PlugSource, device_id: str, via_device_id: str | None) -> None:
         """Create the switch of plug ``device_id``."""
-        super().__init__(coordinator, device_id, "switch")
+        super().__init__(source, device_id, "switch", via_device_id)
+
+    @override
+    def _shown(self) -> Hashable:
+        return (self.available, self.is_on)
 
     @property
     @override
@@ -45,8 +52,8 @@ class PlugSwitch(PlugEntity, SwitchEntity):
 
     @override
     async def async_turn_on(self, **kwargs: Any) -> None:
-        await self.coordinator.async_set_dps(self.device_id, {DP_SWITCH: True})
+        await self.source.async_set_dps(self.device_id, {DP_SWITCH: True})
 
     @override
     async def async_turn_off(self, **kwargs: Any) -> None:
-        await self.coordinator.async_set_dps(self.device_id, {DP_SWITCH: False})
+        await self.source.async_set_dps(self.device_id, {DP_SWITCH: False})
