@@ -18,8 +18,8 @@ from custom_components.tuya_local_esp import coordinator as coordinator_module
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.discovery import DISCOVERY
 from custom_components.tuya_local_esp.tuya import TuyaDevice, TuyaError
-from custom_components.tuya_local_esp.tuya.discovery import encode_broadcast
 from tuya_sim import SimulatedPlug
+from tuya_sim.udp import encode_broadcast
 
 from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_for_state, wait_until
 
@@ -56,10 +56,6 @@ async def held() -> AsyncIterator[_HeldPlug]:
     await plug.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the client's busy classification (TuyaBusyError), client branch of issue 7",
-)
 async def test_a_plug_held_by_another_client_raises_a_repair_issue(
     hass: HomeAssistant, held: _HeldPlug, monkeypatch: pytest.MonkeyPatch
 ) -> None:
