@@ -7,6 +7,7 @@ import sys
 import time
 
 import board
+import clock
 import log
 import plug
 from hubproto import (E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_NO_TIME, E_STORAGE, E_UNKNOWN_DEVICE,
@@ -112,18 +113,72 @@ class Hub:
             v = dps[k]
             if not k.isdigit() or not (v is None or isinstance(v, (bool, int, str))):
                 raise HubErr(E_BAD_REQUEST, "bad dp %s" % k)
-        if not board.time_synced():
-            # Plugs ignore commands whose "t" is far from real time (design notes); before NTP
-            # the ESP32 clock reads 2000-01-01.
-            raise HubErr(E_NO_TIME, "hub clock not set (NTP)")
+        if not clock.synced():
+            # Plugs ignore commands whose "t" is far from real time (design notes); until NTP
+            # or Home Assistant's `time` sets it, the ESP32 clock reads 2000-01-01.
+            raise HubErr(E_NO_TIME, "hub clock not set (no time from NTP or Home Assistant)")
         return {"id": dev_id, "dps": await p.set_dps(dps)}
+
+    def set_time(self, t):
+        """`time` request: HA's clock (int Unix seconds), applied by clock.from_ha's rule."""
+        try:
+            return clock.from_ha(t)
+        except ValueError as e:
+            raise HubErr(E_BAD_REQUEST, str(e))
+
+    async def set_plug_host(self, dev_id, host):
+        """`host` request: the plug moved to `host` (IPv4). Validated like `add`, persisted
+        atomically, then the plug reconnects at once to the new address; every client gets a
+        `plug` push. The same host is a no-op. Raises HubErr."""
+        p = self.plugs.get(dev_id)
+        if p is None:
+            raise HubErr(E_UNKNOWN_DEVICE, "no such device id")
+        if host == p.host:
+            return {"id": dev_id}
+        config = _config()
+        try:
+            records = [r for r in config.load_plugs(self.cfg) if r["id"] in self.plugs]
+            rec = None
+            for r in records:
+                if r["id"] == dev_id:
+                    rec = r
+            if rec is None:
+                raise HubErr(E_STORAGE, "plug missing from the stored plug list")
+            moved = dict(rec)
+            moved["host"] = host
+            try:
+                moved = config.check_plug(moved)
+            except ValueError as e:
+                raise HubErr(E_BAD_REQUEST, str(e))
+            rec.update(moved)
+            try:
+                config.save_plugs(self.cfg, records)
+            except OSError as e:
+                raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
+        finally:
+            records = None
+            config = None
+            _unload_config()
+        # A fresh Plug connects at the next tick (no backoff); it keeps the DPs last seen.
+        await p.stop()
+        if self.plugs.get(dev_id) is not p:  # removed meanwhile by another request
+            return {"id": dev_id}
+        q = plug.Plug(rec)
+        q.dps = p.dps
+        q.ts = p.ts
+        self.plugs[dev_id] = q
+        rec = p = None
+        log.info("hub", "plug %s moved to %s:%d" % (dev_id, q.host, q.port))
+        self._broadcast(self.plug_msg(q))
+        return {"id": dev_id}
 
     # --- snapshots -------------------------------------------------------------------------
     def hub_info(self):
         """Hub identity for hello/inventory (the plugs follow as separate "plug" messages, so
         no message grows with the number of plugs; docs/hub-protocol.md §7.1)."""
         return {"hub_id": self.hub_id, "fw": FW_VERSION, "proto": 1, "time": board.unix_time(),
-                "max_plugs": self.max_plugs, "plugs": len(self.plugs)}
+                "time_source": clock.source(), "max_plugs": self.max_plugs,
+                "plugs": len(self.plugs)}
 
     @staticmethod
     def plug_msg(p):
@@ -149,7 +204,8 @@ class Hub:
         return {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
                 "plugs_online": online,
                 "clients": self.server.client_count() if self.server else 0,
-                "time": board.unix_time(), "time_synced": board.time_synced()}
+                "time": board.unix_time(), "time_synced": clock.synced(),
+                "time_source": clock.source()}
 
     def _broadcast(self, msg):
         if self.server is not None and self.server.clients:
@@ -161,7 +217,7 @@ class Hub:
 
     async def housekeeping(self):
         """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts) and feed the
-        watchdog while the loop runs. Every minute: uptime, GC. Every hour: NTP."""
+        watchdog while the loop runs. Every minute: uptime, GC."""
         n = 0
         while True:
             board.wdt_feed()
@@ -175,9 +231,6 @@ class Hub:
             if n % 120 == 0:
                 board.uptime_s()
                 gc.collect()
-            if self.cfg.get("ntp_host") is not False and (
-                    n % 7200 == 3600 or (n % 120 == 60 and not board.time_synced())):
-                board.ntp_sync(self.cfg.get("ntp_host"))  # hourly; each minute until synced
             n += 1
             await asyncio.sleep_ms(500)
 
@@ -189,6 +242,10 @@ async def _run(cfg, records):
     srv = Server(hub, cfg["secret"], cfg["bind"], cfg["port"], cfg["max_clients"])
     hub.start(records)
     records = None
+    ntp = clock.ntp_host(cfg)
+    if ntp:  # first try before serving; then in the background
+        asyncio.create_task(clock.run_ntp(ntp, cfg.get("ntp_port", 123),
+                                          await clock.ntp_sync(ntp, cfg.get("ntp_port", 123))))
     await srv.start()
     gc.collect()
     log.info("main", "hub %s ready, %d plugs" % (hub.hub_id, len(hub.plugs)))

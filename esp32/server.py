@@ -1,7 +1,10 @@
 # Hub TCP server for Home Assistant (docs/hub-protocol.md): accepts clients, runs the
-# handshake with a growing delay after failures, then reads records and dispatches requests.
-# One reader (the connection handler) and one writer task per client; messages are sealed
-# when queued, so sequence numbers follow the order on the wire.
+# handshake with a growing per-source delay after failures, then reads records and dispatches
+# requests. Strangers cannot lock HA out: a connection still in its handshake gives up its
+# slot to a newcomer from a source with no more failures (§2, §4), the handshake has one short
+# deadline, and their log lines are rate-limited. A supervisor restarts the accept task if it
+# ends (e.g. MemoryError). One reader (the connection handler) and one writer task per client;
+# messages are sealed when queued, so sequence numbers follow the order on the wire.
 import asyncio
 import gc
 import struct
@@ -13,21 +16,31 @@ import log
 import hubproto
 from hubproto import E_BAD_REQUEST, E_BUSY, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError
 
-HANDSHAKE_MS = const(5000)
+HANDSHAKE_MS = const(3000)  # the whole handshake (both records), after the penalty delay
 IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
 BODY_MS = const(5000)
 MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
-# Requests that wait on a plug (set, remove) run as tasks; at most MAX_ACTIVE at a time for
-# the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached the
+# Requests that wait on a plug (set, remove, host) run as tasks; at most MAX_ACTIVE at a time
+# for the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached the
 # client's records are simply not read until a slot frees (TCP backpressure), so nothing is
 # refused and the heap stays bounded.
 MAX_ACTIVE = const(2)
-# Failed handshakes slow down the following ones (docs/hub-protocol.md §4): 0.25 s after the
-# first failure, doubling per failure up to 3 s, which stays below HA's 5 s connect timeout so
-# the real client always gets through; failures older than a minute are forgotten.
+# Failed handshakes slow down the following ones from the same source address
+# (docs/hub-protocol.md §4): 0.25 s after the first failure, doubling per failure up to 3 s,
+# which stays below HA's 5 s connect timeout so the real client always gets through; a
+# source's failures are forgotten after a minute without one. At most MAX_SOURCES addresses
+# are remembered; a new one replaces the one with the fewest failures.
 PENALTY_STEP_MS = const(250)
 MAX_PENALTY_MS = const(3000)
 FAIL_MEMORY_MS = const(60000)
+MAX_SOURCES = const(8)
+# Connection events from strangers (refused, evicted, failed handshakes) are logged at most
+# LOG_BURST times per LOG_WINDOW_MS; the rest is counted and summarised in one line.
+LOG_WINDOW_MS = const(10000)
+LOG_BURST = const(5)
+CHECK_MS = const(500)  # supervisor period (accept task alive? log summary due?)
+ALIVE_MS = const(5000)  # alive() turns False when the supervisor has not run for this long
+EAGAIN = const(11)
 
 
 class Client:
@@ -36,6 +49,7 @@ class Client:
         self.r = r
         self.w = w
         self.peer = peer
+        self.ip = peer.rsplit(":", 1)[0]  # the source address, key of the failure table
         self.ch = None
         self.out = []
         self.out_bytes = 0
@@ -92,6 +106,11 @@ class Client:
 
 
 class Server:
+    """The listening socket, its accept task and a supervisor, and the connection rules of
+    docs/hub-protocol.md §2 and §4 (slots, eviction, per-source penalty).
+
+    `alive()` tells the watchdog (app.py) whether connections are still accepted."""
+
     def __init__(self, hub, secret, host="0.0.0.0", port=6670, max_clients=2):
         self.hub = hub
         hub.server = self
@@ -100,79 +119,229 @@ class Server:
         self.port = port
         self.max_clients = max_clients
         self.clients = []  # authenticated clients
-        self._conns = 0  # open connections, authenticated or not
-        self._fails = 0
-        self._fail_at = 0
+        self._pending = []  # connections still in the handshake, oldest first
+        self._bad = {}  # source address -> [failures, ticks_ms of the last one]
         self._active = 0
-        self._srv = None
-
-    def _penalty(self):
-        """Delay (ms) before the next handshake, from the recent failed ones."""
-        if self._fails and time.ticks_diff(time.ticks_ms(), self._fail_at) > FAIL_MEMORY_MS:
-            self._fails = 0
-        if not self._fails:
-            return 0
-        return min(PENALTY_STEP_MS << min(self._fails - 1, 4), MAX_PENALTY_MS)
+        self._sock = None
+        self._task = None  # the accept task
+        self._stopped = None  # why the last accept task ended (type name)
+        self.restarts = 0  # accept task restarts since boot
+        self.alive_ms = time.ticks_ms()  # last time the supervisor found the accept task running
+        self._log_at = self.alive_ms
+        self._log_n = 0
+        self._log_skipped = {}
+        # Test hook (unix-port tests only): the next N readiness events of the listening socket
+        # raise MemoryError inside the accept task, as a failing allocation there would.
+        self._faults = hub.cfg.get("test_accept_faults", 0)
 
     def client_count(self):
         return len(self.clients)
 
+    def alive(self):
+        """True while the accept task runs and its supervisor checked it within ALIVE_MS."""
+        return (self._task is not None and not self._task.done()
+                and time.ticks_diff(time.ticks_ms(), self.alive_ms) < ALIVE_MS)
+
     async def start(self):
-        self._srv = await asyncio.start_server(self._handle, self.host, self.port, backlog=2)
+        import socket
+
+        s = socket.socket()
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # bind is an IPv4 literal (config.json): getaddrinfo does no DNS lookup for it.
+        s.bind(socket.getaddrinfo(self.host, self.port)[0][-1])
+        s.listen(2)  # pending connections hold lwIP netconns too (§9): keep the backlog short
+        self._sock = s
+        self._task = asyncio.create_task(self._accept())
+        asyncio.create_task(self._supervise())
         log.info("srv", "listening on %s:%d" % (self.host, self.port))
 
     def broadcast(self, obj):
         for c in self.clients:
             c.send(obj)
 
-    async def _read_record(self, r, ms, limit):
+    # --- accepting -------------------------------------------------------------------------
+    async def _accept(self):
+        """Accept connections and start a handler task for each. Ends (rather than dying with
+        an unhandled exception) on any failure; the supervisor starts it again."""
+        s = self._sock
+        try:
+            while True:
+                yield asyncio.core._io_queue.queue_read(s)
+                if self._faults:
+                    self._faults -= 1
+                    raise MemoryError("injected accept failure")
+                for _ in range(4):  # drain a few queued connections per wake-up
+                    try:
+                        s2, addr = s.accept()
+                    except OSError as e:
+                        if e.errno != EAGAIN:  # e.g. no socket left: do not spin on it
+                            await asyncio.sleep_ms(100)
+                        break
+                    try:
+                        s2.setblocking(False)
+                        st = asyncio.StreamReader(s2, {"peername": addr})
+                        asyncio.create_task(self._handle(st, st))
+                    except BaseException:
+                        s2.close()
+                        raise
+                    s2 = st = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - MemoryError above all
+            self._stopped = type(e).__name__
+
+    async def _supervise(self):
+        """Every CHECK_MS: restart the accept task if it ended, flush the log summary, and
+        record that the server is alive (alive())."""
+        while True:
+            try:
+                now = time.ticks_ms()
+                t = self._task
+                if t is None or t.done():
+                    self._task = None
+                    gc.collect()
+                    self.restarts += 1
+                    log.error("srv", "accept task stopped (%s); restart %d" % (self._stopped,
+                                                                            self.restarts))
+                    self._task = asyncio.create_task(self._accept())
+                if time.ticks_diff(now, self._log_at) >= LOG_WINDOW_MS:
+                    self._flush_log(now)
+                self.alive_ms = now
+            except Exception:  # noqa: BLE001 - try again at the next check
+                gc.collect()
+            await asyncio.sleep_ms(CHECK_MS)
+
+    def _admit(self, c):
+        """Give the new connection a slot (§2): a free one, or the one of the pending
+        connection whose source has the most recent failures (oldest first), if that is at
+        least as many as the newcomer's source has. Authenticated clients are never evicted.
+        Returns False when the newcomer must be refused."""
+        if len(self.clients) + len(self._pending) < self.max_clients:
+            self._pending.append(c)
+            return True
+        rank = self._failures(c.ip)
+        victim = None
+        worst = -1
+        for p in self._pending:
+            f = self._failures(p.ip)
+            if f >= rank and f > worst:
+                victim = p
+                worst = f
+        if victim is None:
+            return False
+        self._pending.remove(victim)
+        victim.kill()
+        n = self._failed(victim.ip)
+        self._note("evicted", "%s evicted by %s, failures=%d" % (victim.peer, c.peer, n))
+        self._pending.append(c)
+        return True
+
+    # --- per-source failures ---------------------------------------------------------------
+    def _failures(self, ip):
+        e = self._bad.get(ip)
+        if e is None:
+            return 0
+        if time.ticks_diff(time.ticks_ms(), e[1]) > FAIL_MEMORY_MS:
+            del self._bad[ip]
+            return 0
+        return e[0]
+
+    def _penalty(self, ip):
+        """Delay (ms) before a handshake from `ip`, from its recent failed ones."""
+        f = self._failures(ip)
+        return min(PENALTY_STEP_MS << min(f - 1, 4), MAX_PENALTY_MS) if f else 0
+
+    def _failed(self, ip):
+        """Count one failed handshake for `ip`; returns its failure count."""
+        f = self._failures(ip)
+        if not f and len(self._bad) >= MAX_SOURCES:
+            least = None
+            for k in self._bad:
+                if least is None or self._bad[k][0] < self._bad[least][0]:
+                    least = k
+            del self._bad[least]
+        self._bad[ip] = [f + 1, time.ticks_ms()]
+        return f + 1
+
+    # --- rate-limited log of strangers' connections ---------------------------------------
+    def _note(self, kind, msg):
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._log_at) >= LOG_WINDOW_MS:
+            self._flush_log(now)
+        if self._log_n < LOG_BURST:
+            self._log_n += 1
+            log.warn("srv", msg)
+        else:
+            self._log_skipped[kind] = self._log_skipped.get(kind, 0) + 1
+
+    def _flush_log(self, now):
+        if self._log_skipped:
+            log.warn("srv", "not logged in the last %d s: %s" % (
+                time.ticks_diff(now, self._log_at) // 1000,
+                " ".join("%s=%d" % kv for kv in self._log_skipped.items())))
+            self._log_skipped = {}
+        self._log_n = 0
+        self._log_at = now
+
+    # --- one connection --------------------------------------------------------------------
+    async def _read_record(self, r, ms, exact=0):
+        """One record body. The size is checked from the header alone (§3, §5): a handshake
+        record must have length `exact`, a secure one 64..4096 bytes, 48 + a multiple of 16;
+        anything else is refused without reading the body."""
         hdr = await asyncio.wait_for_ms(r.readexactly(2), ms)
         n = struct.unpack(">H", hdr)[0]
-        if n > limit:
-            # Never read an oversized body: refuse and close (§3).
-            raise ProtoError("record of %d bytes exceeds %d" % (n, limit))
-        return await asyncio.wait_for_ms(r.readexactly(n), BODY_MS)
+        if exact:
+            if n != exact:
+                raise ProtoError("handshake record of %d bytes, expected %d" % (n, exact))
+        elif n > hubproto.MAX_RECORD:
+            raise ProtoError("record of %d bytes exceeds %d" % (n, hubproto.MAX_RECORD))
+        elif n < hubproto.MIN_SECURE or (n - 48) & 15:
+            raise ProtoError("record of %d bytes refused: not a valid secure record size" % n)
+        return await asyncio.wait_for_ms(r.readexactly(n), ms if exact else BODY_MS)
 
     async def _handshake(self, r, w):
         import hubauth  # needed once per connection: loaded here, dropped in _handle
 
         hs = hubauth.ServerHandshake(self._secret, self.hub.hub_id)
         hubauth = None
-        body = await self._read_record(r, HANDSHAKE_MS, 64)
+        t0 = time.ticks_ms()
+        body = await self._read_record(r, HANDSHAKE_MS, 4 + 1 + hubproto.NONCE_LEN)
         reply = hs.server_hello(body)
         w.write(hubproto.record(reply))
-        await asyncio.wait_for_ms(w.drain(), HANDSHAKE_MS)
+        await asyncio.wait_for_ms(w.drain(), _left(t0))
         if hs.rejected:
             raise ProtoError("unsupported client version %d" % body[4])
-        body = await self._read_record(r, HANDSHAKE_MS, 64)
+        body = await self._read_record(r, _left(t0), hubproto.MAC_LEN)
         return hs.finish(body)
 
     async def _handle(self, r, w):
-        peer = _peer(w)
-        board.nodelay(w)
-        self._conns += 1
-        c = Client(self, r, w, peer)
-        c.task = asyncio.current_task()
+        c = None
         try:
-            if self._conns > self.max_clients:
-                # Each connection is an lwIP socket (10 in all on a stock ESP32).
-                log.warn("srv", "%s refused: too many connections" % peer)
+            c = Client(self, r, w, _peer(w))
+            c.task = asyncio.current_task()
+            peer = c.peer
+            if not self._admit(c):
+                # Each connection is an lwIP socket (10 in all on a stock ESP32): close at once.
+                self._note("refused", "%s refused: too many connections" % peer)
                 return
-            delay = self._penalty()
+            board.nodelay(w)
+            delay = self._penalty(c.ip)
             if delay:
                 await asyncio.sleep_ms(delay)
             try:
                 c.ch = await self._handshake(r, w)
             except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
-                self._fails += 1
-                self._fail_at = time.ticks_ms()
+                n = self._failed(c.ip)
                 sys.modules.pop("hubauth", None)
-                log.warn("srv", "%s handshake failed (%s: %s), failures=%d, next delay %d ms" % (
-                    peer, type(e).__name__, e, self._fails, self._penalty()))
+                self._note("failed", "%s handshake failed (%s: %s), failures=%d, next delay %d ms"
+                           % (peer, type(e).__name__, e, n, self._penalty(c.ip)))
                 return
-            self._fails = 0
             sys.modules.pop("hubauth", None)
+            self._bad.pop(c.ip, None)  # a successful handshake clears the source's record
+            self._pending.remove(c)
             if len(self.clients) >= self.max_clients:
+                # Not reached while slots are counted as in _admit; kept as the §2 rule.
                 c.send({"t": "error", "err": E_BUSY, "msg": "too many clients"})
                 w.write(c.out.pop())
                 await asyncio.wait_for_ms(w.drain(), BODY_MS)
@@ -188,7 +357,7 @@ class Server:
             while not c.closed:
                 while self._active >= MAX_ACTIVE:
                     await asyncio.sleep_ms(20)
-                body = await self._read_record(r, IDLE_MS, hubproto.MAX_RECORD)
+                body = await self._read_record(r, IDLE_MS)
                 msg = c.ch.open(body)
                 body = None
                 if msg.get("t") == "inventory" and isinstance(msg.get("rid"), int):
@@ -199,19 +368,24 @@ class Server:
         except asyncio.CancelledError:
             pass
         except ProtoError as e:
-            log.warn("srv", "%s protocol error: %s; closing" % (peer, e))
+            log.warn("srv", "%s protocol error: %s; closing" % (c.peer, e))
         except (EOFError, OSError, asyncio.TimeoutError) as e:
-            log.info("srv", "%s disconnected (%s)" % (peer, type(e).__name__))
-        except Exception as e:  # noqa: BLE001 - a bug must not kill the server
-            log.error("srv", "%s dropped after internal error %s: %s" % (peer, type(e).__name__,
-                                                                         e))
+            log.info("srv", "%s disconnected (%s)" % (c.peer, type(e).__name__))
+        except Exception as e:  # noqa: BLE001 - a bug or MemoryError must not kill the server
+            try:
+                log.error("srv", "%s dropped after internal error %s: %s" % (
+                    c.peer if c else "?", type(e).__name__, e))
+            except Exception:  # noqa: BLE001
+                pass
         finally:
-            c.closed = True
-            self._conns -= 1
-            if c in self.clients:
-                self.clients.remove(c)
-            if c.writer_task is not None:
-                c.writer_task.cancel()
+            if c is not None:
+                c.closed = True
+                if c in self._pending:
+                    self._pending.remove(c)
+                if c in self.clients:
+                    self.clients.remove(c)
+                if c.writer_task is not None:
+                    c.writer_task.cancel()
             try:
                 w.close()
                 await w.wait_closed()
@@ -230,10 +404,14 @@ class Server:
                 c.send(_ok(rid, {"time": board.unix_time()}))
             elif t == "health":
                 c.send(_ok(rid, self.hub.health()))
+            elif t == "time":
+                c.send(_ok(rid, self.hub.set_time(msg.get("time"))))
             elif t == "add":
                 c.send(_ok(rid, self.hub.add_plug(msg.get("plug"))))
             elif t == "remove":
                 self._spawn(c, rid, self.hub.remove_plug(msg.get("id")))
+            elif t == "host":
+                self._spawn(c, rid, self.hub.set_plug_host(msg.get("id"), msg.get("host")))
             elif t == "set":
                 self._spawn(c, rid, self.hub.set_dps(msg.get("id"), msg.get("dps")))
             else:
@@ -257,6 +435,11 @@ class Server:
             c.send(_err(rid, E_INTERNAL, type(e).__name__))
         finally:
             self._active -= 1
+
+
+def _left(t0):
+    """Milliseconds left of the handshake deadline that started at ticks t0 (at least 1)."""
+    return max(1, HANDSHAKE_MS - time.ticks_diff(time.ticks_ms(), t0))
 
 
 def _peer(w):
