@@ -48,7 +48,7 @@ async def _attacker(port: int, source: str, kind: str, stop: asyncio.Event, stat
                     while not stop.is_set():
                         if not await loop.sock_recv(sock, 1024):
                             break
-        except (OSError, TimeoutError):
+        except OSError, TimeoutError:
             stats["errors"] += 1
         finally:
             sock.close()
@@ -120,7 +120,10 @@ async def test_unauthenticated_flood_does_not_lock_out_ha(hub_factory) -> None:
         assert hub.proc.poll() is None
 
 
-async def _connect_from(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _connect_from(port: int, source: str) -> Stream:
     sock = socket.socket()
     sock.bind((source, 0))
     sock.setblocking(False)
