@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from custom_components.tuya_local_esp.hub.protocol import (
@@ -88,6 +89,15 @@ class RawHub:
                 if msg.get("t") == "result" and msg.get("rid") == rid:
                     return msg
                 self.pushes.append(msg)
+
+    async def wait_push(self, pred: Callable[[Msg], bool], within: float = 10) -> Msg:
+        """Return the first push (kept or arriving within ``within`` s) matching ``pred``."""
+        async with asyncio.timeout(within):
+            while True:
+                for msg in self.pushes:
+                    if pred(msg):
+                        return msg
+                self.pushes.append(await self.recv(within))
 
     async def close(self) -> None:
         self.writer.close()
