@@ -7,7 +7,6 @@ import sys
 import time
 
 import board
-import clock
 import log
 import plug
 from hubproto import (E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_NO_TIME, E_STORAGE, E_UNKNOWN_DEVICE,
@@ -113,18 +112,11 @@ class Hub:
             v = dps[k]
             if not k.isdigit() or not (v is None or isinstance(v, (bool, int, str))):
                 raise HubErr(E_BAD_REQUEST, "bad dp %s" % k)
-        if not clock.synced():
+        if board.time_source is None:
             # Plugs ignore commands whose "t" is far from real time (design notes); until NTP
             # or Home Assistant's `time` sets it, the ESP32 clock reads 2000-01-01.
             raise HubErr(E_NO_TIME, "hub clock not set (no time from NTP or Home Assistant)")
         return {"id": dev_id, "dps": await p.set_dps(dps)}
-
-    def set_time(self, t):
-        """`time` request: HA's clock (int Unix seconds), applied by clock.from_ha's rule."""
-        try:
-            return clock.from_ha(t)
-        except ValueError as e:
-            raise HubErr(E_BAD_REQUEST, str(e))
 
     async def set_plug_host(self, dev_id, host):
         """`host` request: the plug moved to `host` (IPv4). Validated like `add`, persisted
@@ -137,26 +129,14 @@ class Hub:
             return {"id": dev_id}
         config = _config()
         try:
-            records = [r for r in config.load_plugs(self.cfg) if r["id"] in self.plugs]
-            rec = None
-            for r in records:
-                if r["id"] == dev_id:
-                    rec = r
-            if rec is None:
-                raise HubErr(E_STORAGE, "plug missing from the stored plug list")
-            moved = dict(rec)
-            moved["host"] = host
-            try:
-                moved = config.check_plug(moved)
-            except ValueError as e:
-                raise HubErr(E_BAD_REQUEST, str(e))
-            rec.update(moved)
-            try:
-                config.save_plugs(self.cfg, records)
-            except OSError as e:
-                raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
+            rec = config.move_plug(self.cfg, dev_id, host, self.plugs)
+        except ValueError as e:
+            raise HubErr(E_BAD_REQUEST, str(e))
+        except KeyError:
+            raise HubErr(E_STORAGE, "plug missing from the stored plug list")
+        except OSError as e:
+            raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
         finally:
-            records = None
             config = None
             _unload_config()
         # A fresh Plug connects at the next tick (no backoff); it keeps the DPs last seen.
@@ -177,7 +157,7 @@ class Hub:
         """Hub identity for hello/inventory (the plugs follow as separate "plug" messages, so
         no message grows with the number of plugs; docs/hub-protocol.md §7.1)."""
         return {"hub_id": self.hub_id, "fw": FW_VERSION, "proto": 1, "time": board.unix_time(),
-                "time_source": clock.source(), "max_plugs": self.max_plugs,
+                "time_source": board.time_source, "max_plugs": self.max_plugs,
                 "plugs": len(self.plugs)}
 
     @staticmethod
@@ -204,8 +184,8 @@ class Hub:
         return {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
                 "plugs_online": online,
                 "clients": self.server.client_count() if self.server else 0,
-                "time": board.unix_time(), "time_synced": clock.synced(),
-                "time_source": clock.source()}
+                "time": board.unix_time(), "time_synced": board.time_source is not None,
+                "time_source": board.time_source}
 
     def _broadcast(self, msg):
         if self.server is not None and self.server.clients:
@@ -235,6 +215,26 @@ class Hub:
             await asyncio.sleep_ms(500)
 
 
+async def _ntp(cfg, ok=None):
+    """Set the clock from NTP (`ntp_host`, `ntp_port`) through hubtime.py, imported for each
+    sync only. With ok=None: one sync, returns True/False, or None when the host is refused
+    (logged by hubtime.py). Otherwise run forever: retry every minute while NTP fails, resync
+    hourly (`ok`: result of the previous sync)."""
+    while True:
+        if ok is not None:
+            await asyncio.sleep(3600 if ok else 60)
+        import hubtime
+
+        try:
+            r = await hubtime.sync(cfg.get("ntp_host"), cfg.get("ntp_port", 123))
+        finally:
+            hubtime = None
+            sys.modules.pop("hubtime", None)
+        if ok is None:
+            return r
+        ok = r
+
+
 async def _run(cfg, records):
     from server import Server
 
@@ -242,10 +242,10 @@ async def _run(cfg, records):
     srv = Server(hub, cfg["secret"], cfg["bind"], cfg["port"], cfg["max_clients"])
     hub.start(records)
     records = None
-    ntp = clock.ntp_host(cfg)
-    if ntp:  # first try before serving; then in the background
-        asyncio.create_task(clock.run_ntp(ntp, cfg.get("ntp_port", 123),
-                                          await clock.ntp_sync(ntp, cfg.get("ntp_port", 123))))
+    if cfg.get("ntp_host"):  # optional: otherwise the time comes from HA's `time` requests
+        ok = await _ntp(cfg)  # first try before serving, then in the background
+        if ok is not None:
+            asyncio.create_task(_ntp(cfg, ok))
     await srv.start()
     gc.collect()
     log.info("main", "hub %s ready, %d plugs" % (hub.hub_id, len(hub.plugs)))

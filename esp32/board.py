@@ -20,6 +20,8 @@ EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 _wlan = None
 _offset = 0  # seconds added to the port's clock (set_unix_time)
+time_source = None  # who last set the clock: None (nobody yet), "ha" or "ntp"
+time_set_s = 0  # uptime_s() when the clock was last set
 _wdt = None
 _up_ms = 0
 _last_ticks = time.ticks_ms()
@@ -34,11 +36,13 @@ def unix_time():
     return int(time.time()) + EPOCH_OFFSET + _offset
 
 
-def set_unix_time(t):
-    """Set the clock to `t` (Unix seconds) by keeping an offset to the port's clock (clock.py
-    decides when: NTP or Home Assistant's `time` request)."""
-    global _offset
+def set_unix_time(t, source):
+    """Set the clock to `t` (Unix seconds) by keeping an offset to the port's clock, and record
+    `source` ("ha": Home Assistant's `time` request, "ntp": hubtime.py) in time_source."""
+    global _offset, time_source, time_set_s
     _offset = t - int(time.time()) - EPOCH_OFFSET
+    time_source = source
+    time_set_s = uptime_s()
 
 
 def uptime_s():

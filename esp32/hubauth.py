@@ -1,9 +1,15 @@
-# Hub channel handshake, server side (docs/hub-protocol.md §4, §5). Imported by server.py for
-# the duration of a handshake and dropped afterwards (it is needed once per HA connection).
+# Hub channel handshake, server side (docs/hub-protocol.md §4, §5): the per-source delay,
+# the two handshake records within one deadline, and the failure bookkeeping. Imported by
+# server.py for the duration of a handshake and dropped afterwards (it is needed once per HA
+# connection, so its code does not stay in the heap).
+import asyncio
 import os
+import time
 
 from hmacsha import HmacKey, equal
 from hubproto import MAC_LEN, MAGIC, NONCE_LEN, VERSION, Channel, ProtoError
+
+HANDSHAKE_MS = const(3000)  # the whole handshake (both records), after the penalty delay
 
 LABEL_SERVER = b"tuya-local-esp hub v1 server proof"
 LABEL_CLIENT = b"tuya-local-esp hub v1 client proof"
@@ -44,3 +50,43 @@ class ServerHandshake:
         ch = Channel(self._secret.digest(LABEL_KEYS, self._t), server=True)
         self._t = None
         return ch
+
+
+def _left(t0):
+    """Milliseconds left of the handshake deadline that started at ticks t0 (at least 1)."""
+    return max(1, HANDSHAKE_MS - time.ticks_diff(time.ticks_ms(), t0))
+
+
+async def _record(r, n, t0):
+    """One handshake record of exactly `n` bytes; any other length is refused from the
+    header alone, without reading a body (§3)."""
+    hdr = await asyncio.wait_for_ms(r.readexactly(2), _left(t0))
+    k = (hdr[0] << 8) | hdr[1]
+    if k != n:
+        raise ProtoError("handshake record of %d bytes, expected %d" % (k, n))
+    return await asyncio.wait_for_ms(r.readexactly(n), _left(t0))
+
+
+async def run(srv, c, r, w):
+    """Authenticate connection `c` (server.Client) for server `srv`: wait the delay its source
+    earned by failed handshakes, then CLIENT_HELLO -> SERVER_HELLO -> CLIENT_PROOF within
+    HANDSHAKE_MS (§4). Returns the Channel, or None after a failure (counted for the source,
+    logged through the server's rate limit)."""
+    delay = srv.penalty(c.ip)
+    if delay:
+        await asyncio.sleep_ms(delay)
+    t0 = time.ticks_ms()
+    try:
+        hs = ServerHandshake(srv.secret, srv.hub.hub_id)
+        body = await _record(r, 5 + NONCE_LEN, t0)
+        body = hs.server_hello(body)
+        w.write(bytes((len(body) >> 8, len(body) & 255)) + body)  # record header (§3)
+        await asyncio.wait_for_ms(w.drain(), _left(t0))
+        if hs.rejected:
+            raise ProtoError("unsupported client version %d" % body[4])
+        return hs.finish(await _record(r, MAC_LEN, t0))
+    except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
+        n = srv.failed(c.ip)
+        srv.note("%s handshake failed (%s: %s), failures=%d, next delay %d ms",
+                 (c.peer, type(e).__name__, e, n, srv.penalty(c.ip)))
+        return None

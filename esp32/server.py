@@ -2,21 +2,19 @@
 # handshake with a growing per-source delay after failures, then reads records and dispatches
 # requests. Strangers cannot lock HA out: a connection still in its handshake gives up its
 # slot to a newcomer from a source with no more failures (§2, §4), the handshake has one short
-# deadline, and their log lines are rate-limited. A supervisor restarts the accept task if it
-# ends (e.g. MemoryError). One reader (the connection handler) and one writer task per client;
+# deadline, and their log lines are rate-limited. The accept task survives its own failures
+# (e.g. MemoryError); alive() tells the watchdog if it ever ends. One reader (the connection handler) and one writer task per client;
 # messages are sealed when queued, so sequence numbers follow the order on the wire.
 import asyncio
 import gc
-import struct
 import sys
 import time
 
 import board
 import log
 import hubproto
-from hubproto import E_BAD_REQUEST, E_BUSY, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError
+from hubproto import E_BAD_REQUEST, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError
 
-HANDSHAKE_MS = const(3000)  # the whole handshake (both records), after the penalty delay
 IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
 BODY_MS = const(5000)
 MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
@@ -38,8 +36,6 @@ MAX_SOURCES = const(8)
 # LOG_BURST times per LOG_WINDOW_MS; the rest is counted and summarised in one line.
 LOG_WINDOW_MS = const(10000)
 LOG_BURST = const(5)
-CHECK_MS = const(500)  # supervisor period (accept task alive? log summary due?)
-ALIVE_MS = const(5000)  # alive() turns False when the supervisor has not run for this long
 EAGAIN = const(11)
 
 
@@ -106,7 +102,7 @@ class Client:
 
 
 class Server:
-    """The listening socket, its accept task and a supervisor, and the connection rules of
+    """The listening socket and its accept task, and the connection rules of
     docs/hub-protocol.md §2 and §4 (slots, eviction, per-source penalty).
 
     `alive()` tells the watchdog (app.py) whether connections are still accepted."""
@@ -114,7 +110,7 @@ class Server:
     def __init__(self, hub, secret, host="0.0.0.0", port=6670, max_clients=2):
         self.hub = hub
         hub.server = self
-        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self.secret = secret.encode() if isinstance(secret, str) else secret
         self.host = host
         self.port = port
         self.max_clients = max_clients
@@ -124,12 +120,11 @@ class Server:
         self._active = 0
         self._sock = None
         self._task = None  # the accept task
-        self._stopped = None  # why the last accept task ended (type name)
-        self.restarts = 0  # accept task restarts since boot
-        self.alive_ms = time.ticks_ms()  # last time the supervisor found the accept task running
-        self._log_at = self.alive_ms
+        self.restarts = 0  # failures survived by the accept task since boot
+        self._log_at = time.ticks_ms()
         self._log_n = 0
-        self._log_skipped = {}
+        self._skipped = 0
+        self.time_warned = -1  # board.time_set_s of the NTP sync whose gap to HA was logged
         # Test hook (unix-port tests only): the next N readiness events of the listening socket
         # raise MemoryError inside the accept task, as a failing allocation there would.
         self._faults = hub.cfg.get("test_accept_faults", 0)
@@ -138,9 +133,9 @@ class Server:
         return len(self.clients)
 
     def alive(self):
-        """True while the accept task runs and its supervisor checked it within ALIVE_MS."""
-        return (self._task is not None and not self._task.done()
-                and time.ticks_diff(time.ticks_ms(), self.alive_ms) < ALIVE_MS)
+        """True while the accept task runs (for the watchdog in app.py: stop feeding it when
+        this turns False, so the board resets instead of staying deaf)."""
+        return self._task is not None and not self._task.done()
 
     async def start(self):
         import socket
@@ -153,7 +148,6 @@ class Server:
         s.listen(2)  # pending connections hold lwIP netconns too (§9): keep the backlog short
         self._sock = s
         self._task = asyncio.create_task(self._accept())
-        asyncio.create_task(self._supervise())
         log.info("srv", "listening on %s:%d" % (self.host, self.port))
 
     def broadcast(self, obj):
@@ -162,15 +156,18 @@ class Server:
 
     # --- accepting -------------------------------------------------------------------------
     async def _accept(self):
-        """Accept connections and start a handler task for each. Ends (rather than dying with
-        an unhandled exception) on any failure; the supervisor starts it again."""
+        """Accept connections and start a handler task for each. A failure (MemoryError above
+        all) is logged and accepting goes on; should this task end anyway, alive() turns False
+        and the watchdog resets the board."""
         s = self._sock
-        try:
-            while True:
+        while True:
+            try:
                 yield asyncio.core._io_queue.queue_read(s)
                 if self._faults:
                     self._faults -= 1
                     raise MemoryError("injected accept failure")
+                if time.ticks_diff(time.ticks_ms(), self._log_at) >= LOG_WINDOW_MS:
+                    self._flush_log()
                 for _ in range(4):  # drain a few queued connections per wake-up
                     try:
                         s2, addr = s.accept()
@@ -186,31 +183,12 @@ class Server:
                         s2.close()
                         raise
                     s2 = st = None
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - MemoryError above all
-            self._stopped = type(e).__name__
-
-    async def _supervise(self):
-        """Every CHECK_MS: restart the accept task if it ended, flush the log summary, and
-        record that the server is alive (alive())."""
-        while True:
-            try:
-                now = time.ticks_ms()
-                t = self._task
-                if t is None or t.done():
-                    self._task = None
-                    gc.collect()
-                    self.restarts += 1
-                    log.error("srv", "accept task stopped (%s); restart %d" % (self._stopped,
-                                                                            self.restarts))
-                    self._task = asyncio.create_task(self._accept())
-                if time.ticks_diff(now, self._log_at) >= LOG_WINDOW_MS:
-                    self._flush_log(now)
-                self.alive_ms = now
-            except Exception:  # noqa: BLE001 - try again at the next check
+            except Exception as e:  # noqa: BLE001 - MemoryError above all: accept again
+                s2 = st = None
+                self.restarts += 1
                 gc.collect()
-            await asyncio.sleep_ms(CHECK_MS)
+                log.error("srv", "accept failed (%s); accepting again" % type(e).__name__)
+                await asyncio.sleep_ms(100)
 
     def _admit(self, c):
         """Give the new connection a slot (§2): a free one, or the one of the pending
@@ -232,8 +210,8 @@ class Server:
             return False
         self._pending.remove(victim)
         victim.kill()
-        n = self._failed(victim.ip)
-        self._note("evicted", "%s evicted by %s, failures=%d" % (victim.peer, c.peer, n))
+        n = self.failed(victim.ip)
+        self.note("%s evicted by %s, failures=%d", (victim.peer, c.peer, n))
         self._pending.append(c)
         return True
 
@@ -247,12 +225,12 @@ class Server:
             return 0
         return e[0]
 
-    def _penalty(self, ip):
+    def penalty(self, ip):
         """Delay (ms) before a handshake from `ip`, from its recent failed ones."""
         f = self._failures(ip)
         return min(PENALTY_STEP_MS << min(f - 1, 4), MAX_PENALTY_MS) if f else 0
 
-    def _failed(self, ip):
+    def failed(self, ip):
         """Count one failed handshake for `ip`; returns its failure count."""
         f = self._failures(ip)
         if not f and len(self._bad) >= MAX_SOURCES:
@@ -265,56 +243,27 @@ class Server:
         return f + 1
 
     # --- rate-limited log of strangers' connections ---------------------------------------
-    def _note(self, kind, msg):
-        now = time.ticks_ms()
-        if time.ticks_diff(now, self._log_at) >= LOG_WINDOW_MS:
-            self._flush_log(now)
+    def note(self, fmt, args):
+        """Log a stranger's connection event (fmt % args): LOG_BURST lines per LOG_WINDOW_MS,
+        the rest are counted and summarised in one line."""
+        if time.ticks_diff(time.ticks_ms(), self._log_at) >= LOG_WINDOW_MS:
+            self._flush_log()
         if self._log_n < LOG_BURST:
             self._log_n += 1
-            log.warn("srv", msg)
+            log.warn("srv", fmt % args)
         else:
-            self._log_skipped[kind] = self._log_skipped.get(kind, 0) + 1
+            self._skipped += 1
 
-    def _flush_log(self, now):
-        if self._log_skipped:
-            log.warn("srv", "not logged in the last %d s: %s" % (
-                time.ticks_diff(now, self._log_at) // 1000,
-                " ".join("%s=%d" % kv for kv in self._log_skipped.items())))
-            self._log_skipped = {}
+    def _flush_log(self):
+        now = time.ticks_ms()
+        if self._skipped:
+            log.warn("srv", "%d refused/evicted/failed connections not logged in the last %d s"
+                     % (self._skipped, time.ticks_diff(now, self._log_at) // 1000))
+            self._skipped = 0
         self._log_n = 0
         self._log_at = now
 
     # --- one connection --------------------------------------------------------------------
-    async def _read_record(self, r, ms, exact=0):
-        """One record body. The size is checked from the header alone (§3, §5): a handshake
-        record must have length `exact`, a secure one 64..4096 bytes, 48 + a multiple of 16;
-        anything else is refused without reading the body."""
-        hdr = await asyncio.wait_for_ms(r.readexactly(2), ms)
-        n = struct.unpack(">H", hdr)[0]
-        if exact:
-            if n != exact:
-                raise ProtoError("handshake record of %d bytes, expected %d" % (n, exact))
-        elif n > hubproto.MAX_RECORD:
-            raise ProtoError("record of %d bytes exceeds %d" % (n, hubproto.MAX_RECORD))
-        elif n < hubproto.MIN_SECURE or (n - 48) & 15:
-            raise ProtoError("record of %d bytes refused: not a valid secure record size" % n)
-        return await asyncio.wait_for_ms(r.readexactly(n), ms if exact else BODY_MS)
-
-    async def _handshake(self, r, w):
-        import hubauth  # needed once per connection: loaded here, dropped in _handle
-
-        hs = hubauth.ServerHandshake(self._secret, self.hub.hub_id)
-        hubauth = None
-        t0 = time.ticks_ms()
-        body = await self._read_record(r, HANDSHAKE_MS, 4 + 1 + hubproto.NONCE_LEN)
-        reply = hs.server_hello(body)
-        w.write(hubproto.record(reply))
-        await asyncio.wait_for_ms(w.drain(), _left(t0))
-        if hs.rejected:
-            raise ProtoError("unsupported client version %d" % body[4])
-        body = await self._read_record(r, _left(t0), hubproto.MAC_LEN)
-        return hs.finish(body)
-
     async def _handle(self, r, w):
         c = None
         try:
@@ -323,30 +272,22 @@ class Server:
             peer = c.peer
             if not self._admit(c):
                 # Each connection is an lwIP socket (10 in all on a stock ESP32): close at once.
-                self._note("refused", "%s refused: too many connections" % peer)
+                self.note("%s refused: too many connections", peer)
                 return
             board.nodelay(w)
-            delay = self._penalty(c.ip)
-            if delay:
-                await asyncio.sleep_ms(delay)
+            import hubauth  # needed once per connection: dropped right after the handshake
+
             try:
-                c.ch = await self._handshake(r, w)
-            except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
-                n = self._failed(c.ip)
+                c.ch = await hubauth.run(self, c, r, w)
+            finally:
+                hubauth = None
                 sys.modules.pop("hubauth", None)
-                self._note("failed", "%s handshake failed (%s: %s), failures=%d, next delay %d ms"
-                           % (peer, type(e).__name__, e, n, self._penalty(c.ip)))
+            if c.ch is None:
                 return
-            sys.modules.pop("hubauth", None)
             self._bad.pop(c.ip, None)  # a successful handshake clears the source's record
+            # authenticated clients + pending connections never exceed max_clients (_admit),
+            # so there is always room here
             self._pending.remove(c)
-            if len(self.clients) >= self.max_clients:
-                # Not reached while slots are counted as in _admit; kept as the §2 rule.
-                c.send({"t": "error", "err": E_BUSY, "msg": "too many clients"})
-                w.write(c.out.pop())
-                await asyncio.wait_for_ms(w.drain(), BODY_MS)
-                log.warn("srv", "%s refused: %d clients connected" % (peer, self.max_clients))
-                return
             log.info("srv", "%s authenticated" % peer)
             self.clients.append(c)
             c.writer_task = asyncio.create_task(c.writer())
@@ -357,7 +298,15 @@ class Server:
             while not c.closed:
                 while self._active >= MAX_ACTIVE:
                     await asyncio.sleep_ms(20)
-                body = await self._read_record(r, IDLE_MS)
+                # One secure record (§3, §5). Its size is checked from the header alone: 64
+                # to 4096 bytes, 48 + a multiple of 16; anything else is refused unread.
+                n = await asyncio.wait_for_ms(r.readexactly(2), IDLE_MS)
+                n = (n[0] << 8) | n[1]
+                if n > hubproto.MAX_RECORD:
+                    raise ProtoError("record of %d bytes exceeds %d" % (n, hubproto.MAX_RECORD))
+                if n < hubproto.MIN_SECURE or (n - 48) & 15:
+                    raise ProtoError("record of %d bytes refused: not a valid size" % n)
+                body = await asyncio.wait_for_ms(r.readexactly(n), BODY_MS)
                 msg = c.ch.open(body)
                 body = None
                 if msg.get("t") == "inventory" and isinstance(msg.get("rid"), int):
@@ -405,7 +354,7 @@ class Server:
             elif t == "health":
                 c.send(_ok(rid, self.hub.health()))
             elif t == "time":
-                c.send(_ok(rid, self.hub.set_time(msg.get("time"))))
+                c.send(_ok(rid, self._time(msg.get("time"))))
             elif t == "add":
                 c.send(_ok(rid, self.hub.add_plug(msg.get("plug"))))
             elif t == "remove":
@@ -418,6 +367,17 @@ class Server:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:
             c.send(_err(rid, e.code, e.msg))
+
+    def _time(self, t):
+        import hubtime  # needed about once an hour: dropped again
+
+        try:
+            return hubtime.from_ha(t, self)
+        except ValueError as e:
+            raise HubErr(E_BAD_REQUEST, str(e))
+        finally:
+            hubtime = None
+            sys.modules.pop("hubtime", None)
 
     def _spawn(self, c, rid, coro):
         self._active += 1
@@ -435,11 +395,6 @@ class Server:
             c.send(_err(rid, E_INTERNAL, type(e).__name__))
         finally:
             self._active -= 1
-
-
-def _left(t0):
-    """Milliseconds left of the handshake deadline that started at ticks t0 (at least 1)."""
-    return max(1, HANDSHAKE_MS - time.ticks_diff(time.ticks_ms(), t0))
 
 
 def _peer(w):

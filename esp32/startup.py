@@ -1,6 +1,7 @@
 # Boot sequence of the hub, run once by main.py before the event loop starts: read the
-# configuration, then hostname, Wi-Fi and watchdog through board.py (NTP runs in the event
-# loop, clock.py). main.py drops this module afterwards, so its code does not stay in the heap.
+# configuration, then hostname, Wi-Fi and watchdog through board.py (NTP, if configured, runs
+# in the event loop: hubtime.py). main.py drops this module afterwards, so its code does not
+# stay in the heap.
 import sys
 import time
 

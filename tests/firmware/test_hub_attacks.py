@@ -98,7 +98,7 @@ async def test_unauthenticated_flood_does_not_lock_out_ha(hub_factory) -> None:
             assert await client.set_dps(dev, {"1": not want}) == {"1": not want}
             # the attack goes on past a log window: still served, and the summary line came
             await wait_for(lambda: stats["connections"] >= before + 500, within=60)
-            await hub.wait_log("not logged in the last", within=30)
+            await hub.wait_log("connections not logged in the last", within=30)
             assert await client.ping() >= 0
             elapsed = loop.time() - t0
         finally:
@@ -162,16 +162,15 @@ async def test_ha_evicts_stalled_handshakes_and_strangers_are_refused_at_once(hu
 
 
 async def test_accept_task_restarted_after_memory_error(hub_factory) -> None:
-    """MemoryError in the accept task (injected 3 times): the supervisor starts it again and
-    HA gets in; alive() stays true for the watchdog once it runs again."""
+    """MemoryError in the accept task (injected 3 times, where asyncio's own accept loop would
+    have died): the task logs it and accepts again, and HA gets in."""
     hub = hub_factory(test_accept_faults=3)
     await hub.start()
     client = hub.client(backoff_max=1)
     try:
         await client.start()
         await client.wait_connected(10)
-        assert hub.log().count("accept task stopped (MemoryError)") == 3
-        assert "restart 3" in hub.log()
+        assert hub.log().count("accept failed (MemoryError); accepting again") == 3
         assert await client.ping() >= 0
         second = hub.client()
         await second.connect()
