@@ -118,40 +118,6 @@ class Hub:
             raise HubErr(E_NO_TIME, "hub clock not set (no time from NTP or Home Assistant)")
         return {"id": dev_id, "dps": await p.set_dps(dps)}
 
-    async def set_plug_host(self, dev_id, host):
-        """`host` request: the plug moved to `host` (IPv4). Validated like `add`, persisted
-        atomically, then the plug reconnects at once to the new address; every client gets a
-        `plug` push. The same host is a no-op. Raises HubErr."""
-        p = self.plugs.get(dev_id)
-        if p is None:
-            raise HubErr(E_UNKNOWN_DEVICE, "no such device id")
-        if host == p.host:
-            return {"id": dev_id}
-        config = _config()
-        try:
-            rec = config.move_plug(self.cfg, dev_id, host, self.plugs)
-        except ValueError as e:
-            raise HubErr(E_BAD_REQUEST, str(e))
-        except KeyError:
-            raise HubErr(E_STORAGE, "plug missing from the stored plug list")
-        except OSError as e:
-            raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
-        finally:
-            config = None
-            _unload_config()
-        # A fresh Plug connects at the next tick (no backoff); it keeps the DPs last seen.
-        await p.stop()
-        if self.plugs.get(dev_id) is not p:  # removed meanwhile by another request
-            return {"id": dev_id}
-        q = plug.Plug(rec)
-        q.dps = p.dps
-        q.ts = p.ts
-        self.plugs[dev_id] = q
-        rec = p = None
-        log.info("hub", "plug %s moved to %s:%d" % (dev_id, q.host, q.port))
-        self._broadcast(self.plug_msg(q))
-        return {"id": dev_id}
-
     # --- snapshots -------------------------------------------------------------------------
     def hub_info(self):
         """Hub identity for hello/inventory (the plugs follow as separate "plug" messages, so

@@ -128,21 +128,6 @@ def load_plugs(cfg):
     return out
 
 
-def move_plug(cfg, dev_id, host, live):
-    """New `host` for the stored plug `dev_id` (checked like a new plug), saved atomically with
-    the plugs whose id is in `live`. Returns the updated record. Raises KeyError (not stored),
-    ValueError (bad host) or OSError (storage)."""
-    records = [r for r in load_plugs(cfg) if r["id"] in live]
-    for i in range(len(records)):
-        if records[i]["id"] == dev_id:
-            rec = dict(records[i])
-            rec["host"] = host
-            records[i] = rec = check_plug(rec)
-            save_plugs(cfg, records)
-            return rec
-    raise KeyError(dev_id)
-
-
 def save_plugs(cfg, plugs):
     """Atomically replace plugs.json with `plugs` (list of checked plug dicts). Raises OSError."""
     path = cfg["plugs_file"]

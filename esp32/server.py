@@ -23,19 +23,6 @@ MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
 # client's records are simply not read until a slot frees (TCP backpressure), so nothing is
 # refused and the heap stays bounded.
 MAX_ACTIVE = const(2)
-# Failed handshakes slow down the following ones from the same source address
-# (docs/hub-protocol.md §4): 0.25 s after the first failure, doubling per failure up to 3 s,
-# which stays below HA's 5 s connect timeout so the real client always gets through; a
-# source's failures are forgotten after a minute without one. At most MAX_SOURCES addresses
-# are remembered; a new one replaces the one with the fewest failures.
-PENALTY_STEP_MS = const(250)
-MAX_PENALTY_MS = const(3000)
-FAIL_MEMORY_MS = const(60000)
-MAX_SOURCES = const(8)
-# Connection events from strangers (refused, evicted, failed handshakes) are logged at most
-# LOG_BURST times per LOG_WINDOW_MS; the rest is counted and summarised in one line.
-LOG_WINDOW_MS = const(10000)
-LOG_BURST = const(5)
 EAGAIN = const(11)
 
 
@@ -102,8 +89,8 @@ class Client:
 
 
 class Server:
-    """The listening socket and its accept task, and the connection rules of
-    docs/hub-protocol.md §2 and §4 (slots, eviction, per-source penalty).
+    """The listening socket and its accept task, the authenticated clients and their requests
+    (the connection rules of docs/hub-protocol.md §2 and §4 are in hubauth.py).
 
     `alive()` tells the watchdog (app.py) whether connections are still accepted."""
 
@@ -115,15 +102,19 @@ class Server:
         self.port = port
         self.max_clients = max_clients
         self.clients = []  # authenticated clients
-        self._pending = []  # connections still in the handshake, oldest first
-        self._bad = {}  # source address -> [failures, ticks_ms of the last one]
+        # State of the connection rules (hubauth.py): connections still in the handshake
+        # (oldest first), failures per source address ([count, ticks_ms of the last one]),
+        # and the rate limit of strangers' log lines.
+        self.pending = []
+        self.bad = {}
+        self.bad_at = 0
         self._active = 0
         self._sock = None
         self._task = None  # the accept task
         self.restarts = 0  # failures survived by the accept task since boot
-        self._log_at = time.ticks_ms()
-        self._log_n = 0
-        self._skipped = 0
+        self.log_at = time.ticks_ms()
+        self.log_n = 0
+        self.skipped = 0
         self.time_warned = -1  # board.time_set_s of the NTP sync whose gap to HA was logged
         # Test hook (unix-port tests only): the next N readiness events of the listening socket
         # raise MemoryError inside the accept task, as a failing allocation there would.
@@ -166,8 +157,6 @@ class Server:
                 if self._faults:
                     self._faults -= 1
                     raise MemoryError("injected accept failure")
-                if time.ticks_diff(time.ticks_ms(), self._log_at) >= LOG_WINDOW_MS:
-                    self._flush_log()
                 for _ in range(4):  # drain a few queued connections per wake-up
                     try:
                         s2, addr = s.accept()
@@ -190,79 +179,6 @@ class Server:
                 log.error("srv", "accept failed (%s); accepting again" % type(e).__name__)
                 await asyncio.sleep_ms(100)
 
-    def _admit(self, c):
-        """Give the new connection a slot (§2): a free one, or the one of the pending
-        connection whose source has the most recent failures (oldest first), if that is at
-        least as many as the newcomer's source has. Authenticated clients are never evicted.
-        Returns False when the newcomer must be refused."""
-        if len(self.clients) + len(self._pending) < self.max_clients:
-            self._pending.append(c)
-            return True
-        rank = self._failures(c.ip)
-        victim = None
-        worst = -1
-        for p in self._pending:
-            f = self._failures(p.ip)
-            if f >= rank and f > worst:
-                victim = p
-                worst = f
-        if victim is None:
-            return False
-        self._pending.remove(victim)
-        victim.kill()
-        n = self.failed(victim.ip)
-        self.note("%s evicted by %s, failures=%d", (victim.peer, c.peer, n))
-        self._pending.append(c)
-        return True
-
-    # --- per-source failures ---------------------------------------------------------------
-    def _failures(self, ip):
-        e = self._bad.get(ip)
-        if e is None:
-            return 0
-        if time.ticks_diff(time.ticks_ms(), e[1]) > FAIL_MEMORY_MS:
-            del self._bad[ip]
-            return 0
-        return e[0]
-
-    def penalty(self, ip):
-        """Delay (ms) before a handshake from `ip`, from its recent failed ones."""
-        f = self._failures(ip)
-        return min(PENALTY_STEP_MS << min(f - 1, 4), MAX_PENALTY_MS) if f else 0
-
-    def failed(self, ip):
-        """Count one failed handshake for `ip`; returns its failure count."""
-        f = self._failures(ip)
-        if not f and len(self._bad) >= MAX_SOURCES:
-            least = None
-            for k in self._bad:
-                if least is None or self._bad[k][0] < self._bad[least][0]:
-                    least = k
-            del self._bad[least]
-        self._bad[ip] = [f + 1, time.ticks_ms()]
-        return f + 1
-
-    # --- rate-limited log of strangers' connections ---------------------------------------
-    def note(self, fmt, args):
-        """Log a stranger's connection event (fmt % args): LOG_BURST lines per LOG_WINDOW_MS,
-        the rest are counted and summarised in one line."""
-        if time.ticks_diff(time.ticks_ms(), self._log_at) >= LOG_WINDOW_MS:
-            self._flush_log()
-        if self._log_n < LOG_BURST:
-            self._log_n += 1
-            log.warn("srv", fmt % args)
-        else:
-            self._skipped += 1
-
-    def _flush_log(self):
-        now = time.ticks_ms()
-        if self._skipped:
-            log.warn("srv", "%d refused/evicted/failed connections not logged in the last %d s"
-                     % (self._skipped, time.ticks_diff(now, self._log_at) // 1000))
-            self._skipped = 0
-        self._log_n = 0
-        self._log_at = now
-
     # --- one connection --------------------------------------------------------------------
     async def _handle(self, r, w):
         c = None
@@ -270,24 +186,21 @@ class Server:
             c = Client(self, r, w, _peer(w))
             c.task = asyncio.current_task()
             peer = c.peer
-            if not self._admit(c):
-                # Each connection is an lwIP socket (10 in all on a stock ESP32): close at once.
-                self.note("%s refused: too many connections", peer)
-                return
-            board.nodelay(w)
-            import hubauth  # needed once per connection: dropped right after the handshake
+            # Admission and handshake (hubauth.py) are needed while connections come in: the
+            # module is dropped again once no connection is in its handshake.
+            import hubauth
 
             try:
                 c.ch = await hubauth.run(self, c, r, w)
             finally:
                 hubauth = None
-                sys.modules.pop("hubauth", None)
+                if not self.pending:
+                    sys.modules.pop("hubauth", None)
             if c.ch is None:
                 return
-            self._bad.pop(c.ip, None)  # a successful handshake clears the source's record
-            # authenticated clients + pending connections never exceed max_clients (_admit),
-            # so there is always room here
-            self._pending.remove(c)
+            board.nodelay(w)
+            # authenticated clients + pending connections never exceed max_clients (admission
+            # in hubauth.run), so there is always room here
             log.info("srv", "%s authenticated" % peer)
             self.clients.append(c)
             c.writer_task = asyncio.create_task(c.writer())
@@ -329,8 +242,8 @@ class Server:
         finally:
             if c is not None:
                 c.closed = True
-                if c in self._pending:
-                    self._pending.remove(c)
+                if c in self.pending:
+                    self.pending.remove(c)
                 if c in self.clients:
                     self.clients.remove(c)
                 if c.writer_task is not None:
@@ -360,7 +273,7 @@ class Server:
             elif t == "remove":
                 self._spawn(c, rid, self.hub.remove_plug(msg.get("id")))
             elif t == "host":
-                self._spawn(c, rid, self.hub.set_plug_host(msg.get("id"), msg.get("host")))
+                self._spawn(c, rid, self._host(msg.get("id"), msg.get("host")))
             elif t == "set":
                 self._spawn(c, rid, self.hub.set_dps(msg.get("id"), msg.get("dps")))
             else:
@@ -378,6 +291,15 @@ class Server:
         finally:
             hubtime = None
             sys.modules.pop("hubtime", None)
+
+    async def _host(self, dev_id, host):
+        import plugmove  # a rare request: dropped again
+
+        try:
+            return await plugmove.move(self.hub, dev_id, host)
+        finally:
+            plugmove = None
+            sys.modules.pop("plugmove", None)
 
     def _spawn(self, c, rid, coro):
         self._active += 1

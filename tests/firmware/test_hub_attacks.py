@@ -98,7 +98,7 @@ async def test_unauthenticated_flood_does_not_lock_out_ha(hub_factory) -> None:
             assert await client.set_dps(dev, {"1": not want}) == {"1": not want}
             # the attack goes on past a log window: still served, and the summary line came
             await wait_for(lambda: stats["connections"] >= before + 500, within=60)
-            await hub.wait_log("connections not logged in the last", within=30)
+            await hub.wait_log("connections not logged", within=30)
             assert await client.ping() >= 0
             elapsed = loop.time() - t0
         finally:
