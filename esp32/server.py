@@ -2,9 +2,10 @@
 # handshake with a growing per-source delay after failures, then reads records and dispatches
 # requests. Strangers cannot lock HA out: a connection still in its handshake gives up its
 # slot to a newcomer from a source with no more failures (§2, §4), the handshake has one short
-# deadline, and their log lines are rate-limited. The accept task survives its own failures
-# (e.g. MemoryError); alive() tells the watchdog if it ever ends. One reader (the connection handler) and one writer task per client;
-# messages are sealed when queued, so sequence numbers follow the order on the wire.
+# deadline, and their log lines are rate-limited (hubgate.py). The accept task survives its own
+# failures (e.g. MemoryError); alive() and hub.server_alive_ms tell the watchdog if it ever
+# ends. One reader (the connection handler) and one writer task per client; messages are
+# sealed when queued, so sequence numbers follow the order on the wire.
 import asyncio
 import gc
 import sys
@@ -90,7 +91,7 @@ class Client:
 
 class Server:
     """The listening socket and its accept task, the authenticated clients and their requests
-    (the connection rules of docs/hub-protocol.md §2 and §4 are in hubauth.py).
+    (the connection rules of docs/hub-protocol.md §2 and §4 are in hubgate.py).
 
     `alive()` tells the watchdog (app.py) whether connections are still accepted."""
 
@@ -102,7 +103,7 @@ class Server:
         self.port = port
         self.max_clients = max_clients
         self.clients = []  # authenticated clients
-        # State of the connection rules (hubauth.py): connections still in the handshake
+        # State of the connection rules (hubgate.py): connections still in the handshake
         # (oldest first), failures per source address ([count, ticks_ms of the last one]),
         # and the rate limit of strangers' log lines.
         self.pending = []
@@ -148,36 +149,40 @@ class Server:
     # --- accepting -------------------------------------------------------------------------
     async def _accept(self):
         """Accept connections and start a handler task for each. A failure (MemoryError above
-        all) is logged and accepting goes on; should this task end anyway, alive() turns False
-        and the watchdog resets the board."""
+        all) is logged and accepting goes on. Should this task end anyway, alive() turns False
+        and hub.server_alive_ms is set far in the past, so the watchdog (app.py) stops being
+        fed and the board resets instead of staying deaf."""
         s = self._sock
-        while True:
-            try:
-                yield asyncio.core._io_queue.queue_read(s)
-                if self._faults:
-                    self._faults -= 1
-                    raise MemoryError("injected accept failure")
-                for _ in range(4):  # drain a few queued connections per wake-up
-                    try:
-                        s2, addr = s.accept()
-                    except OSError as e:
-                        if e.errno != EAGAIN:  # e.g. no socket left: do not spin on it
-                            await asyncio.sleep_ms(100)
-                        break
-                    try:
-                        s2.setblocking(False)
-                        st = asyncio.StreamReader(s2, {"peername": addr})
-                        asyncio.create_task(self._handle(st, st))
-                    except BaseException:
-                        s2.close()
-                        raise
+        try:
+            while True:
+                try:
+                    yield asyncio.core._io_queue.queue_read(s)
+                    if self._faults:
+                        self._faults -= 1
+                        raise MemoryError("injected accept failure")
+                    for _ in range(4):  # drain a few queued connections per wake-up
+                        try:
+                            s2, addr = s.accept()
+                        except OSError as e:
+                            if e.errno != EAGAIN:  # e.g. no socket left: do not spin on it
+                                await asyncio.sleep_ms(100)
+                            break
+                        try:
+                            s2.setblocking(False)
+                            st = asyncio.StreamReader(s2, {"peername": addr})
+                            asyncio.create_task(self._handle(st, st))
+                        except BaseException:
+                            s2.close()
+                            raise
+                        s2 = st = None
+                except Exception as e:  # noqa: BLE001 - MemoryError above all: accept again
                     s2 = st = None
-            except Exception as e:  # noqa: BLE001 - MemoryError above all: accept again
-                s2 = st = None
-                self.restarts += 1
-                gc.collect()
-                log.error("srv", "accept failed (%s); accepting again" % type(e).__name__)
-                await asyncio.sleep_ms(100)
+                    self.restarts += 1
+                    gc.collect()
+                    log.error("srv", "accept failed (%s); accepting again" % type(e).__name__)
+                    await asyncio.sleep_ms(100)
+        finally:
+            self.hub.server_alive_ms = time.ticks_add(time.ticks_ms(), -(1 << 28))
 
     # --- one connection --------------------------------------------------------------------
     async def _handle(self, r, w):
@@ -186,21 +191,46 @@ class Server:
             c = Client(self, r, w, _peer(w))
             c.task = asyncio.current_task()
             peer = c.peer
-            # Admission and handshake (hubauth.py) are needed while connections come in: the
-            # module is dropped again once no connection is in its handshake.
-            import hubauth
+            # Admission (hubgate.py) and handshake (hubauth.py) are loaded one after the other
+            # and dropped after use, so only one of them is in the heap at a time.
+            import hubgate
 
             try:
-                c.ch = await hubauth.run(self, c, r, w)
+                delay = hubgate.admit(self, c)
             finally:
-                hubauth = None
-                if not self.pending:
+                hubgate = None
+                sys.modules.pop("hubgate", None)
+            if delay < 0:
+                return  # refused: closed at once
+            err = None
+            try:
+                if delay:
+                    await asyncio.sleep_ms(delay)
+                import hubauth
+
+                try:
+                    c.ch = await hubauth.handshake(self, r, w)
+                finally:
+                    hubauth = None
                     sys.modules.pop("hubauth", None)
-            if c.ch is None:
+            except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
+                err = e
+            finally:
+                if c in self.pending:
+                    self.pending.remove(c)
+            if err is not None:
+                import hubgate
+
+                try:
+                    hubgate.failed(self, c, err)
+                finally:
+                    hubgate = None
+                    sys.modules.pop("hubgate", None)
                 return
+            self.bad.pop(c.ip, None)  # a successful handshake clears its source's failures
             board.nodelay(w)
             # authenticated clients + pending connections never exceed max_clients (admission
-            # in hubauth.run), so there is always room here
+            # in hubgate.py), so there is always room here
             log.info("srv", "%s authenticated" % peer)
             self.clients.append(c)
             c.writer_task = asyncio.create_task(c.writer())
@@ -273,7 +303,13 @@ class Server:
             elif t == "remove":
                 self._spawn(c, rid, self.hub.remove_plug(msg.get("id")))
             elif t == "host":
-                self._spawn(c, rid, self._host(msg.get("id"), msg.get("host")))
+                import plugmove  # a rare request: dropped again
+
+                try:
+                    c.send(_ok(rid, plugmove.move(self.hub, msg.get("id"), msg.get("host"))))
+                finally:
+                    plugmove = None
+                    sys.modules.pop("plugmove", None)
             elif t == "set":
                 self._spawn(c, rid, self.hub.set_dps(msg.get("id"), msg.get("dps")))
             else:
@@ -291,15 +327,6 @@ class Server:
         finally:
             hubtime = None
             sys.modules.pop("hubtime", None)
-
-    async def _host(self, dev_id, host):
-        import plugmove  # a rare request: dropped again
-
-        try:
-            return await plugmove.move(self.hub, dev_id, host)
-        finally:
-            plugmove = None
-            sys.modules.pop("plugmove", None)
 
     def _spawn(self, c, rid, coro):
         self._active += 1
