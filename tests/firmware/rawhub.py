@@ -37,7 +37,12 @@ class RawHub:
 
     @classmethod
     async def connect(
-        cls, port: int, *, source: str | None = None, rcvbuf: int | None = None
+        cls,
+        port: int,
+        *,
+        source: str | None = None,
+        rcvbuf: int | None = None,
+        secret: str = SECRET,
     ) -> RawHub:
         """Connect (from ``source`` if given, with a small receive buffer if ``rcvbuf``),
         authenticate and read the inventory up to ``hello``."""
@@ -50,9 +55,13 @@ class RawHub:
         await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
         reader, writer = await asyncio.open_connection(sock=sock)
         hub = cls(reader, writer)
-        hs = ClientHandshake(SECRET)
+        hs = ClientHandshake(secret)
         writer.write(hs.hello())
-        writer.write(hs.receive_server_hello(await hub._body()))
+        try:
+            writer.write(hs.receive_server_hello(await hub._body()))
+        except BaseException:
+            await hub.close()
+            raise
         hub.channel = hs.channel
         while True:
             msg = await hub.recv()

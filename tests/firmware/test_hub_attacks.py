@@ -12,6 +12,10 @@ import socket
 import struct
 from collections import Counter
 
+import pytest
+
+from custom_components.tuya_local_esp.hub import HubAuthError
+
 from .conftest import plug_record, running_plugs, wait_for
 from .rawhub import RawHub, closed_by_peer, raw_header
 
@@ -159,6 +163,29 @@ async def test_ha_evicts_stalled_handshakes_and_strangers_are_refused_at_once(hu
             await second.close()
         for _r, w in stalled:
             w.close()
+
+
+async def test_failures_slow_down_only_their_own_address(hub_factory) -> None:
+    """Five wrong secrets from 127.0.0.2 earn that address the full 3 s delay; HA at
+    127.0.0.1 is not delayed by them (it connects with a 2.5 s connect timeout), and its
+    success does not clear the stranger's record."""
+    hub = hub_factory()
+    await hub.start()
+    loop = asyncio.get_running_loop()
+    for n in range(5):
+        with pytest.raises(HubAuthError):
+            await RawHub.connect(hub.port, source="127.0.0.2", secret="not-the-hub-secret-at-all")
+        await wait_for(lambda n=n: f"failures={n + 1}, next delay" in hub.log())
+    assert "failures=5, next delay 3000 ms" in hub.log()
+    client = hub.client(connect_timeout=2.5)  # below the stranger's 3 s delay
+    await client.connect()
+    assert await client.ping() >= 0
+    await client.close()
+    t0 = loop.time()
+    with pytest.raises(HubAuthError):
+        await RawHub.connect(hub.port, source="127.0.0.2", secret="not-the-hub-secret-at-all")
+    assert loop.time() - t0 >= 2.7  # the stranger still waits its own delay
+    hub.assert_no_secrets(["not-the-hub-secret-at-all"])
 
 
 async def test_accept_task_restarted_after_memory_error(hub_factory) -> None:
