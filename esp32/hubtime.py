@@ -1,8 +1,8 @@
-# Where the hub clock comes from (board.py keeps it): Home Assistant's `time` requests
-# (docs/hub-protocol.md §7.3) and optional NTP. NTP runs without blocking the event loop: one
-# SNTP query (RFC 4330) is a 48-byte client request over UDP to an IPv4 literal (a name would
-# need a DNS lookup that blocks), and the server's transmit timestamp answers it. Imported for
-# each `time` request or NTP sync only (server.py, app.py), so its code does not stay in the heap.
+# Optional NTP for the hub clock (board.py keeps it; HA's `time` requests are handled by
+# server.py), without blocking the event loop: one SNTP query (RFC 4330) is a 48-byte client
+# request over UDP to an IPv4 literal (a name would need a DNS lookup that blocks), and the
+# server's transmit timestamp answers it. Imported by app.py for each sync only, so its code
+# does not stay in the heap.
 import asyncio
 import socket
 import struct
@@ -12,7 +12,7 @@ import log
 
 NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01 (RFC 5905 §6)
 NTP_MS = const(1000)  # wait for the answer
-MIN_TIME = 1700000000  # a time below this (2023-11-14) is refused
+MIN_TIME = 1700000000  # an NTP time below this (2023-11-14) is refused
 
 
 def is_ipv4(s):
@@ -73,21 +73,3 @@ async def sync(host, port):
     return True
 
 
-
-def from_ha(t, srv):
-    """`time` request: HA's clock `t` (int Unix seconds UTC). Taken when the clock was never
-    set or was set by HA; an NTP time less than 24 h old is kept (a difference over 60 s is
-    logged once per NTP sync, remembered in srv.time_warned). Returns {"time": hub time
-    after, "source": "ha"|"ntp"}. Raises ValueError for a time that is not an int >= MIN_TIME."""
-    if not isinstance(t, int) or isinstance(t, bool) or t < MIN_TIME:
-        raise ValueError("time must be an integer >= %d" % MIN_TIME)
-    if board.time_source == "ntp" and board.uptime_s() - board.time_set_s < 86400:
-        d = t - board.unix_time()
-        if (d > 60 or d < -60) and srv.time_warned != board.time_set_s:
-            srv.time_warned = board.time_set_s
-            log.warn("clock", "HA's clock differs from NTP by %d s; keeping NTP" % d)
-    else:
-        if board.time_source != "ha":
-            log.info("clock", "time set by Home Assistant")
-        board.set_unix_time(t, "ha")
-    return {"time": board.unix_time(), "source": board.time_source}

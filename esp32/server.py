@@ -25,6 +25,7 @@ MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
 # refused and the heap stays bounded.
 MAX_ACTIVE = const(2)
 EAGAIN = const(11)
+MIN_TIME = 1700000000  # a `time` below this (2023-11-14) is refused as bad_request
 
 
 class Client:
@@ -318,15 +319,23 @@ class Server:
             c.send(_err(rid, e.code, e.msg))
 
     def _time(self, t):
-        import hubtime  # needed about once an hour: dropped again
-
-        try:
-            return hubtime.from_ha(t, self)
-        except ValueError as e:
-            raise HubErr(E_BAD_REQUEST, str(e))
-        finally:
-            hubtime = None
-            sys.modules.pop("hubtime", None)
+        """`time` request: HA's clock `t` (int Unix seconds UTC), sent after every hello. Taken
+        when the clock was never set or was set by HA; an NTP time less than 24 h old is kept
+        (a difference over 60 s is logged once per NTP sync). Returns {"time": hub time after,
+        "source": "ha"|"ntp"}; raises HubErr(bad_request) for a time that is not an int >=
+        MIN_TIME."""
+        if not isinstance(t, int) or isinstance(t, bool) or t < MIN_TIME:
+            raise HubErr(E_BAD_REQUEST, "time must be an integer >= %d" % MIN_TIME)
+        if board.time_source == "ntp" and board.uptime_s() - board.time_set_s < 86400:
+            d = t - board.unix_time()
+            if (d > 60 or d < -60) and self.time_warned != board.time_set_s:
+                self.time_warned = board.time_set_s
+                log.warn("clock", "HA's clock differs from NTP by %d s; keeping NTP" % d)
+        else:
+            if board.time_source != "ha":
+                log.info("clock", "time set by Home Assistant")
+            board.set_unix_time(t, "ha")
+        return {"time": board.unix_time(), "source": board.time_source}
 
     def _spawn(self, c, rid, coro):
         self._active += 1
