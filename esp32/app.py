@@ -112,10 +112,10 @@ class Hub:
             v = dps[k]
             if not k.isdigit() or not (v is None or isinstance(v, (bool, int, str))):
                 raise HubErr(E_BAD_REQUEST, "bad dp %s" % k)
-        if not board.time_synced():
-            # Plugs ignore commands whose "t" is far from real time (design notes); before NTP
-            # the ESP32 clock reads 2000-01-01.
-            raise HubErr(E_NO_TIME, "hub clock not set (NTP)")
+        if board.time_source is None:
+            # Plugs ignore commands whose "t" is far from real time (design notes); until NTP
+            # or Home Assistant's `time` sets it, the ESP32 clock reads 2000-01-01.
+            raise HubErr(E_NO_TIME, "hub clock not set (no time from NTP or Home Assistant)")
         return {"id": dev_id, "dps": await p.set_dps(dps)}
 
     # --- snapshots -------------------------------------------------------------------------
@@ -123,7 +123,8 @@ class Hub:
         """Hub identity for hello/inventory (the plugs follow as separate "plug" messages, so
         no message grows with the number of plugs; docs/hub-protocol.md §7.1)."""
         return {"hub_id": self.hub_id, "fw": FW_VERSION, "proto": 1, "time": board.unix_time(),
-                "max_plugs": self.max_plugs, "plugs": len(self.plugs)}
+                "time_source": board.time_source, "max_plugs": self.max_plugs,
+                "plugs": len(self.plugs)}
 
     @staticmethod
     def plug_msg(p):
@@ -149,7 +150,8 @@ class Hub:
         return {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
                 "plugs_online": online,
                 "clients": self.server.client_count() if self.server else 0,
-                "time": board.unix_time(), "time_synced": board.time_synced()}
+                "time": board.unix_time(), "time_synced": board.time_source is not None,
+                "time_source": board.time_source}
 
     def _broadcast(self, msg):
         if self.server is not None and self.server.clients:
@@ -161,7 +163,7 @@ class Hub:
 
     async def housekeeping(self):
         """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts) and feed the
-        watchdog while the loop runs. Every minute: uptime, GC. Every hour: NTP."""
+        watchdog while the loop runs. Every minute: uptime, GC."""
         n = 0
         while True:
             board.wdt_feed()
@@ -175,11 +177,28 @@ class Hub:
             if n % 120 == 0:
                 board.uptime_s()
                 gc.collect()
-            if self.cfg.get("ntp_host") is not False and (
-                    n % 7200 == 3600 or (n % 120 == 60 and not board.time_synced())):
-                board.ntp_sync(self.cfg.get("ntp_host"))  # hourly; each minute until synced
             n += 1
             await asyncio.sleep_ms(500)
+
+
+async def _ntp(cfg, ok=None):
+    """Set the clock from NTP (`ntp_host`, `ntp_port`) through hubtime.py, imported for each
+    sync only. With ok=None: one sync, returns True/False, or None when the host is refused
+    (logged by hubtime.py). Otherwise run forever: retry every minute while NTP fails, resync
+    hourly (`ok`: result of the previous sync)."""
+    while True:
+        if ok is not None:
+            await asyncio.sleep(3600 if ok else 60)
+        import hubtime
+
+        try:
+            r = await hubtime.sync(cfg.get("ntp_host"), cfg.get("ntp_port", 123))
+        finally:
+            hubtime = None
+            sys.modules.pop("hubtime", None)
+        if ok is None:
+            return r
+        ok = r
 
 
 async def _run(cfg, records):
@@ -189,6 +208,10 @@ async def _run(cfg, records):
     srv = Server(hub, cfg["secret"], cfg["bind"], cfg["port"], cfg["max_clients"])
     hub.start(records)
     records = None
+    if cfg.get("ntp_host"):  # optional: otherwise the time comes from HA's `time` requests
+        ok = await _ntp(cfg)  # first try before serving, then in the background
+        if ok is not None:
+            asyncio.create_task(_ntp(cfg, ok))
     await srv.start()
     gc.collect()
     log.info("main", "hub %s ready, %d plugs" % (hub.hub_id, len(hub.plugs)))

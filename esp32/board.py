@@ -1,5 +1,5 @@
 # The only module that touches the hardware: `network` (Wi-Fi, hostname, RSSI), `machine`
-# (watchdog, reset, unique id), `ntptime` and the port's epoch. On the unix port those modules
+# (watchdog, reset, unique id) and the port's clock and epoch. On the unix port those modules
 # are missing and every function here degrades to a harmless no-op, so the rest of the firmware
 # runs unchanged in tests.
 import time
@@ -17,10 +17,11 @@ except ImportError:
 # Tuya and the hub channel use Unix time. The ESP32 port counts from 2000-01-01, which is
 # 946684800 s after 1970-01-01 (docs/micropython-esp32.md §4); the unix port counts from 1970.
 EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
-# Anything before 2020-01-01 means the RTC was never set (NTP not done yet).
-_SANE_UNIX = const(1577836800)
 
 _wlan = None
+_offset = 0  # seconds added to the port's clock (set_unix_time)
+time_source = None  # who last set the clock: None (nobody yet), "ha" or "ntp"
+time_set_s = 0  # uptime_s() when the clock was last set
 _wdt = None
 _up_ms = 0
 _last_ticks = time.ticks_ms()
@@ -32,11 +33,16 @@ def is_hardware():
 
 def unix_time():
     """Seconds since 1970-01-01 UTC as an int (ints, never floats: ESP32 floats are 32-bit)."""
-    return int(time.time()) + EPOCH_OFFSET
+    return int(time.time()) + EPOCH_OFFSET + _offset
 
 
-def time_synced():
-    return unix_time() >= _SANE_UNIX
+def set_unix_time(t, source):
+    """Set the clock to `t` (Unix seconds) by keeping an offset to the port's clock, and record
+    `source` ("ha": Home Assistant's `time` request, "ntp": hubtime.py) in time_source."""
+    global _offset, time_source, time_set_s
+    _offset = t - int(time.time()) - EPOCH_OFFSET
+    time_source = source
+    time_set_s = uptime_s()
 
 
 def uptime_s():
@@ -115,22 +121,6 @@ def ip_address():
         return _wlan.ifconfig()[0]
     except Exception:
         return None
-
-
-def ntp_sync(host=None):
-    """Set the RTC from NTP (blocking, about 1 s at most); returns True on success."""
-    if network is None:
-        return True
-    try:
-        import ntptime
-
-        if host:
-            ntptime.host = host
-        ntptime.settime()
-        return True
-    except Exception as e:
-        print("board: ntp failed", e)
-        return False
 
 
 def wdt_start(timeout_ms):

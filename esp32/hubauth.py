@@ -1,9 +1,15 @@
-# Hub channel handshake, server side (docs/hub-protocol.md §4, §5). Imported by server.py for
-# the duration of a handshake and dropped afterwards (it is needed once per HA connection).
+# Hub channel handshake, server side (docs/hub-protocol.md §4, §5), within one short deadline.
+# Imported by server.py for the duration of a handshake and dropped afterwards (it is needed
+# once per HA connection, so its code does not stay in the heap); the slot rules and failure
+# bookkeeping before and after it are in hubgate.py.
+import asyncio
 import os
+import time
 
 from hmacsha import HmacKey, equal
 from hubproto import MAC_LEN, MAGIC, NONCE_LEN, VERSION, Channel, ProtoError
+
+HANDSHAKE_MS = const(3000)  # the whole handshake (both records), after the penalty delay
 
 LABEL_SERVER = b"tuya-local-esp hub v1 server proof"
 LABEL_CLIENT = b"tuya-local-esp hub v1 client proof"
@@ -44,3 +50,31 @@ class ServerHandshake:
         ch = Channel(self._secret.digest(LABEL_KEYS, self._t), server=True)
         self._t = None
         return ch
+
+
+async def handshake(srv, r, w):
+    """CLIENT_HELLO -> SERVER_HELLO -> CLIENT_PROOF (§4) for server `srv`, within HANDSHAKE_MS.
+    Handshake records have fixed lengths: any other length is refused from the header alone
+    (§3). Returns the Channel; raises ProtoError, asyncio.TimeoutError, EOFError or OSError."""
+    t0 = time.ticks_ms()
+    hs = ServerHandshake(srv.secret, srv.hub.hub_id)
+    n = 5 + NONCE_LEN
+    while True:
+        b = await asyncio.wait_for_ms(r.readexactly(2), _left(t0))
+        k = (b[0] << 8) | b[1]
+        if k != n:
+            raise ProtoError("handshake record of %d bytes, expected %d" % (k, n))
+        b = await asyncio.wait_for_ms(r.readexactly(n), _left(t0))
+        if n == MAC_LEN:
+            return hs.finish(b)
+        b = hs.server_hello(b)
+        w.write(bytes((0, len(b))) + b)  # record header (§3); the body is < 256 bytes
+        await asyncio.wait_for_ms(w.drain(), _left(t0))
+        if hs.rejected:
+            raise ProtoError("unsupported client version")
+        n = MAC_LEN
+
+
+def _left(t0):
+    """Milliseconds left of the handshake deadline that started at ticks t0 (at least 1)."""
+    return max(1, HANDSHAKE_MS - time.ticks_diff(time.ticks_ms(), t0))

@@ -45,11 +45,6 @@ class HubErr(Exception):
         self.msg = msg
 
 
-def record(body):
-    """u16 big-endian length prefix + body (§3)."""
-    return struct.pack(">H", len(body)) + body
-
-
 class Channel:
     """Record protection after the handshake (§5): AES-128-CBC with a random IV, then
     HMAC-SHA256 over (u64 sequence number | u16 length | IV | ciphertext); one key pair and

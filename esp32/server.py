@@ -1,33 +1,31 @@
 # Hub TCP server for Home Assistant (docs/hub-protocol.md): accepts clients, runs the
-# handshake with a growing delay after failures, then reads records and dispatches requests.
-# One reader (the connection handler) and one writer task per client; messages are sealed
-# when queued, so sequence numbers follow the order on the wire.
+# handshake with a growing per-source delay after failures, then reads records and dispatches
+# requests. Strangers cannot lock HA out: a connection still in its handshake gives up its
+# slot to a newcomer from a source with no more failures (§2, §4), the handshake has one short
+# deadline, and their log lines are rate-limited (hubgate.py). The accept task survives its own
+# failures (e.g. MemoryError); alive() and hub.server_alive_ms tell the watchdog if it ever
+# ends. One reader (the connection handler) and one writer task per client; messages are
+# sealed when queued, so sequence numbers follow the order on the wire.
 import asyncio
 import gc
-import struct
 import sys
 import time
 
 import board
 import log
 import hubproto
-from hubproto import E_BAD_REQUEST, E_BUSY, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError
+from hubproto import E_BAD_REQUEST, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError
 
-HANDSHAKE_MS = const(5000)
 IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
 BODY_MS = const(5000)
 MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
-# Requests that wait on a plug (set, remove) run as tasks; at most MAX_ACTIVE at a time for
-# the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached the
+# Requests that wait on a plug (set, remove, host) run as tasks; at most MAX_ACTIVE at a time
+# for the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached the
 # client's records are simply not read until a slot frees (TCP backpressure), so nothing is
 # refused and the heap stays bounded.
 MAX_ACTIVE = const(2)
-# Failed handshakes slow down the following ones (docs/hub-protocol.md §4): 0.25 s after the
-# first failure, doubling per failure up to 3 s, which stays below HA's 5 s connect timeout so
-# the real client always gets through; failures older than a minute are forgotten.
-PENALTY_STEP_MS = const(250)
-MAX_PENALTY_MS = const(3000)
-FAIL_MEMORY_MS = const(60000)
+EAGAIN = const(11)
+MIN_TIME = 1700000000  # a `time` below this (2023-11-14) is refused as bad_request
 
 
 class Client:
@@ -36,6 +34,7 @@ class Client:
         self.r = r
         self.w = w
         self.peer = peer
+        self.ip = peer.rsplit(":", 1)[0]  # the source address, key of the failure table
         self.ch = None
         self.out = []
         self.out_bytes = 0
@@ -92,92 +91,147 @@ class Client:
 
 
 class Server:
+    """The listening socket and its accept task, the authenticated clients and their requests
+    (the connection rules of docs/hub-protocol.md §2 and §4 are in hubgate.py).
+
+    `alive()` tells the watchdog (app.py) whether connections are still accepted."""
+
     def __init__(self, hub, secret, host="0.0.0.0", port=6670, max_clients=2):
         self.hub = hub
         hub.server = self
-        self._secret = secret.encode() if isinstance(secret, str) else secret
+        self.secret = secret.encode() if isinstance(secret, str) else secret
         self.host = host
         self.port = port
         self.max_clients = max_clients
         self.clients = []  # authenticated clients
-        self._conns = 0  # open connections, authenticated or not
-        self._fails = 0
-        self._fail_at = 0
+        # State of the connection rules (hubgate.py): connections still in the handshake
+        # (oldest first), failures per source address ([count, ticks_ms of the last one]),
+        # and the rate limit of strangers' log lines.
+        self.pending = []
+        self.bad = {}
+        self.bad_at = 0
         self._active = 0
-        self._srv = None
-
-    def _penalty(self):
-        """Delay (ms) before the next handshake, from the recent failed ones."""
-        if self._fails and time.ticks_diff(time.ticks_ms(), self._fail_at) > FAIL_MEMORY_MS:
-            self._fails = 0
-        if not self._fails:
-            return 0
-        return min(PENALTY_STEP_MS << min(self._fails - 1, 4), MAX_PENALTY_MS)
+        self._sock = None
+        self._task = None  # the accept task
+        self.restarts = 0  # failures survived by the accept task since boot
+        self.log_at = time.ticks_ms()
+        self.log_n = 0
+        self.skipped = 0
+        self.time_warned = -1  # board.time_set_s of the NTP sync whose gap to HA was logged
+        # Test hook (unix-port tests only): the next N readiness events of the listening socket
+        # raise MemoryError inside the accept task, as a failing allocation there would.
+        self._faults = hub.cfg.get("test_accept_faults", 0)
 
     def client_count(self):
         return len(self.clients)
 
+    def alive(self):
+        """True while the accept task runs (for the watchdog in app.py: stop feeding it when
+        this turns False, so the board resets instead of staying deaf)."""
+        return self._task is not None and not self._task.done()
+
     async def start(self):
-        self._srv = await asyncio.start_server(self._handle, self.host, self.port, backlog=2)
+        import socket
+
+        s = socket.socket()
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # bind is an IPv4 literal (config.json): getaddrinfo does no DNS lookup for it.
+        s.bind(socket.getaddrinfo(self.host, self.port)[0][-1])
+        s.listen(2)  # pending connections hold lwIP netconns too (§9): keep the backlog short
+        self._sock = s
+        self._task = asyncio.create_task(self._accept())
         log.info("srv", "listening on %s:%d" % (self.host, self.port))
 
     def broadcast(self, obj):
         for c in self.clients:
             c.send(obj)
 
-    async def _read_record(self, r, ms, limit):
-        hdr = await asyncio.wait_for_ms(r.readexactly(2), ms)
-        n = struct.unpack(">H", hdr)[0]
-        if n > limit:
-            # Never read an oversized body: refuse and close (§3).
-            raise ProtoError("record of %d bytes exceeds %d" % (n, limit))
-        return await asyncio.wait_for_ms(r.readexactly(n), BODY_MS)
-
-    async def _handshake(self, r, w):
-        import hubauth  # needed once per connection: loaded here, dropped in _handle
-
-        hs = hubauth.ServerHandshake(self._secret, self.hub.hub_id)
-        hubauth = None
-        body = await self._read_record(r, HANDSHAKE_MS, 64)
-        reply = hs.server_hello(body)
-        w.write(hubproto.record(reply))
-        await asyncio.wait_for_ms(w.drain(), HANDSHAKE_MS)
-        if hs.rejected:
-            raise ProtoError("unsupported client version %d" % body[4])
-        body = await self._read_record(r, HANDSHAKE_MS, 64)
-        return hs.finish(body)
-
-    async def _handle(self, r, w):
-        peer = _peer(w)
-        board.nodelay(w)
-        self._conns += 1
-        c = Client(self, r, w, peer)
-        c.task = asyncio.current_task()
+    # --- accepting -------------------------------------------------------------------------
+    async def _accept(self):
+        """Accept connections and start a handler task for each. A failure (MemoryError above
+        all) is logged and accepting goes on. Should this task end anyway, alive() turns False
+        and hub.server_alive_ms is set far in the past, so the watchdog (app.py) stops being
+        fed and the board resets instead of staying deaf."""
+        s = self._sock
         try:
-            if self._conns > self.max_clients:
-                # Each connection is an lwIP socket (10 in all on a stock ESP32).
-                log.warn("srv", "%s refused: too many connections" % peer)
-                return
-            delay = self._penalty()
-            if delay:
-                await asyncio.sleep_ms(delay)
+            while True:
+                try:
+                    yield asyncio.core._io_queue.queue_read(s)
+                    if self._faults:
+                        self._faults -= 1
+                        raise MemoryError("injected accept failure")
+                    for _ in range(4):  # drain a few queued connections per wake-up
+                        try:
+                            s2, addr = s.accept()
+                        except OSError as e:
+                            if e.errno != EAGAIN:  # e.g. no socket left: do not spin on it
+                                await asyncio.sleep_ms(100)
+                            break
+                        try:
+                            s2.setblocking(False)
+                            st = asyncio.StreamReader(s2, {"peername": addr})
+                            asyncio.create_task(self._handle(st, st))
+                        except BaseException:
+                            s2.close()
+                            raise
+                        s2 = st = None
+                except Exception as e:  # noqa: BLE001 - MemoryError above all: accept again
+                    s2 = st = None
+                    self.restarts += 1
+                    gc.collect()
+                    log.error("srv", "accept failed (%s); accepting again" % type(e).__name__)
+                    await asyncio.sleep_ms(100)
+        finally:
+            self.hub.server_alive_ms = time.ticks_add(time.ticks_ms(), -(1 << 28))
+
+    # --- one connection --------------------------------------------------------------------
+    async def _handle(self, r, w):
+        c = None
+        try:
+            c = Client(self, r, w, _peer(w))
+            c.task = asyncio.current_task()
+            peer = c.peer
+            # Admission (hubgate.py) and handshake (hubauth.py) are loaded one after the other
+            # and dropped after use, so only one of them is in the heap at a time.
+            import hubgate
+
             try:
-                c.ch = await self._handshake(r, w)
+                delay = hubgate.admit(self, c)
+            finally:
+                hubgate = None
+                sys.modules.pop("hubgate", None)
+            if delay < 0:
+                return  # refused: closed at once
+            err = None
+            try:
+                if delay:
+                    await asyncio.sleep_ms(delay)
+                import hubauth
+
+                try:
+                    c.ch = await hubauth.handshake(self, r, w)
+                finally:
+                    hubauth = None
+                    sys.modules.pop("hubauth", None)
             except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
-                self._fails += 1
-                self._fail_at = time.ticks_ms()
-                sys.modules.pop("hubauth", None)
-                log.warn("srv", "%s handshake failed (%s: %s), failures=%d, next delay %d ms" % (
-                    peer, type(e).__name__, e, self._fails, self._penalty()))
+                err = e
+            finally:
+                if c in self.pending:
+                    self.pending.remove(c)
+            if err is not None:
+                import hubgate
+
+                try:
+                    hubgate.failed(self, c, err)
+                finally:
+                    hubgate = None
+                    sys.modules.pop("hubgate", None)
                 return
-            self._fails = 0
-            sys.modules.pop("hubauth", None)
-            if len(self.clients) >= self.max_clients:
-                c.send({"t": "error", "err": E_BUSY, "msg": "too many clients"})
-                w.write(c.out.pop())
-                await asyncio.wait_for_ms(w.drain(), BODY_MS)
-                log.warn("srv", "%s refused: %d clients connected" % (peer, self.max_clients))
-                return
+            self.bad.pop(c.ip, None)  # a successful handshake clears its source's failures
+            board.nodelay(w)
+            # authenticated clients + pending connections never exceed max_clients (admission
+            # in hubgate.py), so there is always room here
             log.info("srv", "%s authenticated" % peer)
             self.clients.append(c)
             c.writer_task = asyncio.create_task(c.writer())
@@ -188,7 +242,15 @@ class Server:
             while not c.closed:
                 while self._active >= MAX_ACTIVE:
                     await asyncio.sleep_ms(20)
-                body = await self._read_record(r, IDLE_MS, hubproto.MAX_RECORD)
+                # One secure record (§3, §5). Its size is checked from the header alone: 64
+                # to 4096 bytes, 48 + a multiple of 16; anything else is refused unread.
+                n = await asyncio.wait_for_ms(r.readexactly(2), IDLE_MS)
+                n = (n[0] << 8) | n[1]
+                if n > hubproto.MAX_RECORD:
+                    raise ProtoError("record of %d bytes exceeds %d" % (n, hubproto.MAX_RECORD))
+                if n < hubproto.MIN_SECURE or (n - 48) & 15:
+                    raise ProtoError("record of %d bytes refused: not a valid size" % n)
+                body = await asyncio.wait_for_ms(r.readexactly(n), BODY_MS)
                 msg = c.ch.open(body)
                 body = None
                 if msg.get("t") == "inventory" and isinstance(msg.get("rid"), int):
@@ -199,19 +261,24 @@ class Server:
         except asyncio.CancelledError:
             pass
         except ProtoError as e:
-            log.warn("srv", "%s protocol error: %s; closing" % (peer, e))
+            log.warn("srv", "%s protocol error: %s; closing" % (c.peer, e))
         except (EOFError, OSError, asyncio.TimeoutError) as e:
-            log.info("srv", "%s disconnected (%s)" % (peer, type(e).__name__))
-        except Exception as e:  # noqa: BLE001 - a bug must not kill the server
-            log.error("srv", "%s dropped after internal error %s: %s" % (peer, type(e).__name__,
-                                                                         e))
+            log.info("srv", "%s disconnected (%s)" % (c.peer, type(e).__name__))
+        except Exception as e:  # noqa: BLE001 - a bug or MemoryError must not kill the server
+            try:
+                log.error("srv", "%s dropped after internal error %s: %s" % (
+                    c.peer if c else "?", type(e).__name__, e))
+            except Exception:  # noqa: BLE001
+                pass
         finally:
-            c.closed = True
-            self._conns -= 1
-            if c in self.clients:
-                self.clients.remove(c)
-            if c.writer_task is not None:
-                c.writer_task.cancel()
+            if c is not None:
+                c.closed = True
+                if c in self.pending:
+                    self.pending.remove(c)
+                if c in self.clients:
+                    self.clients.remove(c)
+                if c.writer_task is not None:
+                    c.writer_task.cancel()
             try:
                 w.close()
                 await w.wait_closed()
@@ -230,16 +297,45 @@ class Server:
                 c.send(_ok(rid, {"time": board.unix_time()}))
             elif t == "health":
                 c.send(_ok(rid, self.hub.health()))
+            elif t == "time":
+                c.send(_ok(rid, self._time(msg.get("time"))))
             elif t == "add":
                 c.send(_ok(rid, self.hub.add_plug(msg.get("plug"))))
             elif t == "remove":
                 self._spawn(c, rid, self.hub.remove_plug(msg.get("id")))
+            elif t == "host":
+                import plugmove  # a rare request: dropped again
+
+                try:
+                    c.send(_ok(rid, plugmove.move(self.hub, msg.get("id"), msg.get("host"))))
+                finally:
+                    plugmove = None
+                    sys.modules.pop("plugmove", None)
             elif t == "set":
                 self._spawn(c, rid, self.hub.set_dps(msg.get("id"), msg.get("dps")))
             else:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:
             c.send(_err(rid, e.code, e.msg))
+
+    def _time(self, t):
+        """`time` request: HA's clock `t` (int Unix seconds UTC), sent after every hello. Taken
+        when the clock was never set or was set by HA; an NTP time less than 24 h old is kept
+        (a difference over 60 s is logged once per NTP sync). Returns {"time": hub time after,
+        "source": "ha"|"ntp"}; raises HubErr(bad_request) for a time that is not an int >=
+        MIN_TIME."""
+        if not isinstance(t, int) or isinstance(t, bool) or t < MIN_TIME:
+            raise HubErr(E_BAD_REQUEST, "time must be an integer >= %d" % MIN_TIME)
+        if board.time_source == "ntp" and board.uptime_s() - board.time_set_s < 86400:
+            d = t - board.unix_time()
+            if (d > 60 or d < -60) and self.time_warned != board.time_set_s:
+                self.time_warned = board.time_set_s
+                log.warn("clock", "HA's clock differs from NTP by %d s; keeping NTP" % d)
+        else:
+            if board.time_source != "ha":
+                log.info("clock", "time set by Home Assistant")
+            board.set_unix_time(t, "ha")
+        return {"time": board.unix_time(), "source": board.time_source}
 
     def _spawn(self, c, rid, coro):
         self._active += 1

@@ -1,6 +1,7 @@
 # Boot sequence of the hub, run once by main.py before the event loop starts: read the
-# configuration, then hostname, Wi-Fi, NTP and watchdog through board.py. main.py drops this
-# module afterwards, so its code does not stay in the heap.
+# configuration, then hostname, Wi-Fi and watchdog through board.py (NTP, if configured, runs
+# in the event loop: hubtime.py). main.py drops this module afterwards, so its code does not
+# stay in the heap.
 import sys
 import time
 
@@ -9,7 +10,7 @@ import log
 
 
 def boot(path):
-    """Config, log level, hostname, Wi-Fi, NTP, watchdog. Returns (cfg, plug records), or
+    """Config, log level, hostname, Wi-Fi, watchdog. Returns (cfg, plug records), or
     None when the configuration is unusable."""
     import config
 
@@ -33,9 +34,5 @@ def boot(path):
             time.sleep(10)
             board.reset()
         log.info("main", "wifi up, ip %s" % board.ip_address())
-        if cfg.get("ntp_host") is not False:
-            for _ in range(3):
-                if board.ntp_sync(cfg.get("ntp_host")):
-                    break
     board.wdt_start(cfg["watchdog_ms"])
     return cfg, records

@@ -19,6 +19,8 @@ import pytest
 from custom_components.tuya_local_esp.hub import HubClient
 from tuya_sim import SimulatedPlug
 
+from .fake_ntp import FakeNtp
+
 # tests/firmware/mp/ holds MicroPython tests, run by test_mp_unit.py through the interpreter.
 collect_ignore = ["mp"]
 
@@ -90,6 +92,10 @@ class HubProcess:
             "log_level": "debug",
             **cfg,
         }
+        # By default the hub gets its clock from a loopback NTP server, as a board with
+        # `ntp_host` set would; tests of the clock rules pass their own `ntp_host`.
+        self.ntp: FakeNtp | None = None
+        self._own_ntp = "ntp_host" not in cfg
         self.heapsize = heapsize
         self.log_path = workdir / "hub.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -104,6 +110,9 @@ class HubProcess:
         return self.workdir / "plugs.json"
 
     async def start(self) -> None:
+        if self._own_ntp and self.ntp is None:
+            self.ntp = FakeNtp()
+            self.config.update(ntp_host="127.0.0.1", ntp_port=self.ntp.port)
         self.config_path.write_text(json.dumps(self.config))
         cmd = [MICROPYTHON]
         if self.heapsize:
@@ -156,6 +165,9 @@ class HubProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+        if self.ntp is not None:
+            self.ntp.close()
+            self.ntp = None
 
     def assert_no_secrets(self, extra: list[str] | None = None) -> None:
         text = self.log()
