@@ -1,6 +1,6 @@
 # The hub's state: the plug registry (add/remove persisted through config.py), inventory and
 # health snapshots, the fan-out of plug state changes to connected HA clients, the periodic
-# tick that drives every plug, and the boot sequence (main).
+# tick that drives every plug, its supervision and the watchdog, and the event loop (run).
 import asyncio
 import gc
 import sys
@@ -13,6 +13,13 @@ from hubproto import (E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_NO_TIME, E_STORAGE, E_
                       HubErr)
 
 FW_VERSION = "0.1.0"
+
+TICK_MS = const(500)
+SUPERVISE_MS = const(1000)
+# The watchdog is fed only while the tick has completed a round within TICK_STALE_MS and the
+# server reported itself alive within SERVER_STALE_MS (when it reports at all).
+TICK_STALE_MS = const(10000)
+SERVER_STALE_MS = const(60000)
 
 
 def _config():
@@ -28,13 +35,21 @@ def _unload_config():
 
 
 class Hub:
+    # ticks_ms when server.py last proved its accept loop and client handling alive; None while
+    # the server reports nothing, which then counts as alive as long as a server is attached.
+    # The server must refresh it at least every SERVER_STALE_MS (60 s) once it sets it.
+    server_alive_ms = None
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.hub_id = cfg.get("hub_id") or board.unique_id()
         self.max_plugs = cfg["max_plugs"]
         self.plugs = {}  # device id -> Plug
         self.server = None  # set by server.Server; receives broadcasts
-        plug.configure(cfg["heartbeat_s"], cfg["refresh_s"], self._on_state)
+        self.tick_ok_ms = time.ticks_ms()  # end of the last complete tick round
+        plug.configure(cfg["heartbeat_s"], cfg["refresh_s"], self._on_state,
+                       cfg.get("plug_connect_ms", 5000), cfg.get("plug_reply_ms", 5000),
+                       cfg.get("plug_backoff_max_s", 60), cfg.get("test_faults"))
 
     def start(self, records):
         """Create the plugs of the stored list; housekeeping() connects them."""
@@ -146,10 +161,25 @@ class Hub:
         for p in self.plugs.values():
             if p.online:
                 online += 1
-        return {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
+        h = {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
                 "plugs_online": online,
                 "clients": self.server.client_count() if self.server else 0,
                 "time": board.unix_time(), "time_synced": board.time_synced()}
+        # HUB-ADDITIONS item 3: reset cause and the two heaps, the IDF heap (Wi-Fi, lwIP, mbedTLS)
+        # and the MicroPython heap, as free bytes and largest free block; None where the port
+        # cannot tell (unix: reset cause, IDF heap, largest MicroPython block). diag.py is
+        # loaded for this and dropped again.
+        import diag
+
+        try:
+            h["reset_cause"] = diag.reset_cause()
+            h["idf_heap_free"], h["idf_heap_largest"] = diag.idf_heap()
+            h["mp_heap_largest"] = diag.mp_heap_largest()
+        finally:
+            diag = None
+            sys.modules.pop("diag", None)
+        h["mp_heap_free"] = free
+        return h
 
     def _broadcast(self, msg):
         if self.server is not None and self.server.clients:
@@ -160,26 +190,60 @@ class Hub:
                          "ts": p.ts or board.unix_time()})
 
     async def housekeeping(self):
-        """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts) and feed the
-        watchdog while the loop runs. Every minute: uptime, GC. Every hour: NTP."""
+        """The supervisor (runs in the main task, for ever): keeps the tick task running,
+        restarting it when it ended (an exception escaped, or it was cancelled), and feeds the
+        watchdog only while the tick completed a round within TICK_STALE_MS and the server is
+        attached and, once it reports (server_alive_ms), alive within SERVER_STALE_MS. A
+        wedged hub therefore resets instead of sitting as a zombie."""
+        task = None
+        while True:
+            try:
+                if task is None or task.done():
+                    if task is not None:
+                        log.error("hub", "tick task ended; restarting it")
+                    task = None
+                    task = asyncio.create_task(self._ticker())
+                now = time.ticks_ms()
+                s = self.server_alive_ms
+                if time.ticks_diff(now, self.tick_ok_ms) <= TICK_STALE_MS and \
+                        self.server is not None and \
+                        (s is None or time.ticks_diff(now, s) <= SERVER_STALE_MS):
+                    board.wdt_feed()
+            except Exception:  # noqa: BLE001 - MemoryError: try again next round
+                pass
+            await asyncio.sleep_ms(SUPERVISE_MS)
+
+    async def _ticker(self):
+        """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts). Every
+        minute: uptime, GC. Every hour: NTP. An error in a round (MemoryError) is logged and
+        the next round runs as usual; one plug's error does not stop the others."""
         n = 0
         while True:
-            board.wdt_feed()
-            now = time.ticks_ms()
-            for p in self.plugs.values():
+            try:
+                plug.fault("tick")
+                now = time.ticks_ms()
+                for p in self.plugs.values():
+                    try:
+                        plug.fault("plug_tick")
+                        p.tick(now)
+                    except Exception as e:  # noqa: BLE001
+                        log.error("hub", "tick %s: %s" % (p.id, type(e).__name__))
+                        p._drop("tick failed")
+                if n % 120 == 0:
+                    board.uptime_s()
+                    gc.collect()
+                if self.cfg.get("ntp_host") is not False and (
+                        n % 7200 == 3600 or (n % 120 == 60 and not board.time_synced())):
+                    board.ntp_sync(self.cfg.get("ntp_host"))  # hourly; each minute until synced
+                self.tick_ok_ms = time.ticks_ms()
+            except Exception as e:  # noqa: BLE001
                 try:
-                    p.tick(now)
-                except Exception as e:  # noqa: BLE001 - one plug must not stop the others
-                    log.error("hub", "tick %s: %s %s" % (p.id, type(e).__name__, e))
-                    p._drop("tick failed")
-            if n % 120 == 0:
-                board.uptime_s()
-                gc.collect()
-            if self.cfg.get("ntp_host") is not False and (
-                    n % 7200 == 3600 or (n % 120 == 60 and not board.time_synced())):
-                board.ntp_sync(self.cfg.get("ntp_host"))  # hourly; each minute until synced
+                    log.error("hub", "tick: %s" % type(e).__name__)
+                except Exception:  # noqa: BLE001
+                    pass
             n += 1
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(TICK_MS)
+            plug.fault("kill_tick")
 
 
 async def _run(cfg, records):

@@ -261,7 +261,49 @@ class Plug:
         self._n = 0
         self._expect = 0
         try:
-            await self._session()
+            # connect, [3.4/3.5 session key], first query, then read frames until the link
+            # fails: always ends by an exception (ConnLost, OSError, TimeoutError, FrameError)
+            t = self._t
+            r = w = await self._open()
+            fault("connect")
+            board.nodelay(w)
+            t[_LAST_RX] = time.ticks_ms()
+            c = self.codec
+            if c.needs_session:
+                await self._negotiate(r)
+            self._expect = c.query_cmd
+            t[_EXPECT_AT] = time.ticks_ms()
+            self._send(c.query_cmd, c.query_json(board.unix_time()))
+            # The first answer must come within the reply timeout (tick() does not watch before
+            # the plug is online).
+            fr = await self._read_frame(r, _reply_ms)
+            if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
+                    b"data unvalid" in (c.decode(fr[3])[1] or b""):
+                # "device22" firmware refuses DP_QUERY: read the state with nulls instead
+                ids = {"1", "9", "17", "18", "19", "20"}
+                for k in self.dps:
+                    ids.add(str(k))
+                c.set_device22(ids)
+                log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
+                self._expect = c.query_cmd
+                t[_EXPECT_AT] = time.ticks_ms()
+                self._send(c.query_cmd, c.query_json(board.unix_time()))
+                fr = await self._read_frame(r, _reply_ms)
+            t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
+            self._set_online(True)
+            self._backoff = 1
+            self._on_frame(fr)
+            fr = None
+            while True:
+                k = await r.readinto(self._room())
+                if not k:
+                    raise ConnLost("closed by plug")
+                self._n += k
+                t[_LAST_RX] = time.ticks_ms()
+                fault("plug_rx")
+                self._parse()
+                if not self._n and len(self._buf) > BUF_SIZE:
+                    self._buf = bytearray(BUF_SIZE)
         except asyncio.CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame, MemoryError
@@ -270,77 +312,25 @@ class Plug:
             except Exception:  # noqa: BLE001 - no memory even for the log line
                 pass
         finally:
-            self._ended()
-
-    def _ended(self):
-        # Runs on every exit of the connection task and is synchronous, so nothing can cancel
-        # it half-way: the socket is closed first, then waiters and HA are told, then the retry
-        # is scheduled. The jitter comes from ticks_us, which allocates nothing.
-        self._close()
-        ok = self.online  # the connection got as far as the first answer: no backoff growth
-        try:
-            cmd = self._cmd
-            if cmd is not None and cmd[_EVT] is not None:
-                cmd[_EVT].set()
-            self._set_online(False)
-        except Exception as e:  # noqa: BLE001 - e.g. MemoryError while notifying HA
-            self.online = False
+            # Every exit, synchronous so nothing can cancel it half-way: socket closed first,
+            # then waiters and HA told, then the retry scheduled (jitter from ticks_us, which
+            # allocates nothing).
+            self._close()
+            ok = self.online  # got as far as the first answer: the backoff does not grow
             try:
-                log.error("plug", "%s cleanup: %s" % (self.id, type(e).__name__))
-            except Exception:  # noqa: BLE001
-                pass
-        b = self._backoff
-        if b:
-            if not ok:
-                self._backoff = b = min(b * 2, _max_backoff_s)
-            self._t[_RETRY_AT] = time.ticks_add(
-                time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
-        self._task = None
-
-    async def _session(self):
-        """One connection: connect, [3.4/3.5 session key], first query, then read frames until
-        the link fails. Always ends by raising (ConnLost, OSError, TimeoutError, FrameError)."""
-        t = self._t
-        r = w = await self._open()
-        fault("connect")
-        board.nodelay(w)
-        t[_LAST_RX] = time.ticks_ms()
-        c = self.codec
-        if c.needs_session:
-            await self._negotiate(r)
-        self._expect = c.query_cmd
-        t[_EXPECT_AT] = time.ticks_ms()
-        self._send(c.query_cmd, c.query_json(board.unix_time()))
-        # The first answer must come within the reply timeout (tick() does not watch before
-        # the plug is online).
-        fr = await self._read_frame(r, _reply_ms)
-        if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
-                b"data unvalid" in (c.decode(fr[3])[1] or b""):
-            # "device22" firmware refuses DP_QUERY: read the state with nulls instead
-            ids = {"1", "9", "17", "18", "19", "20"}
-            for k in self.dps:
-                ids.add(str(k))
-            c.set_device22(ids)
-            log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
-            self._expect = c.query_cmd
-            t[_EXPECT_AT] = time.ticks_ms()
-            self._send(c.query_cmd, c.query_json(board.unix_time()))
-            fr = await self._read_frame(r, _reply_ms)
-        t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
-        self._set_online(True)
-        self._backoff = 1
-        self._on_frame(fr)
-        fr = None
-        while True:
-            k = await r.readinto(self._room())
-            if not k:
-                raise ConnLost("closed by plug")
-            self._n += k
-            t[_LAST_RX] = time.ticks_ms()
-            fault("plug_rx")
-            self._parse()
-            if not self._n and len(self._buf) > BUF_SIZE:
-                self._buf = bytearray(BUF_SIZE)
+                cmd = self._cmd
+                if cmd is not None and cmd[_EVT] is not None:
+                    cmd[_EVT].set()
+                self._set_online(False)
+            except Exception:  # noqa: BLE001 - e.g. MemoryError while notifying HA
+                self.online = False
+            b = self._backoff
+            if b:
+                if not ok:
+                    self._backoff = b = min(b * 2, _max_backoff_s)
+                self._t[_RETRY_AT] = time.ticks_add(
+                    time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
+            self._task = None
 
     async def _read_frame(self, r, ms):
         """Read until one frame is complete (used before the main loop). A timeout cancels
