@@ -167,17 +167,20 @@ class Hub:
                 "time": board.unix_time(), "time_synced": board.time_synced()}
         # HUB-ADDITIONS item 3: reset cause and the two heaps, the IDF heap (Wi-Fi, lwIP, mbedTLS)
         # and the MicroPython heap, as free bytes and largest free block; None where the port
-        # cannot tell (unix: reset cause, IDF heap, largest MicroPython block). diag.py is
-        # loaded for this and dropped again.
-        import diag
+        # cannot tell (the unix port: all but mp_heap_free, without loading diag.py at all).
+        # diag.py is loaded for this and dropped again.
+        h["reset_cause"] = h["idf_heap_free"] = h["idf_heap_largest"] = None
+        h["mp_heap_largest"] = None
+        if board.is_hardware():
+            import diag
 
-        try:
-            h["reset_cause"] = diag.reset_cause()
-            h["idf_heap_free"], h["idf_heap_largest"] = diag.idf_heap()
-            h["mp_heap_largest"] = diag.mp_heap_largest()
-        finally:
-            diag = None
-            sys.modules.pop("diag", None)
+            try:
+                h["reset_cause"] = diag.reset_cause()
+                h["idf_heap_free"], h["idf_heap_largest"] = diag.idf_heap()
+                h["mp_heap_largest"] = diag.mp_heap_largest()
+            finally:
+                diag = None
+                sys.modules.pop("diag", None)
         h["mp_heap_free"] = free
         return h
 

@@ -20,6 +20,17 @@ if _r:
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001
-        import diag
+        _r = app = None
+        sys.modules.pop("app", None)
+        import gc
 
+        gc.collect()  # the dead hub's objects: room to load diag.py
+        try:
+            import diag
+        except BaseException:  # noqa: BLE001 - still no memory: reset without the report
+            import machine
+
+            if hasattr(machine, "reset"):
+                machine.reset()
+            sys.exit(1)
         diag.crashed(e)

@@ -54,6 +54,8 @@ _WANT = const(0)
 _GOT = const(1)
 _CONFIRM = const(2)
 _EVT = const(3)
+# Plug._expect while the TCP connect is in flight (tick() enforces the connect timeout)
+_CONNECTING = const(-1)
 
 _MISSING = object()
 
@@ -175,10 +177,20 @@ class Plug:
             self._task = task = None
         if task is None:
             if time.ticks_diff(now, t[_RETRY_AT]) >= 0:
+                self._expect = 0
                 self._task = asyncio.create_task(self._connection())
             return
-        if self._w is None or not self.online:
-            return  # still connecting/negotiating: the connection task has its own timeouts
+        if not self.online:
+            # Connecting, negotiating, first query: the tick enforces the connect and reply
+            # timeouts by cancelling the connection task, which waits on the socket itself
+            # (no asyncio.wait_for helper task that could outlive the socket).
+            e = self._expect
+            if e and time.ticks_diff(now, t[_EXPECT_AT]) > (
+                    _connect_ms if e == _CONNECTING else _reply_ms):
+                log.info("plug", "%s connection ended: TimeoutError %s" % (
+                    self.id, "connect" if e == _CONNECTING else "no reply to cmd 0x%02x" % e))
+                task.cancel()
+            return
         if self._n and time.ticks_diff(now, t[_LAST_RX]) > _reply_ms:
             self._drop("frame stalled mid-way")
         elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > _reply_ms:
@@ -223,18 +235,28 @@ class Plug:
     def _close(self):
         # Close the socket itself: Stream.close() does nothing and Stream.wait_closed() only
         # calls socket.close(), so this is synchronous and cannot be interrupted half-way.
+        # A task still waiting on the socket (a write drain) is first taken off asyncio's
+        # poller: a closed socket left registered there can crash the interpreter's poll
+        # (seen on the unix port under memory pressure); the drain's own timeout then ends it.
         w = self._w
         self._w = None
         if w is not None:
+            s = w.s
             try:
-                w.s.close()
+                q = asyncio.core._io_queue
+                if id(s) in q.map:
+                    q._dequeue(s)
+            except Exception:  # noqa: BLE001
+                pass
+            try:
+                s.close()
             except Exception:  # noqa: BLE001 - already gone
                 pass
 
     async def _open(self):
         """Connect without blocking; the stream is in self._w before the connect starts, so
         the caller's cleanup closes the socket whatever happens. Raises OSError (refused,
-        unreachable, no free socket) or asyncio.TimeoutError after the connect timeout."""
+        unreachable, no free socket); tick() cancels the task after the connect timeout."""
         import socket
 
         ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
@@ -248,7 +270,10 @@ class Plug:
 
             if e.errno != errno.EINPROGRESS:
                 raise
-        await asyncio.wait_for_ms(_writable(s), _connect_ms)
+        self._t[_EXPECT_AT] = time.ticks_ms()
+        self._expect = _CONNECTING
+        await _writable(s)
+        self._expect = 0
         return w
 
     def _set_online(self, online):
@@ -276,7 +301,7 @@ class Plug:
             self._send(c.query_cmd, c.query_json(board.unix_time()))
             # The first answer must come within the reply timeout (tick() does not watch before
             # the plug is online).
-            fr = await self._read_frame(r, _reply_ms)
+            fr = await self._read_frame(r)
             if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
                     b"data unvalid" in (c.decode(fr[3])[1] or b""):
                 # "device22" firmware refuses DP_QUERY: read the state with nulls instead
@@ -288,7 +313,7 @@ class Plug:
                 self._expect = c.query_cmd
                 t[_EXPECT_AT] = time.ticks_ms()
                 self._send(c.query_cmd, c.query_json(board.unix_time()))
-                fr = await self._read_frame(r, _reply_ms)
+                fr = await self._read_frame(r)
             t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
             self._set_online(True)
             self._backoff = 1
@@ -332,14 +357,14 @@ class Plug:
                     time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
             self._task = None
 
-    async def _read_frame(self, r, ms):
-        """Read until one frame is complete (used before the main loop). A timeout cancels
-        only the wait for readiness: bytes already read stay in our buffer."""
+    async def _read_frame(self, r):
+        """Read until one frame is complete (used before the main loop; tick() cancels the
+        task when the reply is late)."""
         while True:
             fr = self._parse_one()
             if fr is not None:
                 return fr
-            k = await asyncio.wait_for_ms(r.readinto(self._room()), ms)
+            k = await r.readinto(self._room())
             if not k:
                 raise ConnLost("closed by plug")
             self._n += k
@@ -423,9 +448,11 @@ class Plug:
         c = self.codec
         c.reset()
         self._seq += 1
+        self._expect = tuya.SESS_KEY_NEG_RESP
+        self._t[_EXPECT_AT] = time.ticks_ms()
         self._write(c.neg_start(self._seq, os.urandom(16)))
         while True:
-            seq, cmd, ret, payload = await self._read_frame(r, _reply_ms)
+            seq, cmd, ret, payload = await self._read_frame(r)
             if cmd == tuya.SESS_KEY_NEG_RESP:
                 break
         self._seq += 1

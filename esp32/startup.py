@@ -39,11 +39,12 @@ def boot(path):
         sys.modules.pop("config", None)
     log.level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN}.get(
         cfg["log_level"], log.INFO)
-    import diag
+    if board.is_hardware():
+        import diag
 
-    log.info("main", "reset cause: %s" % diag.reset_cause())
-    diag = None
-    sys.modules.pop("diag", None)
+        log.info("main", "reset cause: %s" % diag.reset_cause())
+        diag = None
+        sys.modules.pop("diag", None)
     hub_id = cfg.get("hub_id") or board.unique_id()
     if board.is_hardware() and not set_hostname(hub_id):
         log.error("main", "DHCP hostname refused: HA will not discover the hub")
