@@ -17,9 +17,8 @@ FW_VERSION = "0.1.0"
 TICK_MS = const(500)
 SUPERVISE_MS = const(1000)
 # The watchdog is fed only while the tick has completed a round within TICK_STALE_MS and the
-# server reported itself alive within SERVER_STALE_MS (when it reports at all).
+# server still accepts connections (Hub.server_ok).
 TICK_STALE_MS = const(10000)
-SERVER_STALE_MS = const(60000)
 
 
 def _config():
@@ -35,11 +34,6 @@ def _unload_config():
 
 
 class Hub:
-    # ticks_ms when server.py last proved its accept loop and client handling alive; None while
-    # the server reports nothing, which then counts as alive as long as a server is attached.
-    # The server must refresh it at least every SERVER_STALE_MS (60 s) once it sets it.
-    server_alive_ms = None
-
     def __init__(self, cfg):
         self.cfg = cfg
         self.hub_id = cfg.get("hub_id") or board.unique_id()
@@ -47,9 +41,14 @@ class Hub:
         self.plugs = {}  # device id -> Plug
         self.server = None  # set by server.Server; receives broadcasts
         self.tick_ok_ms = time.ticks_ms()  # end of the last complete tick round
+        self.kept = []  # [factory, task] of the long-lived tasks the supervisor restarts
         plug.configure(cfg["heartbeat_s"], cfg["refresh_s"], self._on_state,
                        cfg.get("plug_connect_ms", 5000), cfg.get("plug_reply_ms", 5000),
-                       cfg.get("plug_backoff_max_s", 60), cfg.get("test_faults"))
+                       cfg.get("plug_backoff_max_s", 60))
+        if cfg.get("test_faults"):
+            import testhooks
+
+            plug.faults = testhooks.Faults(cfg["test_faults"])
 
     def start(self, records):
         """Create the plugs of the stored list; housekeeping() connects them."""
@@ -192,28 +191,51 @@ class Hub:
         self._broadcast({"t": "state", "id": p.id, "online": p.online, "dps": changed,
                          "ts": p.ts or board.unix_time()})
 
+    def keep(self, factory):
+        """Run `factory()` (a coroutine) as a supervised task: housekeeping() starts it again
+        within a second whenever it ends (exception, cancellation, or return)."""
+        self.kept.append([factory, None])
+
+    def server_ok(self):
+        """Whether the HA server still accepts connections: server.alive() where the server
+        provides it, else its asyncio.start_server accept task has not ended."""
+        srv = self.server
+        if srv is None:
+            return False
+        f = getattr(srv, "alive", None)
+        if f is not None:
+            return f()
+        t = getattr(getattr(srv, "_srv", None), "task", None)
+        return t is None or not t.done()
+
     async def housekeeping(self):
-        """The supervisor (runs in the main task, for ever): keeps the tick task running,
-        restarting it when it ended (an exception escaped, or it was cancelled), and feeds the
-        watchdog only while the tick completed a round within TICK_STALE_MS and the server is
-        attached and, once it reports (server_alive_ms), alive within SERVER_STALE_MS. A
-        wedged hub therefore resets instead of sitting as a zombie."""
-        task = None
+        """The supervisor (runs in the main task, for ever): keeps the tick task and every
+        keep() task running, and feeds the watchdog only while the tick completed a round
+        within TICK_STALE_MS and server_ok(), so a wedged or deaf hub resets instead of staying
+        a zombie. The unix port has no watchdog: there the same condition, unmet for
+        `watchdog_ms`, ends the process (RuntimeError to main.py, exit status 1), as the reset
+        would on a board."""
+        self.keep(self._ticker)
+        wdt_ms = self.cfg.get("watchdog_ms") or 0
+        fed = time.ticks_ms()
         while True:
             try:
-                if task is None or task.done():
-                    if task is not None:
-                        log.error("hub", "tick task ended; restarting it")
-                    task = None
-                    task = asyncio.create_task(self._ticker())
+                for k in self.kept:
+                    t = k[1]
+                    if t is None or t.done():
+                        if t is not None:
+                            log.error("hub", "task ended; restarting it")
+                        k[1] = None
+                        k[1] = asyncio.create_task(k[0]())
                 now = time.ticks_ms()
-                s = self.server_alive_ms
-                if time.ticks_diff(now, self.tick_ok_ms) <= TICK_STALE_MS and \
-                        self.server is not None and \
-                        (s is None or time.ticks_diff(now, s) <= SERVER_STALE_MS):
+                if time.ticks_diff(now, self.tick_ok_ms) <= TICK_STALE_MS and self.server_ok():
                     board.wdt_feed()
+                    fed = now
             except Exception:  # noqa: BLE001 - MemoryError: try again next round
                 pass
+            if wdt_ms and time.ticks_diff(time.ticks_ms(), fed) > wdt_ms and \
+                    not board.is_hardware():
+                raise RuntimeError("watchdog: not fed for %d ms" % wdt_ms)
             await asyncio.sleep_ms(SUPERVISE_MS)
 
     async def _ticker(self):
@@ -221,13 +243,17 @@ class Hub:
         minute: uptime, GC. Every hour: NTP. An error in a round (MemoryError) is logged and
         the next round runs as usual; one plug's error does not stop the others."""
         n = 0
+        f = plug.faults  # test-only hooks (testhooks.py), normally None
         while True:
             try:
-                plug.fault("tick")
+                if f:
+                    f.squeeze()
+                    f.hit("tick")
                 now = time.ticks_ms()
                 for p in self.plugs.values():
                     try:
-                        plug.fault("plug_tick")
+                        if f:
+                            f.hit("plug_tick")
                         p.tick(now)
                     except Exception as e:  # noqa: BLE001
                         log.error("hub", "tick %s: %s" % (p.id, type(e).__name__))
@@ -246,7 +272,8 @@ class Hub:
                     pass
             n += 1
             await asyncio.sleep_ms(TICK_MS)
-            plug.fault("kill_tick")
+            if f:
+                f.hit("kill_tick")
 
 
 async def _run(cfg, records):

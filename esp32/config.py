@@ -24,7 +24,7 @@ DEFAULTS = {
 # dict stays in RAM for the hub's lifetime): "wifi_power_save" (false: Wi-Fi modem power save
 # delays packets to the hub by up to a beacon interval and makes it miss broadcasts; the hub is
 # mains powered), "plug_connect_ms" (5000), "plug_reply_ms" (5000), "plug_backoff_max_s" (60),
-# and "test_faults" (tests only, plug.fault).
+# and "test_faults" (tests only, testhooks.py).
 
 # DHCP hostname "tuya-esp-hub-<hub_id>" (startup.set_hostname): MicroPython's network.hostname()
 # refuses names over MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN = 32 bytes (extmod/modnetwork.h/.c),

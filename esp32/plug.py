@@ -66,36 +66,23 @@ _connect_ms = 5000
 _reply_ms = 5000
 _max_backoff_s = 60
 _on_state = None
-# Test-only fault injection (tests/firmware/test_board_faults.py): {point: count} from the
-# config key "test_faults"; None in normal operation (one global lookup per check).
-_faults = None
+# Test-only fault injection: a testhooks.Faults when config.json has "test_faults" (set by
+# app.Hub), None in normal operation, so each hook costs one global lookup.
+faults = None
 
 
 def configure(heartbeat_s, refresh_s, on_state, connect_ms=5000, reply_ms=5000,
-              max_backoff_s=60, faults=None):
+              max_backoff_s=60):
     """Settings shared by all plugs: heartbeat and UPDATEDPS periods (s, 0 = no refresh), the
     state callback on_state(plug, changed_dps), the connect and reply timeouts (ms), the longest
-    reconnect backoff (s) and the test-only fault counts (dict point -> int, or None)."""
-    global _hb_ms, _refresh_ms, _on_state, _connect_ms, _reply_ms, _max_backoff_s, _faults
+    reconnect backoff (s)."""
+    global _hb_ms, _refresh_ms, _on_state, _connect_ms, _reply_ms, _max_backoff_s
     _hb_ms = heartbeat_s * 1000
     _refresh_ms = refresh_s * 1000
     _on_state = on_state
     _connect_ms = connect_ms
     _reply_ms = reply_ms
     _max_backoff_s = max(1, max_backoff_s)
-    _faults = faults or None
-
-
-def fault(point):
-    """Test-only hook: raise MemoryError (or CancelledError for points named "kill_*") while
-    the count configured for `point` lasts. A no-op unless the config has "test_faults"."""
-    f = _faults
-    if f is not None and f.get(point, 0) > 0:
-        f[point] -= 1
-        log.warn("fault", "injected at " + point)
-        if point.startswith("kill_"):
-            raise asyncio.CancelledError()
-        raise MemoryError()
 
 
 def make_codec(version, dev_id, local_key):
@@ -215,17 +202,6 @@ class Plug:
         self._close()
         self._set_online(False)
 
-    def set_host(self, host, port=None):
-        """Point the plug at a new address (IPv4 string, checked by the caller): drop the
-        current connection and reconnect at once, without the backoff wait."""
-        self.host = host
-        if port is not None:
-            self.port = port
-        if self._backoff:
-            self._backoff = 1
-            self._t[_RETRY_AT] = time.ticks_ms()
-            self._drop("host changed")
-
     def _drop(self, why):
         log.info("plug", "%s dropping connection: %s" % (self.id, why))
         t = self._task
@@ -289,43 +265,15 @@ class Plug:
             # connect, [3.4/3.5 session key], first query, then read frames until the link
             # fails: always ends by an exception (ConnLost, OSError, TimeoutError, FrameError)
             t = self._t
-            r = w = await self._open()
-            fault("connect")
-            board.nodelay(w)
-            t[_LAST_RX] = time.ticks_ms()
-            c = self.codec
-            if c.needs_session:
-                await self._negotiate(r)
-            self._expect = c.query_cmd
-            t[_EXPECT_AT] = time.ticks_ms()
-            self._send(c.query_cmd, c.query_json(board.unix_time()))
-            # The first answer must come within the reply timeout (tick() does not watch before
-            # the plug is online).
-            fr = await self._read_frame(r)
-            if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
-                    b"data unvalid" in (c.decode(fr[3])[1] or b""):
-                # "device22" firmware refuses DP_QUERY: read the state with nulls instead
-                ids = {"1", "9", "17", "18", "19", "20"}
-                for k in self.dps:
-                    ids.add(str(k))
-                c.set_device22(ids)
-                log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
-                self._expect = c.query_cmd
-                t[_EXPECT_AT] = time.ticks_ms()
-                self._send(c.query_cmd, c.query_json(board.unix_time()))
-                fr = await self._read_frame(r)
-            t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
-            self._set_online(True)
-            self._backoff = 1
-            self._on_frame(fr)
-            fr = None
+            r = await self._start()
             while True:
                 k = await r.readinto(self._room())
                 if not k:
                     raise ConnLost("closed by plug")
                 self._n += k
                 t[_LAST_RX] = time.ticks_ms()
-                fault("plug_rx")
+                if faults:
+                    faults.hit("plug_rx")
                 self._parse()
                 if not self._n and len(self._buf) > BUF_SIZE:
                     self._buf = bytearray(BUF_SIZE)
@@ -337,25 +285,67 @@ class Plug:
             except Exception:  # noqa: BLE001 - no memory even for the log line
                 pass
         finally:
-            # Every exit, synchronous so nothing can cancel it half-way: socket closed first,
-            # then waiters and HA told, then the retry scheduled (jitter from ticks_us, which
-            # allocates nothing).
-            self._close()
-            ok = self.online  # got as far as the first answer: the backoff does not grow
-            try:
-                cmd = self._cmd
-                if cmd is not None and cmd[_EVT] is not None:
-                    cmd[_EVT].set()
-                self._set_online(False)
-            except Exception:  # noqa: BLE001 - e.g. MemoryError while notifying HA
-                self.online = False
-            b = self._backoff
-            if b:
-                if not ok:
-                    self._backoff = b = min(b * 2, _max_backoff_s)
-                self._t[_RETRY_AT] = time.ticks_add(
-                    time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
-            self._task = None
+            self._ended()
+
+    async def _start(self):
+        """Connect, [3.4/3.5 session key], first query and its answer; returns the stream.
+        A coroutine of its own, so its frame is freed once the plug is online: the
+        connection task's frame, kept for the whole connection, holds only the read loop."""
+        t = self._t
+        r = w = await self._open()
+        if faults:
+            faults.hit("connect")
+        board.nodelay(w)
+        t[_LAST_RX] = time.ticks_ms()
+        c = self.codec
+        if c.needs_session:
+            await self._negotiate(r)
+        self._expect = c.query_cmd
+        t[_EXPECT_AT] = time.ticks_ms()
+        self._send(c.query_cmd, c.query_json(board.unix_time()))
+        # The first answer must come within the reply timeout (tick() does not watch before
+        # the plug is online).
+        fr = await self._read_frame(r)
+        if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
+                b"data unvalid" in (c.decode(fr[3])[1] or b""):
+            # "device22" firmware refuses DP_QUERY: read the state with nulls instead
+            ids = {"1", "9", "17", "18", "19", "20"}
+            for k in self.dps:
+                ids.add(str(k))
+            c.set_device22(ids)
+            log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
+            self._expect = c.query_cmd
+            t[_EXPECT_AT] = time.ticks_ms()
+            self._send(c.query_cmd, c.query_json(board.unix_time()))
+            fr = await self._read_frame(r)
+        t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
+        self._set_online(True)
+        self._backoff = 1
+        self._on_frame(fr)
+        fr = None
+        return r
+
+    def _ended(self):
+        # Every exit of the connection task, synchronous so nothing can cancel it half-way:
+        # socket closed first, then waiters and HA told, then the retry scheduled (jitter from
+        # ticks_us, which allocates nothing). A method rather than inline: its locals do not
+        # sit in every connected plug's task frame.
+        self._close()
+        ok = self.online  # got as far as the first answer: the backoff does not grow
+        try:
+            cmd = self._cmd
+            if cmd is not None and cmd[_EVT] is not None:
+                cmd[_EVT].set()
+            self._set_online(False)
+        except Exception:  # noqa: BLE001 - e.g. MemoryError while notifying HA
+            self.online = False
+        b = self._backoff
+        if b:
+            if not ok:
+                self._backoff = b = min(b * 2, _max_backoff_s)
+            self._t[_RETRY_AT] = time.ticks_add(
+                time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
+        self._task = None
 
     async def _read_frame(self, r):
         """Read until one frame is complete (used before the main loop; tick() cancels the

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from custom_components.tuya_local_esp.hub import HubError
+
 from .conftest import (
     ESP32,
     MICROPYTHON,
@@ -174,7 +176,7 @@ async def test_tick_and_plugs_survive_injected_faults(hub_factory: Any) -> None:
                 lambda: all(hub.log().count(f"injected at {k}") == n for k, n in faults.items()),
                 within=30,
             )
-            assert hub.log().count("tick task ended; restarting it") == faults["kill_tick"]
+            assert hub.log().count("task ended; restarting it") == faults["kill_tick"]
             # ... and afterwards all plugs are online, commands work, HA is still served
             await wait_for(
                 lambda: all(p.online for p in client.inventory.plugs.values()), within=15
@@ -248,3 +250,60 @@ async def test_bad_hub_id_refused_at_boot(tmp_path: Path) -> None:
         assert "hub_id must be 1-19 characters" in hub.log()
     finally:
         hub.stop()
+
+
+async def _serves(hub: HubProcess, sims: list[Any]) -> bool:
+    """One HA session: connect, every plug online, one command each. False on any failure."""
+    client = hub.client(timeout=3)
+    try:
+        first = await client.connect()
+        await wait_for(
+            lambda: all(p.online for p in (client.inventory or first).plugs.values()), within=8
+        )
+        await asyncio.gather(*(client.set_dps(s.device_id, {"1": True}) for s in sims))
+    except HubError, TimeoutError:
+        return False
+    finally:
+        with contextlib.suppress(HubError):
+            await client.close()
+    return True
+
+
+@pytest.mark.parametrize("squeeze_kb", [16, 24])
+async def test_memory_pressure_never_leaves_a_zombie(hub_factory: Any, squeeze_kb: int) -> None:
+    """Real allocation failures at random points: for 8 s the hub's tick holds `squeeze_kb`
+    KiB of its 96 KiB heap (test hook plug.squeeze) while HA keeps connecting and commanding.
+    Afterwards the hub serves again, or, if the pressure killed something it cannot restart
+    (the accept loop), its watchdog ends it (exit 1, as a board resets) and the restarted hub
+    serves: never a live process that no longer serves."""
+    async with running_plugs(4) as sims:
+        hub = hub_factory(
+            heapsize="96k",
+            compiled=True,
+            plugs=[plug_record(s) for s in sims],
+            log_level="info",
+            plug_backoff_max_s=1,
+            watchdog_ms=4000,
+            test_faults={"squeeze": 16, "squeeze_kb": squeeze_kb},
+        )
+        await hub.start()
+        assert hub.proc is not None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 8
+        while loop.time() < end and hub.proc.poll() is None:
+            await _serves(hub, sims)  # failures expected while squeezed
+        assert "MemoryError" in hub.log()  # the pressure did hit
+        deadline = loop.time() + 30
+        restarted = False
+        while not await _serves(hub, sims):
+            assert loop.time() < deadline, hub.log()[-3000:]
+            if hub.proc.poll() is not None:
+                # only the watchdog (or a crash report) may end it, never a silent death
+                assert hub.proc.returncode == 1, hub.log()[-3000:]
+                assert "main: hub crashed" in hub.log()
+                assert not restarted
+                restarted = True
+                hub.config.pop("test_faults")
+                await hub.start()  # the board after its reset
+        print(f"\nsqueeze {squeeze_kb} KiB: served again, restarted={restarted}")
+        assert hub.proc.poll() is None
