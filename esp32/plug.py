@@ -202,6 +202,17 @@ class Plug:
         self._close()
         self._set_online(False)
 
+    def set_host(self, host, port=None):
+        """Point the plug at a new address (IPv4 string, checked by the caller): drop the
+        current connection and reconnect at once, without the backoff wait."""
+        self.host = host
+        if port is not None:
+            self.port = port
+        if self._backoff:
+            self._backoff = 1
+            self._t[_RETRY_AT] = time.ticks_ms()
+            self._drop("host changed")
+
     def _drop(self, why):
         log.info("plug", "%s dropping connection: %s" % (self.id, why))
         t = self._task
