@@ -3,22 +3,23 @@
 import asyncio
 import os
 
-import config
 import diag
 import plug
 import testhooks
 from testutil import eq, raises
 
+import config
+
 DIR = "/tmp/tle_mp_board_config_test"
 
 
 def _load(hub_id):
-    try:
+    try:  # noqa: SIM105 - MicroPython has no contextlib
         os.mkdir(DIR)
     except OSError:
         pass
     with open(DIR + "/config.json", "w") as f:
-        f.write('{"secret": "0123456789abcdef0123", "hub_id": "%s"}' % hub_id)
+        f.write('{"secret": "0123456789abcdef0123", "hub_id": "' + hub_id + '"}')
     return config.load(DIR + "/config.json")
 
 
@@ -57,7 +58,10 @@ def test_diag_on_the_unix_port():
 
 
 def test_parse_max_free():
-    text = b"GC: total: 2072832, used: 7424, free: 2065408\n No. of 1-blocks: 90, 2-blocks: 14, max blk sz: 15, max free sz: 64537\n"
+    text = (
+        b"GC: total: 2072832, used: 7424, free: 2065408\n"
+        b" No. of 1-blocks: 90, 2-blocks: 14, max blk sz: 15, max free sz: 64537\n"
+    )
     eq(diag.parse_max_free(text, 16), 64537 * 16)
     eq(diag.parse_max_free(text, 32), 64537 * 32)
     eq(diag.parse_max_free(b"max free sz:   7", 16), 112)
