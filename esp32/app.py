@@ -1,6 +1,6 @@
 # The hub's state: the plug registry (add/remove persisted through config.py), inventory and
 # health snapshots, the fan-out of plug state changes to connected HA clients, the periodic
-# tick that drives every plug, and the boot sequence (main).
+# tick that drives every plug, its supervision and the watchdog, and the event loop (run).
 import asyncio
 import gc
 import sys
@@ -13,6 +13,12 @@ from hubproto import (E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_NO_TIME, E_STORAGE, E_
                       HubErr)
 
 FW_VERSION = "0.1.0"
+
+TICK_MS = const(500)
+SUPERVISE_MS = const(1000)
+# The watchdog is fed only while the tick has completed a round within TICK_STALE_MS and the
+# server still accepts connections (Hub.server_ok).
+TICK_STALE_MS = const(10000)
 
 
 def _config():
@@ -34,7 +40,15 @@ class Hub:
         self.max_plugs = cfg["max_plugs"]
         self.plugs = {}  # device id -> Plug
         self.server = None  # set by server.Server; receives broadcasts
-        plug.configure(cfg["heartbeat_s"], cfg["refresh_s"], self._on_state)
+        self.tick_ok_ms = time.ticks_ms()  # end of the last complete tick round
+        self.kept = []  # [factory, task] of the long-lived tasks the supervisor restarts
+        plug.configure(cfg["heartbeat_s"], cfg["refresh_s"], self._on_state,
+                       cfg.get("plug_connect_ms", 5000), cfg.get("plug_reply_ms", 5000),
+                       cfg.get("plug_backoff_max_s", 60))
+        if cfg.get("test_faults"):
+            import testhooks
+
+            plug.faults = testhooks.Faults(cfg["test_faults"])
 
     def start(self, records):
         """Create the plugs of the stored list; housekeeping() connects them."""
@@ -147,11 +161,29 @@ class Hub:
         for p in self.plugs.values():
             if p.online:
                 online += 1
-        return {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
+        h = {"heap_free": free, "heap_alloc": alloc, "uptime_s": board.uptime_s(), "rssi": board.rssi(), "plugs": len(self.plugs),
                 "plugs_online": online,
                 "clients": self.server.client_count() if self.server else 0,
                 "time": board.unix_time(), "time_synced": board.time_source is not None,
                 "time_source": board.time_source}
+        # HUB-ADDITIONS item 3: reset cause and the two heaps, the IDF heap (Wi-Fi, lwIP, mbedTLS)
+        # and the MicroPython heap, as free bytes and largest free block; None where the port
+        # cannot tell (the unix port: all but mp_heap_free, without loading diag.py at all).
+        # diag.py is loaded for this and dropped again.
+        h["reset_cause"] = h["idf_heap_free"] = h["idf_heap_largest"] = None
+        h["mp_heap_largest"] = None
+        if board.is_hardware():
+            import diag
+
+            try:
+                h["reset_cause"] = diag.reset_cause()
+                h["idf_heap_free"], h["idf_heap_largest"] = diag.idf_heap()
+                h["mp_heap_largest"] = diag.mp_heap_largest()
+            finally:
+                diag = None
+                sys.modules.pop("diag", None)
+        h["mp_heap_free"] = free
+        return h
 
     def _broadcast(self, msg):
         if self.server is not None and self.server.clients:
@@ -161,24 +193,86 @@ class Hub:
         self._broadcast({"t": "state", "id": p.id, "online": p.online, "dps": changed,
                          "ts": p.ts or board.unix_time()})
 
+    def keep(self, factory):
+        """Run `factory()` (a coroutine) as a supervised task: housekeeping() starts it again
+        within a second whenever it ends (exception, cancellation, or return)."""
+        self.kept.append([factory, None])
+
+    def server_ok(self):
+        """Whether the HA server still accepts connections: server.alive() where the server
+        provides it, else its asyncio.start_server accept task has not ended."""
+        srv = self.server
+        if srv is None:
+            return False
+        f = getattr(srv, "alive", None)
+        if f is not None:
+            return f()
+        t = getattr(getattr(srv, "_srv", None), "task", None)
+        return t is None or not t.done()
+
     async def housekeeping(self):
-        """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts) and feed the
-        watchdog while the loop runs. Every minute: uptime, GC."""
-        n = 0
+        """The supervisor (runs in the main task, for ever): keeps the tick task and every
+        keep() task running, and feeds the watchdog only while the tick completed a round
+        within TICK_STALE_MS and server_ok(), so a wedged or deaf hub resets instead of staying
+        a zombie. The unix port has no watchdog: there the same condition, unmet for
+        `watchdog_ms`, ends the process (RuntimeError to main.py, exit status 1), as the reset
+        would on a board."""
+        self.keep(self._ticker)
+        wdt_ms = self.cfg.get("watchdog_ms") or 0
+        fed = time.ticks_ms()
         while True:
-            board.wdt_feed()
-            now = time.ticks_ms()
-            for p in self.plugs.values():
+            try:
+                for k in self.kept:
+                    t = k[1]
+                    if t is None or t.done():
+                        if t is not None:
+                            log.error("hub", "task ended; restarting it")
+                        k[1] = None
+                        k[1] = asyncio.create_task(k[0]())
+                now = time.ticks_ms()
+                if time.ticks_diff(now, self.tick_ok_ms) <= TICK_STALE_MS and self.server_ok():
+                    board.wdt_feed()
+                    fed = now
+            except Exception:  # noqa: BLE001 - MemoryError: try again next round
+                pass
+            if wdt_ms and time.ticks_diff(time.ticks_ms(), fed) > wdt_ms and \
+                    not board.is_hardware():
+                raise RuntimeError("watchdog: not fed for %d ms" % wdt_ms)
+            await asyncio.sleep_ms(SUPERVISE_MS)
+
+    async def _ticker(self):
+        """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts). Every
+        minute: uptime, GC. An error in a round (MemoryError) is logged and
+        the next round runs as usual; one plug's error does not stop the others."""
+        n = 0
+        f = plug.faults  # test-only hooks (testhooks.py), normally None
+        while True:
+            try:
+                if f:
+                    f.squeeze()
+                    f.hit("tick")
+                now = time.ticks_ms()
+                for p in self.plugs.values():
+                    try:
+                        if f:
+                            f.hit("plug_tick")
+                        p.tick(now)
+                    except Exception as e:  # noqa: BLE001
+                        log.error("hub", "tick %s: %s" % (p.id, type(e).__name__))
+                        p._drop("tick failed")
+                if n % 120 == 0:
+                    board.uptime_s()
+                    gc.collect()
+                self.tick_ok_ms = time.ticks_ms()
+            except Exception as e:  # noqa: BLE001
                 try:
-                    p.tick(now)
-                except Exception as e:  # noqa: BLE001 - one plug must not stop the others
-                    log.error("hub", "tick %s: %s %s" % (p.id, type(e).__name__, e))
-                    p._drop("tick failed")
-            if n % 120 == 0:
-                board.uptime_s()
-                gc.collect()
+                    log.error("hub", "tick: %s" % type(e).__name__)
+                except Exception:  # noqa: BLE001
+                    pass
             n += 1
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(TICK_MS)
+            if f:
+                f.hit("kill_tick")
 
 
 async def _ntp(cfg, ok=None):
@@ -211,7 +305,7 @@ async def _run(cfg, records):
     if cfg.get("ntp_host"):  # optional: otherwise the time comes from HA's `time` requests
         ok = await _ntp(cfg)  # first try before serving, then in the background
         if ok is not None:
-            asyncio.create_task(_ntp(cfg, ok))
+            hub.keep(lambda: _ntp(cfg, ok))
     await srv.start()
     gc.collect()
     log.info("main", "hub %s ready, %d plugs" % (hub.hub_id, len(hub.plugs)))

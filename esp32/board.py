@@ -1,7 +1,9 @@
-# The only module that touches the hardware: `network` (Wi-Fi, hostname, RSSI), `machine`
-# (watchdog, reset, unique id) and the port's clock and epoch. On the unix port those modules
-# are missing and every function here degrades to a harmless no-op, so the rest of the firmware
-# runs unchanged in tests.
+# The hardware seen by the running hub: `network` (Wi-Fi state, RSSI), `machine` (watchdog
+# feed, reset, unique id) and the port's clock and epoch. Boot-only hardware steps (hostname,
+# Wi-Fi connect and power save, watchdog start) are in startup.py and the rarely read
+# diagnostics (reset cause, IDF heap) in diag.py, so their code does not stay in the heap. On
+# the unix port those modules are missing and every function here degrades to a harmless
+# no-op, so the rest of the firmware runs unchanged in tests.
 import time
 import gc
 
@@ -67,34 +69,6 @@ def unique_id():
     return "unix00"
 
 
-def set_hostname(hub_id):
-    """DHCP hostname `tuya-esp-hub-<id>` so Home Assistant can find the hub by DHCP."""
-    if network is None:
-        return
-    try:
-        network.hostname("tuya-esp-hub-" + hub_id)
-    except Exception as e:
-        print("board: hostname failed", e)
-
-
-def wifi_connect(ssid, password, timeout_ms=20000):
-    """Start the STA interface and wait (blocking, before asyncio starts) for an address.
-
-    Credentials are not kept in NVS by MicroPython, so this runs on every boot.
-    Returns True when connected (always True on the unix port)."""
-    global _wlan
-    if network is None:
-        return True
-    _wlan = network.WLAN(network.STA_IF)
-    _wlan.active(True)
-    if not _wlan.isconnected():
-        _wlan.connect(ssid, password)
-        t0 = time.ticks_ms()
-        while not _wlan.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-            time.sleep_ms(200)
-    return _wlan.isconnected()
-
-
 def wifi_ok():
     if _wlan is None:
         return True
@@ -114,21 +88,6 @@ def rssi():
         return None
 
 
-def ip_address():
-    if _wlan is None:
-        return None
-    try:
-        return _wlan.ifconfig()[0]
-    except Exception:
-        return None
-
-
-def wdt_start(timeout_ms):
-    """Enable the watchdog (it cannot be stopped again on ESP32); no-op on the unix port."""
-    global _wdt
-    if machine is None or timeout_ms <= 0 or not hasattr(machine, "WDT"):
-        return  # the unix port has a `machine` module, but no watchdog
-    _wdt = machine.WDT(timeout=timeout_ms)
 
 
 def wdt_feed():
@@ -142,7 +101,9 @@ def reset():
 
 
 def heap():
-    """(free, allocated) bytes of the MicroPython heap after a collection."""
+    """(free, allocated) bytes of the MicroPython heap after a collection. On the ESP32,
+    gc.mem_free() includes what the heap can still borrow from the IDF heap (MicroPython 1.21+,
+    split heap)."""
     gc.collect()
     return gc.mem_free(), gc.mem_alloc()
 

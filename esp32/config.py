@@ -13,11 +13,25 @@ DEFAULTS = {
     "heartbeat_s": 10,
     "refresh_s": 30,
     "plugs_file": "plugs.json",
-    "watchdog_ms": 0,
+    # Hardware watchdog, on by default (startup.wdt_start does nothing on the unix port); fed only
+    # while the plug tick and the HA server are alive (app.Hub.housekeeping).
+    "watchdog_ms": 30000,
     "ntp_host": None,
     "log_level": "info",
     "wifi": None,
 }
+# Optional keys, read with cfg.get(key, default) where used rather than copied into cfg (the
+# dict stays in RAM for the hub's lifetime): "wifi_power_save" (false: Wi-Fi modem power save
+# delays packets to the hub by up to a beacon interval and makes it miss broadcasts; the hub is
+# mains powered), "plug_connect_ms" (5000), "plug_reply_ms" (5000), "plug_backoff_max_s" (60),
+# and "test_faults" (tests only, testhooks.py).
+
+# DHCP hostname "tuya-esp-hub-<hub_id>" (startup.set_hostname): MicroPython's network.hostname()
+# refuses names over MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN = 32 bytes (extmod/modnetwork.h/.c),
+# which left the board with its default name and HA's DHCP discovery (manifest "dhcp":
+# "tuya-esp-hub-*") silent. 32 - len("tuya-esp-hub-") = 19.
+HOSTNAME_PREFIX = "tuya-esp-hub-"
+MAX_HUB_ID = const(19)
 
 MIN_SECRET_LEN = const(16)
 VERSIONS = ("3.1", "3.3", "3.4", "3.5")
@@ -49,9 +63,14 @@ def load(path):
     if not isinstance(sec, str) or len(sec) < MIN_SECRET_LEN:
         raise ConfigError("secret missing or shorter than %d characters" % MIN_SECRET_LEN)
     hub_id = cfg.get("hub_id")
-    if hub_id is not None and not _ident_ok(hub_id, 32):
-        # it goes into the handshake (1-32 ASCII bytes) and the DHCP hostname
-        raise ConfigError("hub_id must be 1-32 characters [A-Za-z0-9_-]")
+    if hub_id is not None and not hub_id_ok(hub_id):
+        raise ConfigError("hub_id must be 1-%d characters a-z, 0-9 or '-', not ending with "
+                          "'-' (it becomes the DHCP hostname %s<hub_id>)"
+                          % (MAX_HUB_ID, HOSTNAME_PREFIX))
+    for k in ("plug_connect_ms", "plug_reply_ms", "plug_backoff_max_s", "watchdog_ms"):
+        v = cfg.get(k, 1)
+        if not isinstance(v, int) or v < 0 or (v == 0 and k != "watchdog_ms"):
+            raise ConfigError("%s must be a positive integer" % k)
     # The plugs file lives next to config.json unless given as an absolute path.
     pf = cfg["plugs_file"]
     if not pf.startswith("/"):
@@ -66,6 +85,19 @@ def _is_ipv4(s):
         return False
     for p in parts:
         if not p or len(p) > 3 or not p.isdigit() or int(p) > 255:
+            return False
+    return True
+
+
+def hub_id_ok(s):
+    """True when `s` fits the handshake (1-32 ASCII bytes, docs/hub-protocol.md §4) and makes a
+    valid DHCP hostname with HOSTNAME_PREFIX: at most MAX_HUB_ID characters, lower-case letters,
+    digits and '-' (RFC 1123 labels; no '_', and HA lower-cases the discovered name), no '-' at
+    the end."""
+    if not isinstance(s, str) or not 1 <= len(s) <= MAX_HUB_ID or s[-1] == "-":
+        return False
+    for c in s:
+        if not ("a" <= c <= "z" or "0" <= c <= "9" or c == "-"):
             return False
     return True
 

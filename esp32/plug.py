@@ -5,7 +5,7 @@
 # preallocated frame buffer. Everything periodic is done from the hub's 1-second tick (tick()),
 # without a task per plug:
 #   * heartbeat every heartbeat_s (plugs drop a client idle ~30 s; tuya-protocol.md §4), and a
-#     reply expected within REPLY_MS or the connection is dropped;
+#     reply expected within the reply timeout (5 s) or the connection is dropped;
 #   * UPDATEDPS 0x12 for DPs 18/19/20 every refresh_s (power DPs often update only when asked;
 #     §2.9, §5); its reply is empty and the values come as STATUS pushes;
 #   * reconnect after a loss with exponential backoff (1 s .. 60 s, with jitter).
@@ -13,11 +13,18 @@
 # frames forever (STATUS pushes 0x08, replies). set_dps() runs in the requesting task: CONTROL,
 # then the empty ACK, then the STATUS with the new values (§2.4); a DP_QUERY if no STATUS comes.
 #
-# MicroPython traps (micropython-esp32.md §3.2): open_connection() returns before the connect
-# has succeeded, so errors surface on the first read/write, which end the connection task;
-# close() is a no-op, so wait_closed() is always called. Bytes are read into our own buffer,
-# so a cancelled read never loses half a frame; a frame stalled mid-way past REPLY_MS drops the
-# connection instead of trying to resynchronise.
+# Sockets: the socket is created here (_open), not by asyncio.open_connection(), which keeps its
+# socket in a local variable and leaks it when the connect is cancelled by a timeout
+# (MicroPython extmod/asyncio/stream.py, 1.27: no close on cancellation; an unreachable plug
+# leaked one socket per attempt and a few plugs off at the wall exhausted the ESP32's 10 lwIP
+# sockets). The stream is stored in self._w before the connect starts and the connection task
+# closes it in a `finally` on every path (timeout, refusal, cancellation, MemoryError).
+#
+# MicroPython traps (micropython-esp32.md §3.2): the connect completes asynchronously, so errors
+# surface on the first read/write, which end the connection task; Stream.close() is a no-op, so
+# the socket itself is closed. Bytes are read into our own buffer, so a cancelled read never
+# loses half a frame; a frame stalled mid-way past the reply timeout drops the connection instead
+# of trying to resynchronise.
 import asyncio
 import os
 import time
@@ -32,11 +39,8 @@ from hubproto import E_BUSY, E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
 # with BUF_SIZE bytes; a longer frame grows its buffer up to tuya.MAX_FRAME, and the buffer
 # shrinks back once empty.
 BUF_SIZE = const(256)
-CONNECT_MS = const(5000)
-REPLY_MS = const(5000)
 CONFIRM_MS = const(3000)
 WRITE_MS = const(5000)
-MAX_BACKOFF_S = const(60)
 
 # indexes into Plug._t (tick timestamps in one small int array instead of five attributes:
 # every attribute costs a slot in the instance's dict)
@@ -50,22 +54,65 @@ _WANT = const(0)
 _GOT = const(1)
 _CONFIRM = const(2)
 _EVT = const(3)
+# Plug._expect while the TCP connect is in flight (tick() enforces the connect timeout)
+_CONNECTING = const(-1)
 
 _MISSING = object()
 
-# Shared settings, set once by configure(): saves three attributes per plug.
+# Shared settings, set once by configure(): saves attributes per plug.
 _hb_ms = 10000
 _refresh_ms = 30000
+_connect_ms = 5000
+_reply_ms = 5000
+_max_backoff_s = 60
 _on_state = None
+# Test-only fault injection: a testhooks.Faults when config.json has "test_faults" (set by
+# app.Hub), None in normal operation, so each hook costs one global lookup.
+faults = None
 
 
-def configure(heartbeat_s, refresh_s, on_state):
-    """Heartbeat and UPDATEDPS periods (s, 0 = no refresh) and the state callback
-    on_state(plug, changed_dps) shared by all plugs."""
-    global _hb_ms, _refresh_ms, _on_state
+def configure(heartbeat_s, refresh_s, on_state, connect_ms=5000, reply_ms=5000,
+              max_backoff_s=60):
+    """Settings shared by all plugs: heartbeat and UPDATEDPS periods (s, 0 = no refresh), the
+    state callback on_state(plug, changed_dps), the connect and reply timeouts (ms), the longest
+    reconnect backoff (s)."""
+    global _hb_ms, _refresh_ms, _on_state, _connect_ms, _reply_ms, _max_backoff_s
     _hb_ms = heartbeat_s * 1000
     _refresh_ms = refresh_s * 1000
     _on_state = on_state
+    _connect_ms = connect_ms
+    _reply_ms = reply_ms
+    _max_backoff_s = max(1, max_backoff_s)
+
+
+def make_codec(version, dev_id, local_key):
+    """Codec for protocol `version` ("3.1", "3.3", "3.4" or "3.5"); local_key as 16 bytes.
+    Raises ValueError for another version.
+
+    This registry lives here, with its one caller, so that tuya.py never imports the modules
+    that build on it (no import cycle). 3.1, 3.4 and 3.5 live in their own modules, imported
+    only when a plug needs them."""
+    if version == "3.3":
+        return tuya.Codec33(dev_id, local_key)
+    if version == "3.1":
+        from tuya31 import Codec31
+
+        return Codec31(dev_id, local_key)
+    if version == "3.4":
+        from tuya34 import Codec34
+
+        return Codec34(dev_id, local_key)
+    if version == "3.5":
+        from tuya35 import Codec35
+
+        return Codec35(dev_id, local_key)
+    raise ValueError("unsupported protocol version")
+
+
+def _writable(s):
+    # Park the calling task until socket `s` is writable (connected or failed), the same I/O
+    # wait asyncio's own open_connection() and Stream.drain() use (extmod/asyncio/stream.py).
+    yield asyncio.core._io_queue.queue_write(s)
 
 
 class ConnLost(Exception):
@@ -85,7 +132,7 @@ class Plug:
         self.host = cfg["host"]
         self.port = cfg["port"]
         # The codec holds the local key; neither it nor cfg["key"] is ever logged or sent.
-        self.codec = tuya.make_codec(cfg["ver"], cfg["id"], cfg["key"].encode())
+        self.codec = make_codec(cfg["ver"], cfg["id"], cfg["key"].encode())
         self.dps = {}
         self.online = False
         self.ts = None
@@ -109,15 +156,31 @@ class Plug:
         if not self._backoff:
             return
         t = self._t
-        if self._task is None:
+        task = self._task
+        if task is not None and task.done():
+            # The connection task ended without its cleanup (cancelled before it first ran):
+            # close whatever it left and schedule a new attempt instead of waiting forever.
+            self._close()
+            self._task = task = None
+        if task is None:
             if time.ticks_diff(now, t[_RETRY_AT]) >= 0:
+                self._expect = 0
                 self._task = asyncio.create_task(self._connection())
             return
-        if self._w is None or not self.online:
-            return  # still connecting/negotiating: the connection task has its own timeouts
-        if self._n and time.ticks_diff(now, t[_LAST_RX]) > REPLY_MS:
+        if not self.online:
+            # Connecting, negotiating, first query: the tick enforces the connect and reply
+            # timeouts by cancelling the connection task, which waits on the socket itself
+            # (no asyncio.wait_for helper task that could outlive the socket).
+            e = self._expect
+            if e and time.ticks_diff(now, t[_EXPECT_AT]) > (
+                    _connect_ms if e == _CONNECTING else _reply_ms):
+                log.info("plug", "%s connection ended: TimeoutError %s" % (
+                    self.id, "connect" if e == _CONNECTING else "no reply to cmd 0x%02x" % e))
+                task.cancel()
+            return
+        if self._n and time.ticks_diff(now, t[_LAST_RX]) > _reply_ms:
             self._drop("frame stalled mid-way")
-        elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > REPLY_MS:
+        elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > _reply_ms:
             self._drop("no reply to cmd 0x%02x" % self._expect)
         elif self._cmd is not None or self._expect:
             pass
@@ -130,12 +193,13 @@ class Plug:
             self._send(tuya.UPDATEDPS, self.codec.refresh_json())
 
     async def stop(self):
+        """Stop for good (plug removed): cancel the connection task and close the socket."""
         self._backoff = 0
         task = self._task
         if task is not None:
             task.cancel()
             await asyncio.sleep_ms(0)  # let the cancelled task run its cleanup
-        await self._close()
+        self._close()
         self._set_online(False)
 
     def set_host(self, host, port=None):
@@ -155,15 +219,49 @@ class Plug:
         if t is not None and t is not asyncio.current_task():
             t.cancel()
 
-    async def _close(self):
+    def _close(self):
+        # Close the socket itself: Stream.close() does nothing and Stream.wait_closed() only
+        # calls socket.close(), so this is synchronous and cannot be interrupted half-way.
+        # A task still waiting on the socket (a write drain) is first taken off asyncio's
+        # poller: a closed socket left registered there can crash the interpreter's poll
+        # (seen on the unix port under memory pressure); the drain's own timeout then ends it.
         w = self._w
         self._w = None
         if w is not None:
+            s = w.s
             try:
-                w.close()
-                await w.wait_closed()
+                q = asyncio.core._io_queue
+                if id(s) in q.map:
+                    q._dequeue(s)
+            except Exception:  # noqa: BLE001
+                pass
+            try:
+                s.close()
             except Exception:  # noqa: BLE001 - already gone
                 pass
+
+    async def _open(self):
+        """Connect without blocking; the stream is in self._w before the connect starts, so
+        the caller's cleanup closes the socket whatever happens. Raises OSError (refused,
+        unreachable, no free socket); tick() cancels the task after the connect timeout."""
+        import socket
+
+        ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        s = socket.socket(ai[0], ai[1], ai[2])
+        self._w = w = asyncio.StreamWriter(s)
+        s.setblocking(False)
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            import errno
+
+            if e.errno != errno.EINPROGRESS:
+                raise
+        self._t[_EXPECT_AT] = time.ticks_ms()
+        self._expect = _CONNECTING
+        await _writable(s)
+        self._expect = 0
+        return w
 
     def _set_online(self, online):
         if self.online != online:
@@ -174,78 +272,100 @@ class Plug:
     async def _connection(self):
         self._n = 0
         self._expect = 0
-        ok = False
-        t = self._t
         try:
-            r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port),
-                                             CONNECT_MS)
-            self._w = w
-            board.nodelay(w)
-            t[_LAST_RX] = time.ticks_ms()
-            c = self.codec
-            if c.needs_session:
-                await self._negotiate(r)
-            self._expect = c.query_cmd
-            t[_EXPECT_AT] = time.ticks_ms()
-            self._send(c.query_cmd, c.query_json(board.unix_time()))
-            # The first answer must come within REPLY_MS (tick() does not watch before online).
-            fr = await self._read_frame(r, REPLY_MS)
-            if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
-                    b"data unvalid" in (c.decode(fr[3])[1] or b""):
-                # "device22" firmware refuses DP_QUERY: read the state with nulls instead
-                ids = {"1", "9", "17", "18", "19", "20"}
-                for k in self.dps:
-                    ids.add(str(k))
-                c.set_device22(ids)
-                log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
-                self._expect = c.query_cmd
-                t[_EXPECT_AT] = time.ticks_ms()
-                self._send(c.query_cmd, c.query_json(board.unix_time()))
-                fr = await self._read_frame(r, REPLY_MS)
-            t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
-            self._set_online(True)
-            ok = True
-            self._backoff = 1
-            self._on_frame(fr)
-            fr = None
+            # connect, [3.4/3.5 session key], first query, then read frames until the link
+            # fails: always ends by an exception (ConnLost, OSError, TimeoutError, FrameError)
+            t = self._t
+            r = await self._start()
             while True:
                 k = await r.readinto(self._room())
                 if not k:
                     raise ConnLost("closed by plug")
                 self._n += k
                 t[_LAST_RX] = time.ticks_ms()
+                if faults:
+                    faults.hit("plug_rx")
                 self._parse()
                 if not self._n and len(self._buf) > BUF_SIZE:
                     self._buf = bytearray(BUF_SIZE)
         except asyncio.CancelledError:
             pass
-        except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame: reconnect
-            log.info("plug", "%s connection ended: %s %s" % (self.id, type(e).__name__, e))
+        except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame, MemoryError
+            try:
+                log.info("plug", "%s connection ended: %s %s" % (self.id, type(e).__name__, e))
+            except Exception:  # noqa: BLE001 - no memory even for the log line
+                pass
+        finally:
+            self._ended()
+
+    async def _start(self):
+        """Connect, [3.4/3.5 session key], first query and its answer; returns the stream.
+        A coroutine of its own, so its frame is freed once the plug is online: the
+        connection task's frame, kept for the whole connection, holds only the read loop."""
+        t = self._t
+        r = w = await self._open()
+        if faults:
+            faults.hit("connect")
+        board.nodelay(w)
+        t[_LAST_RX] = time.ticks_ms()
+        c = self.codec
+        if c.needs_session:
+            await self._negotiate(r)
+        self._expect = c.query_cmd
+        t[_EXPECT_AT] = time.ticks_ms()
+        self._send(c.query_cmd, c.query_json(board.unix_time()))
+        # The first answer must come within the reply timeout (tick() does not watch before
+        # the plug is online).
+        fr = await self._read_frame(r)
+        if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
+                b"data unvalid" in (c.decode(fr[3])[1] or b""):
+            # "device22" firmware refuses DP_QUERY: read the state with nulls instead
+            ids = {"1", "9", "17", "18", "19", "20"}
+            for k in self.dps:
+                ids.add(str(k))
+            c.set_device22(ids)
+            log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
+            self._expect = c.query_cmd
+            t[_EXPECT_AT] = time.ticks_ms()
+            self._send(c.query_cmd, c.query_json(board.unix_time()))
+            fr = await self._read_frame(r)
+        t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
+        self._set_online(True)
+        self._backoff = 1
+        self._on_frame(fr)
+        fr = None
+        return r
+
+    def _ended(self):
+        # Every exit of the connection task, synchronous so nothing can cancel it half-way:
+        # socket closed first, then waiters and HA told, then the retry scheduled (jitter from
+        # ticks_us, which allocates nothing). A method rather than inline: its locals do not
+        # sit in every connected plug's task frame.
+        self._close()
+        ok = self.online  # got as far as the first answer: the backoff does not grow
         try:
-            await self._close()
             cmd = self._cmd
             if cmd is not None and cmd[_EVT] is not None:
                 cmd[_EVT].set()
             self._set_online(False)
-        except Exception as e:  # noqa: BLE001 - e.g. MemoryError while notifying HA
-            log.error("plug", "%s cleanup: %s" % (self.id, type(e).__name__))
-        finally:
-            b = self._backoff
-            if b:
-                if not ok:
-                    self._backoff = b = min(b * 2, MAX_BACKOFF_S)
-                t[_RETRY_AT] = time.ticks_add(time.ticks_ms(),
-                                              b * 1000 + (os.urandom(1)[0] * b * 250) // 256)
-            self._task = None
+        except Exception:  # noqa: BLE001 - e.g. MemoryError while notifying HA
+            self.online = False
+        b = self._backoff
+        if b:
+            if not ok:
+                self._backoff = b = min(b * 2, _max_backoff_s)
+            self._t[_RETRY_AT] = time.ticks_add(
+                time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
+        self._task = None
 
-    async def _read_frame(self, r, ms):
-        """Read until one frame is complete (used before the main loop). A timeout cancels
-        only the wait for readiness: bytes already read stay in our buffer."""
+    async def _read_frame(self, r):
+        """Read until one frame is complete (used before the main loop; tick() cancels the
+        task when the reply is late)."""
         while True:
             fr = self._parse_one()
             if fr is not None:
                 return fr
-            k = await asyncio.wait_for_ms(r.readinto(self._room()), ms)
+            k = await r.readinto(self._room())
             if not k:
                 raise ConnLost("closed by plug")
             self._n += k
@@ -329,9 +449,11 @@ class Plug:
         c = self.codec
         c.reset()
         self._seq += 1
+        self._expect = tuya.SESS_KEY_NEG_RESP
+        self._t[_EXPECT_AT] = time.ticks_ms()
         self._write(c.neg_start(self._seq, os.urandom(16)))
         while True:
-            seq, cmd, ret, payload = await self._read_frame(r, REPLY_MS)
+            seq, cmd, ret, payload = await self._read_frame(r)
             if cmd == tuya.SESS_KEY_NEG_RESP:
                 break
         self._seq += 1
@@ -380,16 +502,16 @@ class Plug:
         c[_WANT] = want
         c[_GOT] = None
         self._send(cmd, text)
-        await self._wait(c, lambda: c[_GOT] is not None, REPLY_MS)
+        await self._wait(c, lambda: c[_GOT] is not None, _reply_ms)
         c[_WANT] = None
         return c[_GOT]
 
     async def set_dps(self, dps):
         """Send a CONTROL and return the DP values the plug confirmed.
 
-        One command at a time per plug: a second one waits up to REPLY_MS for the first.
+        One command at a time per plug: a second one waits up to _reply_ms for the first.
         Raises HubErr(offline | busy | timeout | device_error)."""
-        end = time.ticks_add(time.ticks_ms(), REPLY_MS)
+        end = time.ticks_add(time.ticks_ms(), _reply_ms)
         while self._cmd is not None:
             if time.ticks_diff(end, time.ticks_ms()) <= 0:
                 raise HubErr(E_BUSY, "plug busy with another command")

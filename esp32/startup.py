@@ -1,7 +1,8 @@
 # Boot sequence of the hub, run once by main.py before the event loop starts: read the
-# configuration, then hostname, Wi-Fi and watchdog through board.py (NTP, if configured, runs
-# in the event loop: hubtime.py). main.py drops this module afterwards, so its code does not
-# stay in the heap.
+# configuration, then hostname, Wi-Fi (power save off) and watchdog (NTP, if configured, runs
+# in the event loop: hubtime.py). The boot-only hardware steps live here rather than in
+# board.py: main.py drops this module afterwards, so their code does not stay in the heap. They
+# leave the Wi-Fi interface and the watchdog in board._wlan and board._wdt for the running hub.
 import sys
 import time
 
@@ -17,6 +18,19 @@ def boot(path):
     try:
         cfg = config.load(path)
         records = config.load_plugs(cfg)
+        if "plugs" in cfg:
+            # config.json's initial plug list is copied once to plugs.json, which the running
+            # hub reads on add/remove, so cfg (kept for the hub's lifetime) does not hold the
+            # list and its local keys in RAM. While that copy fails, cfg keeps the list.
+            pf = cfg["plugs_file"]
+            try:
+                if not (config._exists(pf) or config._exists(pf + ".tmp")):
+                    config.save_plugs(cfg, records)
+                    log.info("main", "initial plug list copied to %s" % pf)
+                if config._exists(pf):
+                    del cfg["plugs"]
+            except OSError as e:
+                log.warn("main", "cannot write %s: %s" % (pf, e))
     except config.ConfigError as e:
         log.error("main", str(e))
         return None
@@ -25,14 +39,79 @@ def boot(path):
         sys.modules.pop("config", None)
     log.level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN}.get(
         cfg["log_level"], log.INFO)
+    if board.is_hardware():
+        import diag
+
+        log.info("main", "reset cause: %s" % diag.reset_cause())
+        diag = None
+        sys.modules.pop("diag", None)
     hub_id = cfg.get("hub_id") or board.unique_id()
-    board.set_hostname(hub_id)
+    if board.is_hardware() and not set_hostname(hub_id):
+        log.error("main", "DHCP hostname refused: HA will not discover the hub")
     wifi = cfg.get("wifi")
     if wifi:
-        if not board.wifi_connect(wifi.get("ssid"), wifi.get("password")):
+        if not wifi_connect(wifi.get("ssid"), wifi.get("password"),
+                            power_save=cfg.get("wifi_power_save") is True):
             log.error("main", "wifi not connected; rebooting in 10 s")
             time.sleep(10)
             board.reset()
-        log.info("main", "wifi up, ip %s" % board.ip_address())
-    board.wdt_start(cfg["watchdog_ms"])
+        log.info("main", "wifi up, ip %s" % ip_address())
+    wdt_start(cfg["watchdog_ms"])
     return cfg, records
+
+
+def set_hostname(hub_id):
+    """Set the DHCP hostname `tuya-esp-hub-<hub_id>` (before Wi-Fi starts) so Home Assistant
+    finds the hub by DHCP (manifest "dhcp": "tuya-esp-hub-*"). config.py keeps hub_id within
+    MicroPython's 32-byte hostname limit. Returns True when set; False on the unix port or
+    when refused (ValueError)."""
+    if board.network is None:
+        return False
+    try:
+        board.network.hostname("tuya-esp-hub-" + hub_id)
+        return True
+    except Exception as e:  # noqa: BLE001
+        log.error("main", "hostname: %s" % type(e).__name__)
+        return False
+
+
+def wifi_connect(ssid, password, timeout_ms=20000, power_save=False):
+    """Start the STA interface and wait (blocking) for an address; keeps it in board._wlan.
+
+    Power save is turned off unless `power_save` (WLAN.config(pm=WLAN.PM_NONE), MicroPython
+    1.20+ on ESP32; builds without the option only log it): with the modem asleep between
+    beacons, packets to the hub wait up to a beacon interval and broadcasts are missed.
+    Credentials are not kept in NVS by MicroPython, so this runs on every boot.
+    Returns True when connected (always True on the unix port)."""
+    net = board.network
+    if net is None:
+        return True
+    board._wlan = w = net.WLAN(net.STA_IF)
+    w.active(True)
+    if not power_save:
+        try:
+            w.config(pm=w.PM_NONE)
+        except Exception as e:  # noqa: BLE001
+            log.warn("main", "wifi power save left on: %s" % type(e).__name__)
+    if not w.isconnected():
+        w.connect(ssid, password)
+        t0 = time.ticks_ms()
+        while not w.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
+            time.sleep_ms(200)
+    return w.isconnected()
+
+
+def ip_address():
+    """The station's IPv4 address, or None (unix port, not connected)."""
+    try:
+        return board._wlan.ifconfig()[0]
+    except Exception:  # noqa: BLE001 - no interface
+        return None
+
+
+def wdt_start(timeout_ms):
+    """Enable the watchdog (it cannot be stopped again on ESP32; board.wdt_feed feeds it);
+    no-op for 0 and on the unix port, whose `machine` module has no WDT."""
+    m = board.machine
+    if m is not None and timeout_ms > 0 and hasattr(m, "WDT"):
+        board._wdt = m.WDT(timeout=timeout_ms)

@@ -6,7 +6,9 @@
 # 3.5 (6699 frames, AES-GCM, §1.2/§2.6) is the Codec35 subclass in tuya35.py with its own frame
 # packer/parser; its GHASH is @micropython.viper code in gcm.py (micropython-esp32.md §2.3).
 #
-# Sans-I/O: nothing here touches sockets; plug.py owns the connection.
+# Sans-I/O: nothing here touches sockets; plug.py owns the connection and picks the codec class
+# per plug (plug.make_codec). This module imports none of tuya31/34/35 (they import it), so the
+# firmware has no import cycle (tests/firmware/test_import_graph.py).
 import binascii
 import json
 import struct
@@ -235,23 +237,3 @@ class Codec33:
             obj["dps"] = data["dps"]  # 3.4/3.5 shape {"protocol":4,"data":{"dps":..}} (§2.9)
         return obj, raw
 
-
-def make_codec(version, dev_id, local_key):
-    """Codec for protocol `version` ("3.1", "3.3", "3.4" or "3.5"); local_key as 16 bytes.
-
-    3.1, 3.4 and 3.5 live in their own modules, imported only when a plug needs them."""
-    if version == "3.3":
-        return Codec33(dev_id, local_key)
-    if version == "3.1":
-        from tuya31 import Codec31
-
-        return Codec31(dev_id, local_key)
-    if version == "3.4":
-        from tuya34 import Codec34
-
-        return Codec34(dev_id, local_key)
-    if version == "3.5":
-        from tuya35 import Codec35
-
-        return Codec35(dev_id, local_key)
-    raise ValueError("unsupported protocol version")

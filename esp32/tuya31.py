@@ -1,4 +1,4 @@
-# Protocol 3.1 payload codec (tuya-protocol.md §2.2); imported by tuya.make_codec on demand.
+# Protocol 3.1 payload codec (tuya-protocol.md §2.2); imported by plug.make_codec on demand.
 import binascii
 import hashlib
 

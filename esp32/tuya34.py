@@ -1,5 +1,5 @@
 # Protocol 3.4 codec and session-key negotiation (tuya-protocol.md §2.5, §2.7); imported by
-# tuya.make_codec on demand.
+# plug.make_codec on demand.
 from hmacsha import HmacKey, equal, hmac_sha256
 from tuya import (CONTROL_NEW, dumps, DP_QUERY_NEW, NO_HEADER_CMDS, SESS_KEY_NEG_FINISH,
                   SESS_KEY_NEG_START, Codec33, FrameError, ecb_decrypt, ecb_encrypt, pack_55aa,

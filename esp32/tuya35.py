@@ -1,6 +1,6 @@
 # Protocol 3.5 codec (tuya-protocol.md §1.2, §2.6, §2.7): 6699 frames protected by AES-128-GCM
 # (gcm.py), the same session-key negotiation as 3.4 with a GCM-derived session key. Imported by
-# tuya.make_codec on demand (3.5 plugs only), so a hub without 3.5 plugs never loads it.
+# plug.make_codec on demand (3.5 plugs only), so a hub without 3.5 plugs never loads it.
 import os
 import struct
 

@@ -7,6 +7,7 @@ import sys
 
 sys.path.insert(0, sys.argv[1])  # the esp32/ folder
 
+import plug
 import tuya
 from hmacsha import HmacKey
 
@@ -16,7 +17,7 @@ SESSION = bytes(range(16))
 T = 1700000000
 
 for version in ("3.1", "3.3", "3.4", "3.5"):
-    codec = tuya.make_codec(version, DEV, KEY)
+    codec = plug.make_codec(version, DEV, KEY)
     if version in ("3.4", "3.5"):
         codec.key = SESSION  # as after a negotiation
         if version == "3.4":

@@ -2,17 +2,18 @@
 import time
 
 import board
+import startup
 from testutil import eq
 
 
 def test_unix_port_no_hardware():
     eq(board.is_hardware(), False)
     eq(board.rssi(), None)
-    eq(board.ip_address(), None)
-    eq(board.wifi_connect("ssid", "pw"), True)
+    eq(startup.ip_address(), None)
+    eq(startup.wifi_connect("ssid", "pw"), True)
     eq(board.wifi_ok(), True)
-    board.set_hostname("abc")
-    board.wdt_start(1000)
+    eq(startup.set_hostname("abc"), False)
+    startup.wdt_start(1000)
     board.wdt_feed()
     eq(board.unique_id(), "unix00")
 
