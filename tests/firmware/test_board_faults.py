@@ -205,15 +205,16 @@ async def test_health_reports_board_members(hub_factory: Any) -> None:
     client = hub.client()
     try:
         await client.connect()
-        data = await client._request("health")
+        health = await client.health()
     finally:
         await client.close()
-    assert data["reset_cause"] is None
-    assert data["idf_heap_free"] is None
-    assert data["idf_heap_largest"] is None
-    assert data["mp_heap_largest"] is None
-    assert isinstance(data["mp_heap_free"], int)
-    assert data["mp_heap_free"] == data["heap_free"] > 0
+    assert health.reset_cause is None
+    assert health.idf_heap_free is None
+    assert health.idf_heap_largest is None
+    assert health.mp_heap_largest is None
+    assert isinstance(health.mp_heap_free, int)
+    assert health.mp_heap_free == health.heap_free > 0
+    assert health.extra == {}
 
 
 async def test_crash_in_run_exits_nonzero(tmp_path: Path) -> None:
