@@ -2,7 +2,6 @@
 # configuration, then hostname, Wi-Fi, NTP and watchdog through board.py. main.py drops this
 # module afterwards, so its code does not stay in the heap.
 import sys
-import time
 
 import board
 import log
@@ -11,6 +10,8 @@ import log
 def boot(path):
     """Config, log level, hostname, Wi-Fi, NTP, watchdog. Returns (cfg, plug records), or
     None when the configuration is unusable."""
+    if _provision(path, 0) is False:  # no secret/Wi-Fi: Improv serial + setup AP (hub-setup.md)
+        return None
     import config
 
     try:
@@ -29,8 +30,8 @@ def boot(path):
     wifi = cfg.get("wifi")
     if wifi:
         if not board.wifi_connect(wifi.get("ssid"), wifi.get("password")):
-            log.error("main", "wifi not connected; rebooting in 10 s")
-            time.sleep(10)
+            log.error("main", "wifi not connected; setup AP for 3 min, then reboot")
+            _provision(path, 180, True)
             board.reset()
         log.info("main", "wifi up, ip %s" % board.ip_address())
         if cfg.get("ntp_host") is not False:
@@ -39,3 +40,14 @@ def boot(path):
                     break
     board.wdt_start(cfg["watchdog_ms"])
     return cfg, records
+
+
+def _provision(path, timeout_s, force=False):
+    """provision.setup when needed (or `force`); None when nothing was needed."""
+    import provision
+
+    try:
+        if force or provision.needed(path):
+            return provision.setup(path, timeout_s=timeout_s)
+    finally:
+        sys.modules.pop("provision", None)
