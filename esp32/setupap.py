@@ -182,6 +182,15 @@ async def _handle(setup, r, w, done):
         w.write(head.encode())
         w.write(b)
         await w.drain()
+        if isinstance(req, int):
+            # Unread request bytes at close() make the TCP stack send a reset, which can
+            # destroy the answer before the client reads it: read them away first (bounded).
+            for _ in range(4):
+                try:
+                    if not await asyncio.wait_for_ms(r.read(512), 200):
+                        break
+                except asyncio.TimeoutError:
+                    break
     except OSError:
         pass
     finally:
