@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         files = compile_firmware(args.mpy_cross, march, mpy, args.build_dir)
         print(
             f"compiled {len(files)} files for {march}, mpy v{mpy & 0xFF}.{(mpy >> 8) & 3} "
-            f"into {BUILD}"
+            f"into {args.build_dir}"
         )
 
     if "copy" not in skip:

@@ -5,11 +5,10 @@
 import json
 import os
 
-from testutil import eq, raises
-
 import improv
 import provision
 import setupap
+from testutil import eq, raises
 
 DIR = "/tmp/tle_mp_improv_test"
 PATH = DIR + "/config.json"
@@ -51,8 +50,7 @@ def test_packet_checksum_matches_spec_example():
     pkt = improv.packet(improv.T_RPC, data)
     eq(pkt[:9], b"IMPROV\x01\x03" + bytes((len(data),)))
     eq(pkt[-1], sum(pkt[:-1]) & 0xFF)
-    eq(_feed(improv.Parser(), pkt),
-       [("rpc", 1, b"\x0cMyWirelessAP\x10mysecurepassword")])
+    eq(_feed(improv.Parser(), pkt), [("rpc", 1, b"\x0cMyWirelessAP\x10mysecurepassword")])
 
 
 def test_parser_skips_noise_and_resyncs():
@@ -163,8 +161,10 @@ def test_needed():
 
 
 def test_form_parsing():
-    eq(setupap.parse_form(b"ssid=My+Net%21&password=p%C3%A4ss+word&x="),
-       {"ssid": "My Net!", "password": "päss word", "x": ""})
+    eq(
+        setupap.parse_form(b"ssid=My+Net%21&password=p%C3%A4ss+word&x="),
+        {"ssid": "My Net!", "password": "päss word", "x": ""},
+    )
     raises(ValueError, setupap.parse_form, b"ssid=%G1")
     raises(ValueError, setupap.parse_form, b"ssid=%4")
     raises(ValueError, setupap.parse_form, b"ssid=%FF")  # not UTF-8
