@@ -104,7 +104,7 @@ def compile32(mp32: Path, src: Path, dest: Path) -> Path:
     return dest
 
 
-def module_sizes(mp32: Path, fw: Path) -> list[dict[str, Any]]:
+def module_sizes(exe: Path, fw: Path) -> list[dict[str, Any]]:
     """Live heap added by importing each module (its code and globals), in MODULES order."""
     script = (
         "import gc, sys\n"
@@ -125,7 +125,7 @@ def module_sizes(mp32: Path, fw: Path) -> list[dict[str, Any]]:
         "    gc.collect(); print('MOD', m, gc.mem_alloc() - a, len(mod.__dict__))\n"
     )
     out = subprocess.run(
-        [str(mp32 / "micropython32"), "-X", "heapsize=512k", "-c", script],
+        [str(exe), "-X", "heapsize=512k", "-c", script],
         capture_output=True,
         text=True,
         check=True,
@@ -142,9 +142,9 @@ def module_sizes(mp32: Path, fw: Path) -> list[dict[str, Any]]:
 class Hub32:
     """The firmware under micropython32 with a config in a temporary directory."""
 
-    def __init__(self, mp32: Path, fw: Path, workdir: Path, plugs: list[dict[str, Any]],
+    def __init__(self, exe: Path, fw: Path, workdir: Path, plugs: list[dict[str, Any]],
                  heapsize: str) -> None:  # fmt: skip
-        self.mp32, self.fw, self.workdir, self.heapsize = mp32, fw, workdir, heapsize
+        self.exe, self.fw, self.workdir, self.heapsize = exe, fw, workdir, heapsize
         self.port = free_port()
         self.config = {
             "hub_id": "benchhub", "secret": DEMO_SECRET, "bind": HOST, "port": self.port,
@@ -159,7 +159,7 @@ class Hub32:
         cfg.write_text(json.dumps(self.config))
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(self.mp32 / "micropython32"), "-X", f"heapsize={self.heapsize}",
+                [str(self.exe), "-X", f"heapsize={self.heapsize}",
                  str(self.fw / "main_bench.py"), str(cfg)],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
             )  # fmt: skip
@@ -194,12 +194,12 @@ class Hub32:
 
 @asynccontextmanager
 async def hub32(
-    mp32: Path, fw: Path, plugs: list[dict[str, Any]], heapsize: str
+    exe: Path, fw: Path, plugs: list[dict[str, Any]], heapsize: str
 ) -> AsyncIterator[tuple[Hub32, HubClient]]:
     """Start the hub, connect a client, wait until all plugs are online. Raises RuntimeError
     with the reason when it does not get there within 20 s."""
     with tempfile.TemporaryDirectory(prefix="bench-hub32-") as tmp:
-        hub = Hub32(mp32, fw, Path(tmp), plugs, heapsize)
+        hub = Hub32(exe, fw, Path(tmp), plugs, heapsize)
         hub.start()
         client: HubClient | None = None
         try:
@@ -233,11 +233,11 @@ async def settled_alloc(client: HubClient) -> tuple[int, int]:
     return best.heap_alloc, best.heap_free
 
 
-async def per_plug(mp32: Path, fw: Path, records: list[dict[str, Any]], counts: list[int],
+async def per_plug(exe: Path, fw: Path, records: list[dict[str, Any]], counts: list[int],
                    heapsize: str) -> dict[str, Any]:  # fmt: skip
     pts: dict[str, dict[int, int]] = {"online": {}, "after_set": {}}
     for n in counts:
-        async with hub32(mp32, fw, records[:n], heapsize) as (_hub, client):
+        async with hub32(exe, fw, records[:n], heapsize) as (_hub, client):
             pts["online"][n], _ = await settled_alloc(client)
             for rec in records[:n]:
                 await client.set_dps(rec["id"], {"1": True})
@@ -253,10 +253,10 @@ async def per_plug(mp32: Path, fw: Path, records: list[dict[str, Any]], counts: 
     return out
 
 
-async def works(mp32: Path, fw: Path, records: list[dict[str, Any]], kib: int) -> str | None:
+async def works(exe: Path, fw: Path, records: list[dict[str, Any]], kib: int) -> str | None:
     """None when the hub runs 7 plugs with traffic in `kib` KiB, else the reason it failed."""
     try:
-        async with hub32(mp32, fw, records, f"{kib}k") as (hub, client):
+        async with hub32(exe, fw, records, f"{kib}k") as (hub, client):
             for rnd in range(2):
                 await asyncio.gather(*(client.set_dps(r["id"], {"1": rnd == 0}) for r in records))
             await client.close()
@@ -267,15 +267,15 @@ async def works(mp32: Path, fw: Path, records: list[dict[str, Any]], kib: int) -
         return f"{type(err).__name__}: {str(err)[-120:]}"
 
 
-async def min_heap(mp32: Path, fw: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+async def min_heap(exe: Path, fw: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     lo, hi = 16, 128  # lo fails, hi works (checked)
-    why = await works(mp32, fw, records, hi)
+    why = await works(exe, fw, records, hi)
     if why:
         return {"error": f"fails even at {hi} KiB: {why}"}
     trials = {hi: "ok"}
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        why = await works(mp32, fw, records, mid)
+        why = await works(exe, fw, records, mid)
         trials[mid] = why or "ok"
         print(f"  {mid} KiB: {why or 'ok'}", flush=True)
         if why:
@@ -285,17 +285,17 @@ async def min_heap(mp32: Path, fw: Path, records: list[dict[str, Any]]) -> dict[
     return {"min_kib": hi, "trials": trials}
 
 
-async def fragmentation(mp32: Path, fw: Path, records: list[dict[str, Any]], *, heapsize: str,
+async def fragmentation(exe: Path, fw: Path, records: list[dict[str, Any]], *, heapsize: str,
                         commands: int) -> dict[str, Any]:  # fmt: skip
     try:
-        return await _fragmentation(mp32, fw, records, heapsize, commands)
+        return await _fragmentation(exe, fw, records, heapsize, commands)
     except Exception as err:  # a hub that runs out of memory is a result
         return {"heapsize": heapsize, "failed": f"{type(err).__name__}: {str(err)[-120:]}"}
 
 
-async def _fragmentation(mp32: Path, fw: Path, records: list[dict[str, Any]], heapsize: str,
+async def _fragmentation(exe: Path, fw: Path, records: list[dict[str, Any]], heapsize: str,
                          commands: int) -> dict[str, Any]:  # fmt: skip
-    async with hub32(mp32, fw, records, heapsize) as (hub, client):
+    async with hub32(exe, fw, records, heapsize) as (hub, client):
         await client.health()
         start_block = hub.max_free_block()
         done = 0
@@ -314,7 +314,7 @@ async def _fragmentation(mp32: Path, fw: Path, records: list[dict[str, Any]], he
                 "failed": hub.failed()}  # fmt: skip
 
 
-async def run_version(mp32: Path, fw: Path, version: str, *, counts: list[int], commands: int,
+async def run_version(exe: Path, fw: Path, version: str, *, counts: list[int], commands: int,
                       frag_heaps: list[str], seed: int) -> dict[str, Any]:  # fmt: skip
     with simulator(version=version, plugs=max(*counts, 7), seed=seed) as plugs:
         records = [
@@ -323,15 +323,15 @@ async def run_version(mp32: Path, fw: Path, version: str, *, counts: list[int], 
         ]
         print(f"v{version}: per plug", flush=True)
         row: dict[str, Any] = {"version": version}
-        row["per_plug"] = await per_plug(mp32, fw, records, counts, "256k")
+        row["per_plug"] = await per_plug(exe, fw, records, counts, "256k")
         print(f"v{version}: minimum heap for 7 plugs", flush=True)
-        row["min_heap_7"] = await min_heap(mp32, fw, records[:7])
+        row["min_heap_7"] = await min_heap(exe, fw, records[:7])
         row["fragmentation"] = []
         for spec in frag_heaps:
             hs = spec
             if spec == "min+4k":
                 hs = f"{row['min_heap_7'].get('min_kib', 124) + 4}k"
-            f = await fragmentation(mp32, fw, records[:7], heapsize=hs, commands=commands)
+            f = await fragmentation(exe, fw, records[:7], heapsize=hs, commands=commands)
             print(f"v{version}: {hs}: {f}", flush=True)
             row["fragmentation"].append(f)
         return row
@@ -340,6 +340,13 @@ async def run_version(mp32: Path, fw: Path, version: str, *, counts: list[int], 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench_firmware_heap32")
     p.add_argument("--mp32", type=Path, default=MP32)
+    p.add_argument(
+        "--exe",
+        type=Path,
+        help="interpreter to run (default: MP32/micropython32); one with the firmware frozen in "
+        "(benchmarks/build_frozen32.sh) runs it from the image instead of .mpy files",
+    )
+    p.add_argument("--frozen", action="store_true", help="--exe has the modules frozen in")
     p.add_argument("--versions", default="3.3,3.5")
     p.add_argument("--counts", default="0,1,2,4,7")
     p.add_argument("--commands", type=int, default=350)
@@ -347,19 +354,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--firmware-rev", default="HEAD")
     p.add_argument("--json")
     args = p.parse_args(argv)
-    ver = subprocess.run([str(args.mp32 / "micropython32"), "-c", "import sys;print(sys.version)"],
+    exe = args.exe or args.mp32 / "micropython32"
+    ver = subprocess.run([str(exe), "-c", "import sys;print(sys.version)"],
                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    env = {**environment(), "micropython32": ver}
+    env = {**environment(), "micropython32": ver, "exe": str(exe), "frozen": args.frozen}
     print(json.dumps(env), flush=True)
     counts = sorted({int(c) for c in args.counts.split(",")})
     with tempfile.TemporaryDirectory(prefix="bench-fw32-") as tmp:
         src, rev = firmware_sources(args.firmware_rev, Path(tmp) / "src")
         fw = compile32(args.mp32, src, Path(tmp) / "fw")
-        mods = module_sizes(args.mp32, fw)
+        if args.frozen:  # keep only main and the bench patch: the modules come from the image
+            for f in fw.glob("*.mpy"):
+                if f.stem != "benchpatch":
+                    f.unlink()
+        mods = module_sizes(exe, fw)
         total = sum(m["bytes"] for m in mods)
         print("modules:", ", ".join(f"{m['module']} {m['bytes']}" for m in mods), "total", total)
         rows = [
-            asyncio.run(run_version(args.mp32, fw, v.strip(), counts=counts,
+            asyncio.run(run_version(exe, fw, v.strip(), counts=counts,
                                     commands=args.commands,
                                     frag_heaps=args.frag_heaps.split(","), seed=21 + i))
             for i, v in enumerate(args.versions.split(","))
