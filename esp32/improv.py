@@ -263,9 +263,10 @@ def _write(w, pkts):
         pass
 
 
-async def serve(path, done=None, connect=None):
+async def serve(path, done=None, connect=None, eof_ends=True):
     """Run the service on the console (sys.stdin/sys.stdout) until provisioned and then idle
-    for LINGER_MS; sets `done` (an asyncio.Event) when it returns. Never raises on bad input:
+    for LINGER_MS, or until the console is closed (unix port) when `eof_ends`; sets `done` (an
+    asyncio.Event) when it returns. Returns True when provisioned. Never raises on bad input:
     every malformed packet is answered with an Improv error state."""
     import micropython
 
@@ -285,9 +286,9 @@ async def serve(path, done=None, connect=None):
             else:
                 c = await r.read(1)
             if not c:
-                if done is None:
-                    break  # console closed (unix port) and no other channel
-                await asyncio.sleep_ms(50)  # keep serving the setup page
+                if eof_ends:
+                    break  # console closed (unix port)
+                await asyncio.sleep_ms(50)  # the setup page still serves
                 continue
             ev = parser.feed(c[0], time.ticks_ms())
             if ev is None:

@@ -95,8 +95,8 @@ def hub_id(path):
 def setup(path, http=None, serial=True, timeout_s=0):
     """Serve Improv serial on the console and (on a board, or when `http` = (host, port) is
     given) the setup page, until one of them has written a usable configuration. Blocks;
-    returns True when provisioned, False after `timeout_s` seconds (0 = no limit) or when
-    neither channel can run."""
+    returns True when provisioned, False after `timeout_s` seconds (0 = no limit), when
+    neither channel can run, or when the console closes and no setup page runs."""
     if http is None and board.is_hardware():
         http = ("0.0.0.0", 80)
     log.warn("setup", "hub not configured: Improv serial%s" % (
@@ -114,7 +114,7 @@ async def _setup(path, http, serial, timeout_s):
     if serial:
         import improv
 
-        tasks.append(asyncio.create_task(improv.serve(path, done)))
+        tasks.append(asyncio.create_task(improv.serve(path, done, eof_ends=not http)))
     if http:
         import setupap
 
@@ -127,7 +127,7 @@ async def _setup(path, http, serial, timeout_s):
             await asyncio.wait_for(done.wait(), timeout_s)
         else:
             await done.wait()
-        return True
+        return not needed(path)
     except asyncio.TimeoutError:
         return False
     finally:

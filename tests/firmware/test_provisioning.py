@@ -427,3 +427,22 @@ def test_script_chip_from_image_name(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "--chip esp32s3" in res.stdout
     assert f"write-flash -z 0x0 {image}" in res.stdout
+
+
+def test_unconfigured_hub_without_console_exits(tmp_path: Path) -> None:
+    """Unix port, stdin closed and no setup page: provisioning gives up instead of hanging."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"port": free_port()}))
+    res = subprocess.run(
+        [MICROPYTHON, str(ESP32 / "main.py"), str(cfg)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "hub not configured" in res.stdout
+    assert "ready" not in res.stdout
+    assert "secret" not in json.loads(cfg.read_text())
