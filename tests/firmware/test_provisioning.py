@@ -486,3 +486,13 @@ def test_unconfigured_hub_without_console_exits(tmp_path: Path) -> None:
     assert "hub not configured" in res.stdout
     assert "ready" not in res.stdout
     assert "secret" not in json.loads(cfg.read_text())
+
+
+def test_summary_tells_what_to_enter_in_ha(capsys: pytest.CaptureFixture[str]) -> None:
+    info = {"hub_id": "a1b2c3", "ip": "192.0.2.7", "port": "6670", "hostname": "tuya-esp-hub-a1"}
+    hs.print_summary(info, "the-secret-0123456789abcdefghijk")
+    out = capsys.readouterr().out
+    assert "discovered by DHCP (host name tuya-esp-hub-a1)" in out
+    assert "host:   192.0.2.7" in out
+    assert "port:   6670" in out
+    assert "secret: the-secret-0123456789abcdefghijk" in out
