@@ -10,19 +10,20 @@ import log
 def boot(path):
     """Config, log level, hostname, Wi-Fi, NTP, watchdog. Returns (cfg, plug records), or
     None when the configuration is unusable."""
-    if _provision(path, 0) is False:  # no secret/Wi-Fi: Improv serial + setup AP (hub-setup.md)
-        return None
     import config
 
+    cfg = None
     try:
         cfg = config.load(path)
         records = config.load_plugs(cfg)
     except config.ConfigError as e:
         log.error("main", str(e))
-        return None
     finally:
         config = None
         sys.modules.pop("config", None)
+    if cfg is None or (board.is_hardware() and not cfg.get("wifi")):
+        # no secret or no Wi-Fi yet: Improv serial + setup AP, then boot again (hub-setup.md)
+        return boot(path) if _provision(path, 0) else None
     log.level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN}.get(
         cfg["log_level"], log.INFO)
     hub_id = cfg.get("hub_id") or board.unique_id()
@@ -43,7 +44,9 @@ def boot(path):
 
 
 def _provision(path, timeout_s, force=False):
-    """provision.setup when needed (or `force`); None when nothing was needed."""
+    """provision.setup when needed (or `force`): True once config.json is usable; None when
+    nothing was needed. provision.py is imported only here, so a configured hub never loads
+    it (its names would stay interned in the heap)."""
     import provision
 
     try:

@@ -170,17 +170,38 @@ class ImprovClient:
     def send(self, data: bytes) -> None:
         self._write(data)
 
-    def call(self, cmd: int, strings: Sequence[bytes] = (), timeout: float = 5.0) -> list[str]:
-        """Send an RPC and return its result strings; raises ImprovError on an error state or
-        when no result arrives within ``timeout`` seconds."""
-        self.send(improv_rpc(cmd, strings))
+    def call(
+        self,
+        cmd: int,
+        strings: Sequence[bytes] = (),
+        timeout: float = 5.0,
+        resend_after: float = 2.0,
+        attempts: int = 3,
+    ) -> list[str]:
+        """Send an RPC and return its result strings.
+
+        The request is sent again (``attempts`` sends in all) when nothing at all comes back
+        within ``resend_after`` seconds, or when the device reports an invalid packet: a request
+        it lost half-read (a pause in the byte stream makes it drop a partial packet) or that a
+        leftover partial packet swallowed. Raises ImprovError on any other error state, on the
+        last invalid-packet error, or when no result arrives within ``timeout`` seconds.
+        """
+        pkt = improv_rpc(cmd, strings)
         deadline = time.monotonic() + timeout
-        while (p := self.next(max(0.0, deadline - time.monotonic()))) is not None:
-            typ, data = p
-            if typ == T_ERROR and data and data[0] != 0:
-                raise ImprovError(ERRORS.get(data[0], f"error 0x{data[0]:02x}"))
-            if typ == T_RESULT and len(data) >= 2 and data[0] == cmd:
-                return split_strings(data[2 : 2 + data[1]])
+        for attempt in range(attempts):
+            self.send(pkt)
+            wait_until = min(deadline, time.monotonic() + resend_after)
+            while (p := self.next(max(0.0, wait_until - time.monotonic()))) is not None:
+                typ, data = p
+                wait_until = deadline  # the device is talking: no resend
+                if typ == T_ERROR and data and data[0] == 1 and attempt + 1 < attempts:
+                    break  # invalid packet: send it again
+                if typ == T_ERROR and data and data[0] != 0:
+                    raise ImprovError(ERRORS.get(data[0], f"error 0x{data[0]:02x}"))
+                if typ == T_RESULT and len(data) >= 2 and data[0] == cmd:
+                    return split_strings(data[2 : 2 + data[1]])
+            if time.monotonic() >= deadline:
+                break
         raise ImprovError(f"no answer to Improv command 0x{cmd:02x} within {timeout:.0f} s")
 
     def current_state(self, timeout: float = 2.0) -> int | None:

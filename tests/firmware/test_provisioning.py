@@ -496,3 +496,31 @@ def test_summary_tells_what_to_enter_in_ha(capsys: pytest.CaptureFixture[str]) -
     assert "host:   192.0.2.7" in out
     assert "port:   6670" in out
     assert "secret: the-secret-0123456789abcdefghijk" in out
+
+
+def test_improv_client_resends_a_lost_or_swallowed_request() -> None:
+    """The device drops a packet it lost half-read (silence) or reports it invalid: the client
+    sends it again, and gives up with a clear error after its attempts."""
+    answer = hs.improv_packet(hs.T_RESULT, bytes((hs.C_INFO, 4, 3)) + b"abc")
+    invalid = hs.improv_packet(hs.T_ERROR, b"\x01")
+    for replies in ([b"", answer], [invalid, answer], [b"", invalid, answer]):
+        sent: list[bytes] = []
+        pending: list[bytes] = []
+
+        def write(data: bytes, sent: list[bytes] = sent, pending: list[bytes] = pending,
+                  replies: list[bytes] = replies) -> None:  # fmt: skip
+            sent.append(data)
+            pending.append(replies[len(sent) - 1])
+
+        def read(_t: float, pending: list[bytes] = pending) -> bytes:
+            return pending.pop(0) if pending else b""
+
+        c = hs.ImprovClient(read, write)
+        assert c.call(hs.C_INFO, resend_after=0.2) == ["abc"]
+        assert sent == [hs.improv_rpc(hs.C_INFO, ())] * len(replies)
+    c = hs.ImprovClient(lambda _t: invalid, lambda _d: None)
+    with pytest.raises(hs.ImprovError, match="invalid RPC packet"):
+        c.call(hs.C_INFO, resend_after=0.2)
+    c = hs.ImprovClient(lambda _t: b"", lambda _d: None)
+    with pytest.raises(hs.ImprovError, match="no answer"):
+        c.call(hs.C_INFO, timeout=0.5, resend_after=0.1)
