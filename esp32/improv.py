@@ -146,8 +146,10 @@ class Parser:
 
 
 class Service:
-    """The provisioning state machine. handle(cmd, data) returns the packets to send back.
-    `connect(ssid, password)` joins the Wi-Fi (blocking) and returns True on success."""
+    """The provisioning state machine. handle(cmd, data) returns the list of packets to send
+    back; for a valid C_WIFI it returns (packets, (ssid, password)) instead, and
+    finish_wifi(ssid, password), called once those packets are written, joins the network and
+    saves. `connect(ssid, password)` joins the Wi-Fi (blocking) and returns True on success."""
 
     def __init__(self, path, connect=None):
         self.path = path
