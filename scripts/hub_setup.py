@@ -329,13 +329,18 @@ class Runner:
         self.dry_run = dry_run
 
     def run(self, cmd: Sequence[str], **kw: Any) -> str:
+        """Run ``cmd``; its stdout. Raises SystemExit with the tool's own error output when it
+        fails (no port, board not in download mode, ...)."""
         print("$ " + " ".join(_quote(c) for c in cmd), flush=True)
         if self.dry_run:
             return ""
         # the commands are built here from esptool/mpremote and the user's options
         res = subprocess.run(  # noqa: S603
-            list(cmd), check=True, text=True, capture_output=True, **kw
+            list(cmd), check=False, text=True, capture_output=True, **kw
         )
+        if res.returncode != 0:
+            tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-8:])
+            raise SystemExit(f"failed (exit status {res.returncode}):\n{tail}")
         return str(res.stdout)
 
 

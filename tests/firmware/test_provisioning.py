@@ -524,3 +524,11 @@ def test_improv_client_resends_a_lost_or_swallowed_request() -> None:
     c = hs.ImprovClient(lambda _t: b"", lambda _d: None)
     with pytest.raises(hs.ImprovError, match="no answer"):
         c.call(hs.C_INFO, timeout=0.5, resend_after=0.1)
+
+
+def test_script_reports_a_failing_tool_clearly(tmp_path: Path) -> None:
+    """No board on the port (here mpremote is not even installed): a short error, no traceback."""
+    res = _script("--port", str(tmp_path / "no-such-tty"), "--skip", "flash", cache=tmp_path)
+    assert res.returncode != 0
+    assert "failed (exit status" in res.stderr
+    assert "Traceback" not in res.stderr
