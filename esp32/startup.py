@@ -15,6 +15,7 @@ def boot(path):
     None when the configuration is unusable."""
     import config
 
+    cfg = None
     try:
         cfg = config.load(path)
         records = config.load_plugs(cfg)
@@ -33,10 +34,12 @@ def boot(path):
                 log.warn("main", "cannot write %s: %s" % (pf, e))
     except config.ConfigError as e:
         log.error("main", str(e))
-        return None
     finally:
         config = None
         sys.modules.pop("config", None)
+    if cfg is None or (board.is_hardware() and not cfg.get("wifi")):
+        # no secret or no Wi-Fi yet: Improv serial + setup AP, then boot again (hub-setup.md)
+        return boot(path) if _provision(path, 0) else None
     log.level = {"debug": log.DEBUG, "info": log.INFO, "warn": log.WARN}.get(
         cfg["log_level"], log.INFO)
     if board.is_hardware():
@@ -52,8 +55,8 @@ def boot(path):
     if wifi:
         if not wifi_connect(wifi.get("ssid"), wifi.get("password"),
                             power_save=cfg.get("wifi_power_save") is True):
-            log.error("main", "wifi not connected; rebooting in 10 s")
-            time.sleep(10)
+            log.error("main", "wifi not connected; setup AP for 3 min, then reboot")
+            _provision(path, 180, True)
             board.reset()
         log.info("main", "wifi up, ip %s" % ip_address())
     wdt_start(cfg["watchdog_ms"])
@@ -115,3 +118,16 @@ def wdt_start(timeout_ms):
     m = board.machine
     if m is not None and timeout_ms > 0 and hasattr(m, "WDT"):
         board._wdt = m.WDT(timeout=timeout_ms)
+
+
+def _provision(path, timeout_s, force=False):
+    """provision.setup when needed (or `force`): True once config.json is usable; None when
+    nothing was needed. provision.py is imported only here, so a configured hub never loads
+    it (its names would stay interned in the heap)."""
+    import provision
+
+    try:
+        if force or provision.needed(path):
+            return provision.setup(path, timeout_s=timeout_s)
+    finally:
+        sys.modules.pop("provision", None)

@@ -1,0 +1,140 @@
+# Provisioning of a hub that has no usable configuration: Wi-Fi credentials and the hub secret
+# are received over Improv serial (improv.py, the USB cable) or the setup access point's page
+# (setupap.py) and merged into config.json with an atomic write. startup.py imports this module
+# only when it is needed (no secret, no Wi-Fi, or the Wi-Fi cannot be joined) and drops it
+# again, so it costs no heap in normal operation. See docs/hub-setup.md.
+import asyncio
+import binascii
+import json
+import os
+import sys
+
+import board
+import log
+
+MIN_SECRET = const(16)
+MAX_SECRET = const(64)
+
+
+def read(path):
+    """The raw config.json as a dict; {} when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+        return cfg if isinstance(cfg, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def secret_ok(s):
+    """A usable hub secret: 16-64 printable ASCII characters, no spaces."""
+    if not isinstance(s, str) or not MIN_SECRET <= len(s) <= MAX_SECRET:
+        return False
+    for c in s:
+        if not 33 <= ord(c) <= 126:
+            return False
+    return True
+
+
+def check_wifi(ssid, password):
+    """Validate Wi-Fi credentials; raises ValueError with a message for the user.
+
+    SSID: 1-32 bytes (IEEE 802.11). Password: empty (open network), 8-63 characters (WPA2
+    passphrase) or 64 hex digits (raw PSK)."""
+    if not isinstance(ssid, str) or not 1 <= len(ssid.encode()) <= 32:
+        raise ValueError("SSID must be 1-32 bytes")
+    if not isinstance(password, str):
+        raise ValueError("bad password")
+    n = len(password.encode())
+    if n and not 8 <= n <= 63:
+        if n != 64 or not all(c in "0123456789abcdefABCDEF" for c in password):
+            raise ValueError("password must be empty or 8-63 characters")
+
+
+def gen_secret():
+    """32 URL-safe random characters (24 bytes from os.urandom, the hardware RNG on ESP32)."""
+    s = binascii.b2a_base64(os.urandom(24)).decode().strip()
+    return s.replace("+", "-").replace("/", "_")
+
+
+def needed(path):
+    """True when the hub cannot serve yet: no valid secret, or (on a board) no Wi-Fi."""
+    cfg = read(path)
+    if not secret_ok(cfg.get("secret")):
+        return True
+    return board.is_hardware() and not cfg.get("wifi")
+
+
+def save(path, wifi=None, secret=None):
+    """Merge `wifi` ({"ssid", "password"}) and/or `secret` into config.json, atomically
+    (`<path>.tmp`, then rename over the old file), keeping every other key. Returns the new
+    dict. Raises ValueError for bad values, OSError when the flash cannot be written."""
+    cfg = read(path)
+    if wifi is not None:
+        check_wifi(wifi.get("ssid"), wifi.get("password", ""))
+        cfg["wifi"] = {"ssid": wifi["ssid"], "password": wifi.get("password", "")}
+    if secret is not None:
+        if not secret_ok(secret):
+            raise ValueError("secret must be 16-64 printable characters")
+        cfg["secret"] = secret
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(cfg))
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.remove(path)  # some VFS refuse to rename over a file
+        os.rename(tmp, path)
+    return cfg
+
+
+def hub_id(path):
+    return read(path).get("hub_id") or board.unique_id()
+
+
+def setup(path, http=None, serial=True, timeout_s=0):
+    """Serve Improv serial on the console and (on a board, or when `http` = (host, port) is
+    given) the setup page, until one of them has written a usable configuration. Blocks;
+    returns True when provisioned, False after `timeout_s` seconds (0 = no limit), when
+    neither channel can run, or when the console closes and no setup page runs."""
+    if http is None and board.is_hardware():
+        http = ("0.0.0.0", 80)
+    log.warn("setup", "hub not configured: Improv serial%s" % (
+        ", setup access point" if http else ""))
+    try:
+        return asyncio.run(_setup(path, http, serial, timeout_s))
+    finally:
+        asyncio.new_event_loop()
+
+
+async def _setup(path, http, serial, timeout_s):
+    done = asyncio.Event()
+    tasks = []
+    ap = None
+    if serial:
+        import improv
+
+        tasks.append(asyncio.create_task(improv.serve(path, done, eof_ends=not http)))
+    if http:
+        import setupap
+
+        ap = setupap.start_ap(hub_id(path))
+        tasks.append(asyncio.create_task(setupap.serve(path, http[0], http[1], done)))
+    if not tasks:
+        return False
+    try:
+        if timeout_s:
+            await asyncio.wait_for(done.wait(), timeout_s)
+        else:
+            await done.wait()
+        return not needed(path)
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.sleep_ms(0)
+        if ap is not None:
+            setupap.stop_ap(ap)
+        for m in ("improv", "setupap"):
+            sys.modules.pop(m, None)
