@@ -153,7 +153,7 @@ class Service:
 
     def __init__(self, path, connect=None):
         self.path = path
-        self.connect = connect or board.wifi_connect
+        self.connect = connect or _wifi_connect
         self.secret = None  # from C_SET_SECRET, saved together with the Wi-Fi
         self.state = S_READY
         self.done = False
@@ -185,7 +185,7 @@ class Service:
             return [result(C_INFO, (FW_NAME, FW_VERSION, chip[:60], "tuya-esp-hub-" + hid))]
         if cmd == C_HUB_INFO:
             cfg = provision.read(self.path)
-            return [result(C_HUB_INFO, (provision.hub_id(self.path), board.ip_address() or "",
+            return [result(C_HUB_INFO, (provision.hub_id(self.path), _ip() or "",
                                         str(cfg.get("port") or 6670),
                                         "tuya-esp-hub-" + provision.hub_id(self.path)))]
         if cmd == C_SET_SECRET:
@@ -248,8 +248,20 @@ class Service:
         self.secret = None
         self.state = S_PROVISIONED
         self.done = True
-        log.info("improv", "provisioned, wifi %s" % ("up" if board.ip_address() else "ok"))
+        log.info("improv", "provisioned, wifi %s" % ("up" if _ip() else "ok"))
         return [self._state(), self._provisioned_result()]
+
+
+def _wifi_connect(ssid, password):
+    import wifi
+
+    return wifi.wifi_connect(ssid, password)
+
+
+def _ip():
+    import wifi
+
+    return wifi.ip_address()
 
 
 def _out():

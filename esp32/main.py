@@ -11,6 +11,7 @@ import startup
 _r = startup.boot(sys.argv[1] if len(getattr(sys, "argv", ())) > 1 else "config.json")
 startup = None
 sys.modules.pop("startup", None)
+sys.modules.pop("wifi", None)
 if _r:
     import app
 

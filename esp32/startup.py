@@ -8,6 +8,7 @@ import time
 
 import board
 import log
+from wifi import ip_address, wifi_connect  # noqa: F401 - also startup.ip_address for tests
 
 
 def boot(path):
@@ -78,40 +79,6 @@ def set_hostname(hub_id):
         return False
 
 
-def wifi_connect(ssid, password, timeout_ms=20000, power_save=False):
-    """Start the STA interface and wait (blocking) for an address; keeps it in board._wlan.
-
-    Power save is turned off unless `power_save` (WLAN.config(pm=WLAN.PM_NONE), MicroPython
-    1.20+ on ESP32; builds without the option only log it): with the modem asleep between
-    beacons, packets to the hub wait up to a beacon interval and broadcasts are missed.
-    Credentials are not kept in NVS by MicroPython, so this runs on every boot.
-    Returns True when connected (always True on the unix port)."""
-    net = board.network
-    if net is None:
-        return True
-    board._wlan = w = net.WLAN(net.STA_IF)
-    w.active(True)
-    if not power_save:
-        try:
-            w.config(pm=w.PM_NONE)
-        except Exception as e:  # noqa: BLE001
-            log.warn("main", "wifi power save left on: %s" % type(e).__name__)
-    if not w.isconnected():
-        w.connect(ssid, password)
-        t0 = time.ticks_ms()
-        while not w.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-            time.sleep_ms(200)
-    return w.isconnected()
-
-
-def ip_address():
-    """The station's IPv4 address, or None (unix port, not connected)."""
-    try:
-        return board._wlan.ifconfig()[0]
-    except Exception:  # noqa: BLE001 - no interface
-        return None
-
-
 def wdt_start(timeout_ms):
     """Enable the watchdog (it cannot be stopped again on ESP32; board.wdt_feed feeds it);
     no-op for 0 and on the unix port, whose `machine` module has no WDT."""
@@ -121,13 +88,19 @@ def wdt_start(timeout_ms):
 
 
 def _provision(path, timeout_s, force=False):
-    """provision.setup when needed (or `force`): True once config.json is usable; None when
+    """provrun.setup when needed (or `force`): True once config.json is usable; None when
     nothing was needed. provision.py is imported only here, so a configured hub never loads
     it (its names would stay interned in the heap)."""
     import provision
 
     try:
-        if force or provision.needed(path):
-            return provision.setup(path, timeout_s=timeout_s)
+        if not (force or provision.needed(path)):
+            return None
     finally:
         sys.modules.pop("provision", None)
+    import provrun
+
+    try:
+        return provrun.setup(path, timeout_s=timeout_s)
+    finally:
+        sys.modules.pop("provrun", None)
