@@ -40,7 +40,14 @@ from .const import (
     REQUEST_TIMEOUT,
     SAFETY_POLL_INTERVAL,
 )
-from .profiles import BUILTIN_PROFILES, Profile, ProfileError, recheck_power_divisor
+from .flow_probes import refreshed_meters
+from .profiles import (
+    BUILTIN_PROFILES,
+    Profile,
+    ProfileError,
+    detect_profile,
+    recheck_power_divisor,
+)
 from .profiles.model import STANDARD, build_outlets
 from .source import NewPlug, PlugInfo, PlugListener, PlugManagementError
 from .tuya import TuyaBusyError, TuyaDevice, TuyaError, TuyaKeyError
@@ -229,6 +236,9 @@ class DirectPlugCoordinator(PlugCoordinator):
         self.profile = entry_profile(entry)
         #: The user picked the profile in the options: never corrected automatically.
         self._profile_pinned = CONF_PROFILE in entry.options
+        #: Added without a profile and without known DPs (a devices.json entry without mapping):
+        #: detect the profile at the first connection, then reload with its entities.
+        self._detect_pending = CONF_PROFILE not in data and not data.get(CONF_DP_IDS)
         self.device.refresh_dps = self.profile.refresh_dps()
         self.plugs = {
             self.device_id: PlugInfo(
@@ -394,9 +404,36 @@ class DirectPlugCoordinator(PlugCoordinator):
                     entry, data={**entry.data, CONF_DETECTED_VERSION: self.device.version}
                 )
             self.data[self.device_id].update(self.device.dps)
+            if self._detect_pending:
+                self._detect_pending = False
+                entry.async_create_background_task(
+                    self.hass, self._async_detect(), f"{DOMAIN} detect {self.device_id}"
+                )
         else:
             LOGGER.info("Plug %s is unreachable; reconnecting", self.device_id)
         self._notify(self.device_id)
+
+    async def _async_detect(self) -> None:
+        """Detect the profile (status + UPDATEDPS pushes), store it, reload if it differs."""
+        status = dict(self.device.dps)
+        refreshed = await refreshed_meters(self.device)
+        detection = detect_profile(status, refreshed)
+        if detection.profile is None:
+            LOGGER.warning("Plug %s reported no switch DP; keeping outlet 1", self.device_id)
+            return
+        entry = self.config_entry
+        self.hass.config_entries.async_update_entry(
+            entry,
+            data={
+                **entry.data,
+                CONF_PROFILE: detection.profile.to_wire(),
+                CONF_DP_IDS: list(detection.seen),
+                CONF_UNMATCHED_DPS: [] if detection.matched else list(detection.seen),
+            },
+        )
+        LOGGER.info("Plug %s: detected the %s layout", self.device_id, detection.profile.name)
+        if detection.profile != self.profile or not detection.matched:
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
 
     @callback
     def _on_failure(self, err: TuyaError) -> None:
