@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
@@ -16,6 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
+from custom_components.tuya_local_esp.coordinator import entry_profile, fallback_profile
 from custom_components.tuya_local_esp.profiles import Profile
 from tuya_sim import SimulatedPlug
 from tuya_sim.profiles import PROFILES as SIM_PROFILES
@@ -23,6 +25,7 @@ from tuya_sim.profiles import Profile as SimProfile
 from tuya_sim.profiles import fault_bitmap
 
 from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_until
+from .faultproxy import FaultProxy
 from .test_config_flow import start_plug_flow, user_input
 
 METERS = ("voltage", "current", "power", "energy")
@@ -429,3 +432,92 @@ async def test_entry_without_profile_or_dps_is_detected_at_first_connect(
 
 def test_simulator_profiles_cover_the_cases() -> None:
     assert set(CASES) <= set(SIM_PROFILES)
+
+
+async def test_detection_survives_a_plug_that_drops_updatedps(hass: HomeAssistant) -> None:
+    """The UPDATEDPS request never reaches the plug: the status alone is used."""
+    async with (
+        SimulatedPlug(
+            device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.3", dps={"1": True}
+        ) as sim,
+        FaultProxy(sim.port) as proxy,
+    ):
+        proxy.lose_up(1, cmds={0x12})
+        with patch("custom_components.tuya_local_esp.flow_probes.REQUEST_TIMEOUT", 0.5):
+            result = await start_plug_flow(hass)
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], user_input(sim, port=proxy.port)
+            )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        profile = Profile.from_wire(result["data"]["profile"])
+        assert profile.name == "standard"
+        assert profile.voltage is not None
+        assert proxy.stats.dropped_up >= 1
+        entry = result["result"]
+        await hass.async_block_till_done()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+LEGACY_ALARM = SimProfile(
+    "legacy-alarm",
+    "legacy plug whose overcurrent alarm on 7 is a bool",
+    countdowns={"1": "2"},
+    countdown_unit=60,
+    energy="3",
+    current="4",
+    power="5",
+    voltage="6",
+    readonly={"7": False},
+)
+
+
+async def test_overcurrent_alarm_of_a_legacy_plug(hass: HomeAssistant) -> None:
+    async with SimulatedPlug(
+        device_id=DEVICE_ID,
+        local_key=LOCAL_KEY,
+        version="3.3",
+        dps={"1": True},
+        profile=LEGACY_ALARM,
+    ) as sim:
+        entry = await add_through_flow(hass, sim)
+        assert Profile.from_wire(entry.data["profile"]).alarm == "7"
+        alarm = entity_id(hass, "binary_sensor", "overcurrent")
+        await wait_state(hass, alarm, lambda s: s.state == "off")
+        sim.push({"7": True})
+        await wait_state(hass, alarm, lambda s: s.state == "on")
+        assert hass.states.get(alarm).attributes["faults"] == ["overcurrent"]
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_unusable_stored_profile_falls_back(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored profile written by a newer version is not used; the entry keeps working."""
+    data = {
+        "transport": "direct",
+        "host": "127.0.0.1",
+        "port": 1,
+        "device_id": DEVICE_ID,
+        "local_key": LOCAL_KEY,
+        "protocol_version": "3.3",
+        "name": "Desk plug",
+        "dp_ids": ["1", "18", "19", "20"],
+        "profile": {"v": 99, "name": "standard", "sw": ["1"]},
+    }
+    entry = MockConfigEntry(domain=DOMAIN, title="Desk plug", unique_id=DEVICE_ID, data=data)
+    entry.add_to_hass(hass)
+    assert entry_profile(entry) == fallback_profile({"1", "18", "19", "20"})
+    assert "written by a newer version" in caplog.text
+    result = await open_options(hass, entry)  # the form still opens, on the fallback
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "layout": "detected",
+            "outlets": 1,
+            "usb": False,
+            "power_divisor": "10",
+            "voltage_divisor": "10",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {}
