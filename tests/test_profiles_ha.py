@@ -354,8 +354,8 @@ async def test_unknown_layout_raises_issue_and_options_pick_a_layout(
         assert result["type"] is FlowResultType.FORM
         assert result["errors"] == {"base": "invalid_layout"}
         assert entry.options == {}
-        # the standard layout with 2 outlets and whole-watt power
-        form.update(layout="standard", power_divisor="1")
+        # the standard layout with 2 outlets, whole-watt power, outlet 1 named
+        form.update(layout="standard", power_divisor="1", outlet_names="Lamp, ")
         result = await hass.config_entries.options.async_configure(result["flow_id"], form)
         assert result["type"] is FlowResultType.CREATE_ENTRY
         await hass.async_block_till_done()
@@ -368,12 +368,16 @@ async def test_unknown_layout_raises_issue_and_options_pick_a_layout(
         assert ir.async_get(hass).async_get_issue(DOMAIN, f"unknown_layout_{DEVICE_ID}") is None
         await wait_until(lambda: entry.runtime_data.source.plug_online(DEVICE_ID), within=10)
         assert entry.runtime_data.source.plug_profile(DEVICE_ID) == picked
-        entity_id(hass, "switch", "switch_2")
+        assert entry.options["outlet_names"] == ["Lamp", ""]
+        lamp = hass.states.get(entity_id(hass, "switch", "switch"))
+        assert lamp.attributes["friendly_name"] == "Desk plug Lamp"
+        outlet2 = hass.states.get(entity_id(hass, "switch", "switch_2"))
+        assert outlet2.attributes["friendly_name"] == "Desk plug Outlet 2"
         entity_id(hass, "sensor", "power")
 
         # back to the detected layout with its divisors: the choice is removed
         result = await open_options(hass, entry)
-        form.update(layout="detected", power_divisor="10")
+        form.update(layout="detected", power_divisor="10", outlet_names=" , ")
         result = await hass.config_entries.options.async_configure(result["flow_id"], form)
         assert result["type"] is FlowResultType.CREATE_ENTRY
         await hass.async_block_till_done()

@@ -3,7 +3,8 @@
 For a plug whose layout detection could not tell (repair issue ``unknown_layout``) or got wrong.
 The choice is stored as a profile in wire form under ``entry.options["profile"]``; it wins over
 the detected one and is never corrected automatically (``coordinator.entry_profile``). Choosing
-"detected" with the detected divisors removes it again.
+"detected" with the detected divisors removes it again. Names for the outlets' switches (comma
+separated, in outlet order; blank keeps "Outlet n") go to ``entry.options["outlet_names"]``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from homeassistant.helpers.selector import (
     SelectSelector,
     SelectSelectorConfig,
     SelectSelectorMode,
+    TextSelector,
 )
 
-from .const import CONF_PROFILE
+from .const import CONF_OUTLET_NAMES, CONF_PROFILE
 from .coordinator import entry_profile, fallback_profile
 from .profiles import BUILTIN_PROFILES, Meter, Profile, ProfileError, builtin_profile
 from .profiles.model import DIVISORS
@@ -43,8 +45,14 @@ def _divisors() -> SelectSelector:
     )
 
 
-def profile_schema(current: Profile) -> vol.Schema:
-    """Layout, number of outlets, USB switch, power and voltage divisors (defaults: ``current``)."""
+def outlet_names(text: str) -> list[str]:
+    """The comma-separated outlet names of the form, blanks kept as "" (translated default)."""
+    names = [name.strip() for name in text.split(",")]
+    return [] if not any(names) else names
+
+
+def profile_schema(current: Profile, names: list[str]) -> vol.Schema:
+    """Layout, outlets, USB switch, power and voltage divisors, outlet names (defaults: current)."""
     return vol.Schema(
         {
             vol.Required(CONF_LAYOUT, default=DETECTED): SelectSelector(
@@ -65,6 +73,7 @@ def profile_schema(current: Profile) -> vol.Schema:
                 CONF_VOLTAGE_DIVISOR,
                 default=str(current.voltage.divisor if current.voltage else 10),
             ): _divisors(),
+            vol.Optional(CONF_OUTLET_NAMES, default=", ".join(names)): TextSelector(),
         }
     )
 
@@ -117,13 +126,19 @@ class PlugOptionsFlow(OptionsFlowWithReload):
                 errors["base"] = "invalid_layout"
             else:
                 chosen = _with_divisors(base, power, voltage)
-                if chosen == detected:
-                    return self.async_create_entry(data={})
-                return self.async_create_entry(data={CONF_PROFILE: chosen.to_wire()})
+                options: dict[str, Any] = {}
+                if chosen != detected:
+                    options[CONF_PROFILE] = chosen.to_wire()
+                if names := outlet_names(user_input.get(CONF_OUTLET_NAMES, "")):
+                    options[CONF_OUTLET_NAMES] = names
+                return self.async_create_entry(data=options)
         shown = entry_profile(self.config_entry)
         return self.async_show_form(
             step_id="plug_profile",
-            data_schema=self.add_suggested_values_to_schema(profile_schema(shown), user_input),
+            data_schema=self.add_suggested_values_to_schema(
+                profile_schema(shown, self.config_entry.options.get(CONF_OUTLET_NAMES, [])),
+                user_input,
+            ),
             errors=errors,
             description_placeholders={"layout": detected.name},
         )

@@ -6,7 +6,7 @@ of its own on a single-outlet plug); the others are ``switch_{dp}`` and ``usb``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
+from .const import CONF_OUTLET_NAMES
 from .entity import PlugEntity, via_device_ids
 from .profiles import Profile
 from .source import PlugSource
@@ -23,12 +24,24 @@ from .source import PlugSource
 PARALLEL_UPDATES = 1
 
 
-def switch_descriptions(profile: Profile) -> list[tuple[SwitchEntityDescription, str]]:
-    """(entity description, DP) of every switch the profile gives, outlets first."""
+def switch_descriptions(
+    profile: Profile, names: Sequence[str] = ()
+) -> list[tuple[SwitchEntityDescription, str]]:
+    """(entity description, DP) of every switch the profile gives, outlets first.
+
+    ``names`` are the user's outlet names in outlet order ("" or missing: the translated name).
+    """
     result: list[tuple[SwitchEntityDescription, str]] = []
     single = len(profile.switches) == 1
     for index, outlet in enumerate(profile.switches, start=1):
-        if index == 1 and single:
+        name = names[index - 1] if index <= len(names) else ""
+        if name:
+            description = SwitchEntityDescription(
+                key="switch" if index == 1 else f"switch_{outlet.dp}",
+                name=name,
+                device_class=SwitchDeviceClass.OUTLET,
+            )
+        elif index == 1 and single:
             description = SwitchEntityDescription(
                 key="switch", name=None, device_class=SwitchDeviceClass.OUTLET
             )
@@ -67,13 +80,14 @@ async def async_setup_entry(
     entry: TuyaLocalConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the switches of every plug's profile."""
+    """Add the switches of every plug's profile (with the outlet names of a direct entry)."""
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
+    names = entry.options.get(CONF_OUTLET_NAMES, [])
     async_add_entities(
         PlugSwitch(source, device_id, description, dp, via[device_id])
         for device_id in source.plugs
-        for description, dp in switch_descriptions(source.plug_profile(device_id))
+        for description, dp in switch_descriptions(source.plug_profile(device_id), names)
     )
 
 
