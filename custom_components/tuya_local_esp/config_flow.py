@@ -337,12 +337,6 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             return HubOptionsFlow()
         return PlugOptionsFlow()
 
-    @classmethod
-    @callback
-    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
-        """Hub entries (their plugs) and directly connected plugs (their layout) have options."""
-        return config_entry.data.get(CONF_TRANSPORT) in (TRANSPORT_HUB, TRANSPORT_DIRECT)
-
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
