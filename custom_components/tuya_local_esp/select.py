@@ -17,7 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
 from .entity import PlugEntity, via_device_ids
-from .profiles import POWER_ON_OPTIONS, Profile
+from .profiles import POWER_ON_OPTIONS, Indicator, PowerOnBehaviour
 from .source import PlugSource
 
 PARALLEL_UPDATES = 1
@@ -42,9 +42,9 @@ async def async_setup_entry(
     for device_id in source.plugs:
         profile = source.plug_profile(device_id)
         if profile.power_on is not None:
-            entities.append(PowerOnSelect(source, device_id, profile, via[device_id]))
+            entities.append(PowerOnSelect(source, device_id, profile.power_on, via[device_id]))
         if profile.indicator is not None:
-            entities.append(IndicatorSelect(source, device_id, profile, via[device_id]))
+            entities.append(IndicatorSelect(source, device_id, profile.indicator, via[device_id]))
     async_add_entities(entities)
 
 
@@ -79,13 +79,16 @@ class PowerOnSelect(_PlugSelect):
     entity_description = POWER_ON
 
     def __init__(
-        self, source: PlugSource, device_id: str, profile: Profile, via_device_id: str | None
+        self,
+        source: PlugSource,
+        device_id: str,
+        behaviour: PowerOnBehaviour,
+        via_device_id: str | None,
     ) -> None:
-        """Create the select of ``profile.power_on`` (must not be None)."""
+        """Create the select of the power-on ``behaviour`` DP."""
         super().__init__(source, device_id, POWER_ON.key, via_device_id)
-        assert profile.power_on is not None
-        self._behaviour = profile.power_on
-        self.dp = profile.power_on.dp
+        self._behaviour = behaviour
+        self.dp = behaviour.dp
         self.listen_dps = frozenset({self.dp})
 
     @override
@@ -101,16 +104,15 @@ class IndicatorSelect(_PlugSelect):
     """The indicator light mode (the plug's raw options)."""
 
     def __init__(
-        self, source: PlugSource, device_id: str, profile: Profile, via_device_id: str | None
+        self, source: PlugSource, device_id: str, indicator: Indicator, via_device_id: str | None
     ) -> None:
-        """Create the select of ``profile.indicator`` (must not be None)."""
+        """Create the select of the ``indicator`` DP."""
         super().__init__(source, device_id, "indicator", via_device_id)
-        assert profile.indicator is not None
         self.entity_description = SelectEntityDescription(
             key="indicator",
             translation_key="indicator",
             entity_category=EntityCategory.CONFIG,
-            options=list(profile.indicator.options),
+            options=list(indicator.options),
         )
-        self.dp = profile.indicator.dp
+        self.dp = indicator.dp
         self.listen_dps = frozenset({self.dp})
