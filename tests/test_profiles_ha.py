@@ -22,7 +22,7 @@ from custom_components.tuya_local_esp.profiles import Profile
 from tuya_sim import SimulatedPlug
 from tuya_sim.profiles import PROFILES as SIM_PROFILES
 from tuya_sim.profiles import Profile as SimProfile
-from tuya_sim.profiles import fault_bitmap
+from tuya_sim.profiles import Setting, fault_bitmap
 
 from .conftest import DEVICE_ID, LOCAL_KEY, entry_data, wait_until
 from .faultproxy import FaultProxy
@@ -525,3 +525,77 @@ async def test_unusable_stored_profile_falls_back(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {}
+
+
+STRIP_EXTRAS = SimProfile(
+    "strip3-extras",
+    "strip: 3 outlets, USB 7, indicator 40, child lock 41, overcharge 46, relay status 0/1/2",
+    outlets=("1", "2", "3"),
+    usb="7",
+    countdowns={"1": "9", "2": "10", "3": "11", "7": "15"},
+    energy=None,
+    settings={
+        "38": Setting("2", choices=("0", "1", "2")),
+        "40": Setting("relay", choices=("relay", "pos", "none", "on")),
+        "41": Setting(False),
+        "46": Setting(False),
+    },
+    readonly={"26": 0},
+)
+
+
+async def test_strip_with_extras_on_the_strip_dps(hass: HomeAssistant) -> None:
+    """Indicator on 40, child lock on 41, overcharge on 46, USB countdown on 15."""
+    async with SimulatedPlug(
+        device_id=DEVICE_ID,
+        local_key=LOCAL_KEY,
+        version="3.4",
+        dps={"1": True},
+        profile=STRIP_EXTRAS,
+    ) as sim:
+        entry = await add_through_flow(hass, sim)
+        profile = Profile.from_wire(entry.data["profile"])
+        assert (profile.child_lock, profile.overcharge, profile.fault) == ("41", "46", "26")
+        assert profile.indicator is not None
+        assert profile.indicator.dp == "40"
+        registry = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+        keys = {e.unique_id.removeprefix(f"{DEVICE_ID}_") for e in registry}
+        assert keys == {
+            "switch",
+            "switch_2",
+            "switch_3",
+            "usb",
+            "countdown_1",
+            "countdown_2",
+            "countdown_3",
+            "countdown_usb",
+            *METERS,
+            "power_on",
+            "indicator",
+            "child_lock",
+            "overcharge",
+            "fault",
+        }
+        usb = hass.states.get(entity_id(hass, "switch", "usb"))
+        assert usb.attributes["friendly_name"] == "Desk plug USB"
+        outlet3 = hass.states.get(entity_id(hass, "switch", "switch_3"))
+        assert outlet3.attributes["friendly_name"] == "Desk plug Outlet 3"
+        usb_cd = entity_id(hass, "number", "countdown_usb")
+        assert hass.states.get(usb_cd).attributes["friendly_name"] == "Desk plug USB countdown"
+        await call(hass, "number", "set_value", usb_cd, value=45)
+        assert sim.dps["15"] == 45
+        overcharge = entity_id(hass, "switch", "overcharge")
+        await call(hass, "switch", "turn_on", overcharge)
+        assert sim.dps["46"] is True
+        await wait_state(hass, overcharge, lambda s: s.state == "on")
+        lock = entity_id(hass, "switch", "child_lock")
+        await call(hass, "switch", "turn_on", lock)
+        assert sim.dps["41"] is True
+        power_on = entity_id(hass, "select", "power_on")
+        await call(hass, "select", "select_option", power_on, option="on")
+        assert sim.dps["38"] == "1"
+        await wait_state(hass, power_on, lambda s: s.state == "on")
+        indicator = entity_id(hass, "select", "indicator")
+        await call(hass, "select", "select_option", indicator, option="none")
+        assert sim.dps["40"] == "none"
+        assert await hass.config_entries.async_unload(entry.entry_id)
