@@ -366,8 +366,14 @@ class DirectPlugCoordinator(PlugCoordinator):
     @callback
     def _on_dps(self, dps: dict[str, Any]) -> None:
         self._last_push = self.hass.loop.time()
-        self._recheck_power_divisor(dps)
         self._update_plug(self.device_id, dps)
+
+    @callback
+    @override
+    def _update_plug(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Pushes and the safety poll alike: re-check the power divisor before telling."""
+        self._recheck_power_divisor(dps)
+        super()._update_plug(device_id, dps)
 
     @callback
     def _recheck_power_divisor(self, dps: Mapping[str, Any]) -> None:
