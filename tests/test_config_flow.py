@@ -34,7 +34,7 @@ async def start_plug_flow(hass: HomeAssistant) -> Any:
     """Open the user flow and pick "plug" in its menu."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     assert result["type"] is FlowResultType.MENU
-    assert result["menu_options"] == ["plug", "hub"]
+    assert result["menu_options"] == ["plug", "hub", "import_devices"]
     return await hass.config_entries.flow.async_configure(
         result["flow_id"], {"next_step_id": "plug"}
     )

@@ -355,7 +355,7 @@ async def test_hub_without_plugs_and_direct_entries_without_options(
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "no_plugs"
         mock_entry.add_to_hass(hass)
-        assert not mock_entry.supports_options
+        assert mock_entry.supports_options  # a direct plug: its layout (profile)
     finally:
         hub.stop()
 

@@ -18,9 +18,20 @@ from .hub_coordinator import HubCoordinator
 from .source import PlugSource
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
-PLATFORMS_DIRECT = [Platform.SENSOR, Platform.SWITCH]
-#: The hub's connectivity sensor exists only for hub entries.
-PLATFORMS_HUB = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS_DIRECT = [
+    Platform.BINARY_SENSOR,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+PLATFORMS_HUB = [
+    Platform.BINARY_SENSOR,
+    Platform.NUMBER,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
 
 
 @dataclass(slots=True)

@@ -1,17 +1,21 @@
-"""Binary sensor of a hub entry: is the hub connected."""
+"""Binary sensors: is the hub connected (hub entries); a plug's faults (from its profile)."""
 
 from __future__ import annotations
 
-from typing import override
+from collections.abc import Hashable, Mapping
+from typing import Any, override
 
-from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.components.binary_sensor import BinarySensorEntity, BinarySensorEntityDescription
 from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import HubEntity
+from .entity import HubEntity, PlugEntity, via_device_ids
 from .hub_coordinator import HubCoordinator
+from .profiles import fault_names
+from .source import PlugSource
 
 PARALLEL_UPDATES = 0
 
@@ -21,9 +25,10 @@ async def async_setup_entry(
     entry: TuyaLocalConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the hub's connectivity sensor (this platform is set up for hub entries only)."""
+    """Add the hub's connectivity sensor (hub entries) and each plug's problem sensors."""
     if (hub := entry.runtime_data.hub) is not None:
         async_add_entities([HubConnectedSensor(hub)])
+    async_add_entities(plug_problem_sensors(hass, entry))
 
 
 class HubConnectedSensor(HubEntity, BinarySensorEntity):
@@ -45,3 +50,72 @@ class HubConnectedSensor(HubEntity, BinarySensorEntity):
     @override
     def is_on(self) -> bool:
         return self.coordinator.hub_connected
+
+
+# -- plugs: faults ---------------------------------------------------------------------------
+
+FAULT = BinarySensorEntityDescription(
+    key="fault",
+    translation_key="fault",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+OVERCURRENT = BinarySensorEntityDescription(
+    key="overcurrent",
+    translation_key="overcurrent",
+    device_class=BinarySensorDeviceClass.PROBLEM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+)
+
+
+def plug_problem_sensors(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -> list[PlugProblem]:
+    """A problem sensor per fault bitmap or overcurrent alarm in each plug's profile."""
+    source = entry.runtime_data.source
+    via = via_device_ids(hass, entry.entry_id, source)
+    entities: list[PlugProblem] = []
+    for device_id in source.plugs:
+        profile = source.plug_profile(device_id)
+        for description, dp in ((FAULT, profile.fault), (OVERCURRENT, profile.alarm)):
+            if dp is not None:
+                entities.append(PlugProblem(source, device_id, description, dp, via[device_id]))
+    return entities
+
+
+class PlugProblem(PlugEntity, BinarySensorEntity):
+    """On while the plug reports a fault; ``faults`` lists the fault names (``FAULT_BITS``)."""
+
+    def __init__(
+        self,
+        source: PlugSource,
+        device_id: str,
+        description: BinarySensorEntityDescription,
+        dp: str,
+        via_device_id: str | None,
+    ) -> None:
+        """Create the problem sensor ``description`` on ``dp`` of plug ``device_id``."""
+        super().__init__(source, device_id, description.key, via_device_id)
+        self.entity_description = description
+        self.dp = dp
+        self.listen_dps = frozenset({dp})
+
+    @override
+    def _shown(self) -> Hashable:
+        return (self.available, self.is_on, tuple(self._faults()))
+
+    def _faults(self) -> list[str]:
+        value = self.dps.get(self.dp)
+        if self.entity_description.key == FAULT.key:
+            return list(fault_names(value))
+        return ["overcurrent"] if value not in (None, False, 0) else []
+
+    @property
+    @override
+    def is_on(self) -> bool | None:
+        if self.dps.get(self.dp) is None:
+            return None
+        return bool(self._faults())
+
+    @property
+    @override
+    def extra_state_attributes(self) -> Mapping[str, Any]:
+        return {"faults": self._faults()}

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import (
+    SOURCE_IMPORT,
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
@@ -35,6 +41,15 @@ from .const import (
 )
 from .discovery import async_get_discovery
 from .flow_hub_plugs import HubOptionsFlow
+from .flow_import import (
+    CONF_DEVICES_JSON,
+    CONF_PLUGS_SELECTED,
+    devices_json_schema,
+    entry_data,
+    pick_schema,
+    skipped_text,
+)
+from .flow_plug_options import PlugOptionsFlow
 from .flow_probes import check_hub, hub_data, validate_plug, validate_releasing
 from .flow_schemas import (
     discovery_confirm_schema,
@@ -44,6 +59,7 @@ from .flow_schemas import (
     secret_schema,
 )
 from .hub_coordinator import plugs_record
+from .profiles import DevicesJsonError, DevicesJsonImport, parse_devices_json
 from .tuya import VERSIONS
 
 
@@ -57,6 +73,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         self._discovered: dict[str, Any] = {}
         self._found: list[dict[str, Any]] = []
         self._manual = False
+        self._import: DevicesJsonImport | None = None
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Choose: a plug reached directly, or an ESP32 hub.
@@ -65,7 +82,71 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         time the integration is added (later the integration's own set-up keeps it running).
         """
         await async_get_discovery(self.hass)
-        return self.async_show_menu(step_id="user", menu_options=["plug", "hub"])
+        return self.async_show_menu(step_id="user", menu_options=["plug", "hub", "import_devices"])
+
+    async def async_step_import_devices(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Paste tinytuya's devices.json; refused as a whole when it is not usable."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            try:
+                self._import = parse_devices_json(user_input[CONF_DEVICES_JSON])
+            except DevicesJsonError as err:
+                errors["base"] = f"devices_json_{err.code}"
+            else:
+                return await self.async_step_import_pick()
+        return self.async_show_form(
+            step_id="import_devices", data_schema=devices_json_schema(), errors=errors
+        )
+
+    async def async_step_import_pick(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the plugs to add; one entry each, all or none (nothing half-way)."""
+        assert self._import is not None
+        configured_ids = self._async_current_ids(include_ignore=False)
+        new = [p for p in self._import.plugs if p.device_id not in configured_ids]
+        configured = [p for p in self._import.plugs if p.device_id in configured_ids]
+        if not new:
+            return self.async_abort(reason="already_configured")
+        heard = {d.device_id: d for d in (await async_get_discovery(self.hass)).seen()}
+        errors: dict[str, str] = {}
+        placeholders = {"skipped": skipped_text(self._import.skipped, configured), "missing": ""}
+        if user_input is not None:
+            chosen = set(user_input[CONF_PLUGS_SELECTED])
+            picked = [p for p in new if p.device_id in chosen]
+            datas = [entry_data(p, heard.get(p.device_id)) for p in picked]
+            missing = [p.name for p, d in zip(picked, datas, strict=True) if d is None]
+            if not picked:
+                errors["base"] = "none_selected"
+            elif missing:
+                errors["base"] = "no_address"
+                placeholders["missing"] = ", ".join(missing)
+            else:
+                return await self._create_imported([d for d in datas if d is not None])
+        return self.async_show_form(
+            step_id="import_pick",
+            data_schema=pick_schema(new, heard),
+            description_placeholders=placeholders,
+            errors=errors,
+        )
+
+    async def _create_imported(self, datas: list[dict[str, Any]]) -> ConfigFlowResult:
+        """The first plug's entry by this flow, the others by one import flow each."""
+        first, *others = datas
+        await self.async_set_unique_id(first[CONF_DEVICE_ID], raise_on_progress=False)
+        for data in others:
+            await self.hass.config_entries.flow.async_init(
+                DOMAIN, context={"source": SOURCE_IMPORT}, data=data
+            )
+        return self.async_create_entry(title=first[CONF_NAME], data=first)
+
+    async def async_step_import(self, import_data: dict[str, Any]) -> ConfigFlowResult:
+        """One plug of a devices.json import (entry data from ``flow_import.entry_data``)."""
+        await self.async_set_unique_id(import_data[CONF_DEVICE_ID], raise_on_progress=False)
+        self._abort_if_unique_id_configured()
+        return self.async_create_entry(title=import_data[CONF_NAME], data=import_data)
 
     async def async_step_plug(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for host, device id, local key and protocol version."""
@@ -251,14 +332,10 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
-        """Hub entries manage the hub's plugs here."""
-        return HubOptionsFlow()
-
-    @classmethod
-    @callback
-    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
-        """Only hub entries have options: their plugs."""
-        return config_entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB
+        """Hub entries manage the hub's plugs here; plug entries their layout (profile)."""
+        if config_entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
+            return HubOptionsFlow()
+        return PlugOptionsFlow()
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None

@@ -16,6 +16,13 @@ CONF_PROTOCOL_VERSION: Final = "protocol_version"
 CONF_DP_IDS: Final = "dp_ids"
 #: The protocol version found by the "auto" probe; tried first on the next start.
 CONF_DETECTED_VERSION: Final = "detected_version"
+#: The plug's profile in wire form (``profiles.Profile.to_wire``): detected when it was added, or
+#: built from a devices.json mapping. In ``entry.options`` it is the user's choice and wins.
+CONF_PROFILE: Final = "profile"
+#: Names the user gave the outlets' switches (options; "" keeps the translated "Outlet n").
+CONF_OUTLET_NAMES: Final = "outlet_names"
+#: DP ids seen when the plug matched no metering layout (for the repair issue).
+CONF_UNMATCHED_DPS: Final = "unmatched_dps"
 
 TRANSPORT_DIRECT: Final = "direct"
 TRANSPORT_HUB: Final = "hub"

@@ -5,6 +5,10 @@ implementations: it holds ``data`` shaped ``{device_id: {dp_id: value}}`` and te
 only about its own DPs (per-plug, per-DP listeners) instead of rewriting every entity on every
 update. :class:`DirectPlugCoordinator` serves one plug over the Tuya local protocol; the hub
 coordinator lives in ``hub_coordinator.py``.
+
+Each plug has a :class:`~.profiles.Profile` (:meth:`PlugCoordinator.plug_profile`): the entities
+are built from it. A direct plug's profile is stored in its entry (detected when it was added);
+entries from before profiles, and hub plugs for now, get :func:`fallback_profile`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from .const import (
     CONF_DEVICE_ID,
     CONF_DP_IDS,
     CONF_LOCAL_KEY,
+    CONF_PROFILE,
     CONF_PROTOCOL_VERSION,
+    CONF_UNMATCHED_DPS,
     DEFAULT_NAME,
     DOMAIN,
     HEARTBEAT_SECONDS,
@@ -34,10 +40,26 @@ from .const import (
     REQUEST_TIMEOUT,
     SAFETY_POLL_INTERVAL,
 )
+from .flow_probes import refreshed_meters
+from .profiles import (
+    BUILTIN_PROFILES,
+    Profile,
+    ProfileError,
+    detect_profile,
+    recheck_power_divisor,
+)
+from .profiles.model import STANDARD, build_outlets
 from .source import NewPlug, PlugInfo, PlugListener, PlugManagementError
 from .tuya import TuyaBusyError, TuyaDevice, TuyaError, TuyaKeyError
 
-__all__ = ["DirectPlugCoordinator", "PlugCoordinator", "PlugData", "PlugInfo"]
+__all__ = [
+    "DirectPlugCoordinator",
+    "PlugCoordinator",
+    "PlugData",
+    "PlugInfo",
+    "entry_profile",
+    "fallback_profile",
+]
 
 type PlugData = dict[str, dict[str, Any]]
 
@@ -82,6 +104,14 @@ class PlugCoordinator(DataUpdateCoordinator[PlugData]):
     def known_dp_ids(self, device_id: str) -> set[str] | None:
         """DP ids the plug reported when it was added, or None when unknown."""
         return None
+
+    def plug_profile(self, device_id: str) -> Profile:
+        """The plug's profile: which DP plays which role (the entities are built from it).
+
+        The base gives :func:`fallback_profile` of the known DP ids; a transport that knows
+        a plug's profile (a direct entry; the hub once its inventory carries one) overrides this.
+        """
+        return fallback_profile(self.known_dp_ids(device_id))
 
     @callback
     def async_subscribe_plug(
@@ -132,6 +162,45 @@ class PlugCoordinator(DataUpdateCoordinator[PlugData]):
         await super().async_shutdown()
 
 
+def fallback_profile(known: set[str] | None) -> Profile:
+    """The standard layout cut to ``known`` DP ids, for plugs without a stored profile.
+
+    Keeps the outlets (1..6), the USB switch (7) and the meters (18 mA, 19 W x 10, 20 V x 10)
+    among ``known``; outlet 1 always (the entity every plug had before profiles). No extras:
+    their raw value sets are unknown without a reading. ``known`` None: outlet 1 and 18-20.
+    """
+    std = BUILTIN_PROFILES[STANDARD]
+    ids = {"1", "18", "19", "20"} if known is None else known
+    switch_dps = ["1", *(o.dp for o in std.switches[1:] if o.dp in ids)]
+    meters = {
+        role: meter for role, meter in std.meters.items() if role != "energy" and meter.dp in ids
+    }
+    return Profile(
+        name=STANDARD,
+        outlets=build_outlets(switch_dps, "7" if "7" in ids else None, {}),
+        current=meters.get("current"),
+        power=meters.get("power"),
+        voltage=meters.get("voltage"),
+    )
+
+
+def entry_profile(entry: ConfigEntry) -> Profile:
+    """The profile of a direct plug's entry: the options' choice, the stored one, or the fallback.
+
+    A malformed stored profile (ProfileError) is logged and replaced by :func:`fallback_profile`.
+    """
+    for where, stored in (("options", entry.options), ("data", entry.data)):
+        wire = stored.get(CONF_PROFILE)
+        if wire is None:
+            continue
+        try:
+            return Profile.from_wire(wire)
+        except ProfileError as err:
+            LOGGER.warning("Stored profile of %s (%s) is unusable: %s", entry.title, where, err)
+    ids = entry.data.get(CONF_DP_IDS)
+    return fallback_profile(set(ids) if ids else None)
+
+
 @callback
 def _poll_keeper() -> None:
     """Nothing to do: entities are told per DP, see :meth:`PlugCoordinator._notify`."""
@@ -163,6 +232,14 @@ class DirectPlugCoordinator(PlugCoordinator):
             heartbeat_interval=HEARTBEAT_SECONDS * spread,
             refresh_interval=POWER_REFRESH_SECONDS * spread,
         )
+        #: What the entities are built from; the power divisor may be corrected while running.
+        self.profile = entry_profile(entry)
+        #: The user picked the profile in the options: never corrected automatically.
+        self._profile_pinned = CONF_PROFILE in entry.options
+        #: Added without a profile and without known DPs (a devices.json entry without mapping):
+        #: detect the profile at the first connection, then reload with its entities.
+        self._detect_pending = CONF_PROFILE not in data and not data.get(CONF_DP_IDS)
+        self.device.refresh_dps = self.profile.refresh_dps()
         self.plugs = {
             self.device_id: PlugInfo(
                 self.device_id,
@@ -184,9 +261,39 @@ class DirectPlugCoordinator(PlugCoordinator):
     def _busy_issue_id(self) -> str:
         return f"plug_busy_{self.device_id}"
 
+    @property
+    def _layout_issue_id(self) -> str:
+        return f"unknown_layout_{self.device_id}"
+
+    @override
+    def plug_profile(self, device_id: str) -> Profile:
+        return self.profile
+
     async def async_start(self) -> None:
         """Start connecting in the background; never blocks Home Assistant's start-up."""
+        self._report_unknown_layout()
         await self.device.start()
+
+    def _report_unknown_layout(self) -> None:
+        """A repair issue while the plug matched no metering layout and no profile was picked."""
+        unmatched = self.config_entry.data.get(CONF_UNMATCHED_DPS)
+        if not unmatched or self._profile_pinned:
+            ir.async_delete_issue(self.hass, DOMAIN, self._layout_issue_id)
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._layout_issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="unknown_layout",
+            translation_placeholders={
+                "name": self.plugs[self.device_id].name,
+                "device_id": self.device_id,
+                "dps": ", ".join(str(dp) for dp in unmatched),
+            },
+        )
 
     async def async_shutdown(self) -> None:
         """Close the connection and stop the coordinator."""
@@ -262,6 +369,35 @@ class DirectPlugCoordinator(PlugCoordinator):
         self._update_plug(self.device_id, dps)
 
     @callback
+    @override
+    def _update_plug(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Pushes and the safety poll alike: re-check the power divisor before telling."""
+        self._recheck_power_divisor(dps)
+        super()._update_plug(device_id, dps)
+
+    @callback
+    def _recheck_power_divisor(self, dps: Mapping[str, Any]) -> None:
+        """Correct the power divisor from the power factor (``profiles.detect``), store it."""
+        power = self.profile.power
+        if self._profile_pinned or power is None or power.dp not in dps:
+            return
+        latest = {**self.data.get(self.device_id, {}), **dps}
+        corrected = recheck_power_divisor(self.profile, latest)
+        if corrected is None or corrected.power is None:
+            return
+        LOGGER.info(
+            "Plug %s: power divisor %s instead of %s (from the power factor)",
+            self.device_id,
+            corrected.power.divisor,
+            power.divisor,
+        )
+        self.profile = corrected
+        entry = self.config_entry
+        self.hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_PROFILE: corrected.to_wire()}
+        )
+
+    @callback
     def _on_connection(self, connected: bool) -> None:
         if connected:
             LOGGER.info("Plug %s is connected (protocol %s)", self.device_id, self.device.version)
@@ -274,9 +410,36 @@ class DirectPlugCoordinator(PlugCoordinator):
                     entry, data={**entry.data, CONF_DETECTED_VERSION: self.device.version}
                 )
             self.data[self.device_id].update(self.device.dps)
+            if self._detect_pending:
+                self._detect_pending = False
+                entry.async_create_background_task(
+                    self.hass, self._async_detect(), f"{DOMAIN} detect {self.device_id}"
+                )
         else:
             LOGGER.info("Plug %s is unreachable; reconnecting", self.device_id)
         self._notify(self.device_id)
+
+    async def _async_detect(self) -> None:
+        """Detect the profile (status + UPDATEDPS pushes), store it, reload if it differs."""
+        status = dict(self.device.dps)
+        refreshed = await refreshed_meters(self.device)
+        detection = detect_profile(status, refreshed)
+        if detection.profile is None:
+            LOGGER.warning("Plug %s reported no switch DP; keeping outlet 1", self.device_id)
+            return
+        entry = self.config_entry
+        self.hass.config_entries.async_update_entry(
+            entry,
+            data={
+                **entry.data,
+                CONF_PROFILE: detection.profile.to_wire(),
+                CONF_DP_IDS: list(detection.seen),
+                CONF_UNMATCHED_DPS: [] if detection.matched else list(detection.seen),
+            },
+        )
+        LOGGER.info("Plug %s: detected the %s layout", self.device_id, detection.profile.name)
+        if detection.profile != self.profile or not detection.matched:
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
 
     @callback
     def _on_failure(self, err: TuyaError) -> None:

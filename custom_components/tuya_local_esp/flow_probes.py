@@ -1,14 +1,17 @@
 """Validation of the config flow's input and the probes that check it against the device.
 
 A plug is probed by connecting once and reading its DPS (the first status query doubles as the
-local-key check, spec §4); a hub by authenticating once (``docs/hub-protocol.md`` §4). Each
-function returns the form errors (``strings.json`` ``config.error``) instead of raising.
+local-key check, spec §4), then asking it to re-report the candidate meter DPs (UPDATEDPS, spec
+§2.9 and §5) to detect its profile (``profiles.detect``); a hub by authenticating once
+(``docs/hub-protocol.md`` §4). Each function returns the form errors (``strings.json``
+``config.error``) instead of raising.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import CONF_HOST, CONF_PORT
@@ -18,17 +21,24 @@ from .const import (
     CONF_DEVICE_ID,
     CONF_DP_IDS,
     CONF_LOCAL_KEY,
+    CONF_PROFILE,
     CONF_PROTOCOL_VERSION,
     CONF_SECRET,
+    CONF_UNMATCHED_DPS,
     LOGGER,
     REQUEST_TIMEOUT,
 )
 from .hub import HubAuthError, HubClient, HubError, Inventory
+from .profiles import CANDIDATE_METERING_DPS, Detection, detect_profile
 from .source import PlugSource
 from .tuya import TuyaDevice, TuyaError, TuyaKeyError
 
 #: Length of every Tuya local key: it is used as the raw 16-byte AES-128 key (spec §2.2).
 LOCAL_KEY_LENGTH = 16
+#: Detection waits at most this long (s) for the STATUS pushes that answer UPDATEDPS ...
+DETECT_WAIT: Final = 2.0
+#: ... and stops early once the plug has been quiet this long (s) after a push.
+DETECT_QUIET: Final = 0.3
 
 
 def local_key_error(key: str) -> str | None:
@@ -39,11 +49,17 @@ def local_key_error(key: str) -> str | None:
     return None if len(key) == LOCAL_KEY_LENGTH and key.isascii() else "invalid_local_key"
 
 
-async def probe_plug(data: Mapping[str, Any], version: str | None) -> tuple[list[str], str]:
-    """Connect once and read the DPS; return the DP ids the plug reported and its version.
+async def probe_plug(
+    data: Mapping[str, Any], version: str | None
+) -> tuple[list[str], str, Detection]:
+    """Connect once, read the DPS and detect the profile.
 
     ``version`` overrides the entry's protocol version for this probe (a discovered plug
     announced its own, so a wrong key is reported after one try instead of five).
+
+    Returns:
+        The DP ids the plug reported, its protocol version, and the detection
+        (:func:`~.profiles.detect_profile` of the status and the UPDATEDPS pushes).
 
     Raises:
         TuyaKeyError: the plug did not accept the local key or protocol version.
@@ -61,13 +77,44 @@ async def probe_plug(data: Mapping[str, Any], version: str | None) -> tuple[list
         auto_reconnect=False,
     )
     async with device:
-        return sorted(device.dps), device.version
+        status = dict(device.dps)
+        refreshed = await refreshed_meters(device)
+        return sorted(device.dps), device.version, detect_profile(status, refreshed)
+
+
+async def refreshed_meters(device: TuyaDevice) -> dict[str, Any]:
+    """Ask for the candidate meter DPs and collect the pushes that follow (bounded wait).
+
+    A plug that does not know UPDATEDPS (or drops the request) leaves the result empty.
+    """
+    loop = asyncio.get_running_loop()
+    pushes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    unsubscribe = device.subscribe(pushes.put_nowait)
+    refreshed: dict[str, Any] = {}
+    try:
+        await device.update_dps(CANDIDATE_METERING_DPS)
+        deadline = loop.time() + DETECT_WAIT
+        wait = DETECT_WAIT
+        while (left := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(min(wait, left)):
+                    refreshed.update(await pushes.get())
+            except TimeoutError:
+                break
+            wait = DETECT_QUIET
+    except TuyaError as err:
+        LOGGER.debug("Plug %s did not refresh its meters: %s", device.device_id, err)
+    finally:
+        unsubscribe()
+    return refreshed
 
 
 async def validate_plug(user_input: dict[str, Any], version: str | None = None) -> dict[str, str]:
     """Normalise ``user_input`` in place and probe the plug; return the form errors.
 
-    On success ``user_input`` also gets the DP ids the plug reported and its version.
+    On success ``user_input`` also gets the DP ids the plug reported, its version, the detected
+    profile (wire form; absent when the plug reported nothing to switch) and, when no metering
+    layout matched, the DP ids seen (for the repair issue; empty otherwise).
     """
     for field in (CONF_HOST, CONF_DEVICE_ID, CONF_LOCAL_KEY):
         user_input[field] = str(user_input[field]).strip()
@@ -75,7 +122,7 @@ async def validate_plug(user_input: dict[str, Any], version: str | None = None) 
     if error := local_key_error(user_input[CONF_LOCAL_KEY]):
         return {CONF_LOCAL_KEY: error}
     try:
-        dp_ids, found_version = await probe_plug(user_input, version)
+        dp_ids, found_version, detection = await probe_plug(user_input, version)
     except TuyaKeyError:
         return {"base": "invalid_auth"}
     except TuyaError as err:
@@ -86,6 +133,11 @@ async def validate_plug(user_input: dict[str, Any], version: str | None = None) 
         return {"base": "unknown"}
     user_input[CONF_DP_IDS] = dp_ids
     user_input[CONF_DETECTED_VERSION] = found_version
+    if detection.profile is not None:
+        user_input[CONF_PROFILE] = detection.profile.to_wire()
+    user_input[CONF_UNMATCHED_DPS] = [] if detection.matched else list(detection.seen)
+    if detection.notes:
+        LOGGER.debug("Profile of %s: %s", user_input[CONF_DEVICE_ID], "; ".join(detection.notes))
     return {}
 
 

@@ -1,7 +1,8 @@
-"""Voltage, current, power and energy sensors of a plug.
+"""Voltage, current, power and energy sensors of a plug (and the hub's diagnostic sensors).
 
-Scaling of the standard energy-monitoring DPs (spec §5; tuyapower ``__init__.py``, tuya-local
-``smartplugv2_energy.yaml``): DP 18 current in mA, DP 19 power in W x 10, DP 20 voltage in V x 10.
+The DPs and divisors come from the plug's profile (``profiles/model.py``; standard layout: DP 18
+current in mA, DP 19 power in W x 10, DP 20 voltage in V x 10, spec §5). The divisor is read from
+the source's profile at every update, so a corrected power divisor applies at once.
 
 Energy (kWh, for the Energy dashboard) is integrated here from the power DP, because DP 17
 (``add_ele``) is reset by many plugs whenever they report to the cloud (spec §5) and is often
@@ -11,9 +12,9 @@ never pushed locally. The total survives restarts (``RestoreSensor``) and never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, override
+from typing import override
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -37,7 +38,6 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from . import TuyaLocalConfigEntry
-from .const import DP_CURRENT, DP_POWER, DP_VOLTAGE
 from .entity import HubEntity, PlugEntity, via_device_ids
 from .hub_coordinator import HubCoordinator
 from .source import PlugSource
@@ -50,52 +50,49 @@ MAX_INTEGRATION_GAP = 300.0
 
 @dataclass(frozen=True, kw_only=True)
 class PlugSensorDescription(SensorEntityDescription):
-    """A sensor read from one numeric DP: ``value = DPS[dp] / divisor``."""
+    """A sensor of one meter role of the profile (``current``, ``power``, ``voltage``)."""
 
-    dp: str
-    divisor: float
-
-    def value(self, dps: Mapping[str, Any]) -> float | None:
-        """The scaled value of the DP, or None when the plug has not reported a number."""
-        raw = dps.get(self.dp)
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            return None
-        return round(raw / self.divisor, 3)
+    role: str
 
 
 SENSORS: tuple[PlugSensorDescription, ...] = (
     PlugSensorDescription(
         key="voltage",
         translation_key="voltage",
-        dp=DP_VOLTAGE,
+        role="voltage",
         device_class=SensorDeviceClass.VOLTAGE,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        divisor=10,
     ),
     PlugSensorDescription(
         key="current",
         translation_key="current",
-        dp=DP_CURRENT,
+        role="current",
         device_class=SensorDeviceClass.CURRENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=3,
-        divisor=1000,
     ),
     PlugSensorDescription(
         key="power",
         translation_key="power",
-        dp=DP_POWER,
+        role="power",
         device_class=SensorDeviceClass.POWER,
         native_unit_of_measurement=UnitOfPower.WATT,
         state_class=SensorStateClass.MEASUREMENT,
         suggested_display_precision=1,
-        divisor=10,
     ),
 )
-POWER = next(d for d in SENSORS if d.key == "power")
+
+
+def meter_value(source: PlugSource, device_id: str, role: str) -> float | None:
+    """The plug's reading of meter ``role`` scaled by its profile (None: absent or no number)."""
+    meter = source.plug_profile(device_id).meters.get(role)
+    if meter is None:
+        return None
+    value = meter.value(source.plug_dps(device_id))
+    return None if value is None else round(value, 3)
 
 
 async def async_setup_entry(
@@ -103,19 +100,19 @@ async def async_setup_entry(
     entry: TuyaLocalConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors whose DPs the plug reported when it was added."""
+    """Add the sensors of the meters in each plug's profile, and the hub's own sensors."""
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
     entities: list[SensorEntity] = []
     for device_id in source.plugs:
-        known = source.known_dp_ids(device_id)
+        meters = source.plug_profile(device_id).meters
         entities.extend(
-            PlugSensor(source, device_id, description, via[device_id])
+            PlugSensor(source, device_id, description, meters[description.role].dp, via[device_id])
             for description in SENSORS
-            if known is None or description.dp in known
+            if description.role in meters
         )
-        if known is None or DP_POWER in known:
-            entities.append(PlugEnergySensor(source, device_id, via[device_id]))
+        if "power" in meters:
+            entities.append(PlugEnergySensor(source, device_id, meters["power"].dp, via[device_id]))
     if (hub := entry.runtime_data.hub) is not None:
         entities.extend(HubSensor(hub, description) for description in HUB_SENSORS)
     async_add_entities(entities)
@@ -198,12 +195,13 @@ class PlugSensor(PlugEntity, SensorEntity):
         source: PlugSource,
         device_id: str,
         description: PlugSensorDescription,
+        dp: str,
         via_device_id: str | None,
     ) -> None:
-        """Create the sensor ``description`` of plug ``device_id``."""
+        """Create the sensor ``description`` (read from ``dp``) of plug ``device_id``."""
         super().__init__(source, device_id, description.key, via_device_id)
         self.entity_description = description
-        self.listen_dps = frozenset({description.dp})
+        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:
@@ -212,7 +210,7 @@ class PlugSensor(PlugEntity, SensorEntity):
     @property
     @override
     def native_value(self) -> float | None:
-        return self.entity_description.value(self.dps)
+        return meter_value(self.source, self.device_id, self.entity_description.role)
 
 
 class PlugEnergySensor(PlugEntity, RestoreSensor):
@@ -223,12 +221,14 @@ class PlugEnergySensor(PlugEntity, RestoreSensor):
     _attr_state_class = SensorStateClass.TOTAL_INCREASING
     _attr_native_unit_of_measurement = UnitOfEnergy.KILO_WATT_HOUR
     _attr_suggested_display_precision = 3
-    #: Every power report is integrated, changed or not.
-    listen_dps = frozenset({DP_POWER})
 
-    def __init__(self, source: PlugSource, device_id: str, via_device_id: str | None) -> None:
-        """Create the energy sensor of plug ``device_id``."""
+    def __init__(
+        self, source: PlugSource, device_id: str, power_dp: str, via_device_id: str | None
+    ) -> None:
+        """Create the energy sensor of plug ``device_id`` (power read from ``power_dp``)."""
         super().__init__(source, device_id, "energy", via_device_id)
+        #: Every power report is integrated, changed or not.
+        self.listen_dps = frozenset({power_dp})
         self._energy_kwh = 0.0
         self._last: tuple[float, float] | None = None  # (monotonic time, watts)
 
@@ -248,7 +248,7 @@ class PlugEnergySensor(PlugEntity, RestoreSensor):
 
     def _integrate(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        watts = POWER.value(self.dps) if self.available else None
+        watts = meter_value(self.source, self.device_id, "power") if self.available else None
         if self._last is not None and watts is not None:
             then, last_watts = self._last
             elapsed = now - then

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 from homeassistant.core import CALLBACK_TYPE
 
+from .profiles import Profile
+
 #: Called without arguments; the listener reads what it needs from the source.
 type PlugListener = Callable[[], None]
 
@@ -86,6 +88,10 @@ class PlugSource(Protocol):
 
     def known_dp_ids(self, device_id: str) -> set[str] | None:
         """DP ids the plug reported when it was added, or None when unknown."""
+        ...
+
+    def plug_profile(self, device_id: str) -> Profile:
+        """The plug's profile: which DP plays which role; the entities are built from it."""
         ...
 
     def async_subscribe_plug(

@@ -1,21 +1,78 @@
-"""Switch of a plug (DP 1)."""
+"""Switches of a plug, from its profile: one per outlet and USB, child lock, overcharge cut-off.
+
+The first outlet keeps the unique id ``{device_id}_switch`` it had before profiles (and no name
+of its own on a single-outlet plug); the others are ``switch_{dp}`` and ``usb``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, override
 
-from homeassistant.components.switch import SwitchEntity
+from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.components.switch.const import SwitchDeviceClass
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .const import DP_SWITCH
+from .const import CONF_OUTLET_NAMES
 from .entity import PlugEntity, via_device_ids
+from .profiles import Profile
 from .source import PlugSource
 
 PARALLEL_UPDATES = 1
+
+
+def switch_descriptions(
+    profile: Profile, names: Sequence[str] = ()
+) -> list[tuple[SwitchEntityDescription, str]]:
+    """(entity description, DP) of every switch the profile gives, outlets first.
+
+    ``names`` are the user's outlet names in outlet order ("" or missing: the translated name).
+    """
+    result: list[tuple[SwitchEntityDescription, str]] = []
+    single = len(profile.switches) == 1
+    for index, outlet in enumerate(profile.switches, start=1):
+        name = names[index - 1] if index <= len(names) else ""
+        if name:
+            description = SwitchEntityDescription(
+                key="switch" if index == 1 else f"switch_{outlet.dp}",
+                name=name,
+                device_class=SwitchDeviceClass.OUTLET,
+            )
+        elif index == 1 and single:
+            description = SwitchEntityDescription(
+                key="switch", name=None, device_class=SwitchDeviceClass.OUTLET
+            )
+        else:
+            description = SwitchEntityDescription(
+                key="switch" if index == 1 else f"switch_{outlet.dp}",
+                translation_key="outlet",
+                translation_placeholders={"index": str(index)},
+                device_class=SwitchDeviceClass.OUTLET,
+            )
+        result.append((description, outlet.dp))
+    if (usb := profile.usb) is not None:
+        result.append(
+            (
+                SwitchEntityDescription(
+                    key="usb", translation_key="usb", device_class=SwitchDeviceClass.OUTLET
+                ),
+                usb.dp,
+            )
+        )
+    for key, dp in (("child_lock", profile.child_lock), ("overcharge", profile.overcharge)):
+        if dp is not None:
+            result.append(
+                (
+                    SwitchEntityDescription(
+                        key=key, translation_key=key, entity_category=EntityCategory.CONFIG
+                    ),
+                    dp,
+                )
+            )
+    return result
 
 
 async def async_setup_entry(
@@ -23,22 +80,33 @@ async def async_setup_entry(
     entry: TuyaLocalConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add one switch per plug."""
+    """Add the switches of every plug's profile (with the outlet names of a direct entry)."""
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
-    async_add_entities(PlugSwitch(source, device_id, via[device_id]) for device_id in source.plugs)
+    names = entry.options.get(CONF_OUTLET_NAMES, [])
+    async_add_entities(
+        PlugSwitch(source, device_id, description, dp, via[device_id])
+        for device_id in source.plugs
+        for description, dp in switch_descriptions(source.plug_profile(device_id), names)
+    )
 
 
 class PlugSwitch(PlugEntity, SwitchEntity):
-    """The plug's relay. Its state changes only when the plug confirms it."""
+    """A bool DP of the plug (relay, USB, child lock ...); it changes when the plug confirms."""
 
-    _attr_device_class = SwitchDeviceClass.OUTLET
-    _attr_name = None  # the device name alone
-    listen_dps = frozenset({DP_SWITCH})
-
-    def __init__(self, source: PlugSource, device_id: str, via_device_id: str | None) -> None:
-        """Create the switch of plug ``device_id``."""
-        super().__init__(source, device_id, "switch", via_device_id)
+    def __init__(
+        self,
+        source: PlugSource,
+        device_id: str,
+        description: SwitchEntityDescription,
+        dp: str,
+        via_device_id: str | None,
+    ) -> None:
+        """Create the switch ``description`` on ``dp`` of plug ``device_id``."""
+        super().__init__(source, device_id, description.key, via_device_id)
+        self.entity_description = description
+        self.dp = dp
+        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:
@@ -47,13 +115,13 @@ class PlugSwitch(PlugEntity, SwitchEntity):
     @property
     @override
     def is_on(self) -> bool | None:
-        value = self.dps.get(DP_SWITCH)
+        value = self.dps.get(self.dp)
         return value if isinstance(value, bool) else None
 
     @override
     async def async_turn_on(self, **kwargs: Any) -> None:
-        await self.source.async_set_dps(self.device_id, {DP_SWITCH: True})
+        await self.source.async_set_dps(self.device_id, {self.dp: True})
 
     @override
     async def async_turn_off(self, **kwargs: Any) -> None:
-        await self.source.async_set_dps(self.device_id, {DP_SWITCH: False})
+        await self.source.async_set_dps(self.device_id, {self.dp: False})
