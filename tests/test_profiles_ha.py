@@ -44,6 +44,7 @@ class Case:
     current_dp: str = "18"
     extras: bool = False
     countdowns: dict[str, str] = field(default_factory=dict)
+    countdown_scale: int = 1  # seconds per unit of the countdown DP
 
 
 def _keys(*keys: str) -> frozenset[str]:
@@ -87,6 +88,7 @@ CASES: dict[str, Case] = {
         power_dp="5",
         current_dp="4",
         countdowns={"countdown": "2"},
+        countdown_scale=60,  # legacy DP 2 counts minutes (tuya-local smartplugv1.yaml)
     ),
     "inwall": Case(
         "inwall",
@@ -219,13 +221,23 @@ async def test_profile_detected_and_entities(hass: HomeAssistant, sim_profile: s
             assert sim.dps[dp] is wanted
             await wait_state(hass, eid, lambda s, w=wanted: s.state == ("on" if w else "off"))
 
-        # countdowns are written to their DP and read back
+        # countdowns are written to their DP in the plug's unit and read back in seconds
+        assert SIM_PROFILES[sim_profile].countdown_unit == case.countdown_scale
+        assert {o.countdown_scale for o in profile.outlets} == {case.countdown_scale}
         for key, dp in case.countdowns.items():
             eid = entity_id(hass, "number", key)
-            await call(hass, "number", "set_value", eid, value=30)
-            assert sim.dps[dp] == 30
-            await wait_state(hass, eid, lambda s: float(s.state) == 30)
+            state = hass.states.get(eid)
+            assert state.attributes["unit_of_measurement"] == "s"
+            assert state.attributes["step"] == case.countdown_scale
+            await call(hass, "number", "set_value", eid, value=120)
+            assert sim.dps[dp] == 120 // case.countdown_scale
+            await wait_state(hass, eid, lambda s: float(s.state) == 120)
+            if case.countdown_scale > 1:  # a part of a unit rounds, but never to 0 (cancel)
+                await call(hass, "number", "set_value", eid, value=case.countdown_scale // 2)
+                assert sim.dps[dp] == 1
+                await wait_state(hass, eid, lambda s: float(s.state) == case.countdown_scale)
             await call(hass, "number", "set_value", eid, value=0)
+            assert sim.dps[dp] == 0
 
         assert await hass.config_entries.async_unload(entry.entry_id)
 
