@@ -12,13 +12,15 @@ from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.coordinator import entry_profile, fallback_profile
-from custom_components.tuya_local_esp.profiles import Profile
+from custom_components.tuya_local_esp.entity import plug_model
+from custom_components.tuya_local_esp.profiles import Profile, builtin_profile
 from tuya_sim import SimulatedPlug
 from tuya_sim.profiles import PROFILES as SIM_PROFILES
 from tuya_sim.profiles import Profile as SimProfile
@@ -45,6 +47,7 @@ class Case:
     extras: bool = False
     countdowns: dict[str, str] = field(default_factory=dict)
     countdown_scale: int = 1  # seconds per unit of the countdown DP
+    model: str = "Wi-Fi smart plug"
 
 
 def _keys(*keys: str) -> frozenset[str]:
@@ -79,6 +82,7 @@ CASES: dict[str, Case] = {
         ),
         ("1", "2", "3", "4", "7"),
         countdowns={"countdown_1": "9", "countdown_4": "12"},
+        model="Wi-Fi power strip (4 outlets + USB)",
     ),
     "legacy": Case(
         "legacy",
@@ -188,6 +192,10 @@ async def test_profile_detected_and_entities(hass: HomeAssistant, sim_profile: s
         assert profile.current is not None
         assert profile.current.dp == case.current_dp
         assert entry.data["unmatched_dps"] == []
+
+        # the device says what it is: a plug, or a strip with its outlet count
+        devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        assert [d.model for d in devices] == [case.model]
 
         # exactly the entities of the profile, none extra
         registry = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
@@ -611,3 +619,12 @@ async def test_strip_with_extras_on_the_strip_dps(hass: HomeAssistant) -> None:
         await call(hass, "select", "select_option", indicator, option="none")
         assert sim.dps["40"] == "none"
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_device_model_names_the_outlets() -> None:
+    assert plug_model(builtin_profile("legacy")) == "Wi-Fi smart plug"
+    assert plug_model(builtin_profile("standard", 1, usb=True)) == "Wi-Fi smart plug with USB"
+    assert plug_model(builtin_profile("standard", 3)) == "Wi-Fi power strip (3 outlets)"
+    assert plug_model(builtin_profile("standard", 6, usb=True)) == (
+        "Wi-Fi power strip (6 outlets + USB)"
+    )

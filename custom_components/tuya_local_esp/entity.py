@@ -14,7 +14,20 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .hub_coordinator import HubCoordinator
+from .profiles import Profile
 from .source import PlugSource
+
+
+def plug_model(profile: Profile) -> str:
+    """The device model shown for a plug: ``Wi-Fi smart plug`` or ``Wi-Fi power strip (n outlets)``.
+
+    ``+ USB`` is added when the profile has a USB switch.
+    """
+    usb = " + USB" if profile.usb is not None else ""
+    count = len(profile.switches)
+    if count == 1:
+        return f"Wi-Fi smart plug{' with USB' if usb else ''}"
+    return f"Wi-Fi power strip ({count} outlets{usb})"
 
 
 class PlugEntity(Entity):
@@ -44,7 +57,7 @@ class PlugEntity(Entity):
             identifiers={(DOMAIN, device_id)},
             name=plug.name,
             manufacturer="Tuya",
-            model="Wi-Fi smart plug",
+            model=plug_model(source.plug_profile(device_id)),
             model_id=f"protocol {plug.protocol_version}",
             serial_number=device_id,
         )
