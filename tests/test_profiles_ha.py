@@ -3,7 +3,9 @@ detected, and gets exactly its entities; switching, scaling, extras and faults w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -20,6 +22,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.coordinator import entry_profile, fallback_profile
 from custom_components.tuya_local_esp.entity import plug_model
+from custom_components.tuya_local_esp.flow_plug_options import LAYOUT_LABELS, layout_summary
 from custom_components.tuya_local_esp.profiles import Profile, builtin_profile
 from tuya_sim import SimulatedPlug
 from tuya_sim.profiles import PROFILES as SIM_PROFILES
@@ -363,6 +366,7 @@ async def test_unknown_layout_raises_issue_and_options_pick_a_layout(
 
         # a layout without that many outlets is refused, nothing stored
         result = await open_options(hass, entry)
+        assert result["description_placeholders"] == {"layout": "Switch only, 1 outlet"}
         form = {
             "layout": "legacy",
             "outlets": 2,
@@ -628,3 +632,17 @@ def test_device_model_names_the_outlets() -> None:
     assert plug_model(builtin_profile("standard", 6, usb=True)) == (
         "Wi-Fi power strip (6 outlets + USB)"
     )
+
+
+def test_options_form_names_the_detected_layout_as_its_selector_does() -> None:
+    strings = json.loads(
+        (Path(__file__).parent.parent / "custom_components" / DOMAIN / "strings.json").read_text()
+    )
+    shown = strings["selector"]["layout"]["options"]
+    assert {k: v for k, v in LAYOUT_LABELS.items() if k in shown} == {
+        k: v for k, v in shown.items() if k != "detected"
+    }
+    assert layout_summary(builtin_profile("standard", 4, usb=True)) == (
+        "Standard (17–20), 4 outlets + USB"
+    )
+    assert layout_summary(builtin_profile("legacy")) == "Legacy (3–6), 1 outlet"
