@@ -201,7 +201,7 @@ async def test_options_flow_adds_and_removes_plugs(
             "device_id": new.device_id,
             "local_key": "short",
             "host": "127.0.0.1",
-            "protocol_version": "3.5",
+            "protocol_version": "3_5",
             "port": new.port,
             "name": "New plug",
         }
@@ -284,7 +284,7 @@ NEW_PLUG = {
     "device_id": "bfnewplug00abcdefghij",
     "local_key": KEYS[6],
     "host": "127.0.0.1",
-    "protocol_version": "3.3",
+    "protocol_version": "3_3",
     "port": 6668,
     "name": "New plug",
 }

@@ -42,6 +42,8 @@ from .flow_schemas import (
     pick_plug_schema,
     plug_schema,
     secret_schema,
+    with_option_version,
+    with_stored_version,
 )
 from .hub_coordinator import plugs_record
 from .tuya import VERSIONS
@@ -74,6 +76,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             return await self.async_step_pick_plug(found=found)
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input = with_stored_version(user_input)
             # a discovery flow for the same plug may be open: it ends when this one succeeds
             await self.async_set_unique_id(
                 str(user_input[CONF_DEVICE_ID]).strip(), raise_on_progress=False
@@ -89,7 +92,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="plug",
             data_schema=self.add_suggested_values_to_schema(
-                plug_schema(user_input or {}, with_device_id=True), user_input
+                plug_schema(user_input or {}, with_device_id=True),
+                with_option_version(user_input) if user_input else None,
             ),
             errors=errors,
         )
@@ -270,7 +274,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             user_input = {
-                **user_input,
+                **with_stored_version(user_input),
                 CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID],
                 # left empty: keep the stored local key
                 CONF_LOCAL_KEY: user_input.get(CONF_LOCAL_KEY) or entry.data[CONF_LOCAL_KEY],

@@ -9,7 +9,7 @@ from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 
 from .const import CONF_DEVICE_ID, CONF_LOCAL_KEY, CONF_PLUGS, CONF_PROTOCOL_VERSION, DEFAULT_NAME
 from .flow_probes import local_key_error
-from .flow_schemas import add_hub_plug_schema, remove_hub_plug_schema
+from .flow_schemas import add_hub_plug_schema, remove_hub_plug_schema, version_from_option
 from .source import NewPlug, PlugManagementError, PlugSource
 
 
@@ -47,7 +47,7 @@ class HubOptionsFlow(OptionsFlow):
                     device_id=str(user_input[CONF_DEVICE_ID]).strip(),
                     local_key=key,
                     host=str(user_input[CONF_HOST]).strip(),
-                    version=user_input[CONF_PROTOCOL_VERSION],
+                    version=version_from_option(user_input[CONF_PROTOCOL_VERSION]),
                     name=user_input.get(CONF_NAME) or DEFAULT_NAME,
                     port=int(user_input[CONF_PORT]),
                 )
