@@ -2,7 +2,7 @@
 
 Plugs (typed in or discovered on the LAN) and ESP32 hubs; reconfigure and reauth. The steps are
 here; the forms are in ``flow_schemas.py``, validation and probes in ``flow_probes.py``, the hub's
-options flow (its plugs) in ``flow_hub_plugs.py``.
+plugs (config subentries) in ``flow_hub_plugs.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+)
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
@@ -21,7 +27,6 @@ from .const import (
     CONF_DEVICE_ID,
     CONF_HUB_ID,
     CONF_LOCAL_KEY,
-    CONF_PLUGS,
     CONF_PROTOCOL_VERSION,
     CONF_SECRET,
     CONF_TRANSPORT,
@@ -30,11 +35,12 @@ from .const import (
     DEFAULT_PORT,
     DOMAIN,
     HUB_HOSTNAME_PREFIX,
+    SUBENTRY_PLUG,
     TRANSPORT_DIRECT,
     TRANSPORT_HUB,
 )
 from .discovery import async_get_discovery
-from .flow_hub_plugs import HubOptionsFlow
+from .flow_hub_plugs import HubPlugSubentryFlow
 from .flow_probes import check_hub, hub_data, validate_plug, validate_releasing
 from .flow_schemas import (
     discovery_confirm_schema,
@@ -45,7 +51,7 @@ from .flow_schemas import (
     with_option_version,
     with_stored_version,
 )
-from .hub_coordinator import plugs_record
+from .hub_coordinator import inventory_subentries
 from .tuya import VERSIONS
 
 
@@ -53,6 +59,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a plug: the flow connects and reads its DPS before creating the entry."""
 
     VERSION = 1
+    #: 1.2: a hub's plugs are config subentries (``async_migrate_entry`` converts 1.1).
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Start with nothing discovered."""
@@ -183,12 +191,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
                 return self.async_create_entry(
                     title=f"{DEFAULT_HUB_NAME} {inventory.hub_id}",
-                    data={
-                        **data,
-                        CONF_TRANSPORT: TRANSPORT_HUB,
-                        CONF_HUB_ID: inventory.hub_id,
-                        CONF_PLUGS: plugs_record(inventory),
-                    },
+                    data={**data, CONF_TRANSPORT: TRANSPORT_HUB, CONF_HUB_ID: inventory.hub_id},
+                    subentries=inventory_subentries(inventory),
                 )
         return self.async_show_form(
             step_id="hub", data_schema=hub_schema(user_input or self._discovered), errors=errors
@@ -224,6 +228,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                     self._abort_if_unique_id_mismatch(reason="wrong_hub")
             else:
                 errors = await validate_releasing(entry, data)
+            if not errors and hub:
+                return self._update_hub_and_abort(entry, data, "reauth_successful")
             if not errors:
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
@@ -245,24 +251,40 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             if inventory is not None:
                 await self.async_set_unique_id(inventory.hub_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_hub")
-                return self.async_update_reload_and_abort(entry, data_updates=data)
+                return self._update_hub_and_abort(
+                    entry, {**entry.data, **data}, "reconfigure_successful"
+                )
         return self.async_show_form(
             step_id="reconfigure_hub",
             data_schema=hub_schema(user_input or entry.data),
             errors=errors,
         )
 
-    @staticmethod
-    @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
-        """Hub entries manage the hub's plugs here."""
-        return HubOptionsFlow()
-
     @classmethod
     @callback
-    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
-        """Only hub entries have options: their plugs."""
-        return config_entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """A hub entry has one subentry per plug ("Add plug" on its page); plugs have none."""
+        if config_entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
+            return {SUBENTRY_PLUG: HubPlugSubentryFlow}
+        return {}
+
+    @callback
+    def _update_hub_and_abort(
+        self, entry: ConfigEntry, data: Mapping[str, Any], reason: str
+    ) -> ConfigFlowResult:
+        """Store a hub entry's new data and reload it.
+
+        A hub entry reloads through its update listener (which also follows its subentries),
+        so HA's ``async_update_reload_and_abort`` cannot be used; an unchanged entry (or one
+        that is not loaded) is reloaded here.
+        """
+        if not self.hass.config_entries.async_update_entry(entry, data=data) or (
+            entry.state is not ConfigEntryState.LOADED
+        ):
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        return self.async_abort(reason=reason)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None

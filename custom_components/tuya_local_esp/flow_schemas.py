@@ -1,4 +1,4 @@
-"""Form schemas of the config flow and of the hub's options flow (no logic, no I/O)."""
+"""Form schemas of the config flow and of the hub's plug subentry flow (no logic, no I/O)."""
 
 from __future__ import annotations
 
@@ -175,18 +175,14 @@ def add_hub_plug_schema() -> vol.Schema:
     )
 
 
-def remove_hub_plug_schema(plugs: Iterable[Mapping[str, str]]) -> vol.Schema:
-    """A list of the hub's plugs (``[{"id", "name"}]``)."""
+def reconfigure_hub_plug_schema() -> vol.Schema:
+    """A plug the hub has: name, IPv4 address, version, port, and a new local key (optional)."""
     return vol.Schema(
         {
-            vol.Required(CONF_DEVICE_ID): SelectSelector(
-                SelectSelectorConfig(
-                    options=[
-                        SelectOptionDict(value=p["id"], label=f"{p['name']} ({p['id']})")
-                        for p in plugs
-                    ],
-                    mode=SelectSelectorMode.LIST,
-                )
-            )
+            vol.Required(CONF_NAME): TextSelector(),
+            vol.Required(CONF_HOST): TextSelector(),
+            vol.Optional(CONF_LOCAL_KEY): _password(),
+            vol.Required(CONF_PROTOCOL_VERSION): _versions(HUB_PROTOCOL_VERSIONS),
+            vol.Required(CONF_PORT, default=DEFAULT_PORT): _port(),
         }
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, override
 
 from homeassistant.components.sensor import (
@@ -30,7 +31,6 @@ from homeassistant.const import (
     UnitOfEnergy,
     UnitOfInformation,
     UnitOfPower,
-    UnitOfTime,
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -38,7 +38,7 @@ from homeassistant.helpers.typing import StateType
 
 from . import TuyaLocalConfigEntry
 from .const import DP_CURRENT, DP_POWER, DP_VOLTAGE
-from .entity import HubEntity, PlugEntity, via_device_ids
+from .entity import HubEntity, PlugEntity, add_plug_entities, via_device_ids
 from .hub_coordinator import HubCoordinator
 from .source import PlugSource
 
@@ -106,7 +106,7 @@ async def async_setup_entry(
     """Add the sensors whose DPs the plug reported when it was added."""
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
-    entities: list[SensorEntity] = []
+    entities: list[PlugEntity] = []
     for device_id in source.plugs:
         known = source.known_dp_ids(device_id)
         entities.extend(
@@ -116,16 +116,16 @@ async def async_setup_entry(
         )
         if known is None or DP_POWER in known:
             entities.append(PlugEnergySensor(source, device_id, via[device_id]))
+    add_plug_entities(async_add_entities, source, entities)
     if (hub := entry.runtime_data.hub) is not None:
-        entities.extend(HubSensor(hub, description) for description in HUB_SENSORS)
-    async_add_entities(entities)
+        async_add_entities(HubSensor(hub, description) for description in HUB_SENSORS)
 
 
 @dataclass(frozen=True, kw_only=True)
 class HubSensorDescription(SensorEntityDescription):
     """A diagnostic value of the hub."""
 
-    value_fn: Callable[[HubCoordinator], StateType]
+    value_fn: Callable[[HubCoordinator], StateType | datetime]
 
 
 HUB_SENSORS: tuple[HubSensorDescription, ...] = (
@@ -143,16 +143,17 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfInformation.BYTES,
         suggested_unit_of_measurement=UnitOfInformation.KILOBYTES,
         state_class=SensorStateClass.MEASUREMENT,
+        entity_registry_enabled_default=False,
         value_fn=lambda c: c.health.heap_free if c.health else None,
     ),
     HubSensorDescription(
+        # when the hub started: changes only when it restarts (a duration would change at
+        # every poll and fill the recorder)
         key="uptime",
         translation_key="hub_uptime",
         entity_category=EntityCategory.DIAGNOSTIC,
-        device_class=SensorDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        suggested_unit_of_measurement=UnitOfTime.HOURS,
-        value_fn=lambda c: c.health.uptime_s if c.health else None,
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda c: c.boot_time,
     ),
     HubSensorDescription(
         key="rssi",
@@ -184,7 +185,7 @@ class HubSensor(HubEntity, SensorEntity):
 
     @property
     @override
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | datetime:
         return self.entity_description.value_fn(self.coordinator)
 
 

@@ -12,7 +12,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
 from .const import DP_SWITCH
-from .entity import PlugEntity, via_device_ids
+from .entity import PlugEntity, add_plug_entities, via_device_ids
 from .source import PlugSource
 
 PARALLEL_UPDATES = 1
@@ -26,7 +26,11 @@ async def async_setup_entry(
     """Add one switch per plug."""
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
-    async_add_entities(PlugSwitch(source, device_id, via[device_id]) for device_id in source.plugs)
+    add_plug_entities(
+        async_add_entities,
+        source,
+        (PlugSwitch(source, device_id, via[device_id]) for device_id in source.plugs),
+    )
 
 
 class PlugSwitch(PlugEntity, SwitchEntity):
