@@ -609,6 +609,17 @@ async def test_reconfigure_the_hub(hass: HomeAssistant, hub: HubProcess, tmp_pat
     assert result["reason"] == "reconfigure_successful"
     assert entry.data["host"] == "localhost"
     await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
+    # saved without a change: the entry is reloaded all the same (e.g. to retry now)
+    hub_coordinator = entry.runtime_data.hub
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], hub_input(hub, host="localhost")
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await wait_until(lambda: entry.runtime_data.hub is not hub_coordinator, 10)
+    await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
 
 
 async def test_changed_hub_secret_asks_for_the_new_one(

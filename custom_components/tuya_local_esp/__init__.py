@@ -100,12 +100,10 @@ async def _async_hub_entry_changed(hass: HomeAssistant, entry: TuyaLocalConfigEn
 async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
     """Migrate entries of version 1.1: a hub's cached ``plugs`` become plug subentries.
 
-    Each plug's device and entities are attached to its new subentry. Entries newer than
-    this code (a downgrade) are refused.
+    Each plug's device and entities are attached to its new subentry. (Home Assistant calls
+    this only for older entries, and refuses newer ones, a downgrade, itself.)
     """
-    if entry.version > 1:
-        return False
-    if entry.minor_version < 2:
+    if entry.minor_version < 2:  # the only step so far: 1.1 -> 1.2
         data = dict(entry.data)
         plugs = data.pop(CONF_PLUGS, [])
         if entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
@@ -127,10 +125,9 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
                 if device is None:
                     continue
                 for entity in er.async_entries_for_device(entities, device.id, True):
-                    if entity.config_entry_id == entry.entry_id:
-                        entities.async_update_entity(
-                            entity.entity_id, config_subentry_id=sub.subentry_id
-                        )
+                    entities.async_update_entity(
+                        entity.entity_id, config_subentry_id=sub.subentry_id
+                    )
                 devices.async_update_device(device.id, new_config_subentry_id=sub.subentry_id)
         hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
         LOGGER.debug("Migrated entry %s to version 1.2", entry.entry_id)

@@ -280,9 +280,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         so HA's ``async_update_reload_and_abort`` cannot be used; an unchanged entry (or one
         that is not loaded) is reloaded here.
         """
-        if not self.hass.config_entries.async_update_entry(entry, data=data) or (
-            entry.state is not ConfigEntryState.LOADED
-        ):
+        loaded = entry.state is ConfigEntryState.LOADED  # then its update listener reloads it
+        if not self.hass.config_entries.async_update_entry(entry, data=data) or not loaded:
             self.hass.config_entries.async_schedule_reload(entry.entry_id)
         return self.async_abort(reason=reason)
 
