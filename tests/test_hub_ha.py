@@ -732,3 +732,30 @@ def test_boot_time_moves_only_when_the_hub_restarts() -> None:
     assert coordinator.boot_time == first
     coordinator._update_boot_time(5, now + timedelta(minutes=2))  # the hub restarted
     assert coordinator.boot_time == datetime(2026, 11, 27, 12, 1, 55, tzinfo=UTC)
+
+
+async def test_subentries_follow_the_hubs_inventory(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """A plug the hub has without a subentry gets one (and its entities); a subentry whose plug
+    the hub no longer has is removed, with its device."""
+    ghost = "bfghostplug000000000"
+    entry = hub_entry(
+        hub,
+        [
+            {"id": plugs[0].device_id, "name": "Hub plug 0", "ver": "3.3"},
+            {"id": ghost, "name": "Ghost", "ver": "3.3"},
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(
+        lambda: {s.unique_id for s in entry.subentries.values()} == {p.device_id for p in plugs},
+        15,
+    )
+    await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
+    sub_id = plug_subentry_id(entry, plugs[1].device_id)
+    assert entry.subentries[sub_id].title == "Hub plug 1"
+    assert hass.states.get("switch.ghost") is None
+    registry = dr.async_get(hass)
+    assert registry.async_get_device_by_identifier((DOMAIN, ghost), entry.entry_id) is None

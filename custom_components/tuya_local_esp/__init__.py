@@ -70,6 +70,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) ->
         hub.remove_stale_plug_devices()
         entry.runtime_data = TuyaLocalRuntime(hub, hub)
         entry.async_on_unload(entry.add_update_listener(_async_hub_entry_changed))
+        # the hub may answer before the platforms are set up: its plug list is applied to the
+        # subentries once the entry is loaded (a change reloads the entry)
+        entry.async_on_unload(entry.async_on_state_change(hub.sync_subentries))
     else:
         entry.runtime_data = TuyaLocalRuntime(DirectPlugCoordinator(hass, entry))
     source = entry.runtime_data.source

@@ -13,7 +13,12 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, override
 
-from homeassistant.config_entries import ConfigEntry, ConfigSubentry, ConfigSubentryData
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigSubentry,
+    ConfigSubentryData,
+)
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
@@ -315,7 +320,19 @@ class HubCoordinator(PlugCoordinator):
         self._forget_discovered(set(inventory.plugs))
         self._merge(inventory)
         self._update_hub_firmware()
+        self.sync_subentries()
+
+    @callback
+    def sync_subentries(self) -> None:
+        """Make the plug subentries follow the last inventory (see :meth:`_apply_inventory`).
+
+        Only once the entry is loaded: a subentry change reloads the entry, which must not
+        happen in the middle of its set-up (``__init__`` calls this again when loaded).
+        """
         entry = self.config_entry
+        inventory = self.client.inventory
+        if inventory is None or entry.state is not ConfigEntryState.LOADED:
+            return
         config_entries = self.hass.config_entries
         removing = set(entry.data.get(CONF_REMOVING, []))
         by_device = {
