@@ -32,6 +32,7 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.tuya_local_esp import flow_hub_plugs
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
 from custom_components.tuya_local_esp.discovery import DISCOVERY
@@ -363,9 +364,10 @@ NEW_PLUG = {
 
 
 async def test_plug_subentry_errors(
-    hass: HomeAssistant, tmp_path: Path, plugs: list[SimulatedPlug]
+    hass: HomeAssistant, tmp_path: Path, plugs: list[SimulatedPlug], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each refusal of the hub is shown on the form, and a retry succeeds."""
+    monkeypatch.setattr(flow_hub_plugs, "HUB_WAIT_S", 0.5)  # the hub will be away
     hub = HubProcess(tmp_path, max_plugs=2, plugs=[plug_record(plugs[0], name="Hub plug 0")])
     await hub.start()
     try:
@@ -431,8 +433,12 @@ async def test_plug_subentry_errors(
 
 
 async def test_subentry_flows_of_a_hub_entry_that_is_not_loaded(
-    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plugs: list[SimulatedPlug],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(flow_hub_plugs, "HUB_WAIT_S", 0.5)
     entry = hub_entry(hub, [{"id": plugs[0].device_id, "name": "Hub plug 0", "ver": "3.3"}])
     entry.add_to_hass(hass)  # e.g. disabled: the hub cannot be asked
     result = await start_add_plug(hass, entry)
@@ -759,3 +765,27 @@ async def test_subentries_follow_the_hubs_inventory(
     assert hass.states.get("switch.ghost") is None
     registry = dr.async_get(hass)
     assert registry.async_get_device_by_identifier((DOMAIN, ghost), entry.entry_id) is None
+
+
+async def test_a_plug_form_waits_for_the_hub_entry_to_load(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """Sent while the hub entry is (re)loading, e.g. right after the previous plug was added:
+    the form waits for the entry and the hub instead of failing."""
+    entry = hub_entry(
+        hub,
+        [{"id": p.device_id, "name": f"Hub plug {i}", "ver": "3.3"} for i, p in enumerate(plugs)],
+    )
+    entry.add_to_hass(hass)
+    result = await start_add_plug(hass, entry)
+    pending = hass.async_create_task(
+        hass.config_entries.subentries.async_configure(result["flow_id"], NEW_PLUG),
+        eager_start=True,
+    )
+    assert not pending.done()  # waiting for the entry
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    result = await pending
+    assert result.get("errors") is None
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert NEW_PLUG["device_id"] in {s.unique_id for s in entry.subentries.values()}
+    assert NEW_PLUG["device_id"] in hub.plugs_path.read_text()

@@ -8,6 +8,8 @@ removes the plug from the hub (``__init__._async_hub_entry_changed``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from homeassistant.config_entries import (
@@ -16,6 +18,7 @@ from homeassistant.config_entries import (
     SubentryFlowResult,
 )
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
+from homeassistant.core import callback
 
 from .const import CONF_DEVICE_ID, CONF_LOCAL_KEY, CONF_PROTOCOL_VERSION, DEFAULT_NAME
 from .flow_probes import local_key_error
@@ -25,24 +28,50 @@ from .flow_schemas import (
     version_from_option,
     with_option_version,
 )
+from .hub import HubError
 from .hub_coordinator import HubCoordinator
 from .source import NewPlug, PlugManagementError
+
+#: Seconds a plug form waits for the hub entry to load and the hub to connect.
+HUB_WAIT_S = 10.0
 
 
 class HubPlugSubentryFlow(ConfigSubentryFlow):
     """Add a plug to the hub, or change one the hub has."""
 
-    def _hub(self) -> HubCoordinator:
-        """The running hub entry's coordinator.
+    async def _hub(self) -> HubCoordinator:
+        """The running hub entry's coordinator, once loaded and connected.
+
+        Right after a plug was added, changed or deleted the entry reloads and the hub
+        reconnects: this waits up to :data:`HUB_WAIT_S` for both, so that the next plug can be
+        added at once.
 
         Raises:
-            PlugManagementError: ``cannot_connect``, the hub entry is not loaded.
+            PlugManagementError: ``cannot_connect``, the entry did not load in time (e.g. it
+                is disabled). A hub that did not connect in time is reported by the request.
 
         """
         entry = self._get_entry()
-        if entry.state is not ConfigEntryState.LOADED or entry.runtime_data.hub is None:
-            raise PlugManagementError("cannot_connect", "the hub entry is not loaded")
+        if entry.state is not ConfigEntryState.LOADED:
+            loaded = asyncio.Event()
+
+            @callback
+            def _state_changed() -> None:
+                if entry.state is ConfigEntryState.LOADED:
+                    loaded.set()
+
+            unsubscribe = entry.async_on_state_change(_state_changed)
+            try:
+                async with asyncio.timeout(HUB_WAIT_S):
+                    await loaded.wait()
+            except TimeoutError as err:
+                raise PlugManagementError("cannot_connect", "the hub entry is not loaded") from err
+            finally:
+                unsubscribe()
         hub: HubCoordinator = entry.runtime_data.hub
+        if not hub.client.connected:
+            with contextlib.suppress(HubError):
+                await hub.client.wait_connected(within=HUB_WAIT_S)
         return hub
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
@@ -65,7 +94,7 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
                     port=int(user_input[CONF_PORT]),
                 )
                 try:
-                    await self._hub().async_add_plug(plug)
+                    await (await self._hub()).async_add_plug(plug)
                 except PlugManagementError as err:
                     errors["base"] = err.reason
                 else:
@@ -106,7 +135,7 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
             host = str(user_input[CONF_HOST]).strip()
             key = str(user_input.get(CONF_LOCAL_KEY) or "").strip()
             try:
-                hub = self._hub()
+                hub = await self._hub()
                 state = hub.client.inventory.plugs.get(device_id) if hub.client.inventory else None
                 if key:
                     if error := local_key_error(key):
