@@ -314,6 +314,22 @@ async def test_plug_subentries_add_reconfigure_and_remove(
         assert new.device_id in hub.plugs_path.read_text()
         await wait_for_state(hass, "switch.new_plug", "on", within=15)
 
+        # heard on the LAN while the hub serves it: not offered
+        assert await async_setup_component(hass, DOMAIN, {})
+        discovery = hass.data[DISCOVERY]
+        info = {"ip": "127.0.0.1", "gwId": new.device_id, "version": "3.5"}
+
+        def broadcast() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(
+                    encode_broadcast(info, "3.5"), ("127.0.0.1", discovery.listener.bound_ports[1])
+                )
+
+        broadcast()
+        await wait_until(lambda: new.device_id in discovery.listener.devices)
+        await hass.async_block_till_done()
+        assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+
         # deleting the subentry removes the plug from the hub, its device and entities
         assert hass.config_entries.async_remove_subentry(entry, sub_id)
         await wait_until(lambda: new.device_id not in hub.plugs_path.read_text(), 15)
@@ -324,6 +340,11 @@ async def test_plug_subentries_add_reconfigure_and_remove(
         )
         await wait_until(lambda: not entry.data.get("removing"), 10)
         assert {s.unique_id for s in entry.subentries.values()} == {p.device_id for p in plugs}
+        # no longer served: its next broadcast offers it under "Discovered"
+        broadcast()
+        await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+        flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        assert [f["context"]["unique_id"] for f in flows] == [new.device_id]
 
 
 async def test_dhcp_discovery_of_the_hub(hass: HomeAssistant, hub: HubProcess) -> None:
@@ -507,7 +528,8 @@ async def test_migration_of_direct_entries_and_refused_downgrade(
     old.add_to_hass(hass)
     assert await hass.config_entries.async_setup(old.entry_id)
     assert (old.version, old.minor_version) == (1, 2)
-    assert old.data == mock_entry.data
+    for key in ("transport", "host", "port", "device_id", "local_key", "name"):
+        assert old.data[key] == mock_entry.data[key]  # kept as they were (the plug may add some)
     newer = MockConfigEntry(domain=DOMAIN, unique_id="other", data={}, version=2)
     newer.add_to_hass(hass)
     assert not await hass.config_entries.async_setup(newer.entry_id)

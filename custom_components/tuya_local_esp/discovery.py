@@ -72,6 +72,8 @@ class TuyaDiscovery:
         self.listener = listener
         #: (ip, version, product key, mac) last heard per device id
         self._identities: dict[str, tuple[str, str, str, str | None]] = {}
+        #: device ids a discovery flow was started for
+        self._offered: set[str] = set()
         listener.subscribe(self._on_device)
 
     async def async_start(self) -> None:
@@ -136,7 +138,10 @@ class TuyaDiscovery:
         if entry is None:
             source = self._hub_source(device.device_id)
             if source is None:
-                if changed:
+                # offered again when it changed, or when it was not offered yet (e.g. a plug
+                # heard while a hub served it, then removed from the hub)
+                if changed or device.device_id not in self._offered:
+                    self._offered.add(device.device_id)
                     discovery_flow.async_create_flow(
                         self.hass,
                         DOMAIN,
