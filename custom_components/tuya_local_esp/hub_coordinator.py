@@ -388,6 +388,10 @@ class HubCoordinator(PlugCoordinator):
         if connected and (inventory := self.client.inventory) is not None:
             LOGGER.info("Hub %s is connected", self.hub_id)
             self._apply_inventory(inventory)
+            # its health (uptime, memory) now rather than at the next poll, up to a minute away
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_request_refresh(), f"{DOMAIN} hub {self.hub_id} health"
+            )
         else:
             LOGGER.info("Hub %s is unreachable; reconnecting", self.hub_id)
         self._notify_all()
