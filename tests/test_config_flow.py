@@ -22,7 +22,7 @@ def user_input(sim: SimulatedPlug, **overrides: Any) -> dict[str, Any]:
         "host": "127.0.0.1",
         "device_id": DEVICE_ID,
         "local_key": LOCAL_KEY,
-        "protocol_version": sim.version,
+        "protocol_version": sim.version.replace(".", "_"),  # selector option "3_3"
         "port": sim.port,
         "name": "Desk plug",
     }
@@ -144,7 +144,7 @@ async def test_reconfigure_flow(
     new_input = {
         "host": "127.0.0.1",
         "local_key": LOCAL_KEY,
-        "protocol_version": "3.3",
+        "protocol_version": "3_3",
         "port": free_port(),
     }
     result = await hass.config_entries.flow.async_configure(result["flow_id"], new_input)
@@ -160,6 +160,7 @@ async def test_reconfigure_flow(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert mock_entry.data["host"] == "localhost"
+    assert mock_entry.data["protocol_version"] == "3.3"  # stored dotted, shown as "3_3"
     assert mock_entry.data["local_key"] == LOCAL_KEY
     assert mock_entry.data["device_id"] == DEVICE_ID
     await hass.async_block_till_done()

@@ -70,12 +70,12 @@ def test_wrong_image_size_and_exempt_without_comment(copy: Path) -> None:
     Image.new("RGBA", (100, 100)).save(integ / "brand/dark_icon@2x.png")
     qs = (integ / "quality_scale.yaml").read_text()
     qs = qs.replace("  brands: done\n", "  brands:\n    status: exempt\n")
-    qs = qs.replace("  devices: done\n", "  devices: todo\n")
+    qs = qs.replace("  entity-category: done\n", "  entity-category: todo\n")
     (integ / "quality_scale.yaml").write_text(qs)
     (integ / "icons.json").write_text('{"entity": {"sensor": {"nope": {"default": "x"}}}}')
     problems = _checker().check(copy)
     assert "brand/dark_icon@2x.png: size (100, 100), want (512, 512)" in problems
     assert "quality_scale.yaml: brands: exempt needs a comment" in problems
-    assert "quality_scale.yaml: devices: status 'todo', want done or exempt" in problems
+    assert "quality_scale.yaml: entity-category: status 'todo', want done or exempt" in problems
     assert "icons.json: entity.sensor.nope has no translation in strings.json" in problems
     assert "icons.json: entity.sensor.nope: 'x' is not an mdi icon" in problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -16,20 +17,27 @@ from homeassistant.config_entries import (
     SOURCE_INTEGRATION_DISCOVERY,
     SOURCE_RECONFIGURE,
     SOURCE_USER,
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigSubentryData,
 )
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, SERVICE_TURN_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.tuya_local_esp import flow_hub_plugs
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
 from custom_components.tuya_local_esp.discovery import DISCOVERY
+from custom_components.tuya_local_esp.hub_coordinator import HubCoordinator
 from tuya_sim import SimulatedPlug
 from tuya_sim.udp import encode_broadcast
 
@@ -71,20 +79,49 @@ def hub_input(hub: HubProcess, **overrides: Any) -> dict[str, Any]:
 
 
 def hub_entry(hub: HubProcess, plugs: list[dict[str, str]]) -> MockConfigEntry:
-    """A hub entry as the flow creates it, with ``plugs`` as the cached inventory."""
+    """A hub entry as the flow creates it, with one subentry per ``{"id", "name", "ver"}``."""
     return MockConfigEntry(
         domain=DOMAIN,
         unique_id=HUB_ID,
         title="Tuya ESP32 hub testhub",
+        version=1,
+        minor_version=2,
         data={
             "transport": "hub",
             "host": "127.0.0.1",
             "port": hub.port,
             "secret": SECRET,
             "hub_id": HUB_ID,
-            "plugs": plugs,
         },
+        subentries_data=[
+            ConfigSubentryData(
+                data={"device_id": p["id"], "protocol_version": p["ver"]},
+                subentry_type="plug",
+                title=p["name"],
+                unique_id=p["id"],
+            )
+            for p in plugs
+        ],
     )
+
+
+def plug_subentry_id(entry: ConfigEntry, device_id: str) -> str:
+    return next(s.subentry_id for s in entry.subentries.values() if s.unique_id == device_id)
+
+
+async def start_reconfigure_plug(hass: HomeAssistant, entry: ConfigEntry, sub_id: str) -> Any:
+    return await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "plug"), context={"source": SOURCE_RECONFIGURE, "subentry_id": sub_id}
+    )
+
+
+async def start_add_plug(hass: HomeAssistant, entry: ConfigEntry) -> Any:
+    result = await hass.config_entries.subentries.async_init(
+        (entry.entry_id, "plug"), context={"source": SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    return result
 
 
 async def add_hub(hass: HomeAssistant, hub: HubProcess) -> MockConfigEntry:
@@ -119,8 +156,11 @@ async def test_hub_flow_errors_then_plugs_as_devices(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == HUB_ID
-    assert [p["id"] for p in result["data"]["plugs"]] == sorted(p.device_id for p in plugs)
     entry = result["result"]
+    assert "plugs" not in entry.data  # one subentry per plug instead
+    assert sorted((s.unique_id, s.title) for s in entry.subentries.values()) == [
+        (p.device_id, f"Hub plug {i}") for i, p in enumerate(plugs)
+    ]
     await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
     registry = dr.async_get(hass)
     hub_device = registry.async_get_device_by_identifier((DOMAIN, HUB_ID), entry.entry_id)
@@ -190,65 +230,122 @@ async def test_hub_restart_and_plug_loss(
     await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
 
 
-async def test_options_flow_adds_and_removes_plugs(
+async def test_plug_subentries_add_reconfigure_and_remove(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
 ) -> None:
+    """ "Add plug" on the hub's page, then change the plug, then delete its subentry."""
     entry = await add_hub(hass, hub)
     async with SimulatedPlug(  # a 3.5 plug: the firmware does AES-GCM itself
         device_id="bfnewplug00abcdefghij", local_key=KEYS[5], version="3.5", dps={"1": True}
     ) as new:
-        result = await hass.config_entries.options.async_init(entry.entry_id)
-        assert result["type"] is FlowResultType.MENU
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {"next_step_id": "add_plug"}
-        )
+        result = await start_add_plug(hass, entry)
         form = {
             "device_id": new.device_id,
             "local_key": "short",
             "host": "127.0.0.1",
-            "protocol_version": "3.5",
+            "protocol_version": "3_5",
             "port": new.port,
             "name": "New plug",
         }
-        result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+        result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
         assert result["errors"] == {"local_key": "invalid_local_key"}
         form["local_key"] = KEYS[5]
         form["device_id"] = plugs[0].device_id
-        result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+        result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
         assert result["errors"] == {"base": "already_on_hub"}
         form["device_id"] = new.device_id
-        result = await hass.config_entries.options.async_configure(result["flow_id"], form)
+        result = await hass.config_entries.subentries.async_configure(result["flow_id"], form)
         assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert result["title"] == "New plug"
         await wait_for_state(hass, "switch.new_plug", "on", within=15)
-        assert new.device_id in {p["id"] for p in entry.data["plugs"]}
-        # the hub persisted it
-        assert new.device_id in hub.plugs_path.read_text()
+        sub_id = plug_subentry_id(entry, new.device_id)
+        assert entry.subentries[sub_id].data == {
+            "device_id": new.device_id,
+            "protocol_version": "3.5",
+        }
+        assert new.device_id in hub.plugs_path.read_text()  # the hub persisted it
+        # its entities and device belong to its subentry
+        ent = er.async_get(hass).async_get("switch.new_plug")
+        assert ent is not None
+        assert ent.config_subentry_id == sub_id
+        device = dr.async_get(hass).async_get_device_by_identifier(
+            (DOMAIN, new.device_id), entry.entry_id
+        )
+        assert device is not None
+        assert device.config_subentry_id == sub_id
 
-        result = await hass.config_entries.options.async_init(entry.entry_id)
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {"next_step_id": "remove_plug"}
+        # reconfigure: a wrong local key, a version without the key, then a new name
+        result = await start_reconfigure_plug(hass, entry, sub_id)
+        assert result["step_id"] == "reconfigure"
+        change = {"name": "Renamed plug", "host": "127.0.0.1", "protocol_version": "3_5"}
+        change["port"] = new.port
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {**change, "local_key": "short"}
         )
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {"device_id": new.device_id}
+        assert result["errors"] == {"local_key": "invalid_local_key"}
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {**change, "protocol_version": "3_4"}
         )
-        assert result["type"] is FlowResultType.CREATE_ENTRY
-        await wait_until(
-            lambda: (
-                hass.states.get("switch.new_plug") is None
-                or hass.states.get("switch.new_plug").state == "unavailable"
-            ),
-            10,
-        )
-        await hass.async_block_till_done()
+        assert result["errors"] == {"local_key": "key_required"}
+        result = await hass.config_entries.subentries.async_configure(result["flow_id"], change)
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "reconfigure_successful"
+        assert entry.subentries[sub_id].title == "Renamed plug"
         registry = dr.async_get(hass)
-        await wait_until(
+        await wait_until(  # the entry reloads; entity ids stay, the device takes the name
             lambda: (
-                registry.async_get_device_by_identifier((DOMAIN, new.device_id), entry.entry_id)
-                is None
+                (
+                    d := registry.async_get_device_by_identifier(
+                        (DOMAIN, new.device_id), entry.entry_id
+                    )
+                )
+                is not None
+                and d.name == "Renamed plug"
             ),
             10,
         )
-        assert new.device_id not in hub.plugs_path.read_text()
+        await wait_for_state(hass, "switch.new_plug", "on", within=15)
+        # a new local key re-adds the plug on the hub
+        result = await start_reconfigure_plug(hass, entry, sub_id)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {**change, "local_key": KEYS[5]}
+        )
+        assert result["reason"] == "reconfigure_successful"
+        assert plug_subentry_id(entry, new.device_id) == sub_id
+        assert new.device_id in hub.plugs_path.read_text()
+        await wait_for_state(hass, "switch.new_plug", "on", within=15)
+
+        # heard on the LAN while the hub serves it: not offered
+        assert await async_setup_component(hass, DOMAIN, {})
+        discovery = hass.data[DISCOVERY]
+        info = {"ip": "127.0.0.1", "gwId": new.device_id, "version": "3.5"}
+
+        def broadcast() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.sendto(
+                    encode_broadcast(info, "3.5"), ("127.0.0.1", discovery.listener.bound_ports[1])
+                )
+
+        broadcast()
+        await wait_until(lambda: new.device_id in discovery.listener.devices)
+        await hass.async_block_till_done()
+        assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+
+        # deleting the subentry removes the plug from the hub, its device and entities
+        assert hass.config_entries.async_remove_subentry(entry, sub_id)
+        await wait_until(lambda: new.device_id not in hub.plugs_path.read_text(), 15)
+        await hass.async_block_till_done()
+        assert hass.states.get("switch.new_plug") is None
+        assert (
+            registry.async_get_device_by_identifier((DOMAIN, new.device_id), entry.entry_id) is None
+        )
+        await wait_until(lambda: not entry.data.get("removing"), 10)
+        assert {s.unique_id for s in entry.subentries.values()} == {p.device_id for p in plugs}
+        # no longer served: its next broadcast offers it under "Discovered"
+        broadcast()
+        await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+        flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        assert [f["context"]["unique_id"] for f in flows] == [new.device_id]
 
 
 async def test_dhcp_discovery_of_the_hub(hass: HomeAssistant, hub: HubProcess) -> None:
@@ -278,26 +375,21 @@ async def test_dhcp_discovery_of_the_hub(hass: HomeAssistant, hub: HubProcess) -
     assert entry.data["host"] == "127.0.0.9"
 
 
-async def open_options(hass: HomeAssistant, entry: MockConfigEntry, step: str) -> Any:
-    result = await hass.config_entries.options.async_init(entry.entry_id)
-    return await hass.config_entries.options.async_configure(
-        result["flow_id"], {"next_step_id": step}
-    )
-
-
 NEW_PLUG = {
     "device_id": "bfnewplug00abcdefghij",
     "local_key": KEYS[6],
     "host": "127.0.0.1",
-    "protocol_version": "3.3",
+    "protocol_version": "3_3",
     "port": 6668,
     "name": "New plug",
 }
 
 
-async def test_options_flow_errors(
-    hass: HomeAssistant, tmp_path: Path, plugs: list[SimulatedPlug]
+async def test_plug_subentry_errors(
+    hass: HomeAssistant, tmp_path: Path, plugs: list[SimulatedPlug], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Each refusal of the hub is shown on the form, and a retry succeeds."""
+    monkeypatch.setattr(flow_hub_plugs, "HUB_WAIT_S", 0.5)  # the hub will be away
     hub = HubProcess(tmp_path, max_plugs=2, plugs=[plug_record(plugs[0], name="Hub plug 0")])
     await hub.start()
     try:
@@ -305,45 +397,147 @@ async def test_options_flow_errors(
         entry.add_to_hass(hass)
         assert await hass.config_entries.async_setup(entry.entry_id)
         await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
-        result = await open_options(hass, entry, "add_plug")
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {**NEW_PLUG, "host": "not-an-address"}
-        )
+        configure = hass.config_entries.subentries.async_configure
+        result = await start_add_plug(hass, entry)
+        result = await configure(result["flow_id"], {**NEW_PLUG, "host": "not-an-address"})
         assert result["errors"] == {"base": "invalid_plug"}
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"],
-            {
-                **NEW_PLUG,
-                "device_id": plugs[1].device_id,
-                "local_key": KEYS[1],
-                "port": plugs[1].port,
-            },
-        )
+        second = {
+            **NEW_PLUG,
+            "device_id": plugs[1].device_id,
+            "local_key": KEYS[1],
+            "port": plugs[1].port,
+        }
+        result = await configure(result["flow_id"], second)
         assert result["type"] is FlowResultType.CREATE_ENTRY  # the second of two plugs
-        await wait_until(lambda: len(entry.data["plugs"]) == 2, 10)
         await wait_for_state(hass, "switch.new_plug", "on", within=10)  # reloaded
-        result = await open_options(hass, entry, "add_plug")
-        result = await hass.config_entries.options.async_configure(result["flow_id"], NEW_PLUG)
+        result = await start_add_plug(hass, entry)
+        result = await configure(result["flow_id"], NEW_PLUG)
         assert result["errors"] == {"base": "hub_full"}
-        # the hub goes away: both actions say so, nothing is lost
+        # a refused re-add (bad address) says the hub no longer has the plug; a retry fixes it
+        sub_id = plug_subentry_id(entry, plugs[1].device_id)
+        result = await start_reconfigure_plug(hass, entry, sub_id)
+        change = {**second, "name": "New plug"}
+        del change["device_id"]
+        result = await configure(result["flow_id"], {**change, "host": "not-an-address"})
+        assert result["errors"] == {"base": "readd_failed"}
+        result = await configure(result["flow_id"], change)
+        assert result["reason"] == "reconfigure_successful"
+        await wait_for_state(hass, "switch.new_plug", "on", within=10)
+        # the plug moved: only its address is sent
+        result = await start_reconfigure_plug(hass, entry, sub_id)
+        assert result["data_schema"]({**change, "local_key": ""})["host"] == "127.0.0.1"
+        moved = {k: v for k, v in change.items() if k != "local_key"}
+        result = await configure(result["flow_id"], {**moved, "host": "127.0.0.9"})
+        assert result["reason"] == "reconfigure_successful"
+        await wait_until(lambda: "127.0.0.9" in hub.plugs_path.read_text(), 10)
+        # the hub goes away: adding and changing say so, nothing is lost
         hub.stop()
         await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "off")
-        result = await hass.config_entries.options.async_configure(result["flow_id"], NEW_PLUG)
+        result = await start_add_plug(hass, entry)
+        result = await configure(result["flow_id"], NEW_PLUG)
         assert result["errors"] == {"base": "cannot_connect"}
-        result = await open_options(hass, entry, "remove_plug")
-        result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {"device_id": plugs[0].device_id}
-        )
+        result = await start_reconfigure_plug(hass, entry, sub_id)
+        result = await configure(result["flow_id"], {**moved, "host": "127.0.0.1"})
         assert result["errors"] == {"base": "cannot_connect"}
+        # a subentry deleted while the hub is away: the plug is removed when it is back
+        assert hass.config_entries.async_remove_subentry(entry, sub_id)
+        await wait_until(lambda: entry.data.get("removing") == [plugs[1].device_id], 10)
         with pytest.raises(HomeAssistantError):
             await entry.runtime_data.source.async_set_dps(plugs[0].device_id, {"1": False})
         await entry.runtime_data.source.async_refresh()
         assert not entry.runtime_data.source.last_update_success
+        await hub.start()
+        await wait_until(lambda: plugs[1].device_id not in hub.plugs_path.read_text(), 20)
+        await wait_until(lambda: not entry.data.get("removing"), 10)
+        assert [s.unique_id for s in entry.subentries.values()] == [plugs[0].device_id]
     finally:
         hub.stop()
 
 
-async def test_hub_without_plugs_and_direct_entries_without_options(
+async def test_subentry_flows_of_a_hub_entry_that_is_not_loaded(
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plugs: list[SimulatedPlug],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(flow_hub_plugs, "HUB_WAIT_S", 0.5)
+    entry = hub_entry(hub, [{"id": plugs[0].device_id, "name": "Hub plug 0", "ver": "3.3"}])
+    entry.add_to_hass(hass)  # e.g. disabled: the hub cannot be asked
+    result = await start_add_plug(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], NEW_PLUG)
+    assert result["errors"] == {"base": "cannot_connect"}
+    sub_id = plug_subentry_id(entry, plugs[0].device_id)
+    result = await start_reconfigure_plug(hass, entry, sub_id)
+    assert result["type"] is FlowResultType.FORM
+    change = {"name": "Hub plug 0", "host": "127.0.0.1", "protocol_version": "3_3", "port": 1}
+    result = await hass.config_entries.subentries.async_configure(result["flow_id"], change)
+    assert result["errors"] == {"base": "cannot_connect"}
+
+
+async def test_migration_turns_cached_plugs_into_subentries(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """A hub entry of version 1.1 (plugs cached in its data) gets one subentry per plug; the
+    plugs' devices and entities move to their subentries, keeping their entity ids."""
+    cached = [
+        {"id": p.device_id, "name": f"Hub plug {i}", "ver": "3.3"} for i, p in enumerate(plugs)
+    ]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=HUB_ID,
+        title="Tuya ESP32 hub testhub",
+        version=1,
+        minor_version=1,
+        data={**hub_entry(hub, []).data, "plugs": cached},
+    )
+    entry.add_to_hass(hass)
+    # the registry as version 1.1 left it: the plug's device and switch on the entry itself
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, identifiers={(DOMAIN, plugs[0].device_id)}
+    )
+    er.async_get(hass).async_get_or_create(
+        "switch",
+        DOMAIN,
+        f"{plugs[0].device_id}_switch",
+        config_entry=entry,
+        device_id=device.id,
+        suggested_object_id="old_switch",
+    )
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert (entry.version, entry.minor_version) == (1, 2)
+    assert "plugs" not in entry.data
+    sub_id = plug_subentry_id(entry, plugs[0].device_id)
+    assert entry.subentries[sub_id].title == "Hub plug 0"
+    assert entry.subentries[sub_id].data["protocol_version"] == "3.3"
+    moved = er.async_get(hass).async_get("switch.old_switch")
+    assert moved is not None
+    assert moved.config_subentry_id == sub_id
+    device = dr.async_get(hass).async_get(device.id)
+    assert device is not None
+    assert device.config_subentry_id == sub_id
+    await wait_for_state(hass, "switch.old_switch", "on", within=10)
+    await wait_for_state(hass, "switch.hub_plug_1", "on", within=10)
+
+
+async def test_migration_of_direct_entries_and_refused_downgrade(
+    hass: HomeAssistant, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
+) -> None:
+    old = MockConfigEntry(
+        domain=DOMAIN, unique_id=mock_entry.unique_id, data=dict(mock_entry.data), minor_version=1
+    )
+    old.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(old.entry_id)
+    assert (old.version, old.minor_version) == (1, 2)
+    for key in ("transport", "host", "port", "device_id", "local_key", "name"):
+        assert old.data[key] == mock_entry.data[key]  # kept as they were (the plug may add some)
+    newer = MockConfigEntry(domain=DOMAIN, unique_id="other", data={}, version=2)
+    newer.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(newer.entry_id)
+    assert newer.state is ConfigEntryState.MIGRATION_ERROR
+
+
+async def test_hub_without_plugs_and_direct_entries_without_subentries(
     hass: HomeAssistant, tmp_path: Path, plug_sim: SimulatedPlug, mock_entry: MockConfigEntry
 ) -> None:
     hub = HubProcess(tmp_path)
@@ -355,12 +549,12 @@ async def test_hub_without_plugs_and_direct_entries_without_options(
         )
         result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
         entry = result["result"]
-        assert entry.data["plugs"] == []
-        result = await open_options(hass, entry, "remove_plug")
-        assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "no_plugs"
+        assert entry.subentries == {}
+        assert entry.supported_subentry_types == {"plug": {"supports_reconfigure": True}}
         mock_entry.add_to_hass(hass)
         assert mock_entry.supports_options  # a direct plug: its layout (profile)
+        assert not entry.supports_options  # a hub: its plugs are subentries
+        assert mock_entry.supported_subentry_types == {}
     finally:
         hub.stop()
 
@@ -370,14 +564,36 @@ async def test_hub_health_sensors_and_failed_commands(
 ) -> None:
     entry = await add_hub(hass, hub)
     coordinator = entry.runtime_data.source
+    # read when the hub connected, not at the first poll a minute later
+    await wait_until(lambda: coordinator.health is not None, 10)
     await coordinator.async_refresh()
     assert coordinator.last_update_success
-    assert coordinator.health is not None
     assert coordinator.health.plugs == 2
-    heap = hass.states.get("sensor.tuya_esp32_hub_testhub_free_memory")
-    assert float(heap.state) > 0
+    # free memory and Wi-Fi signal are there for diagnosis only: disabled by default
+    for sensor in ("free_memory", "wi_fi_signal"):
+        registered = er.async_get(hass).async_get(f"sensor.tuya_esp32_hub_testhub_{sensor}")
+        assert registered is not None
+        assert registered.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        assert hass.states.get(f"sensor.tuya_esp32_hub_testhub_{sensor}") is None
+    # uptime is the hub's start time, known as soon as the hub is connected (no poll awaited)
+    # and it stays put from poll to poll
     uptime = hass.states.get("sensor.tuya_esp32_hub_testhub_uptime")
-    assert float(uptime.state) >= 0
+    assert uptime.attributes["device_class"] == "timestamp"
+    started = dt_util.parse_datetime(uptime.state)
+    assert started is not None
+    assert started <= dt_util.utcnow()
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    assert hass.states.get("sensor.tuya_esp32_hub_testhub_uptime").state == uptime.state
+    # the hub's device shows its maker, model and the firmware it reported
+    device = dr.async_get(hass).async_get_device_by_identifier((DOMAIN, HUB_ID), entry.entry_id)
+    assert device is not None
+    assert (device.manufacturer, device.model) == ("Espressif", "ESP32 hub")
+    assert device.sw_version == coordinator.firmware is not None
+    diag = await async_get_config_entry_diagnostics(hass, entry)
+    for member in ("reset_cause", "mp_heap_free", "idf_heap_free"):
+        assert member in diag["hub"]["health"]
+    assert diag["hub"]["boot_time"] == started.isoformat()
     await plugs[0].stop()
     await wait_for_state(hass, "switch.hub_plug_0", "unavailable", within=10)
     with pytest.raises(HomeAssistantError, match="offline") as err:
@@ -425,6 +641,17 @@ async def test_reconfigure_the_hub(hass: HomeAssistant, hub: HubProcess, tmp_pat
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert entry.data["host"] == "localhost"
+    await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
+    # saved without a change: the entry is reloaded all the same (e.g. to retry now)
+    hub_coordinator = entry.runtime_data.hub
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_RECONFIGURE, "entry_id": entry.entry_id}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], hub_input(hub, host="localhost")
+    )
+    assert result["reason"] == "reconfigure_successful"
+    await wait_until(lambda: entry.runtime_data.hub is not hub_coordinator, 10)
     await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
 
 
@@ -547,3 +774,68 @@ async def test_a_moved_plug_behind_the_hub_is_followed(
         await wait_for_state(hass, "switch.hub_plug_0", "on", within=15)
         assert "127.0.0.7" in hub.plugs_path.read_text()
         assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+
+
+def test_boot_time_moves_only_when_the_hub_restarts() -> None:
+    """The start time derived from the uptime ignores poll latency, follows a restart."""
+    coordinator = object.__new__(HubCoordinator)  # only the boot-time bookkeeping is used
+    coordinator.boot_time = None
+    now = datetime(2026, 11, 27, 12, 0, 0, 400000, tzinfo=UTC)
+    coordinator._update_boot_time(3600, now)
+    first = coordinator.boot_time
+    assert first == datetime(2026, 11, 27, 11, 0, 0, tzinfo=UTC)
+    coordinator._update_boot_time(3661, now + timedelta(seconds=62))  # one poll later, 1 s slow
+    assert coordinator.boot_time == first
+    coordinator._update_boot_time(5, now + timedelta(minutes=2))  # the hub restarted
+    assert coordinator.boot_time == datetime(2026, 11, 27, 12, 1, 55, tzinfo=UTC)
+
+
+async def test_subentries_follow_the_hubs_inventory(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """A plug the hub has without a subentry gets one (and its entities); a subentry whose plug
+    the hub no longer has is removed, with its device."""
+    ghost = "bfghostplug000000000"
+    entry = hub_entry(
+        hub,
+        [
+            {"id": plugs[0].device_id, "name": "Hub plug 0", "ver": "3.3"},
+            {"id": ghost, "name": "Ghost", "ver": "3.3"},
+        ],
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(
+        lambda: {s.unique_id for s in entry.subentries.values()} == {p.device_id for p in plugs},
+        15,
+    )
+    await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
+    sub_id = plug_subentry_id(entry, plugs[1].device_id)
+    assert entry.subentries[sub_id].title == "Hub plug 1"
+    assert hass.states.get("switch.ghost") is None
+    registry = dr.async_get(hass)
+    assert registry.async_get_device_by_identifier((DOMAIN, ghost), entry.entry_id) is None
+
+
+async def test_a_plug_form_waits_for_the_hub_entry_to_load(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """Sent while the hub entry is (re)loading, e.g. right after the previous plug was added:
+    the form waits for the entry and the hub instead of failing."""
+    entry = hub_entry(
+        hub,
+        [{"id": p.device_id, "name": f"Hub plug {i}", "ver": "3.3"} for i, p in enumerate(plugs)],
+    )
+    entry.add_to_hass(hass)
+    result = await start_add_plug(hass, entry)
+    pending = hass.async_create_task(
+        hass.config_entries.subentries.async_configure(result["flow_id"], NEW_PLUG),
+        eager_start=True,
+    )
+    assert not pending.done()  # waiting for the entry
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    result = await pending
+    assert result.get("errors") is None
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert NEW_PLUG["device_id"] in {s.unique_id for s in entry.subentries.values()}
+    assert NEW_PLUG["device_id"] in hub.plugs_path.read_text()

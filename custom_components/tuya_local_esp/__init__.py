@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import ConfigEntry, ConfigSubentry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_HUB_ID, CONF_TRANSPORT, DOMAIN, TRANSPORT_HUB
+from .const import (
+    CONF_DEVICE_ID,
+    CONF_HUB_ID,
+    CONF_PLUGS,
+    CONF_PROTOCOL_VERSION,
+    CONF_REMOVING,
+    CONF_TRANSPORT,
+    DOMAIN,
+    LOGGER,
+    SUBENTRY_PLUG,
+    TRANSPORT_HUB,
+)
 from .coordinator import DirectPlugCoordinator
 from .discovery import async_get_discovery
 from .hub_coordinator import HubCoordinator
@@ -67,6 +80,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) ->
         hub.register_hub_device()
         hub.remove_stale_plug_devices()
         entry.runtime_data = TuyaLocalRuntime(hub, hub)
+        entry.async_on_unload(entry.add_update_listener(_async_hub_entry_changed))
+        # the hub may answer before the platforms are set up: its plug list is applied to the
+        # subentries once the entry is loaded (a change reloads the entry)
+        entry.async_on_unload(entry.async_on_state_change(hub.sync_subentries))
     else:
         entry.runtime_data = TuyaLocalRuntime(DirectPlugCoordinator(hass, entry))
     source = entry.runtime_data.source
@@ -77,6 +94,57 @@ async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) ->
     entry.async_on_unload(hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _close))
     await source.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, _platforms(entry))
+    return True
+
+
+async def _async_hub_entry_changed(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -> None:
+    """A hub entry or its plug subentries changed: note deleted plugs, then reload.
+
+    A deleted subentry's plug is put on the entry's ``removing`` list; the reloaded coordinator
+    removes it from the hub as soon as the hub is connected (now, or when it comes back).
+    """
+    loaded = set(entry.runtime_data.source.plugs)
+    kept = {sub.data[CONF_DEVICE_ID] for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)}
+    if deleted := loaded - kept:
+        removing = sorted({*entry.data.get(CONF_REMOVING, []), *deleted})
+        hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_REMOVING: removing})
+    hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Migrate entries of version 1.1: a hub's cached ``plugs`` become plug subentries.
+
+    Each plug's device and entities are attached to its new subentry. (Home Assistant calls
+    this only for older entries, and refuses newer ones, a downgrade, itself.)
+    """
+    if entry.minor_version < 2:  # the only step so far: 1.1 -> 1.2
+        data = dict(entry.data)
+        plugs = data.pop(CONF_PLUGS, [])
+        if entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
+            devices = dr.async_get(hass)
+            entities = er.async_get(hass)
+            for plug in plugs:
+                sub = ConfigSubentry(
+                    data=MappingProxyType(
+                        {CONF_DEVICE_ID: plug["id"], CONF_PROTOCOL_VERSION: plug["ver"]}
+                    ),
+                    subentry_type=SUBENTRY_PLUG,
+                    title=plug["name"],
+                    unique_id=plug["id"],
+                )
+                hass.config_entries.async_add_subentry(entry, sub)
+                device = devices.async_get_device_by_identifier(
+                    (DOMAIN, plug["id"]), entry.entry_id
+                )
+                if device is None:
+                    continue
+                for entity in er.async_entries_for_device(entities, device.id, True):
+                    entities.async_update_entity(
+                        entity.entity_id, config_subentry_id=sub.subentry_id
+                    )
+                devices.async_update_device(device.id, new_config_subentry_id=sub.subentry_id)
+        hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
+        LOGGER.debug("Migrated entry %s to version 1.2", entry.entry_id)
     return True
 
 
@@ -91,6 +159,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: TuyaLocalConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Allow deleting a plug's device once the hub no longer has the plug."""
+    """Allow deleting a plug's device once the hub no longer has the plug.
+
+    Plugs the hub has are removed through their subentry (which removes them from the hub).
+    """
     keep = {*entry.runtime_data.source.plugs, entry.data.get(CONF_HUB_ID)}
     return not any(ident[0] == DOMAIN and ident[1] in keep for ident in device.identifiers)

@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import HubEntity, PlugEntity, via_device_ids
+from .entity import HubEntity, PlugEntity, add_plug_entities, via_device_ids
 from .hub_coordinator import HubCoordinator
 from .profiles import fault_names
 from .source import PlugSource
@@ -28,7 +28,9 @@ async def async_setup_entry(
     """Add the hub's connectivity sensor (hub entries) and each plug's problem sensors."""
     if (hub := entry.runtime_data.hub) is not None:
         async_add_entities([HubConnectedSensor(hub)])
-    async_add_entities(plug_problem_sensors(hass, entry))
+    add_plug_entities(
+        async_add_entities, entry.runtime_data.source, plug_problem_sensors(hass, entry)
+    )
 
 
 class HubConnectedSensor(HubEntity, BinarySensorEntity):

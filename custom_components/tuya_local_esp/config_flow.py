@@ -2,7 +2,7 @@
 
 Plugs (typed in or discovered on the LAN) and ESP32 hubs; reconfigure and reauth. The steps are
 here; the forms are in ``flow_schemas.py``, validation and probes in ``flow_probes.py``, the hub's
-options flow (its plugs) in ``flow_hub_plugs.py``.
+plugs (config subentries) in ``flow_hub_plugs.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from typing import Any
 from homeassistant.config_entries import (
     SOURCE_IMPORT,
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
 )
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
@@ -27,7 +29,6 @@ from .const import (
     CONF_DEVICE_ID,
     CONF_HUB_ID,
     CONF_LOCAL_KEY,
-    CONF_PLUGS,
     CONF_PROTOCOL_VERSION,
     CONF_SECRET,
     CONF_TRANSPORT,
@@ -36,11 +37,12 @@ from .const import (
     DEFAULT_PORT,
     DOMAIN,
     HUB_HOSTNAME_PREFIX,
+    SUBENTRY_PLUG,
     TRANSPORT_DIRECT,
     TRANSPORT_HUB,
 )
 from .discovery import async_get_discovery
-from .flow_hub_plugs import HubOptionsFlow
+from .flow_hub_plugs import HubPlugSubentryFlow
 from .flow_import import (
     CONF_DEVICES_JSON,
     CONF_PLUGS_SELECTED,
@@ -57,8 +59,10 @@ from .flow_schemas import (
     pick_plug_schema,
     plug_schema,
     secret_schema,
+    with_option_version,
+    with_stored_version,
 )
-from .hub_coordinator import plugs_record
+from .hub_coordinator import inventory_subentries
 from .profiles import DevicesJsonError, DevicesJsonImport, parse_devices_json
 from .tuya import VERSIONS
 
@@ -67,6 +71,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a plug: the flow connects and reads its DPS before creating the entry."""
 
     VERSION = 1
+    #: 1.2: a hub's plugs are config subentries (``async_migrate_entry`` converts 1.1).
+    MINOR_VERSION = 2
 
     def __init__(self) -> None:
         """Start with nothing discovered."""
@@ -155,6 +161,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             return await self.async_step_pick_plug(found=found)
         errors: dict[str, str] = {}
         if user_input is not None:
+            user_input = with_stored_version(user_input)
             # a discovery flow for the same plug may be open: it ends when this one succeeds
             await self.async_set_unique_id(
                 str(user_input[CONF_DEVICE_ID]).strip(), raise_on_progress=False
@@ -170,7 +177,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="plug",
             data_schema=self.add_suggested_values_to_schema(
-                plug_schema(user_input or {}, with_device_id=True), user_input
+                plug_schema(user_input or {}, with_device_id=True),
+                with_option_version(user_input) if user_input else None,
             ),
             errors=errors,
         )
@@ -260,12 +268,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                 )
                 return self.async_create_entry(
                     title=f"{DEFAULT_HUB_NAME} {inventory.hub_id}",
-                    data={
-                        **data,
-                        CONF_TRANSPORT: TRANSPORT_HUB,
-                        CONF_HUB_ID: inventory.hub_id,
-                        CONF_PLUGS: plugs_record(inventory),
-                    },
+                    data={**data, CONF_TRANSPORT: TRANSPORT_HUB, CONF_HUB_ID: inventory.hub_id},
+                    subentries=inventory_subentries(inventory),
                 )
         return self.async_show_form(
             step_id="hub", data_schema=hub_schema(user_input or self._discovered), errors=errors
@@ -301,6 +305,8 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
                     self._abort_if_unique_id_mismatch(reason="wrong_hub")
             else:
                 errors = await validate_releasing(entry, data)
+            if not errors and hub:
+                return self._update_hub_and_abort(entry, data, "reauth_successful")
             if not errors:
                 return self.async_update_reload_and_abort(entry, data=data)
         return self.async_show_form(
@@ -322,7 +328,9 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
             if inventory is not None:
                 await self.async_set_unique_id(inventory.hub_id)
                 self._abort_if_unique_id_mismatch(reason="wrong_hub")
-                return self.async_update_reload_and_abort(entry, data_updates=data)
+                return self._update_hub_and_abort(
+                    entry, {**entry.data, **data}, "reconfigure_successful"
+                )
         return self.async_show_form(
             step_id="reconfigure_hub",
             data_schema=hub_schema(user_input or entry.data),
@@ -332,10 +340,39 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
-        """Hub entries manage the hub's plugs here; plug entries their layout (profile)."""
-        if config_entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
-            return HubOptionsFlow()
+        """A plug entry's layout (profile), outlet names and divisors; hubs use subentries."""
         return PlugOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_supports_options_flow(cls, config_entry: ConfigEntry) -> bool:
+        """Only plug entries have options; a hub's plugs are its subentries."""
+        return config_entry.data.get(CONF_TRANSPORT) != TRANSPORT_HUB
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """A hub entry has one subentry per plug ("Add plug" on its page); plugs have none."""
+        if config_entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
+            return {SUBENTRY_PLUG: HubPlugSubentryFlow}
+        return {}
+
+    @callback
+    def _update_hub_and_abort(
+        self, entry: ConfigEntry, data: Mapping[str, Any], reason: str
+    ) -> ConfigFlowResult:
+        """Store a hub entry's new data and reload it.
+
+        A hub entry reloads through its update listener (which also follows its subentries),
+        so HA's ``async_update_reload_and_abort`` cannot be used; an unchanged entry (or one
+        that is not loaded) is reloaded here.
+        """
+        loaded = entry.state is ConfigEntryState.LOADED  # then its update listener reloads it
+        if not self.hass.config_entries.async_update_entry(entry, data=data) or not loaded:
+            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        return self.async_abort(reason=reason)
 
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
@@ -347,7 +384,7 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             user_input = {
-                **user_input,
+                **with_stored_version(user_input),
                 CONF_DEVICE_ID: entry.data[CONF_DEVICE_ID],
                 # left empty: keep the stored local key
                 CONF_LOCAL_KEY: user_input.get(CONF_LOCAL_KEY) or entry.data[CONF_LOCAL_KEY],

@@ -30,9 +30,15 @@ TRANSPORT_HUB: Final = "hub"
 # ESP32 hub entries (docs/hub-protocol.md)
 CONF_SECRET: Final = "secret"  # noqa: S105 - the name of the field, not a secret
 CONF_HUB_ID: Final = "hub_id"
-#: Plugs of the hub's last inventory ``[{"id", "name", "ver"}]``: entities are created from it at
-#: start-up without waiting for the hub.
+#: Plugs of the hub's inventory ``[{"id", "name", "ver"}]`` as config entries of version 1.1
+#: stored them; migrated to one subentry per plug (entry version 1.2).
 CONF_PLUGS: Final = "plugs"
+#: Subentry type of a plug behind a hub (one config subentry per plug, ``strings.json``
+#: ``config_subentries.plug``); its data holds the device id and protocol version.
+SUBENTRY_PLUG: Final = "plug"
+#: Device ids of plugs whose subentry was deleted while the hub could not be told yet; they are
+#: removed from the hub when it is next connected.
+CONF_REMOVING: Final = "removing"
 DEFAULT_HUB_PORT: Final = 6670
 #: The hub's DHCP host name is this prefix + its hub id (``esp32/board.py``).
 HUB_HOSTNAME_PREFIX: Final = "tuya-esp-hub-"

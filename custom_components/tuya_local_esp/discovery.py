@@ -11,7 +11,8 @@ its periodic REQ_DEVINFO requests solicit (``tuya/discovery.py``; spec §3), and
   (``PlugSource.wake``) instead of at the end of its backoff.
 
 It starts in the background and never blocks Home Assistant's start-up; a UDP port that is taken
-is logged and skipped.
+(another integration or tool listening without SO_REUSEADDR) is skipped and reported as a repair
+issue naming the ports.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_HOST, EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import discovery_flow
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.hass_dict import HassKey
 
 from .const import (
@@ -54,6 +56,9 @@ REQUEST_INTERVAL = 6.0
 #: Assistant's network adapters (``scripts/develop`` keeps them on loopback).
 TARGETS_ENV = "TUYA_LOCAL_ESP_DISCOVERY_TARGETS"
 
+#: Repair issue: some discovery ports are held by another program.
+PORTS_ISSUE = "discovery_ports_taken"
+
 DATA_VERSION = "version"
 DATA_PRODUCT_KEY = "product_key"
 
@@ -67,11 +72,30 @@ class TuyaDiscovery:
         self.listener = listener
         #: (ip, version, product key, mac) last heard per device id
         self._identities: dict[str, tuple[str, str, str, str | None]] = {}
+        #: device ids a discovery flow was started for
+        self._offered: set[str] = set()
         listener.subscribe(self._on_device)
 
     async def async_start(self) -> None:
-        """Bind the UDP ports and start the requests (returns at once)."""
+        """Bind the UDP ports and start the requests (returns at once).
+
+        Ports another program holds are skipped; a repair issue (``discovery_ports_taken``)
+        names them, and goes away at the next start that binds every port.
+        """
         await self.listener.start()
+        if taken := self.listener.unbound_ports:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                PORTS_ISSUE,
+                is_fixable=False,
+                is_persistent=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key=PORTS_ISSUE,
+                translation_placeholders={"ports": ", ".join(str(p) for p in taken)},
+            )
+        else:
+            ir.async_delete_issue(self.hass, DOMAIN, PORTS_ISSUE)
 
     async def async_stop(self) -> None:
         """Close the sockets."""
@@ -127,7 +151,10 @@ class TuyaDiscovery:
         if entry is None:
             source = self._hub_source(device.device_id)
             if source is None:
-                if changed:
+                # offered again when it changed, or when it was not offered yet (e.g. a plug
+                # heard while a hub served it, then removed from the hub)
+                if changed or device.device_id not in self._offered:
+                    self._offered.add(device.device_id)
                     discovery_flow.async_create_flow(
                         self.hass,
                         DOMAIN,

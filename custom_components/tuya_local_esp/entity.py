@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, override
 
 from homeassistant.const import EntityCategory
@@ -10,12 +10,37 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .hub_coordinator import HubCoordinator
 from .profiles import Profile
-from .source import PlugSource
+from .source import PlugInfo, PlugSource
+
+
+def plug_device_info(
+    plug: PlugInfo, via_device_id: str | None, model: str = "Wi-Fi smart plug"
+) -> DeviceInfo:
+    """The device of a plug; ``via_device_id``: the hub's device registry id, or None.
+
+    ``model`` is the device model shown (:func:`plug_model` of the plug's profile).
+
+    Everything is given to the constructor (HA 2026.11 makes ``DeviceInfo`` a dataclass).
+    HA's device registry keeps the firmware version in ``sw_version``: a plug does not report
+    its firmware locally, so it holds the Tuya protocol version the firmware speaks.
+    """
+    common = DeviceInfo(
+        identifiers={(DOMAIN, plug.device_id)},
+        name=plug.name,
+        manufacturer="Tuya",
+        model=model,
+        sw_version=f"Tuya protocol {plug.protocol_version}",
+        serial_number=plug.device_id,
+    )
+    if via_device_id is None:
+        return common
+    return DeviceInfo(**common, via_device_id=via_device_id)
 
 
 def plug_model(profile: Profile) -> str:
@@ -53,16 +78,11 @@ class PlugEntity(Entity):
         self.device_id = device_id
         plug = source.plugs[device_id]
         self._attr_unique_id = f"{device_id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, device_id)},
-            name=plug.name,
-            manufacturer="Tuya",
-            model=plug_model(source.plug_profile(device_id)),
-            model_id=f"protocol {plug.protocol_version}",
-            serial_number=device_id,
+        # HA device registry: sw_version is the firmware's version; the plug's firmware is not
+        # reported locally, the protocol version it speaks is what it tells about it.
+        self._attr_device_info = plug_device_info(
+            plug, via_device_id, plug_model(source.plug_profile(device_id))
         )
-        if via_device_id is not None:
-            self._attr_device_info["via_device_id"] = via_device_id
         self._written: Hashable = None
 
     @property
@@ -111,6 +131,20 @@ def via_device_ids(hass: HomeAssistant, entry_id: str, source: PlugSource) -> di
         )
         for device_id, plug in source.plugs.items()
     }
+
+
+def add_plug_entities(
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    source: PlugSource,
+    entities: Iterable[PlugEntity],
+) -> None:
+    """Add plug entities; those of a plug behind a hub go to the plug's config subentry."""
+    by_subentry: dict[str | None, list[PlugEntity]] = {}
+    for entity in entities:
+        subentry_id = source.plugs[entity.device_id].subentry_id
+        by_subentry.setdefault(subentry_id, []).append(entity)
+    for subentry_id, group in by_subentry.items():
+        async_add_entities(group, config_subentry_id=subentry_id)
 
 
 class HubEntity(CoordinatorEntity[HubCoordinator]):

@@ -1,4 +1,4 @@
-"""Form schemas of the config flow and of the hub's options flow (no logic, no I/O)."""
+"""Form schemas of the config flow and of the hub's plug subentry flow (no logic, no I/O)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,40 @@ def _port() -> NumberSelector:
     )
 
 
-def _versions(options: list[str]) -> SelectSelector:
+def version_option(version: str) -> str:
+    """The selector option of a stored protocol version: ``"3.3"`` -> ``"3_3"``, ``"auto"``.
+
+    hassfest accepts only ``[a-z0-9-_]+`` as translation keys of selector options, so the
+    options are ``3_1`` ... ``3_5``; entries keep the dotted form the protocol code uses.
+    """
+    return version.replace(".", "_")
+
+
+def version_from_option(option: str) -> str:
+    """The stored protocol version of a selector option: ``"3_3"`` -> ``"3.3"``, ``"auto"``."""
+    return option.replace("_", ".")
+
+
+def with_stored_version(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a form's input with the protocol version in the stored, dotted form."""
+    return {
+        **user_input,
+        CONF_PROTOCOL_VERSION: version_from_option(user_input[CONF_PROTOCOL_VERSION]),
+    }
+
+
+def with_option_version(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of stored data with the protocol version as a selector option (form defaults)."""
+    out = dict(values)
+    if CONF_PROTOCOL_VERSION in out:
+        out[CONF_PROTOCOL_VERSION] = version_option(str(out[CONF_PROTOCOL_VERSION]))
+    return out
+
+
+def _versions(versions: list[str]) -> SelectSelector:
     return SelectSelector(
         SelectSelectorConfig(
-            options=options,
+            options=[version_option(v) for v in versions],
             mode=SelectSelectorMode.DROPDOWN,
             translation_key=CONF_PROTOCOL_VERSION,
         )
@@ -70,7 +100,8 @@ def plug_schema(defaults: Mapping[str, Any], *, with_device_id: bool) -> vol.Sch
     fields[key_marker(CONF_LOCAL_KEY)] = _password()
     fields[
         vol.Required(
-            CONF_PROTOCOL_VERSION, default=defaults.get(CONF_PROTOCOL_VERSION, DEFAULT_VERSION)
+            CONF_PROTOCOL_VERSION,
+            default=version_option(str(defaults.get(CONF_PROTOCOL_VERSION, DEFAULT_VERSION))),
         )
     ] = _versions(PROTOCOL_VERSIONS)
     fields[vol.Required(CONF_PORT, default=defaults.get(CONF_PORT, DEFAULT_PORT))] = _port()
@@ -135,25 +166,23 @@ def add_hub_plug_schema() -> vol.Schema:
             vol.Required(CONF_DEVICE_ID): TextSelector(),
             vol.Required(CONF_LOCAL_KEY): _password(),
             vol.Required(CONF_HOST): TextSelector(),
-            vol.Required(CONF_PROTOCOL_VERSION, default="3.3"): _versions(HUB_PROTOCOL_VERSIONS),
+            vol.Required(CONF_PROTOCOL_VERSION, default=version_option("3.3")): _versions(
+                HUB_PROTOCOL_VERSIONS
+            ),
             vol.Required(CONF_PORT, default=DEFAULT_PORT): _port(),
             vol.Optional(CONF_NAME, default=DEFAULT_NAME): TextSelector(),
         }
     )
 
 
-def remove_hub_plug_schema(plugs: Iterable[Mapping[str, str]]) -> vol.Schema:
-    """A list of the hub's plugs (``[{"id", "name"}]``)."""
+def reconfigure_hub_plug_schema() -> vol.Schema:
+    """A plug the hub has: name, IPv4 address, version, port, and a new local key (optional)."""
     return vol.Schema(
         {
-            vol.Required(CONF_DEVICE_ID): SelectSelector(
-                SelectSelectorConfig(
-                    options=[
-                        SelectOptionDict(value=p["id"], label=f"{p['name']} ({p['id']})")
-                        for p in plugs
-                    ],
-                    mode=SelectSelectorMode.LIST,
-                )
-            )
+            vol.Required(CONF_NAME): TextSelector(),
+            vol.Required(CONF_HOST): TextSelector(),
+            vol.Optional(CONF_LOCAL_KEY): _password(),
+            vol.Required(CONF_PROTOCOL_VERSION): _versions(HUB_PROTOCOL_VERSIONS),
+            vol.Required(CONF_PORT, default=DEFAULT_PORT): _port(),
         }
     )

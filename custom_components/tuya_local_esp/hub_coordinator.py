@@ -9,23 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Coroutine
 from dataclasses import asdict
+from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, override
 
-from homeassistant.config_entries import ConfigEntry
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigSubentry,
+    ConfigSubentryData,
+)
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import UpdateFailed
+from homeassistant.util import dt as dt_util
 
 from .const import (
+    CONF_DEVICE_ID,
     CONF_HUB_ID,
-    CONF_PLUGS,
+    CONF_PROTOCOL_VERSION,
+    CONF_REMOVING,
     CONF_SECRET,
     DEFAULT_HUB_NAME,
     DOMAIN,
     HUB_POLL_INTERVAL,
     LOGGER,
+    SUBENTRY_PLUG,
 )
 from .coordinator import PlugCoordinator, PlugData
 from .hub import (
@@ -39,11 +50,28 @@ from .hub import (
 )
 from .source import NewPlug, PlugInfo, PlugManagementError
 
+#: The hub's device: the board's maker and what it is (HA device registry ``manufacturer``,
+#: ``model``); its firmware version goes to ``sw_version``.
+HUB_MANUFACTURER = "Espressif"
+HUB_MODEL = "ESP32 hub"
+#: A boot time estimate this close to the last one is the same boot (poll latency, rounding).
+BOOT_TIME_TOLERANCE = timedelta(seconds=30)
 
-def plugs_record(inventory: Inventory) -> list[dict[str, str]]:
-    """The inventory's plugs as stored in the config entry (no local keys: the hub keeps them)."""
+
+def plug_subentry(device_id: str, name: str, version: str) -> ConfigSubentryData:
+    """The config subentry of a plug behind the hub (no local key: the hub keeps it)."""
+    return ConfigSubentryData(
+        data={CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: version},
+        subentry_type=SUBENTRY_PLUG,
+        title=name,
+        unique_id=device_id,
+    )
+
+
+def inventory_subentries(inventory: Inventory) -> list[ConfigSubentryData]:
+    """One subentry per plug of the hub's inventory, by device id."""
     return [
-        {"id": p.device_id, "name": p.name, "ver": p.version}
+        plug_subentry(p.device_id, p.name, p.version)
         for p in sorted(inventory.plugs.values(), key=lambda p: p.device_id)
     ]
 
@@ -57,11 +85,24 @@ class HubCoordinator(PlugCoordinator):
         self.hub_id: str = data[CONF_HUB_ID]
         self.client = HubClient(data[CONF_HOST], data[CONF_PORT], data[CONF_SECRET])
         self.plugs = {
-            p["id"]: PlugInfo(p["id"], p["name"], p["ver"], via_hub=self.hub_id)
-            for p in data.get(CONF_PLUGS, [])
+            sub.data[CONF_DEVICE_ID]: PlugInfo(
+                sub.data[CONF_DEVICE_ID],
+                sub.title,
+                sub.data[CONF_PROTOCOL_VERSION],
+                via_hub=self.hub_id,
+                subentry_id=sub.subentry_id,
+            )
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
         }
         self.health: HubHealth | None = None
+        #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
+        self.boot_time: datetime | None = None
         self._online: dict[str, bool] = {}
+        #: Plugs being added or re-added by a subentry flow: the flow creates or keeps their
+        #: subentry itself (until the entry reloads).
+        self._adding: set[str] = set()
+        #: Firmware version last written to the hub's device.
+        self._device_firmware: str | None = None
         super().__init__(hass, entry, f"{DOMAIN} hub {self.hub_id}", HUB_POLL_INTERVAL)
         self._unsubs = [
             self.client.subscribe(self._on_state),
@@ -85,11 +126,25 @@ class HubCoordinator(PlugCoordinator):
             config_entry_id=self.config_entry.entry_id,
             identifiers={(DOMAIN, self.hub_id)},
             name=self.config_entry.title or DEFAULT_HUB_NAME,
-            manufacturer="tuya_local_esp",
-            model="ESP32 hub (MicroPython)",
+            manufacturer=HUB_MANUFACTURER,
+            model=HUB_MODEL,
             serial_number=self.hub_id,
             sw_version=self.firmware,
         )
+
+    @callback
+    def _update_hub_firmware(self) -> None:
+        """Write the firmware version the hub reported to its device (None before)."""
+        firmware = self.firmware
+        if firmware is None or firmware == self._device_firmware:
+            return
+        self._device_firmware = firmware
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_device_by_identifier(
+            (DOMAIN, self.hub_id), self.config_entry.entry_id
+        )
+        if device is not None:
+            registry.async_update_device(device.id, sw_version=firmware)
 
     @callback
     def remove_stale_plug_devices(self) -> None:
@@ -98,9 +153,7 @@ class HubCoordinator(PlugCoordinator):
         keep = {*self.plugs, self.hub_id}
         for device in dr.async_entries_for_config_entry(registry, self.config_entry.entry_id):
             if not any(i[0] == DOMAIN and i[1] in keep for i in device.identifiers):
-                registry.async_update_device(
-                    device.id, remove_config_entry_id=self.config_entry.entry_id
-                )
+                registry.async_remove_device(device.id)
 
     async def async_start(self) -> None:
         """Connect in the background; never blocks Home Assistant's start-up."""
@@ -157,11 +210,15 @@ class HubCoordinator(PlugCoordinator):
     async def async_add_plug(self, plug: NewPlug) -> None:
         """Give the hub a plug (stored on its flash), then read the inventory again.
 
+        The caller (the subentry flow) creates the plug's subentry; until the entry reloads,
+        the inventory does not create one for it.
+
         Raises:
             PlugManagementError: the hub refused (``already_on_hub``, ``hub_full``,
                 ``invalid_plug``) or is not connected (``cannot_connect``).
 
         """
+        self._adding.add(plug.device_id)
         await self._manage(
             self.client.add_plug(
                 plug.device_id,
@@ -181,6 +238,35 @@ class HubCoordinator(PlugCoordinator):
 
         """
         await self._manage(self.client.remove_plug(device_id))
+
+    async def async_replace_plug(self, plug: NewPlug) -> None:
+        """Store new settings (local key, version, address) of a plug the hub has.
+
+        The hub has no "change" request (``docs/hub-protocol.md`` §7.3): the plug is removed and
+        added again, and its DPS stream restarts.
+
+        Raises:
+            PlugManagementError: as :meth:`async_add_plug`; when adding fails after the removal
+                the hub no longer has the plug, and the error says so (``readd_failed``).
+
+        """
+        self._adding.add(plug.device_id)  # its subentry stays while it is re-added
+        inventory = self.client.inventory
+        if inventory is None or plug.device_id in inventory.plugs:  # else: a re-add failed
+            await self.async_remove_plug(plug.device_id)
+        try:
+            await self.async_add_plug(plug)
+        except PlugManagementError as err:
+            raise PlugManagementError("readd_failed", str(err)) from err
+
+    async def async_set_plug_host(self, device_id: str, host: str) -> None:
+        """Give a plug the hub has a new IPv4 address (``host`` request, hub-protocol §7.3).
+
+        Raises:
+            PlugManagementError: as :meth:`async_add_plug`.
+
+        """
+        await self._manage(self.client.set_plug_host(device_id, host))
 
     async def _manage(self, request: Coroutine[Any, Any, None]) -> None:
         if not self.client.connected:
@@ -204,7 +290,10 @@ class HubCoordinator(PlugCoordinator):
                 "hub_id": self.hub_id,
                 "connected": client.connected,
                 "firmware": self.firmware,
+                # all of HubHealth, e.g. reset_cause, mp_heap_free, idf_heap_free (None when
+                # the firmware does not report them)
                 "health": asdict(self.health) if self.health else None,
+                "boot_time": self.boot_time.isoformat() if self.boot_time else None,
                 "last_error": str(client.last_error) if client.last_error else None,
             }
         }
@@ -221,17 +310,69 @@ class HubCoordinator(PlugCoordinator):
 
     @callback
     def _apply_inventory(self, inventory: Inventory) -> None:
+        """Keep the entry's plug subentries equal to the hub's plugs.
+
+        A plug the hub has without a subentry gets one (added on the hub by other means),
+        unless its subentry was deleted while the hub was away: then it is removed from the
+        hub now. A subentry whose plug the hub no longer has is removed. Each subentry change
+        reloads the entry (its update listener), which rebuilds the entities.
+        """
         self._forget_discovered(set(inventory.plugs))
         self._merge(inventory)
-        record = plugs_record(inventory)
+        self._update_hub_firmware()
+        self.sync_subentries()
+
+    @callback
+    def sync_subentries(self) -> None:
+        """Make the plug subentries follow the last inventory (see :meth:`_apply_inventory`).
+
+        Only once the entry is loaded: a subentry change reloads the entry, which must not
+        happen in the middle of its set-up (``__init__`` calls this again when loaded).
+        """
         entry = self.config_entry
-        if record != entry.data.get(CONF_PLUGS):
-            # plugs were added or removed on the hub: store and rebuild the entities
-            LOGGER.info("Hub %s now has %d plugs; reloading", self.hub_id, len(record))
-            self.hass.config_entries.async_update_entry(
-                entry, data={**entry.data, CONF_PLUGS: record}
+        inventory = self.client.inventory
+        if inventory is None or entry.state is not ConfigEntryState.LOADED:
+            return
+        config_entries = self.hass.config_entries
+        removing = set(entry.data.get(CONF_REMOVING, []))
+        by_device = {
+            sub.data[CONF_DEVICE_ID]: sub for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
+        }
+        for device_id, plug in inventory.plugs.items():
+            if device_id in by_device or device_id in self._adding:
+                continue
+            if device_id in removing:
+                self.hass.async_create_background_task(
+                    self._remove_deleted(device_id), f"{DOMAIN} remove {device_id}"
+                )
+                continue
+            LOGGER.info("Hub %s has a new plug %s", self.hub_id, device_id)
+            config_entries.async_add_subentry(
+                entry,
+                ConfigSubentry(
+                    data=MappingProxyType(
+                        {CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: plug.version}
+                    ),
+                    subentry_type=SUBENTRY_PLUG,
+                    title=plug.name,
+                    unique_id=device_id,
+                ),
             )
-            self.hass.config_entries.async_schedule_reload(entry.entry_id)
+        for device_id, sub in by_device.items():
+            if device_id not in inventory.plugs and device_id not in self._adding:
+                LOGGER.info("Hub %s no longer has plug %s", self.hub_id, device_id)
+                config_entries.async_remove_subentry(entry, sub.subentry_id)
+        if done := {d for d in removing if d not in inventory.plugs}:
+            config_entries.async_update_entry(
+                entry, data={**entry.data, CONF_REMOVING: sorted(removing - done)}
+            )
+
+    async def _remove_deleted(self, device_id: str) -> None:
+        """Remove from the hub a plug whose subentry was deleted (retried at each connect)."""
+        try:
+            await self.async_remove_plug(device_id)
+        except PlugManagementError as err:
+            LOGGER.warning("Hub %s could not remove plug %s yet: %s", self.hub_id, device_id, err)
 
     async def async_refresh_inventory(self) -> None:
         """Read the hub's inventory now (after adding or removing a plug).
@@ -247,6 +388,10 @@ class HubCoordinator(PlugCoordinator):
         if connected and (inventory := self.client.inventory) is not None:
             LOGGER.info("Hub %s is connected", self.hub_id)
             self._apply_inventory(inventory)
+            # its health (uptime, memory) now rather than at the next poll, up to a minute away
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_request_refresh(), f"{DOMAIN} hub {self.hub_id} health"
+            )
         else:
             LOGGER.info("Hub %s is unreachable; reconnecting", self.hub_id)
         self._notify_all()
@@ -276,6 +421,7 @@ class HubCoordinator(PlugCoordinator):
             )
         try:
             self.health = await self.client.health()
+            self._update_boot_time(self.health.uptime_s)
             inventory = await self.client.refresh_inventory()
         except HubError as err:
             raise UpdateFailed(
@@ -286,6 +432,16 @@ class HubCoordinator(PlugCoordinator):
         self._merge(inventory)
         self.async_update_listeners()  # health is not part of the data
         return self.data
+
+    def _update_boot_time(self, uptime_s: int, now: datetime | None = None) -> None:
+        """Derive the hub's start time from its uptime (seconds).
+
+        The estimate moves by the poll's latency each time; it is kept unless it moved by more
+        than :data:`BOOT_TIME_TOLERANCE` (the hub restarted), so the sensor changes only then.
+        """
+        estimate = ((now or dt_util.utcnow()) - timedelta(seconds=uptime_s)).replace(microsecond=0)
+        if self.boot_time is None or abs(estimate - self.boot_time) > BOOT_TIME_TOLERANCE:
+            self.boot_time = estimate
 
     async def async_set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
         """Set DPs of a plug through the hub; return those the plug confirmed.

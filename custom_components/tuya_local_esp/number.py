@@ -22,7 +22,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import PlugEntity, via_device_ids
+from .entity import PlugEntity, add_plug_entities, via_device_ids
 from .profiles import Profile
 from .source import PlugSource
 
@@ -73,10 +73,14 @@ async def async_setup_entry(
     """Add a countdown per outlet that has one."""
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
-    async_add_entities(
-        CountdownNumber(source, device_id, description, dp, via[device_id])
-        for device_id in source.plugs
-        for description, dp in countdown_descriptions(source.plug_profile(device_id))
+    add_plug_entities(
+        async_add_entities,
+        source,
+        (
+            CountdownNumber(source, device_id, description, dp, via[device_id])
+            for device_id in source.plugs
+            for description, dp in countdown_descriptions(source.plug_profile(device_id))
+        ),
     )
 
 

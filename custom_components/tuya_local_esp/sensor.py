@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import override
 
 from homeassistant.components.sensor import (
@@ -31,14 +32,13 @@ from homeassistant.const import (
     UnitOfEnergy,
     UnitOfInformation,
     UnitOfPower,
-    UnitOfTime,
 )
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from . import TuyaLocalConfigEntry
-from .entity import HubEntity, PlugEntity, via_device_ids
+from .entity import HubEntity, PlugEntity, add_plug_entities, via_device_ids
 from .hub_coordinator import HubCoordinator
 from .source import PlugSource
 
@@ -103,7 +103,7 @@ async def async_setup_entry(
     """Add the sensors of the meters in each plug's profile, and the hub's own sensors."""
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
-    entities: list[SensorEntity] = []
+    entities: list[PlugEntity] = []
     for device_id in source.plugs:
         meters = source.plug_profile(device_id).meters
         entities.extend(
@@ -113,16 +113,16 @@ async def async_setup_entry(
         )
         if "power" in meters:
             entities.append(PlugEnergySensor(source, device_id, meters["power"].dp, via[device_id]))
+    add_plug_entities(async_add_entities, source, entities)
     if (hub := entry.runtime_data.hub) is not None:
-        entities.extend(HubSensor(hub, description) for description in HUB_SENSORS)
-    async_add_entities(entities)
+        async_add_entities(HubSensor(hub, description) for description in HUB_SENSORS)
 
 
 @dataclass(frozen=True, kw_only=True)
 class HubSensorDescription(SensorEntityDescription):
     """A diagnostic value of the hub."""
 
-    value_fn: Callable[[HubCoordinator], StateType]
+    value_fn: Callable[[HubCoordinator], StateType | datetime]
 
 
 HUB_SENSORS: tuple[HubSensorDescription, ...] = (
@@ -140,16 +140,17 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfInformation.BYTES,
         suggested_unit_of_measurement=UnitOfInformation.KILOBYTES,
         state_class=SensorStateClass.MEASUREMENT,
+        entity_registry_enabled_default=False,
         value_fn=lambda c: c.health.heap_free if c.health else None,
     ),
     HubSensorDescription(
+        # when the hub started: changes only when it restarts (a duration would change at
+        # every poll and fill the recorder)
         key="uptime",
         translation_key="hub_uptime",
         entity_category=EntityCategory.DIAGNOSTIC,
-        device_class=SensorDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        suggested_unit_of_measurement=UnitOfTime.HOURS,
-        value_fn=lambda c: c.health.uptime_s if c.health else None,
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda c: c.boot_time,
     ),
     HubSensorDescription(
         key="rssi",
@@ -181,7 +182,7 @@ class HubSensor(HubEntity, SensorEntity):
 
     @property
     @override
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | datetime:
         return self.entity_description.value_fn(self.coordinator)
 
 

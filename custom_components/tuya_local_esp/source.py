@@ -34,6 +34,8 @@ class PlugInfo:
     host: str | None = None
     #: Identifier of the hub device in the device registry, for plugs behind a hub.
     via_hub: str | None = None
+    #: The config subentry of a plug behind a hub (its entities are attached to it).
+    subentry_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

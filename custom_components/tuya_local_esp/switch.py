@@ -17,7 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
 from .const import CONF_OUTLET_NAMES
-from .entity import PlugEntity, via_device_ids
+from .entity import PlugEntity, add_plug_entities, via_device_ids
 from .profiles import Profile
 from .source import PlugSource
 
@@ -84,10 +84,14 @@ async def async_setup_entry(
     source = entry.runtime_data.source
     via = via_device_ids(hass, entry.entry_id, source)
     names = entry.options.get(CONF_OUTLET_NAMES, [])
-    async_add_entities(
-        PlugSwitch(source, device_id, description, dp, via[device_id])
-        for device_id in source.plugs
-        for description, dp in switch_descriptions(source.plug_profile(device_id), names)
+    add_plug_entities(
+        async_add_entities,
+        source,
+        (
+            PlugSwitch(source, device_id, description, dp, via[device_id])
+            for device_id in source.plugs
+            for description, dp in switch_descriptions(source.plug_profile(device_id), names)
+        ),
     )
 
 

@@ -194,6 +194,7 @@ class DiscoveryListener:
         self._seen: dict[str, SeenDevice] = {}
         self._transports: list[asyncio.DatagramTransport] = []
         self._bound: list[int] = []
+        self._unbound: list[int] = []
         self._sender: socket.socket | None = None
         self._requester: asyncio.Task[None] | None = None
         self._waiters: list[tuple[Callable[[DiscoveredDevice], bool], asyncio.Future[Any]]] = []
@@ -209,6 +210,14 @@ class DiscoveryListener:
     def bound_ports(self) -> list[int]:
         """The ports actually listened on (real numbers for ``0``), in ``ports`` order."""
         return list(self._bound)
+
+    @property
+    def unbound_ports(self) -> list[int]:
+        """The requested ports the last :meth:`start` could not bind, in ``ports`` order.
+
+        E.g. a port another program holds without SO_REUSEADDR.
+        """
+        return list(self._unbound)
 
     @property
     def devices(self) -> dict[str, SeenDevice]:
@@ -234,11 +243,13 @@ class DiscoveryListener:
         if self._started:
             return
         self._started = True
+        self._unbound.clear()
         loop = asyncio.get_running_loop()
         for port in self.ports:
             try:
                 sock = open_udp_socket(self.bind_host, port)
             except OSError as err:
+                self._unbound.append(port)
                 _LOGGER.warning(
                     "Tuya discovery: cannot listen on UDP %s:%d (%s); continuing without it",
                     self.bind_host,
