@@ -121,10 +121,12 @@ async def test_import_picks_plugs_and_creates_one_entry_each(
     ]
     assert labels[0] == f"Kitchen plug ({KITCHEN}, 127.0.0.21)"
     assert labels[1] == f"Desk strip ({STRIP}, 127.0.0.9)"
+    assert labels[2] == f"Mini Smart Plug ({MINI}, address not known yet)"
     skipped = result["description_placeholders"]["skipped"]
-    assert "Zigbee plug (a4c1380000000004): sub_device" in skipped
-    assert "Hall light (bf6234567890abcdefgh): not_a_plug" in skipped
-    assert "no_local_key" in skipped
+    # reasons in words, not codes
+    assert "Zigbee plug (a4c1380000000004): behind a gateway (Zigbee or Bluetooth)" in skipped
+    assert "Hall light (bf6234567890abcdefgh): not a plug (no switch in its DP mapping)" in skipped
+    assert "Plug without key (bf8234567890abcdefgh): no local key in the file" in skipped
 
     # a plug with no address anywhere: refused, nothing created
     result = await hass.config_entries.flow.async_configure(
@@ -184,8 +186,7 @@ async def test_import_picks_plugs_and_creates_one_entry_each(
     )
     assert options_of(result) == [MINI]
     assert (
-        f"Kitchen plug ({KITCHEN}): already_configured"
-        in result["description_placeholders"]["skipped"]
+        f"Kitchen plug ({KITCHEN}): already added" in result["description_placeholders"]["skipped"]
     )
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {"plugs": [MINI]})
     assert result["type"] is FlowResultType.CREATE_ENTRY

@@ -128,7 +128,7 @@ def test_legacy_layout() -> None:
     det = detect("legacy")
     p = only(det)
     assert (p.name, det.voltage_verified) == ("legacy", True)
-    assert [(o.dp, o.countdown) for o in p.outlets] == [("1", "2")]
+    assert [(o.dp, o.countdown, o.countdown_scale) for o in p.outlets] == [("1", "2", 60)]
     assert p.meters == {
         "current": Meter("4", 1000),
         "power": Meter("5", 10),

@@ -3,7 +3,9 @@ detected, and gets exactly its entities; switching, scaling, extras and faults w
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
@@ -12,13 +14,16 @@ from homeassistant.config_entries import ConfigEntry, ConfigEntryState
 from homeassistant.const import ATTR_ENTITY_ID, EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.coordinator import entry_profile, fallback_profile
-from custom_components.tuya_local_esp.profiles import Profile
+from custom_components.tuya_local_esp.entity import plug_model
+from custom_components.tuya_local_esp.flow_plug_options import LAYOUT_LABELS, layout_summary
+from custom_components.tuya_local_esp.profiles import Profile, builtin_profile
 from tuya_sim import SimulatedPlug
 from tuya_sim.profiles import PROFILES as SIM_PROFILES
 from tuya_sim.profiles import Profile as SimProfile
@@ -44,6 +49,8 @@ class Case:
     current_dp: str = "18"
     extras: bool = False
     countdowns: dict[str, str] = field(default_factory=dict)
+    countdown_scale: int = 1  # seconds per unit of the countdown DP
+    model: str = "Wi-Fi smart plug"
 
 
 def _keys(*keys: str) -> frozenset[str]:
@@ -78,6 +85,7 @@ CASES: dict[str, Case] = {
         ),
         ("1", "2", "3", "4", "7"),
         countdowns={"countdown_1": "9", "countdown_4": "12"},
+        model="Wi-Fi power strip (4 outlets + USB)",
     ),
     "legacy": Case(
         "legacy",
@@ -87,6 +95,7 @@ CASES: dict[str, Case] = {
         power_dp="5",
         current_dp="4",
         countdowns={"countdown": "2"},
+        countdown_scale=60,  # legacy DP 2 counts minutes (tuya-local smartplugv1.yaml)
     ),
     "inwall": Case(
         "inwall",
@@ -187,6 +196,10 @@ async def test_profile_detected_and_entities(hass: HomeAssistant, sim_profile: s
         assert profile.current.dp == case.current_dp
         assert entry.data["unmatched_dps"] == []
 
+        # the device says what it is: a plug, or a strip with its outlet count
+        devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+        assert [d.model for d in devices] == [case.model]
+
         # exactly the entities of the profile, none extra
         registry = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
         assert {e.unique_id for e in registry} == {f"{DEVICE_ID}_{k}" for k in case.keys}
@@ -219,13 +232,23 @@ async def test_profile_detected_and_entities(hass: HomeAssistant, sim_profile: s
             assert sim.dps[dp] is wanted
             await wait_state(hass, eid, lambda s, w=wanted: s.state == ("on" if w else "off"))
 
-        # countdowns are written to their DP and read back
+        # countdowns are written to their DP in the plug's unit and read back in seconds
+        assert SIM_PROFILES[sim_profile].countdown_unit == case.countdown_scale
+        assert {o.countdown_scale for o in profile.outlets} == {case.countdown_scale}
         for key, dp in case.countdowns.items():
             eid = entity_id(hass, "number", key)
-            await call(hass, "number", "set_value", eid, value=30)
-            assert sim.dps[dp] == 30
-            await wait_state(hass, eid, lambda s: float(s.state) == 30)
+            state = hass.states.get(eid)
+            assert state.attributes["unit_of_measurement"] == "s"
+            assert state.attributes["step"] == case.countdown_scale
+            await call(hass, "number", "set_value", eid, value=120)
+            assert sim.dps[dp] == 120 // case.countdown_scale
+            await wait_state(hass, eid, lambda s: float(s.state) == 120)
+            if case.countdown_scale > 1:  # a part of a unit rounds, but never to 0 (cancel)
+                await call(hass, "number", "set_value", eid, value=case.countdown_scale // 2)
+                assert sim.dps[dp] == 1
+                await wait_state(hass, eid, lambda s: float(s.state) == case.countdown_scale)
             await call(hass, "number", "set_value", eid, value=0)
+            assert sim.dps[dp] == 0
 
         assert await hass.config_entries.async_unload(entry.entry_id)
 
@@ -343,6 +366,7 @@ async def test_unknown_layout_raises_issue_and_options_pick_a_layout(
 
         # a layout without that many outlets is refused, nothing stored
         result = await open_options(hass, entry)
+        assert result["description_placeholders"] == {"layout": "Switch only, 1 outlet"}
         form = {
             "layout": "legacy",
             "outlets": 2,
@@ -599,3 +623,26 @@ async def test_strip_with_extras_on_the_strip_dps(hass: HomeAssistant) -> None:
         await call(hass, "select", "select_option", indicator, option="none")
         assert sim.dps["40"] == "none"
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+def test_device_model_names_the_outlets() -> None:
+    assert plug_model(builtin_profile("legacy")) == "Wi-Fi smart plug"
+    assert plug_model(builtin_profile("standard", 1, usb=True)) == "Wi-Fi smart plug with USB"
+    assert plug_model(builtin_profile("standard", 3)) == "Wi-Fi power strip (3 outlets)"
+    assert plug_model(builtin_profile("standard", 6, usb=True)) == (
+        "Wi-Fi power strip (6 outlets + USB)"
+    )
+
+
+def test_options_form_names_the_detected_layout_as_its_selector_does() -> None:
+    strings = json.loads(
+        (Path(__file__).parent.parent / "custom_components" / DOMAIN / "strings.json").read_text()
+    )
+    shown = strings["selector"]["layout"]["options"]
+    assert {k: v for k, v in LAYOUT_LABELS.items() if k in shown} == {
+        k: v for k, v in shown.items() if k != "detected"
+    }
+    assert layout_summary(builtin_profile("standard", 4, usb=True)) == (
+        "Standard (17–20), 4 outlets + USB"
+    )
+    assert layout_summary(builtin_profile("legacy")) == "Legacy (3–6), 1 outlet"

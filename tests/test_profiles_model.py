@@ -52,7 +52,10 @@ def test_standard_builtin_dp_ids() -> None:
 
 def test_legacy_builtin_dp_ids() -> None:
     legacy = BUILTIN_PROFILES["legacy"]
-    assert legacy.outlets == (Outlet("1", "Outlet 1", "2"),)
+    assert legacy.outlets == (Outlet("1", "Outlet 1", "2", countdown_scale=60),)
+    assert legacy.countdown_scale == 60  # DP 2 counts minutes (tuya-local smartplugv1.yaml)
+    assert legacy.to_wire()["cds"] == 60
+    assert Profile.from_wire(legacy.to_wire()) == legacy
     assert (legacy.energy, legacy.current, legacy.power, legacy.voltage) == (
         Meter("3", 1000),
         Meter("4", 1000),
@@ -124,6 +127,7 @@ def test_from_wire_defaults_and_unknown_keys() -> None:
     assert profile.power == Meter("19", 10)
     assert profile.outlets == (Outlet("1", "Outlet 1"),)
     assert profile.energy_increments is True
+    assert profile.countdown_scale == 1
 
 
 @pytest.mark.parametrize(
@@ -157,6 +161,9 @@ def test_from_wire_defaults_and_unknown_keys() -> None:
         ({"name": "standard", "sw": ["1"], "led": "39", "ledv": ["relay", "x"]}, "ledv:"),
         ({"name": "standard", "sw": ["1"], "led": "39", "ledv": ["on", "on"]}, "ledv:"),
         ({"name": "standard", "sw": ["1"], "lock": "x"}, "lock:"),
+        ({"name": "legacy", "sw": ["1"], "cd": {"1": "2"}, "cds": 30}, "cds:"),
+        ({"name": "legacy", "sw": ["1"], "cd": {"1": "2"}, "cds": "60"}, "cds:"),
+        ({"name": "legacy", "sw": ["1"], "cd": {"1": "2"}, "cds": True}, "cds:"),
     ],
 )
 def test_from_wire_rejects(wire: Any, field: str) -> None:
@@ -291,5 +298,9 @@ def test_direct_construction_is_validated_too() -> None:
         Profile(
             "standard", (Outlet("1", "Outlet 1"),), power_on=PowerOnBehaviour("38", ("a", "b", "c"))
         )
+    with pytest.raises(ProfileError, match="cds: one countdown scale"):
+        Profile("legacy", (Outlet("1", "Outlet 1"), Outlet("2", "Outlet 2", countdown_scale=60)))
+    with pytest.raises(ProfileError, match="cds: countdown scale not one of"):
+        Profile("legacy", (Outlet("1", "Outlet 1", countdown_scale=0),))
     with pytest.raises(ProfileError, match="sw: a profile needs at least one outlet"):
         Profile("standard", ())

@@ -129,6 +129,19 @@ class TuyaDiscovery:
         return None
 
     @callback
+    def _end_discovery_flows(self, device_id: str) -> None:
+        """End the discovery flows of a plug a hub serves.
+
+        A flow started while the hub's entry was still being set up (Home Assistant's start)
+        would otherwise stay in "Discovered" for good.
+        """
+        flows = self.hass.config_entries.flow
+        for flow in flows.async_progress_by_handler(
+            DOMAIN, match_context={"source": SOURCE_INTEGRATION_DISCOVERY, "unique_id": device_id}
+        ):
+            flows.async_abort(flow["flow_id"])
+
+    @callback
     def _on_device(self, device: DiscoveredDevice) -> None:
         """Every broadcast heard; most are repeats (plugs announce themselves every ~5 s)."""
         changed = self._identities.get(device.device_id) != device.identity
@@ -149,6 +162,7 @@ class TuyaDiscovery:
                         data=discovery_data(device),
                     )
                 return
+            self._end_discovery_flows(device.device_id)
         elif entry.source == SOURCE_IGNORE or entry.data.get(CONF_TRANSPORT) != TRANSPORT_DIRECT:
             return
         else:

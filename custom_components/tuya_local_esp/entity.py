@@ -15,11 +15,16 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .hub_coordinator import HubCoordinator
+from .profiles import Profile
 from .source import PlugInfo, PlugSource
 
 
-def plug_device_info(plug: PlugInfo, via_device_id: str | None) -> DeviceInfo:
+def plug_device_info(
+    plug: PlugInfo, via_device_id: str | None, model: str = "Wi-Fi smart plug"
+) -> DeviceInfo:
     """The device of a plug; ``via_device_id``: the hub's device registry id, or None.
+
+    ``model`` is the device model shown (:func:`plug_model` of the plug's profile).
 
     Everything is given to the constructor (HA 2026.11 makes ``DeviceInfo`` a dataclass).
     HA's device registry keeps the firmware version in ``sw_version``: a plug does not report
@@ -29,13 +34,25 @@ def plug_device_info(plug: PlugInfo, via_device_id: str | None) -> DeviceInfo:
         identifiers={(DOMAIN, plug.device_id)},
         name=plug.name,
         manufacturer="Tuya",
-        model="Wi-Fi smart plug",
+        model=model,
         sw_version=f"Tuya protocol {plug.protocol_version}",
         serial_number=plug.device_id,
     )
     if via_device_id is None:
         return common
     return DeviceInfo(**common, via_device_id=via_device_id)
+
+
+def plug_model(profile: Profile) -> str:
+    """The device model shown for a plug: ``Wi-Fi smart plug`` or ``Wi-Fi power strip (n outlets)``.
+
+    ``+ USB`` is added when the profile has a USB switch.
+    """
+    usb = " + USB" if profile.usb is not None else ""
+    count = len(profile.switches)
+    if count == 1:
+        return f"Wi-Fi smart plug{' with USB' if usb else ''}"
+    return f"Wi-Fi power strip ({count} outlets{usb})"
 
 
 class PlugEntity(Entity):
@@ -63,7 +80,9 @@ class PlugEntity(Entity):
         self._attr_unique_id = f"{device_id}_{key}"
         # HA device registry: sw_version is the firmware's version; the plug's firmware is not
         # reported locally, the protocol version it speaks is what it tells about it.
-        self._attr_device_info = plug_device_info(plug, via_device_id)
+        self._attr_device_info = plug_device_info(
+            plug, via_device_id, plug_model(source.plug_profile(device_id))
+        )
         self._written: Hashable = None
 
     @property

@@ -36,11 +36,22 @@ from .const import (
     TRANSPORT_DIRECT,
 )
 from .profiles import ImportedPlug, SkippedEntry
+from .profiles.devices_json import SKIP_DUPLICATE, SKIP_NO_KEY, SKIP_NOT_A_PLUG, SKIP_SUB
 from .profiles.model import dp_sort_key
 from .tuya.discovery import DiscoveredDevice
 
 CONF_DEVICES_JSON: Final = "devices_json"
 CONF_PLUGS_SELECTED: Final = "plugs"
+#: Why an entry is left out, as the user reads it (by reason code of ``profiles.devices_json``).
+SKIP_REASONS: Final = {
+    SKIP_SUB: "behind a gateway (Zigbee or Bluetooth), not reachable on its own",
+    SKIP_NOT_A_PLUG: "not a plug (no switch in its DP mapping)",
+    SKIP_NO_KEY: "no local key in the file",
+    SKIP_DUPLICATE: "listed twice",
+    "already_configured": "already added",
+}
+#: Shown instead of an address that is neither in the file nor heard on the LAN.
+NO_ADDRESS: Final = "address not known yet"
 
 
 def devices_json_schema() -> vol.Schema:
@@ -53,7 +64,7 @@ def devices_json_schema() -> vol.Schema:
 def plug_label(plug: ImportedPlug, heard: DiscoveredDevice | None) -> str:
     """``name (device id, address)``; the address heard on the LAN wins over the file's."""
     host = heard.ip if heard is not None else plug.host
-    return f"{plug.name} ({plug.device_id}, {host or '?'})"
+    return f"{plug.name} ({plug.device_id}, {host or NO_ADDRESS})"
 
 
 def pick_schema(plugs: Iterable[ImportedPlug], heard: Mapping[str, DiscoveredDevice]) -> vol.Schema:
@@ -73,10 +84,18 @@ def pick_schema(plugs: Iterable[ImportedPlug], heard: Mapping[str, DiscoveredDev
     )
 
 
+def _reason(code: str) -> str:
+    return SKIP_REASONS.get(code, code)
+
+
 def skipped_text(skipped: Iterable[SkippedEntry], configured: Iterable[ImportedPlug]) -> str:
-    """One line per entry left out: ``- name (id): reason`` (reason codes of devices_json)."""
-    lines = [f"- {s.name or '?'} ({s.device_id or '?'}): {s.reason}" for s in skipped]
-    lines += [f"- {p.name} ({p.device_id}): already_configured" for p in configured]
+    """One line per entry left out: ``- name (id): reason`` (``SKIP_REASONS``, else the code)."""
+    lines = [
+        f"- {e.name or 'unnamed'} ({e.device_id or 'no id'}): {_reason(e.reason)}" for e in skipped
+    ]
+    lines += [
+        f"- {p.name} ({p.device_id}): {SKIP_REASONS['already_configured']}" for p in configured
+    ]
     return "\n".join(lines) if lines else "-"
 
 

@@ -37,6 +37,24 @@ CONF_OUTLETS: Final = "outlets"
 CONF_USB: Final = "usb"
 CONF_POWER_DIVISOR: Final = "power_divisor"
 CONF_VOLTAGE_DIVISOR: Final = "voltage_divisor"
+#: Layout names as the form's layout selector shows them (strings.json ``selector.layout``), and
+#: ``custom`` (a profile built from a devices.json mapping), for the form's description.
+LAYOUT_LABELS: Final = {
+    "standard": "Standard (17–20)",
+    "legacy": "Legacy (3–6)",
+    "inwall": "In-wall (20–23)",
+    "vendor": "Vendor (101–104)",
+    "switch": "Switch only",
+    "custom": "From devices.json",
+}
+
+
+def layout_summary(profile: Profile) -> str:
+    """What the form says of a profile: ``Standard (17–20), 4 outlets + USB``."""
+    count = len(profile.switches)
+    outlets = f"{count} outlet{'s' if count > 1 else ''}"
+    usb = " + USB" if profile.usb is not None else ""
+    return f"{LAYOUT_LABELS.get(profile.name, profile.name)}, {outlets}{usb}"
 
 
 def _divisors() -> SelectSelector:
@@ -140,5 +158,5 @@ class PlugOptionsFlow(OptionsFlowWithReload):
                 user_input,
             ),
             errors=errors,
-            description_placeholders={"layout": detected.name},
+            description_placeholders={"layout": layout_summary(detected)},
         )

@@ -1,7 +1,9 @@
 """Countdown of each outlet (seconds until the outlet toggles; 0 = none), from the plug's profile.
 
 Countdown DPs per the profile (standard 9..14 for outlets 1..6 and 15 for USB, legacy 2; Tuya's
-``countdown_N``, 0..86400 s; ``profiles/model.py`` cites the sources).
+``countdown_N``, 0..86400 s; ``profiles/model.py`` cites the sources). The entity always shows
+seconds; a DP that counts minutes (legacy DP 2, ``Outlet.countdown_scale`` 60, tuya-local
+``smartplugv1.yaml``) is converted on read and write, and the entity then steps by 60 s.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ MAX_COUNTDOWN = 86400
 
 
 def countdown_descriptions(profile: Profile) -> list[tuple[NumberEntityDescription, str]]:
-    """(entity description, countdown DP) of every outlet with a countdown."""
+    """(entity description, countdown DP) of every outlet with a countdown.
+
+    The description is in seconds, stepping by the outlet's ``countdown_scale``.
+    """
     result: list[tuple[NumberEntityDescription, str]] = []
     single = len(profile.switches) == 1
     for index, outlet in enumerate(profile.outlets, start=1):
@@ -53,7 +58,7 @@ def countdown_descriptions(profile: Profile) -> list[tuple[NumberEntityDescripti
             native_unit_of_measurement=UnitOfTime.SECONDS,
             native_min_value=0,
             native_max_value=MAX_COUNTDOWN,
-            native_step=1,
+            native_step=outlet.countdown_scale,
             mode=NumberMode.BOX,
         )
         result.append((description, outlet.countdown))
@@ -79,8 +84,17 @@ async def async_setup_entry(
     )
 
 
+def seconds_to_raw(seconds: float, scale: int) -> int:
+    """The countdown DP value for ``seconds`` on a DP counting ``scale``-second units.
+
+    Rounded to the nearest unit, but a positive time never becomes 0 (which would cancel it).
+    """
+    raw = round(seconds / scale)
+    return max(raw, 1) if seconds > 0 else 0
+
+
 class CountdownNumber(PlugEntity, NumberEntity):
-    """Seconds until the outlet toggles (the plug counts down and reports it)."""
+    """Seconds until the outlet toggles (the plug counts down and reports it, in its own unit)."""
 
     def __init__(
         self,
@@ -94,6 +108,8 @@ class CountdownNumber(PlugEntity, NumberEntity):
         super().__init__(source, device_id, description.key, via_device_id)
         self.entity_description = description
         self.dp = dp
+        #: Seconds per unit of the countdown DP (the description's step, 1 or 60).
+        self.scale = int(description.native_step or 1)
         self.listen_dps = frozenset({dp})
 
     @override
@@ -106,8 +122,10 @@ class CountdownNumber(PlugEntity, NumberEntity):
         value = self.dps.get(self.dp)
         if isinstance(value, bool) or not isinstance(value, int):
             return None
-        return value
+        return value * self.scale
 
     @override
     async def async_set_native_value(self, value: float) -> None:
-        await self.source.async_set_dps(self.device_id, {self.dp: int(value)})
+        await self.source.async_set_dps(
+            self.device_id, {self.dp: seconds_to_raw(value, self.scale)}
+        )

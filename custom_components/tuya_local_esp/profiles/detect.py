@@ -18,10 +18,10 @@ Rules (the layouts and their sources are in ``model.py``):
 * Outlets: bool DPs 1..6 ("Outlet 1..n"), USB on bool DP 7 (on the legacy layout bool DP 7 is the
   overcurrent alarm, tuya-local ``smartplugv1.yaml``). Without any, the lowest bool DP that is not
   an extra's (40, 41, 46, 51) is the one outlet; without such a DP there is no profile.
-* Extras only when present with a plausible type and value: countdown (int 0..86400 s) on 8+n for
-  outlet n, 15 for USB (DP 2 on legacy), power-on behaviour on 38 (a known value set), indicator
-  on 39 or 40 (``relay/pos/none/on``), child lock bool on 40 or 41, overcharge bool on 46 or 51,
-  fault bitmap int on 26 (29 first on inwall).
+* Extras only when present with a plausible type and value: countdown (int 0..86400) on 8+n for
+  outlet n, 15 for USB (DP 2 on legacy, counting minutes), power-on behaviour on 38 (a known
+  value set), indicator on 39 or 40 (``relay/pos/none/on``), child lock bool on 40 or 41,
+  overcharge bool on 46 or 51, fault bitmap int on 26 (29 first on inwall).
 * Power divisor: ÷10, re-checked by power factor PF = P / (V·I) once a load draws ≥ 0.1 A: ÷100
   when ÷10 gives PF > 1.1; ÷1 when ÷10 gives PF < 0.2 and ÷1 gives PF ≤ 1.05 (a ÷1 plug with a
   123 W load at PF 0.95 reads PF 0.095 at ÷10).
@@ -41,6 +41,7 @@ from .model import (
     INDICATOR_VALUES,
     INWALL,
     LEGACY,
+    LEGACY_COUNTDOWN_SCALE,
     POWER_DIVISOR,
     POWER_ON_VALUE_SETS,
     STANDARD,
@@ -329,7 +330,7 @@ def detect_profile(
 
     profile = Profile(
         name=layout.name if layout is not None else SWITCH_ONLY,
-        outlets=build_outlets(switch_dps, usb, countdowns),
+        outlets=build_outlets(switch_dps, usb, countdowns, LEGACY_COUNTDOWN_SCALE if legacy else 1),
         current=meters["current"],
         power=meters["power"],
         voltage=meters["voltage"],

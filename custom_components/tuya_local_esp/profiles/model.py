@@ -7,7 +7,8 @@ cut-off, fault bitmap, overcurrent alarm). It lists only DPs the plug has, so th
 entity for a DP the plug lacks. A profile is stored in the config entry and sent to the hub
 firmware in the compact *wire form* below (:meth:`Profile.to_wire` / :meth:`Profile.from_wire`).
 
-Units after division: current A, power W, voltage V, energy kWh, countdown s.
+Units after division: current A, power W, voltage V, energy kWh, countdown s (a countdown DP
+counts in units of ``countdown_scale`` seconds: 1 on the standard layouts, 60 on the legacy one).
 
 Wire form (JSON object; keys of absent roles are omitted)::
 
@@ -16,7 +17,8 @@ Wire form (JSON object; keys of absent roles are omitted)::
                                       #   | custom (built from a devices.json mapping)
      "sw": ["1", "2"],                # switch DPs of the outlets, in order ("Outlet 1", "Outlet 2")
      "usb": "7",                      # switch DP of the USB ports
-     "cd": {"1": "9", "2": "10"},     # countdown DP (s) per switch DP (outlets and USB)
+     "cd": {"1": "9", "2": "10"},     # countdown DP per switch DP (outlets and USB)
+     "cds": 60,                       # seconds per countdown unit (absent = 1 s; legacy: minutes)
      "cur": "18", "cdiv": 1000,       # current DP, divisor to A (raw mA)
      "pow": "19", "pdiv": 10,         # power DP, divisor to W
      "vol": "20", "vdiv": 10,         # voltage DP, divisor to V
@@ -42,10 +44,10 @@ Sources of the DP ids (checked against the files named, tuya-local snapshot
   tuya-local ``smartplugv2_energy.yaml`` (relay_status value sets, light_mode ``relay/pos/none/on``,
   child lock 40, overcharge 46/51, fault 26); HA core ``tests/components/tuya/fixtures/cz_*.json``
   (value shapes, e.g. ``cz_t0a4hwsf8anfsadp``, ``cz_hj0a5c7ckzzexu8l``).
-* legacy (3.1-era firmware): 1 switch, 2 countdown, 3 energy (Wh), 4 current (mA), 5 power (W x 10),
-  6 voltage (V x 10), 7 overcurrent alarm; spec §5; tuya-local ``smartplugv1.yaml``,
-  ``cesmarthome_monitoring_smartplug.yaml`` (energy on 3); ``rgb_nightlight_outlet.yaml`` has 5 and
-  6 swapped (detection checks which one is the voltage).
+* legacy (3.1-era firmware): 1 switch, 2 countdown (minutes, 0..1440), 3 energy (Wh), 4 current
+  (mA), 5 power (W x 10), 6 voltage (V x 10), 7 overcurrent alarm; spec §5; tuya-local
+  ``smartplugv1.yaml``, ``cesmarthome_monitoring_smartplug.yaml`` (energy on 3);
+  ``rgb_nightlight_outlet.yaml`` has 5 and 6 swapped (detection checks which one is the voltage).
 * inwall (in-wall modules, 1-2 gang switches): 20 energy (Wh), 21 current (mA), 22 power (W x 10),
   23 voltage (V x 10), fault 29; tuya-local ``aubess_1gang_switch.yaml``, ``smart_p01_socket.yaml``,
   ``loratap_dual_switch.yaml``; ``cbi_astute_outdoor_smartswitch.yaml`` and
@@ -94,6 +96,12 @@ INDICATOR_VALUES: Final = ("relay", "pos", "none", "on")
 #: Bits of the ``fault`` bitmap, bit 0 first (Tuya metering socket standard, ``fault`` label).
 FAULT_BITS: Final = ("ov_cr", "ov_vol", "ov_pwr", "ls_cr", "ls_vol", "ls_pow")
 
+#: Seconds per countdown unit a profile may declare: seconds, or minutes (legacy DP 2, tuya-local
+#: ``smartplugv1.yaml``: ``timer`` 0..1440 min).
+COUNTDOWN_SCALES: Final = (1, 60)
+#: Seconds per countdown unit of the legacy layout.
+LEGACY_COUNTDOWN_SCALE: Final = 60
+
 #: The largest DP id a Tuya device uses (one byte in the product schema).
 MAX_DP: Final = 255
 _DP_RE: Final = re.compile(r"[1-9][0-9]{0,2}")
@@ -115,12 +123,16 @@ def dp_sort_key(dp: str) -> tuple[int, str]:
 
 @dataclass(frozen=True, slots=True)
 class Outlet:
-    """One switched outlet: ``dp`` its bool switch DP, ``countdown`` its countdown DP (s)."""
+    """One switched outlet: ``dp`` its bool switch DP, ``countdown`` its countdown DP.
+
+    The countdown DP counts in units of ``countdown_scale`` seconds (1, or 60 on legacy plugs).
+    """
 
     dp: str
     name: str
     countdown: str | None = None
     usb: bool = False
+    countdown_scale: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +207,8 @@ class Profile:
     """The roles of one plug mapped to its DPs (see the module docstring for the wire form).
 
     Raises :class:`ProfileError` on construction when a DP id is malformed, a DP has two roles,
-    a divisor is not one of ``DIVISORS``, there is no outlet or the name is unknown.
+    a divisor is not one of ``DIVISORS``, a countdown scale is not one of ``COUNTDOWN_SCALES``
+    or differs between outlets, there is no outlet or the name is unknown.
     """
 
     name: str
@@ -234,6 +247,10 @@ class Profile:
         for outlet in self.outlets:
             claim(outlet.dp, "usb" if outlet.usb else "sw")
             claim(outlet.countdown, "cd")
+        if {o.countdown_scale for o in self.outlets} - {self.countdown_scale}:
+            raise ProfileError("cds: one countdown scale for every outlet")
+        if self.countdown_scale not in COUNTDOWN_SCALES:
+            raise ProfileError(f"cds: countdown scale not one of {COUNTDOWN_SCALES}")
         for key, meter in (
             ("cur", self.current),
             ("pow", self.power),
@@ -270,6 +287,11 @@ class Profile:
     def usb(self) -> Outlet | None:
         """The USB switch, if any."""
         return next((o for o in self.outlets if o.usb), None)
+
+    @property
+    def countdown_scale(self) -> int:
+        """Seconds per countdown unit (the same for every outlet; 1 or 60)."""
+        return self.outlets[0].countdown_scale
 
     @property
     def meters(self) -> dict[str, Meter]:
@@ -312,6 +334,8 @@ class Profile:
         countdowns = {o.dp: o.countdown for o in self.outlets if o.countdown is not None}
         if countdowns:
             wire["cd"] = countdowns
+        if self.countdown_scale != 1:
+            wire["cds"] = self.countdown_scale
         for key, div_key, meter in (
             ("cur", "cdiv", self.current),
             ("pow", "pdiv", self.power),
@@ -365,7 +389,10 @@ class Profile:
         switch_dps = [*sw, *([usb] if usb is not None else [])]
         if not set(cd) <= set(switch_dps):
             raise ProfileError("cd: countdown for a DP that is not a switch")
-        outlets = build_outlets(sw, usb, dict(cd))
+        cds = wire.get("cds", 1)
+        if isinstance(cds, bool) or not isinstance(cds, int) or cds not in COUNTDOWN_SCALES:
+            raise ProfileError(f"cds: countdown scale not one of {COUNTDOWN_SCALES}")
+        outlets = build_outlets(sw, usb, dict(cd), cds)
         einc = wire.get("einc", True)
         if not isinstance(einc, bool):
             raise ProfileError("einc: not a boolean")
@@ -387,15 +414,25 @@ class Profile:
 
 
 def build_outlets(
-    switch_dps: list[str], usb_dp: str | None, countdowns: Mapping[str, str]
+    switch_dps: list[str],
+    usb_dp: str | None,
+    countdowns: Mapping[str, str],
+    countdown_scale: int = 1,
 ) -> tuple[Outlet, ...]:
-    """Outlets named ``Outlet 1..n`` in the order of ``switch_dps``, then ``USB``."""
+    """Outlets named ``Outlet 1..n`` in the order of ``switch_dps``, then ``USB``.
+
+    ``countdown_scale`` is the seconds per countdown unit of every outlet (1, or 60 on legacy).
+    """
     outlets = [
-        Outlet(dp, name, countdowns.get(dp))
+        Outlet(dp, name, countdowns.get(dp), countdown_scale=countdown_scale)
         for dp, name in zip(switch_dps, outlet_names(len(switch_dps)), strict=True)
     ]
     if usb_dp is not None:
-        outlets.append(Outlet(usb_dp, USB_NAME, countdowns.get(usb_dp), usb=True))
+        outlets.append(
+            Outlet(
+                usb_dp, USB_NAME, countdowns.get(usb_dp), usb=True, countdown_scale=countdown_scale
+            )
+        )
     return tuple(outlets)
 
 
@@ -472,7 +509,7 @@ BUILTIN_PROFILES: Final[Mapping[str, Profile]] = {
     ),
     LEGACY: Profile(
         name=LEGACY,
-        outlets=(Outlet("1", "Outlet 1", countdown="2"),),
+        outlets=(Outlet("1", "Outlet 1", countdown="2", countdown_scale=LEGACY_COUNTDOWN_SCALE),),
         energy=Meter("3", ENERGY_DIVISOR),
         current=Meter("4", CURRENT_DIVISOR),
         power=Meter("5", POWER_DIVISOR),
