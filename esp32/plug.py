@@ -4,8 +4,9 @@
 # plug costs one asyncio task (the connection task, which reads frames), one stream and one
 # preallocated frame buffer. Everything periodic is done from the hub's 1-second tick (tick()),
 # without a task per plug:
-#   * heartbeat every heartbeat_s (plugs drop a client idle ~30 s; tuya-protocol.md §4), and a
-#     reply expected within the reply timeout (5 s) or the connection is dropped;
+#   * heartbeat every heartbeat_s (plugs drop a client idle ~30 s; tuya-protocol.md §4); any
+#     frame within the reply timeout (5 s) answers it, else a status query goes out (some plugs
+#     ignore heartbeats) and the connection is dropped if that is not answered in time either;
 #   * UPDATEDPS 0x12 for DPs 18/19/20 every refresh_s (power DPs often update only when asked;
 #     §2.9, §5); its reply is empty and the values come as STATUS pushes;
 #   * reconnect after a loss with exponential backoff (1 s .. 60 s, with jitter).
@@ -181,7 +182,14 @@ class Plug:
         if self._n and time.ticks_diff(now, t[_LAST_RX]) > _reply_ms:
             self._drop("frame stalled mid-way")
         elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > _reply_ms:
-            self._drop("no reply to cmd 0x%02x" % self._expect)
+            if self._expect == tuya.HEART_BEAT:
+                # Some plugs ignore heartbeats: a status query decides (dropped if unanswered)
+                c = self.codec
+                self._expect = c.query_cmd
+                t[_EXPECT_AT] = now
+                self._send(c.query_cmd, c.query_json(board.unix_time()))
+            else:
+                self._drop("no reply to cmd 0x%02x" % self._expect)
         elif self._cmd is not None or self._expect:
             pass
         elif time.ticks_diff(now, t[_LAST_TX]) >= _hb_ms:
@@ -407,7 +415,9 @@ class Plug:
             dps = obj.get("dps")
             if isinstance(dps, dict):
                 self._merge(dps)
-        if cmd == self._expect or (self._expect == self.codec.query_cmd and cmd == tuya.STATUS):
+        # Any frame answers a heartbeat (a sign of life: push-only plugs stay connected).
+        e = self._expect
+        if cmd == e or e == tuya.HEART_BEAT or (e == self.codec.query_cmd and cmd == tuya.STATUS):
             self._expect = 0
         c = self._cmd
         if c is not None:
