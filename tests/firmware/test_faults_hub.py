@@ -125,7 +125,9 @@ async def loop_errors() -> list[dict[str, Any]]:
     return errors
 
 
-async def _rig(hub_factory: Any, version: str, sim_kw: dict[str, Any]) -> HubRig:
+async def _rig(
+    hub_factory: Any, version: str, sim_kw: dict[str, Any], hub_cfg: dict[str, Any] | None = None
+) -> HubRig:
     sim = SimulatedPlug(
         device_id=device_id(version),
         local_key=KEYS[0],
@@ -145,7 +147,7 @@ async def _rig(hub_factory: Any, version: str, sim_kw: dict[str, Any]) -> HubRig
         "ver": version,
         "name": "faulty",
     }
-    hub: HubProcess = hub_factory(plugs=[record], **HUB_CFG)
+    hub: HubProcess = hub_factory(plugs=[record], **(HUB_CFG if hub_cfg is None else hub_cfg))
     await hub.start()
     ha_proxy = FaultProxy(hub.port, frames=False)
     await ha_proxy.start()
@@ -373,3 +375,32 @@ async def test_ha_link_slow_keeps_working(rig: HubRig) -> None:
     for value in (False, True, False):
         assert await rig.checked_set(value)
     assert rig.links == [True]
+
+
+async def test_plug_back_from_a_power_cut_is_found_fast(
+    hub_factory: Any, loop_errors: list[dict[str, Any]]
+) -> None:
+    """With the hub's default backoff (plug_backoff_max_s 60): after a 22 s power cut the plug is
+    back within 10 s (attempts every 2 s for the first 10 minutes of an outage; the old
+    doubling 1, 2, 4, 8, 16 s backoff retried only 33-40 s after the cut, 11-18 s late)."""
+    cfg = {k: v for k, v in HUB_CFG.items() if k != "plug_backoff_max_s"}
+    r = await _rig(hub_factory, "3.3", {}, cfg)
+    try:
+        await r.client.start()
+        await wait_for(r.online, BACK)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await r.proxy.power_off()
+        await wait_for(lambda: not r.online(), GONE)
+        await wait_for(lambda: r.attempts_ended() >= 4, GONE)  # several refused attempts
+        await asyncio.sleep(max(0.0, t0 + 22 - loop.time()))  # the outage lasts 22 s
+        await r.proxy.power_on()
+        await wait_for(r.online, 10)
+        assert await r.checked_set(False)
+    finally:
+        await r.client.close()
+        await r.ha_proxy.stop()
+        await r.proxy.stop()
+        await r.sim.stop()
+    assert "Traceback" not in r.hub.log()
+    assert not loop_errors
