@@ -550,19 +550,30 @@ class Plug:
             confirm[k] = _MISSING
         self._cmd = c = [None, None, confirm, None]
         co = self.codec
+        def done():
+            for k in confirm:
+                if confirm[k] is _MISSING:
+                    return False
+            return True
+
+        def applied():
+            # the plug reported every value asked for: the command took effect
+            for k in confirm:
+                if confirm[k] != dps[k]:
+                    return False
+            return True
+
         try:
-            got = await self._request(c, co.control_cmd, co.control_json(dps, board.unix_time()),
-                                      (co.control_cmd,))
-            if got[1] != 0:
+            c[_WANT] = (co.control_cmd,)
+            c[_GOT] = None
+            self._send(co.control_cmd, co.control_json(dps, board.unix_time()))
+            # The ACK, or (ACK lost) a STATUS reporting every value asked for (§2.4)
+            await self._wait(c, lambda: c[_GOT] is not None or applied(), _reply_ms)
+            c[_WANT] = None
+            got = c[_GOT]
+            if got is not None and got[1] != 0:
                 msg = got[3] if isinstance(got[3], (bytes, bytearray)) else b""
                 raise HubErr(E_DEVICE, "retcode %d %s" % (got[1], msg.decode()[:64]))
-
-            def done():
-                for k in confirm:
-                    if confirm[k] is _MISSING:
-                        return False
-                return True
-
             try:
                 await self._wait(c, done, CONFIRM_MS)
             except asyncio.TimeoutError:

@@ -244,6 +244,13 @@ async def test_plug_slow_replies_keep_working(rig: HubRig) -> None:
     assert rig.offline_pushes() == 0
 
 
+async def test_plug_lost_ack_the_push_confirms(rig: HubRig) -> None:
+    rig.proxy.lose(1, CONTROL_CMDS)
+    # no ACK, but the STATUS push reports the value asked for: applied, not a timeout
+    assert await rig.checked_set(False)
+    assert rig.offline_pushes() == 0
+
+
 async def test_plug_lost_ack_and_push_is_never_a_false_success(rig: HubRig) -> None:
     rig.proxy.lose(2, {*CONTROL_CMDS, Command.STATUS})
     await rig.checked_set(False)  # may fail (the hub saw no ACK); may not lie
