@@ -45,11 +45,13 @@ BACK = 30.0  # "comes back within" (s): generous, the benchmark measures the rea
 GONE = 30.0  # "goes offline within" (s)
 MAX_LOG_LINES = 60  # hub log lines per scenario (info level), beyond the start-up lines
 CONTROL_CMDS = {Command.CONTROL, Command.CONTROL_NEW}
-# Plug side timing of the hub: heartbeat every 1 s, replies within 1 s, backoff at most 1 s.
+# Plug side timing of the hub: heartbeat every 1 s, replies within 2 s (a heartbeat is answered
+# by any frame within 1 s, then a status query within 1 s: room for a loaded CI machine),
+# backoff at most 1 s.
 HUB_CFG: dict[str, Any] = {
     "heartbeat_s": 1,
-    "plug_connect_ms": 1000,
-    "plug_reply_ms": 1000,
+    "plug_connect_ms": 2000,
+    "plug_reply_ms": 2000,
     "plug_backoff_max_s": 1,
     "log_level": "info",
 }
@@ -228,7 +230,7 @@ async def test_plug_power_off_then_on(rig: HubRig) -> None:
 @pytest.mark.parametrize("accepting", [True, False])
 async def test_plug_blackhole_goes_offline_and_comes_back(rig: HubRig, accepting: bool) -> None:
     await rig.proxy.blackhole(accepting=accepting)
-    # heartbeat 1 s, no reply within 1 s (then one status query, 1 s): offline
+    # heartbeat 1 s, no reply within 1 s, then one status query unanswered for 1 s: offline
     await wait_for(lambda: not rig.online(), GONE)
     assert not await rig.checked_set(False)
     assert rig.sim.dps["1"] is True
@@ -303,7 +305,7 @@ async def test_plug_ignoring_heartbeats_stays_online(rig: HubRig) -> None:
 async def test_plug_push_only_stays_online(rig: HubRig) -> None:
     rig.proxy.only_cmds = {Command.STATUS}
     pushes = len(rig.updates)
-    # 40 pushes at 0.1 s span several heartbeat periods + reply timeouts (1 + 1 s)
+    # 40 pushes at 0.1 s span several heartbeat periods + reply windows (1 + 1 s)
     await wait_for(lambda: len(rig.updates) >= pushes + 40, BACK)
     assert rig.offline_pushes() == 0
     assert rig.proxy.stats.accepted == 1
