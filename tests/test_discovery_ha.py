@@ -229,7 +229,10 @@ async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
 async def test_typing_in_a_plug_that_is_also_discovered(hass: HomeAssistant) -> None:
     """The discovery flow of a plug does not block adding the same plug by hand."""
     async with SimulatedPlug(
-        device_id=DEVICE_ID, local_key=LOCAL_KEY, host="127.0.0.6", port=6668
+        device_id=DEVICE_ID,
+        local_key=LOCAL_KEY,
+        host=loopback_host_with_free_tuya_port(),
+        port=6668,
     ) as sim:
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         announce(hass.data[DISCOVERY], sim.host)
