@@ -4,11 +4,14 @@
 # plug costs one asyncio task (the connection task, which reads frames), one stream and one
 # preallocated frame buffer. Everything periodic is done from the hub's 1-second tick (tick()),
 # without a task per plug:
-#   * heartbeat every heartbeat_s (plugs drop a client idle ~30 s; tuya-protocol.md §4), and a
-#     reply expected within the reply timeout (5 s) or the connection is dropped;
+#   * heartbeat every heartbeat_s (plugs drop a client idle ~30 s; tuya-protocol.md §4); any
+#     frame within half the reply timeout (2.5 s) answers it, else a status query goes out (some
+#     plugs ignore heartbeats) and the connection is dropped if that is not answered within the
+#     other half either;
 #   * UPDATEDPS 0x12 for DPs 18/19/20 every refresh_s (power DPs often update only when asked;
 #     §2.9, §5); its reply is empty and the values come as STATUS pushes;
-#   * reconnect after a loss with exponential backoff (1 s .. 60 s, with jitter).
+#   * reconnect after a loss at once (~1 s), then every 2 s for 10 minutes, then with exponential
+#     backoff up to plug_backoff_max_s (60 s), with jitter.
 # The connection task: connect -> [3.4 session-key negotiation, §2.7] -> DP_QUERY -> read
 # frames forever (STATUS pushes 0x08, replies). set_dps() runs in the requesting task: CONTROL,
 # then the empty ACK, then the STATUS with the new values (§2.4); a DP_QUERY if no STATUS comes.
@@ -40,6 +43,8 @@ from hubproto import E_BUSY, E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
 # shrinks back once empty.
 BUF_SIZE = const(256)
 CONFIRM_MS = const(3000)
+_STEADY_S = const(2)  # reconnect pacing during the first _SLOW_AFTER_MS of an outage
+_SLOW_AFTER_MS = const(600000)
 WRITE_MS = const(5000)
 
 # indexes into Plug._t (tick timestamps in one small int array instead of five attributes:
@@ -49,6 +54,7 @@ _LAST_TX = const(1)
 _LAST_RX = const(2)
 _REFRESH_AT = const(3)
 _RETRY_AT = const(4)
+_DOWN_AT = const(5)  # when the plug was last seen online (start of an outage)
 # indexes into the per-command list Plug._cmd
 _WANT = const(0)
 _GOT = const(1)
@@ -143,7 +149,7 @@ class Plug:
         self._task = None  # the connection task, while connecting or connected
         self._cmd = None  # [want, got, confirm, Event] while a command is in flight
         self._expect = 0  # command whose reply tick() waits for (heartbeat, query)
-        self._t = array("i", (0, 0, 0, 0, time.ticks_ms()))
+        self._t = array("i", (0, 0, 0, 0, time.ticks_ms(), time.ticks_ms()))
         self._backoff = 1  # seconds; 0 once stopped
 
     @property
@@ -180,8 +186,18 @@ class Plug:
             return
         if self._n and time.ticks_diff(now, t[_LAST_RX]) > _reply_ms:
             self._drop("frame stalled mid-way")
-        elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > _reply_ms:
-            self._drop("no reply to cmd 0x%02x" % self._expect)
+        elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > (
+                _reply_ms >> 1 if self._expect == tuya.HEART_BEAT else _reply_ms):
+            if self._expect != tuya.HEART_BEAT:
+                self._drop("no reply to cmd 0x%02x" % self._expect)
+            elif not self._n:  # (part of a frame came: the stall check above decides)
+                # Some plugs ignore heartbeats: a status query decides, within the other half
+                # of the reply timeout (silence is still noticed heartbeat_s + reply timeout
+                # after the last frame sent)
+                c = self.codec
+                self._expect = c.query_cmd
+                t[_EXPECT_AT] = time.ticks_add(now, -(_reply_ms >> 1))
+                self._send(c.query_cmd, c.query_json(board.unix_time()))
         elif self._cmd is not None or self._expect:
             pass
         elif time.ticks_diff(now, t[_LAST_TX]) >= _hb_ms:
@@ -352,8 +368,17 @@ class Plug:
             self.online = False
         b = self._backoff
         if b:
-            if not ok:
-                self._backoff = b = min(b * 2, _max_backoff_s)
+            if ok:
+                self._t[_DOWN_AT] = time.ticks_ms()
+            else:
+                # 2 s between attempts for the first 10 minutes of an outage (a plug back from
+                # a power cut is found within ~2.5 s), then doubling to _max_backoff_s; the
+                # same pacing as the HA side (tuya/backoff.py)
+                cap = _max_backoff_s
+                if b <= _STEADY_S and time.ticks_diff(
+                        time.ticks_ms(), self._t[_DOWN_AT]) < _SLOW_AFTER_MS:
+                    cap = min(_STEADY_S, cap)
+                self._backoff = b = min(b * 2, cap)
             self._t[_RETRY_AT] = time.ticks_add(
                 time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
         self._task = None
@@ -407,7 +432,9 @@ class Plug:
             dps = obj.get("dps")
             if isinstance(dps, dict):
                 self._merge(dps)
-        if cmd == self._expect or (self._expect == self.codec.query_cmd and cmd == tuya.STATUS):
+        # Any frame answers a heartbeat (a sign of life: push-only plugs stay connected).
+        e = self._expect
+        if cmd == e or e == tuya.HEART_BEAT or (e == self.codec.query_cmd and cmd == tuya.STATUS):
             self._expect = 0
         c = self._cmd
         if c is not None:
@@ -523,19 +550,30 @@ class Plug:
             confirm[k] = _MISSING
         self._cmd = c = [None, None, confirm, None]
         co = self.codec
+        def done():
+            for k in confirm:
+                if confirm[k] is _MISSING:
+                    return False
+            return True
+
+        def applied():
+            # the plug reported every value asked for: the command took effect
+            for k in confirm:
+                if confirm[k] != dps[k]:
+                    return False
+            return True
+
         try:
-            got = await self._request(c, co.control_cmd, co.control_json(dps, board.unix_time()),
-                                      (co.control_cmd,))
-            if got[1] != 0:
+            c[_WANT] = (co.control_cmd,)
+            c[_GOT] = None
+            self._send(co.control_cmd, co.control_json(dps, board.unix_time()))
+            # The ACK, or (ACK lost) a STATUS reporting every value asked for (§2.4)
+            await self._wait(c, lambda: c[_GOT] is not None or applied(), _reply_ms)
+            c[_WANT] = None
+            got = c[_GOT]
+            if got is not None and got[1] != 0:
                 msg = got[3] if isinstance(got[3], (bytes, bytearray)) else b""
                 raise HubErr(E_DEVICE, "retcode %d %s" % (got[1], msg.decode()[:64]))
-
-            def done():
-                for k in confirm:
-                    if confirm[k] is _MISSING:
-                        return False
-                return True
-
             try:
                 await self._wait(c, done, CONFIRM_MS)
             except asyncio.TimeoutError:

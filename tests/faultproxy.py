@@ -21,6 +21,8 @@ server (the simulator, later the hub) and misbehave on demand, one scenario at a
 It is frame-aware with its own tiny parser of the 55AA and 6699 framings (spec §1.1/§1.2 in
 ``../shared/docs/tuya-protocol.md``): a frame is cut from the byte stream by its length field,
 everything else passes through untouched. It never decrypts anything and holds no key.
+With ``frames=False`` it cuts nothing and forwards bytes as they come (any other protocol, e.g.
+the hub channel between Home Assistant and the hub); the frame-level faults then do nothing.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ class _Pipe:
                 if self.proxy.blackholed:
                     continue
                 buf += data
-                out = b"".join(self.proxy.filter_up(cmd, raw) for cmd, raw in split_frames(buf))
+                out = b"".join(self.proxy.filter_up(cmd, raw) for cmd, raw in self.proxy.cut(buf))
                 if out:
                     writer.write(out)
                     await writer.drain()
@@ -147,7 +149,9 @@ class _Pipe:
                 if self.proxy.blackholed:
                     continue
                 buf += data
-                out = b"".join(self.proxy.filter_frame(cmd, raw) for cmd, raw in split_frames(buf))
+                out = b"".join(
+                    self.proxy.filter_frame(cmd, raw) for cmd, raw in self.proxy.cut(buf)
+                )
                 if not out:
                     continue
                 if self.proxy.delay:
@@ -209,6 +213,7 @@ class FaultProxy:
         target_host: the server's address.
         host: address to listen on.
         port: port to listen on (0: a free one; see :attr:`port`).
+        frames: cut Tuya frames (False: forward raw bytes; frame-level faults do nothing).
 
     """
 
@@ -218,7 +223,10 @@ class FaultProxy:
         target_host: str = "127.0.0.1",
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        frames: bool = True,
     ) -> None:
+        self.frames = frames
         self.target_host = target_host
         self.target_port = target_port
         self.host = host
@@ -356,6 +364,14 @@ class FaultProxy:
         self.second_client(None)
 
     # ------------------------------------------------------------ internals
+    def cut(self, buf: bytearray) -> list[tuple[int | None, bytes]]:
+        """Frames to forward from ``buf`` (everything at once, as junk, without ``frames``)."""
+        if self.frames:
+            return split_frames(buf)
+        out: list[tuple[int | None, bytes]] = [(None, bytes(buf))]
+        buf.clear()
+        return out
+
     def filter_up(self, cmd: int | None, raw: bytes) -> bytes:
         """What reaches the server for one frame from the client."""
         if cmd is not None and _take(self._lose_up, cmd):

@@ -3,6 +3,8 @@ followed. Real UDP datagrams on loopback, built by the library's encoder."""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import socket
 
 import pytest
@@ -44,6 +46,21 @@ def announce(discovery: TuyaDiscovery, ip: str, version: str = "3.3") -> None:
         sock.sendto(encode_broadcast(info, version), ("127.0.0.1", port))
 
 
+def loopback_host_with_free_tuya_port() -> str:
+    """A random 127.x.y.z whose port 6668 is free.
+
+    A discovered plug is reached at its broadcast address on the Tuya port 6668, so the simulated
+    plug must listen there; a fixed address would collide with another test run on the machine.
+    """
+    rng = random.Random()
+    for _ in range(50):
+        host = f"127.{rng.randrange(1, 255)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        with socket.socket() as probe, contextlib.suppress(OSError):
+            probe.bind((host, 6668))
+            return host
+    pytest.fail("no loopback address with a free port 6668")
+
+
 async def start_discovery(hass: HomeAssistant) -> TuyaDiscovery:
     assert await async_setup_component(hass, DOMAIN, {})
     return hass.data[DISCOVERY]
@@ -63,7 +80,7 @@ async def test_discovered_plug_needs_only_the_local_key(hass: HomeAssistant, ver
         device_id=DEVICE_ID,
         local_key=LOCAL_KEY,
         version=version,
-        host="127.0.0.3",
+        host=loopback_host_with_free_tuya_port(),
         port=6668,
         dps={"1": True},
     ) as sim:
@@ -82,7 +99,7 @@ async def test_discovered_plug_needs_only_the_local_key(hass: HomeAssistant, ver
             flow["flow_id"], {"local_key": LOCAL_KEY, "name": "Found plug"}
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
-        assert result["data"]["host"] == "127.0.0.3"
+        assert result["data"]["host"] == sim.host
         assert result["data"]["device_id"] == DEVICE_ID
         assert result["data"]["detected_version"] == version
         await wait_for_state(hass, "switch.found_plug", "on")
@@ -167,7 +184,11 @@ async def test_requests_go_to_the_adapters_broadcast_addresses(
 async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
     """Before any entry exists, opening the flow starts listening; heard plugs are offered."""
     async with SimulatedPlug(
-        device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.4", host="127.0.0.4", port=6668
+        device_id=DEVICE_ID,
+        local_key=LOCAL_KEY,
+        version="3.4",
+        host=loopback_host_with_free_tuya_port(),
+        port=6668,
     ) as sim:
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         discovery = hass.data[DISCOVERY]
@@ -197,7 +218,7 @@ async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
             result["flow_id"], {"local_key": LOCAL_KEY, "name": "Picked plug"}
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
-        assert result["data"]["host"] == "127.0.0.4"
+        assert result["data"]["host"] == sim.host
         assert result["data"]["detected_version"] == "3.4"
         # connected before unloading: a connection still opening when the simulator stops
         # makes asyncio's server fail on the late accept
@@ -208,7 +229,10 @@ async def test_first_plug_picked_from_those_heard(hass: HomeAssistant) -> None:
 async def test_typing_in_a_plug_that_is_also_discovered(hass: HomeAssistant) -> None:
     """The discovery flow of a plug does not block adding the same plug by hand."""
     async with SimulatedPlug(
-        device_id=DEVICE_ID, local_key=LOCAL_KEY, host="127.0.0.6", port=6668
+        device_id=DEVICE_ID,
+        local_key=LOCAL_KEY,
+        host=loopback_host_with_free_tuya_port(),
+        port=6668,
     ) as sim:
         result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
         announce(hass.data[DISCOVERY], sim.host)
