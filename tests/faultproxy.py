@@ -242,8 +242,10 @@ class FaultProxy:
         self._lose_up: list[_Rule] = []
         self._corrupt: list[_Rule] = []
         self._kick_after: float | None = None
-        self._server: asyncio.Server | None = None
-        self._old_servers: list[asyncio.Server] = []
+        #: The listening socket: accepted by hand (not asyncio.Server), so that closing it is
+        #: one synchronous step that no incoming connection can race (asyncio's
+        #: ``Server._attach`` asserts when a connection is accepted while the server closes).
+        self._lsock: socket.socket | None = None
         self._jammed: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._kicks: set[asyncio.TimerHandle] = set()
@@ -258,11 +260,15 @@ class FaultProxy:
         self._unjam()
         if self._port == 0:
             self._port = _port_outside_ephemeral_range(self.host)
-        if self._server is None:
-            self._server = await asyncio.start_server(
-                self._on_client, self.host, self._port, reuse_address=True
-            )
-            self._port = self._server.sockets[0].getsockname()[1]
+        if self._lsock is None:
+            lsock = socket.socket()
+            lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            lsock.bind((self.host, self._port))
+            lsock.listen(64)
+            lsock.setblocking(False)
+            self._lsock = lsock
+            self._port = lsock.getsockname()[1]
+            asyncio.get_running_loop().add_reader(lsock.fileno(), self._accept_ready, lsock)
 
     async def stop(self) -> None:
         """Stop listening and close every connection."""
@@ -275,11 +281,6 @@ class FaultProxy:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for server in self._old_servers:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(2):
-                    await server.wait_closed()
-        self._old_servers.clear()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -397,6 +398,30 @@ class FaultProxy:
             return bytes(flipped)
         return raw
 
+    def _accept_ready(self, lsock: socket.socket) -> None:
+        """Accept every pending connection and serve each in its own task."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except BlockingIOError, InterruptedError:
+                return
+            except OSError:  # the listener was closed meanwhile
+                return
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = loop.create_task(self._serve_socket(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_socket(self, conn: socket.socket) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=conn)
+        except BaseException:
+            conn.close()
+            raise
+        await self._on_client(reader, writer)
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.powered:
             self.stats.refused += 1
@@ -429,11 +454,11 @@ class FaultProxy:
         self._kicks.add(handle)
 
     def _close_server(self) -> None:
-        """Stop listening; open connections stay (``stop`` waits for the servers)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
-            self._old_servers.append(server)
+        """Stop listening at once; open connections stay."""
+        lsock, self._lsock = self._lsock, None
+        if lsock is not None:
+            asyncio.get_running_loop().remove_reader(lsock.fileno())
+            lsock.close()
 
     def _jam(self) -> None:
         """Listen without accepting and fill the backlog: further SYNs go unanswered."""
