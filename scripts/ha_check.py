@@ -119,7 +119,7 @@ def sim_dp1(python: str, plug: dict[str, Any]) -> bool | None:
     )
     try:
         dps = json.loads(out.stdout.strip().splitlines()[-1]).get("dps", {})
-    except (ValueError, IndexError, AttributeError):
+    except ValueError, IndexError, AttributeError:
         return None
     value = dps.get("1")
     return value if isinstance(value, bool) else None
@@ -186,9 +186,7 @@ async def run(args: argparse.Namespace) -> None:
                     for s in await ws.call("get_states")
                     if s["entity_id"] in wanted
                 }
-                ready = [
-                    e for e, v in got.items() if e.startswith(domains) and v != "unavailable"
-                ]
+                ready = [e for e, v in got.items() if e.startswith(domains) and v != "unavailable"]
                 expected = [e for e in wanted if e.startswith(domains)]
                 return got if len(ready) == len(expected) else {}
 
@@ -233,8 +231,10 @@ async def run(args: argparse.Namespace) -> None:
         for line in lines
         if (
             re.search(r"\b(WARNING|ERROR|CRITICAL)\b.*custom_components\.tuya_local_esp", line)
-            or (re.search(r"deprecat|Detected that custom integration", line, re.I)
-                and DOMAIN in line)
+            or (
+                re.search(r"deprecat|Detected that custom integration", line, re.I)
+                and DOMAIN in line
+            )
         )
     ]
     records = [line for line in lines if re.match(r"\d{4}-\d\d-\d\d ", line)]
