@@ -33,8 +33,12 @@ mkdir -p "$WORK"
 if ! "$VENV/bin/python" -c "import sys; from homeassistant.const import __version__ as v; sys.exit(v != '$VERSION')" 2>/dev/null; then
   log "creating $VENV with $("$PY314" --version) and homeassistant==$VERSION"
   "$PY314" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q "homeassistant==$VERSION"
+  if ! { "$VENV/bin/pip" install -q --upgrade pip &&
+    "$VENV/bin/pip" install -q "homeassistant==$VERSION"; } >"$WORK/pip.log" 2>&1; then
+    tail -20 "$WORK/pip.log" >&2
+    log "FAIL: pip install homeassistant==$VERSION (log $WORK/pip.log)"
+    exit 1
+  fi
 fi
 
 # 2. fresh config dir, integration copied as HACS does, demo entries on private addresses
