@@ -143,7 +143,8 @@ class Hub:
     @staticmethod
     def plug_msg(p):
         return {"t": "plug", "id": p.id, "name": p.name, "ver": p.ver, "host": p.host,
-                "port": p.port, "online": p.online, "dps": p.dps_json(), "ts": p.ts}
+                "port": p.port, "online": p.online, "dps": p.dps_json(), "ts": p.ts,
+                "refresh": list(p.refresh)}
 
     async def send_inventory(self, client, final):
         """One "plug" message per plug, then `final` (hello or the inventory result). Each

@@ -6,8 +6,9 @@
 # without a task per plug:
 #   * heartbeat every heartbeat_s (plugs drop a client idle ~30 s; tuya-protocol.md §4), and a
 #     reply expected within the reply timeout (5 s) or the connection is dropped;
-#   * UPDATEDPS 0x12 for DPs 18/19/20 every refresh_s (power DPs often update only when asked;
-#     §2.9, §5); its reply is empty and the values come as STATUS pushes;
+#   * UPDATEDPS 0x12 every refresh_s for the plug's refresh DPs (its profile's "refresh" list,
+#     by default 18/19/20; power DPs often update only when asked; §2.9, §5); its reply is
+#     empty and the values come as STATUS pushes;
 #   * reconnect after a loss with exponential backoff (1 s .. 60 s, with jitter).
 # The connection task: connect -> [3.4 session-key negotiation, §2.7] -> DP_QUERY -> read
 # frames forever (STATUS pushes 0x08, replies). set_dps() runs in the requesting task: CONTROL,
@@ -124,7 +125,8 @@ class Plug:
 
     Read-only for other modules: id, name, ver, host, port, dps (DP id int -> value; use
     dps_json() for string keys), online (bool: connected and answered the first query), ts
-    (unix time of the last DP update or None)."""
+    (unix time of the last DP update or None), refresh (the DP ids refreshed with UPDATEDPS,
+    one per byte: the profile's "refresh" list or tuya.REFRESH_DPS, shared)."""
 
     def __init__(self, cfg):
         self.id = cfg["id"]
@@ -134,6 +136,12 @@ class Plug:
         # The codec holds the local key; neither it nor cfg["key"] is ever logged or sent.
         self.codec = make_codec(cfg["ver"], cfg["id"], cfg["key"].encode())
         self.dps = {}
+        # The profile's DP lists as bytes (one DP id 1-255 per byte: 2 GC blocks, not a list
+        # of ints); without a profile the shared defaults, no allocation per plug.
+        r = cfg.get("refresh")
+        self.refresh = tuya.REFRESH_DPS if r is None else bytes(r)
+        r = cfg.get("dps")
+        self._pdps = None if r is None else bytes(int(k) for k in r)
         self.online = False
         self.ts = None
         self._buf = bytearray(BUF_SIZE)
@@ -188,9 +196,9 @@ class Plug:
             self._expect = tuya.HEART_BEAT
             t[_EXPECT_AT] = now
             self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
-        elif _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
+        elif _refresh_ms and self.refresh and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
             t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
-            self._send(tuya.UPDATEDPS, self.codec.refresh_json())
+            self._send(tuya.UPDATEDPS, self.codec.refresh_json(self.refresh))
 
     async def stop(self):
         """Stop for good (plug removed): cancel the connection task and close the socket."""
@@ -319,8 +327,11 @@ class Plug:
         fr = await self._read_frame(r)
         if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
                 b"data unvalid" in (c.decode(fr[3])[1] or b""):
-            # "device22" firmware refuses DP_QUERY: read the state with nulls instead
-            ids = {"1", "9", "17", "18", "19", "20"}
+            # "device22" firmware refuses DP_QUERY: read the state with nulls instead, for
+            # the profile's DPs (or a switch plug's 1/9/17/18/19/20) and those already seen
+            ids = set()
+            for k in self._pdps or b"\x01\x09\x11\x12\x13\x14":
+                ids.add(str(k))
             for k in self.dps:
                 ids.add(str(k))
             c.set_device22(ids)
