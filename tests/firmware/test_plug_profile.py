@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from custom_components.tuya_local_esp.hub import HubCommandError, StateUpdate
+from custom_components.tuya_local_esp.hub import HubCommandError, HubProtocolError, StateUpdate
+from custom_components.tuya_local_esp.hub.models import apply_state, offline, parse_plug
 
 from .conftest import plug_record, running_plugs, wait_for
 
@@ -188,3 +189,27 @@ async def test_bad_profile_is_refused_and_changes_nothing(hub_factory) -> None:
             assert client.inventory.plugs[sims[0].device_id].refresh == (4, 5, 6)
         finally:
             await client.close()
+
+
+@pytest.mark.parametrize("refresh", [[4, "5"], [0], [256], [True], "4,5,6", {"4": 1}, [4.0], 4])
+def test_client_refuses_a_malformed_refresh_member(refresh: object) -> None:
+    """HA side: a `plug` message whose `refresh` is not a list of DP ids 1-255 is a protocol
+    error (hub/models.py parses every member strictly), as for every other member."""
+    msg = {"t": "plug", "id": "dev1", "name": "n", "ver": "3.3", "host": "192.0.2.1",
+           "port": 6668, "online": True, "dps": {}, "ts": None, "refresh": refresh}  # fmt: skip
+    with pytest.raises(HubProtocolError, match="refresh"):
+        parse_plug(msg)
+
+
+def test_client_reads_refresh_and_keeps_it_across_updates() -> None:
+    """`refresh` parsed as a tuple (absent or null: None), kept by state pushes and offline."""
+    base = {"t": "plug", "id": "dev1", "host": "192.0.2.1", "online": True}
+    assert parse_plug(base).refresh is None
+    assert parse_plug({**base, "refresh": None}).refresh is None
+    assert parse_plug({**base, "refresh": []}).refresh == ()
+    p = parse_plug({**base, "refresh": [4, 5, 6]})
+    assert p.refresh == (4, 5, 6)
+    upd = apply_state(p, StateUpdate(device_id="dev1", online=True, dps={"5": 10}, timestamp=1))
+    assert upd.refresh == (4, 5, 6)
+    assert upd.dps == {"5": 10}
+    assert offline(upd).refresh == (4, 5, 6)
