@@ -314,7 +314,8 @@ class Plug:
         r = w = await self._open()
         if faults:
             faults.hit("connect")
-        board.nodelay(w)
+        nd = board.nodelay(w)
+        log.log(log.DEBUG if nd else log.WARN, "plug", "%s nodelay %s" % (self.id, nd))
         t[_LAST_RX] = time.ticks_ms()
         c = self.codec
         if c.needs_session:

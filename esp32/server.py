@@ -229,7 +229,8 @@ class Server:
                     sys.modules.pop("hubgate", None)
                 return
             self.bad.pop(c.ip, None)  # a successful handshake clears its source's failures
-            board.nodelay(w)
+            nd = board.nodelay(w)
+            log.log(log.DEBUG if nd else log.WARN, "srv", "%s nodelay %s" % (peer, nd))
             # authenticated clients + pending connections never exceed max_clients (admission
             # in hubgate.py), so there is always room here
             log.info("srv", "%s authenticated" % peer)
