@@ -37,11 +37,11 @@ import tuya
 from hubproto import E_BUSY, E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
 
 # Frame buffer: plug frames are mostly 28-300 B (micropython-esp32.md §1.3). Each plug starts
-# with BUF_SIZE bytes; a longer frame grows its buffer up to tuya.MAX_FRAME, and the buffer
+# with _BUF_SIZE bytes; a longer frame grows its buffer up to tuya.MAX_FRAME, and the buffer
 # shrinks back once empty.
-BUF_SIZE = const(256)
-CONFIRM_MS = const(3000)
-WRITE_MS = const(5000)
+_BUF_SIZE = const(256)
+_CONFIRM_MS = const(3000)
+_WRITE_MS = const(5000)
 
 # indexes into Plug._t (tick timestamps in one small int array instead of five attributes:
 # every attribute costs a slot in the instance's dict)
@@ -126,7 +126,9 @@ class Plug:
     Read-only for other modules: id, name, ver, host, port, dps (DP id int -> value; use
     dps_json() for string keys), online (bool: connected and answered the first query), ts
     (unix time of the last DP update or None), refresh (the DP ids refreshed with UPDATEDPS,
-    one per byte: the profile's "refresh" list or tuya.REFRESH_DPS, shared)."""
+    as bytes: the profile's "refresh" list or tuya.REFRESH_DPS)."""
+
+    prof = None  # no profile: tuya.REFRESH_DPS, and a switch plug's DPs for device22
 
     def __init__(self, cfg):
         self.id = cfg["id"]
@@ -136,15 +138,18 @@ class Plug:
         # The codec holds the local key; neither it nor cfg["key"] is ever logged or sent.
         self.codec = make_codec(cfg["ver"], cfg["id"], cfg["key"].encode())
         self.dps = {}
-        # The profile's DP lists as bytes (one DP id 1-255 per byte: 2 GC blocks, not a list
-        # of ints); without a profile the shared defaults, no allocation per plug.
+        # The plug's profile, only when config has one: (refresh DP ids, the DP ids it uses or
+        # None), each as bytes (one DP id 1-255 per byte). Without one the class default
+        # None stands in: an instance attribute more would grow every plug's attribute table
+        # (17 -> 23 slots).
         r = cfg.get("refresh")
-        self.refresh = tuya.REFRESH_DPS if r is None else bytes(r)
-        r = cfg.get("dps")
-        self._pdps = None if r is None else bytes(int(k) for k in r)
+        d = cfg.get("dps")
+        if r is not None or d is not None:
+            self.prof = (tuya.REFRESH_DPS if r is None else bytes(r),
+                         None if d is None else bytes(int(k) for k in d))
         self.online = False
         self.ts = None
-        self._buf = bytearray(BUF_SIZE)
+        self._buf = bytearray(_BUF_SIZE)
         self._n = 0
         self._seq = 0
         self._w = None
@@ -157,6 +162,11 @@ class Plug:
     @property
     def ver(self):
         return self.codec.version
+
+    @property
+    def refresh(self):
+        p = self.prof
+        return tuya.REFRESH_DPS if p is None else p[0]
 
     # --- lifecycle ---------------------------------------------------------------------------
     def tick(self, now):
@@ -196,9 +206,11 @@ class Plug:
             self._expect = tuya.HEART_BEAT
             t[_EXPECT_AT] = now
             self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
-        elif _refresh_ms and self.refresh and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
+        elif _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
             t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
-            self._send(tuya.UPDATEDPS, self.codec.refresh_json(self.refresh))
+            r = self.refresh
+            if r:
+                self._send(tuya.UPDATEDPS, self.codec.refresh_json(r))
 
     async def stop(self):
         """Stop for good (plug removed): cancel the connection task and close the socket."""
@@ -294,8 +306,8 @@ class Plug:
                 if faults:
                     faults.hit("plug_rx")
                 self._parse()
-                if not self._n and len(self._buf) > BUF_SIZE:
-                    self._buf = bytearray(BUF_SIZE)
+                if not self._n and len(self._buf) > _BUF_SIZE:
+                    self._buf = bytearray(_BUF_SIZE)
         except asyncio.CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame, MemoryError
@@ -331,7 +343,7 @@ class Plug:
             # "device22" firmware refuses DP_QUERY: read the state with nulls instead, for
             # the profile's DPs (or a switch plug's 1/9/17/18/19/20) and those already seen
             ids = set()
-            for k in self._pdps or b"\x01\x09\x11\x12\x13\x14":
+            for k in (self.prof or (0, None))[1] or b"\x01\x09\x11\x12\x13\x14":
                 ids.add(str(k))
             for k in self.dps:
                 ids.add(str(k))
@@ -485,7 +497,7 @@ class Plug:
 
     async def _drain(self, w):
         try:
-            await asyncio.wait_for_ms(w.drain(), WRITE_MS)
+            await asyncio.wait_for_ms(w.drain(), _WRITE_MS)
         except Exception:  # noqa: BLE001
             self._drop("write stalled")
 
@@ -549,7 +561,7 @@ class Plug:
                 return True
 
             try:
-                await self._wait(c, done, CONFIRM_MS)
+                await self._wait(c, done, _CONFIRM_MS)
             except asyncio.TimeoutError:
                 # No STATUS with every DP: ask for the full state instead.
                 # (a device22 plug acknowledges its CONTROL_NEW query first: wait for STATUS)

@@ -3,14 +3,11 @@
 # (setupap.py) and merged into config.json with an atomic write. startup.py imports this module
 # only when it is needed (no secret, no Wi-Fi, or the Wi-Fi cannot be joined) and drops it
 # again, so it costs no heap in normal operation. See docs/hub-setup.md.
-import asyncio
 import binascii
 import json
 import os
-import sys
 
 import board
-import log
 
 MIN_SECRET = const(16)
 MAX_SECRET = const(64)
@@ -90,51 +87,3 @@ def save(path, wifi=None, secret=None):
 
 def hub_id(path):
     return read(path).get("hub_id") or board.unique_id()
-
-
-def setup(path, http=None, serial=True, timeout_s=0):
-    """Serve Improv serial on the console and (on a board, or when `http` = (host, port) is
-    given) the setup page, until one of them has written a usable configuration. Blocks;
-    returns True when provisioned, False after `timeout_s` seconds (0 = no limit), when
-    neither channel can run, or when the console closes and no setup page runs."""
-    if http is None and board.is_hardware():
-        http = ("0.0.0.0", 80)
-    log.warn("setup", "hub not configured: Improv serial%s" % (
-        ", setup access point" if http else ""))
-    try:
-        return asyncio.run(_setup(path, http, serial, timeout_s))
-    finally:
-        asyncio.new_event_loop()
-
-
-async def _setup(path, http, serial, timeout_s):
-    done = asyncio.Event()
-    tasks = []
-    ap = None
-    if serial:
-        import improv
-
-        tasks.append(asyncio.create_task(improv.serve(path, done, eof_ends=not http)))
-    if http:
-        import setupap
-
-        ap = setupap.start_ap(hub_id(path))
-        tasks.append(asyncio.create_task(setupap.serve(path, http[0], http[1], done)))
-    if not tasks:
-        return False
-    try:
-        if timeout_s:
-            await asyncio.wait_for(done.wait(), timeout_s)
-        else:
-            await done.wait()
-        return not needed(path)
-    except asyncio.TimeoutError:
-        return False
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.sleep_ms(0)
-        if ap is not None:
-            setupap.stop_ap(ap)
-        for m in ("improv", "setupap"):
-            sys.modules.pop(m, None)

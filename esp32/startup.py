@@ -121,13 +121,18 @@ def wdt_start(timeout_ms):
 
 
 def _provision(path, timeout_s, force=False):
-    """provision.setup when needed (or `force`): True once config.json is usable; None when
+    """hubsetup.setup when needed (or `force`): True once config.json is usable; None when
     nothing was needed. provision.py is imported only here, so a configured hub never loads
     it (its names would stay interned in the heap)."""
     import provision
 
     try:
         if force or provision.needed(path):
-            return provision.setup(path, timeout_s=timeout_s)
+            import hubsetup
+
+            try:
+                return hubsetup.setup(path, timeout_s=timeout_s)
+            finally:
+                sys.modules.pop("hubsetup", None)
     finally:
         sys.modules.pop("provision", None)
