@@ -21,6 +21,7 @@ import time
 import board
 import log
 import provision
+import wifi
 
 T_STATE = const(1)
 T_ERROR = const(2)
@@ -153,7 +154,7 @@ class Service:
 
     def __init__(self, path, connect=None):
         self.path = path
-        self.connect = connect or board.wifi_connect
+        self.connect = connect or wifi.connect
         self.secret = None  # from C_SET_SECRET, saved together with the Wi-Fi
         self.state = S_READY
         self.done = False
@@ -185,7 +186,7 @@ class Service:
             return [result(C_INFO, (FW_NAME, FW_VERSION, chip[:60], "tuya-esp-hub-" + hid))]
         if cmd == C_HUB_INFO:
             cfg = provision.read(self.path)
-            return [result(C_HUB_INFO, (provision.hub_id(self.path), board.ip_address() or "",
+            return [result(C_HUB_INFO, (provision.hub_id(self.path), wifi.ip_address() or "",
                                         str(cfg.get("port") or 6670),
                                         "tuya-esp-hub-" + provision.hub_id(self.path)))]
         if cmd == C_SET_SECRET:
@@ -248,7 +249,7 @@ class Service:
         self.secret = None
         self.state = S_PROVISIONED
         self.done = True
-        log.info("improv", "provisioned, wifi %s" % ("up" if board.ip_address() else "ok"))
+        log.info("improv", "provisioned, wifi %s" % ("up" if wifi.ip_address() else "ok"))
         return [self._state(), self._provisioned_result()]
 
 

@@ -1,5 +1,5 @@
 # Boot sequence of the hub, run once by main.py before the event loop starts: read the
-# configuration, then hostname, Wi-Fi (power save off) and watchdog (NTP, if configured, runs
+# configuration, then hostname, Wi-Fi (power save off, wifi.py) and watchdog (NTP, if configured, runs
 # in the event loop: hubtime.py). The boot-only hardware steps live here rather than in
 # board.py: main.py drops this module afterwards, so their code does not stay in the heap. They
 # leave the Wi-Fi interface and the watchdog in board._wlan and board._wdt for the running hub.
@@ -51,14 +51,20 @@ def boot(path):
     hub_id = cfg.get("hub_id") or board.unique_id()
     if board.is_hardware() and not set_hostname(hub_id):
         log.error("main", "DHCP hostname refused: HA will not discover the hub")
-    wifi = cfg.get("wifi")
-    if wifi:
-        if not wifi_connect(wifi.get("ssid"), wifi.get("password"),
-                            power_save=cfg.get("wifi_power_save") is True):
-            log.error("main", "wifi not connected; setup AP for 3 min, then reboot")
-            _provision(path, 180, True)
-            board.reset()
-        log.info("main", "wifi up, ip %s" % ip_address())
+    creds = cfg.get("wifi")
+    if creds:
+        import wifi
+
+        try:
+            if not wifi.connect(creds.get("ssid"), creds.get("password"),
+                                power_save=cfg.get("wifi_power_save") is True):
+                log.error("main", "wifi not connected; setup AP for 3 min, then reboot")
+                _provision(path, 180, True)
+                board.reset()
+            log.info("main", "wifi up, ip %s" % wifi.ip_address())
+        finally:
+            wifi = None
+            sys.modules.pop("wifi", None)
     wdt_start(cfg["watchdog_ms"])
     return cfg, records
 
@@ -76,40 +82,6 @@ def set_hostname(hub_id):
     except Exception as e:  # noqa: BLE001
         log.error("main", "hostname: %s" % type(e).__name__)
         return False
-
-
-def wifi_connect(ssid, password, timeout_ms=20000, power_save=False):
-    """Start the STA interface and wait (blocking) for an address; keeps it in board._wlan.
-
-    Power save is turned off unless `power_save` (WLAN.config(pm=WLAN.PM_NONE), MicroPython
-    1.20+ on ESP32; builds without the option only log it): with the modem asleep between
-    beacons, packets to the hub wait up to a beacon interval and broadcasts are missed.
-    Credentials are not kept in NVS by MicroPython, so this runs on every boot.
-    Returns True when connected (always True on the unix port)."""
-    net = board.network
-    if net is None:
-        return True
-    board._wlan = w = net.WLAN(net.STA_IF)
-    w.active(True)
-    if not power_save:
-        try:
-            w.config(pm=w.PM_NONE)
-        except Exception as e:  # noqa: BLE001
-            log.warn("main", "wifi power save left on: %s" % type(e).__name__)
-    if not w.isconnected():
-        w.connect(ssid, password)
-        t0 = time.ticks_ms()
-        while not w.isconnected() and time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-            time.sleep_ms(200)
-    return w.isconnected()
-
-
-def ip_address():
-    """The station's IPv4 address, or None (unix port, not connected)."""
-    try:
-        return board._wlan.ifconfig()[0]
-    except Exception:  # noqa: BLE001 - no interface
-        return None
 
 
 def wdt_start(timeout_ms):
