@@ -93,6 +93,16 @@ def plug(dev: str, port: int) -> dict[str, Any]:
             "name": dev}  # fmt: skip
 
 
+def spawn(exe: Path, fw: Path, work: Path, heapsize: str) -> subprocess.Popen[bytes]:
+    """Start the firmware under `exe` with work/config.json; its output goes to work/hub.log."""
+    with (work / "hub.log").open("wb") as log:
+        return subprocess.Popen(
+            [str(exe), "-X", f"heapsize={heapsize}", str(fw / "main.py"),
+             str(work / "config.json")],
+            stdout=log, stderr=subprocess.STDOUT, cwd=work,
+        )  # fmt: skip
+
+
 async def run(exe: Path, fw: Path, failures: int, heapsize: str) -> dict[str, Any]:
     refused = free_port()
     with blackhole() as hole, tempfile.TemporaryDirectory(prefix="bench-sock-") as tmp:
@@ -109,12 +119,7 @@ async def run(exe: Path, fw: Path, failures: int, heapsize: str) -> dict[str, An
             work = Path(tmp)
             (work / "config.json").write_text(json.dumps(cfg))
             log_path = work / "hub.log"
-            with log_path.open("wb") as log:
-                proc = subprocess.Popen(
-                    [str(exe), "-X", f"heapsize={heapsize}", str(fw / "main.py"),
-                     str(work / "config.json")],
-                    stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                )  # fmt: skip
+            proc = spawn(exe, fw, work, heapsize)
             client: HubClient | None = None
             try:
                 t0 = time.monotonic()
@@ -136,14 +141,16 @@ async def run(exe: Path, fw: Path, failures: int, heapsize: str) -> dict[str, An
                         if proc.poll() is not None:
                             raise RuntimeError("hub exited")
                 text = log_path.read_text(errors="replace")
-                kinds = {k: text.count(f": {k}") for k in ("TimeoutError connect",
-                                                            "OSError", "TimeoutError no reply")}
+                kinds = {
+                    k: text.count(f": {k}")
+                    for k in ("TimeoutError connect", "OSError", "TimeoutError no reply")
+                }
                 duration = time.monotonic() - start
                 health = await client.health()
                 for p in plugs:
                     await client.remove_plug(p["id"])
                 t1 = time.monotonic()
-                while open_sockets(proc.pid) > 2 and time.monotonic() - t1 < 10:
+                while open_sockets(proc.pid) > 2 and time.monotonic() - t1 < 10:  # noqa: ASYNC110 - another process
                     await asyncio.sleep(0.05)
                 after = open_sockets(proc.pid)
                 return {
