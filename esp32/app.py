@@ -233,9 +233,12 @@ async def _ntp(cfg, ok=None):
         ok = r
 
 
-async def _run(cfg, records):
+async def _run(box):
     from server import Server
 
+    cfg = box[0]
+    records = box[1]
+    box[1] = None
     hub = Hub(cfg)
     srv = Server(hub, cfg["secret"], cfg["bind"], cfg["port"], cfg["max_clients"])
     hub.start(records)
@@ -250,10 +253,13 @@ async def _run(cfg, records):
     await hub.housekeeping()
 
 
-def run(cfg, records):
-    """Run the hub until the board resets (never returns in normal operation)."""
+def run(box):
+    """Run the hub until the board resets (never returns in normal operation). `box` is
+    startup.boot's [cfg, plug records]: the records (with the local keys) are taken out of it
+    once the plugs are created, so that neither the caller's reference nor this frame keeps
+    the stored plug list in RAM."""
     gc.collect()
     try:
-        asyncio.run(_run(cfg, records))
+        asyncio.run(_run(box))
     finally:
         asyncio.new_event_loop()

@@ -11,8 +11,8 @@ import log
 
 
 def boot(path):
-    """Config, log level, hostname, Wi-Fi, watchdog. Returns (cfg, plug records), or
-    None when the configuration is unusable."""
+    """Config, log level, hostname, Wi-Fi, watchdog. Returns [cfg, plug records] (a list:
+    app.run takes the records out of it), or None when the configuration is unusable."""
     import config
 
     cfg = None
@@ -66,7 +66,7 @@ def boot(path):
             wifi = None
             sys.modules.pop("wifi", None)
     wdt_start(cfg["watchdog_ms"])
-    return cfg, records
+    return [cfg, records]
 
 
 def set_hostname(hub_id):
