@@ -199,7 +199,10 @@ class Plug:
         if self._n and time.ticks_diff(now, t[_LAST_RX]) > _reply_ms:
             self._drop("frame stalled mid-way")
         elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > _reply_ms:
-            self._drop("no reply to cmd 0x%02x" % self._expect)
+            # a reply that started but never completed is a stalled frame, whichever of the
+            # two timers the tick sees expire first
+            self._drop("frame stalled mid-way" if self._n else
+                       "no reply to cmd 0x%02x" % self._expect)
         elif self._cmd is not None or self._expect:
             pass
         elif time.ticks_diff(now, t[_LAST_TX]) >= _hb_ms:
