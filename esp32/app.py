@@ -1,4 +1,4 @@
-# The hub's state: the plug registry (add/remove persisted through config.py), inventory and
+# The hub's state: the plug registry (add/remove/host requests in plugadmin.py), inventory and
 # health snapshots, the fan-out of plug state changes to connected HA clients, the periodic
 # tick that drives every plug, its supervision and the watchdog, and the event loop (run).
 import asyncio
@@ -9,28 +9,15 @@ import time
 import board
 import log
 import plug
-from hubproto import (E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_NO_TIME, E_STORAGE, E_UNKNOWN_DEVICE,
-                      HubErr)
+from hubproto import E_BAD_REQUEST, E_NO_TIME, E_UNKNOWN_DEVICE, HubErr
 
 FW_VERSION = "0.1.0"
 
-TICK_MS = const(500)
-SUPERVISE_MS = const(1000)
-# The watchdog is fed only while the tick has completed a round within TICK_STALE_MS and the
+_TICK_MS = const(500)
+_SUPERVISE_MS = const(1000)
+# The watchdog is fed only while the tick has completed a round within _TICK_STALE_MS and the
 # server still accepts connections (Hub.server_ok).
-TICK_STALE_MS = const(10000)
-
-
-def _config():
-    # config.py is needed at boot and on add/remove only: imported on demand and dropped
-    # afterwards, so its code does not sit in the heap in between.
-    import config
-
-    return config
-
-
-def _unload_config():
-    sys.modules.pop("config", None)
+_TICK_STALE_MS = const(10000)
 
 
 class Hub:
@@ -65,57 +52,7 @@ class Hub:
         log.info("hub", "plug %s (%s, %s:%d) added" % (p.id, p.ver, p.host, p.port))
 
     # --- HA requests ---------------------------------------------------------------------------
-    # The stored plug list (with local keys) is not kept in RAM: add/remove read it back from
-    # flash, change it and write it atomically (config.save_plugs).
-    def add_plug(self, fields):
-        """Validate, persist, then start a plug. Raises HubErr."""
-        config = _config()
-        try:
-            try:
-                rec = config.check_plug(fields)
-            except ValueError as e:
-                raise HubErr(E_BAD_REQUEST, str(e))
-            if rec["id"] in self.plugs:
-                raise HubErr(E_EXISTS, "device id already configured")
-            if len(self.plugs) >= self.max_plugs:
-                raise HubErr(E_LIMIT,
-                             "hub serves at most %d plugs (socket budget)" % self.max_plugs)
-            try:
-                records = [r for r in config.load_plugs(self.cfg) if r["id"] in self.plugs]
-                records.append(rec)
-                config.save_plugs(self.cfg, records)
-            except OSError as e:
-                raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
-        finally:
-            records = None
-            config = None
-            _unload_config()
-        self._start_plug(rec)
-        self._broadcast(self.plug_msg(self.plugs[rec["id"]]))
-        return {"id": rec["id"]}
-
-    async def remove_plug(self, dev_id):
-        p = self.plugs.get(dev_id)
-        if p is None:
-            raise HubErr(E_UNKNOWN_DEVICE, "no such device id")
-        config = _config()
-        try:
-            keep = [r for r in config.load_plugs(self.cfg)
-                    if r["id"] != dev_id and r["id"] in self.plugs]
-            config.save_plugs(self.cfg, keep)
-        except OSError as e:
-            raise HubErr(E_STORAGE, "cannot write plug list: %s" % e)
-        finally:
-            keep = None
-            config = None
-            _unload_config()
-        del self.plugs[dev_id]
-        await p.stop()
-        gc.collect()
-        log.info("hub", "plug %s removed" % dev_id)
-        self._broadcast({"t": "removed", "id": dev_id})
-        return {"id": dev_id}
-
+    # add, remove and host are in plugadmin.py, loaded per request (server.py).
     async def set_dps(self, dev_id, dps):
         p = self.plugs.get(dev_id)
         if p is None:
@@ -143,7 +80,8 @@ class Hub:
     @staticmethod
     def plug_msg(p):
         return {"t": "plug", "id": p.id, "name": p.name, "ver": p.ver, "host": p.host,
-                "port": p.port, "online": p.online, "dps": p.dps_json(), "ts": p.ts}
+                "port": p.port, "online": p.online, "dps": p.dps_json(), "ts": p.ts,
+                "refresh": list(p.refresh)}
 
     async def send_inventory(self, client, final):
         """One "plug" message per plug, then `final` (hello or the inventory result). Each
@@ -213,7 +151,7 @@ class Hub:
     async def housekeeping(self):
         """The supervisor (runs in the main task, for ever): keeps the tick task and every
         keep() task running, and feeds the watchdog only while the tick completed a round
-        within TICK_STALE_MS and server_ok(), so a wedged or deaf hub resets instead of staying
+        within _TICK_STALE_MS and server_ok(), so a wedged or deaf hub resets instead of staying
         a zombie. The unix port has no watchdog: there the same condition, unmet for
         `watchdog_ms`, ends the process (RuntimeError to main.py, exit status 1), as the reset
         would on a board."""
@@ -230,7 +168,7 @@ class Hub:
                         k[1] = None
                         k[1] = asyncio.create_task(k[0]())
                 now = time.ticks_ms()
-                if time.ticks_diff(now, self.tick_ok_ms) <= TICK_STALE_MS and self.server_ok():
+                if time.ticks_diff(now, self.tick_ok_ms) <= _TICK_STALE_MS and self.server_ok():
                     board.wdt_feed()
                     fed = now
             except Exception:  # noqa: BLE001 - MemoryError: try again next round
@@ -238,7 +176,7 @@ class Hub:
             if wdt_ms and time.ticks_diff(time.ticks_ms(), fed) > wdt_ms and \
                     not board.is_hardware():
                 raise RuntimeError("watchdog: not fed for %d ms" % wdt_ms)
-            await asyncio.sleep_ms(SUPERVISE_MS)
+            await asyncio.sleep_ms(_SUPERVISE_MS)
 
     async def _ticker(self):
         """Twice a second: drive the plugs (connect, heartbeat, refresh, timeouts). Every
@@ -270,7 +208,7 @@ class Hub:
                 except Exception:  # noqa: BLE001
                     pass
             n += 1
-            await asyncio.sleep_ms(TICK_MS)
+            await asyncio.sleep_ms(_TICK_MS)
             if f:
                 f.hit("kill_tick")
 
@@ -295,9 +233,12 @@ async def _ntp(cfg, ok=None):
         ok = r
 
 
-async def _run(cfg, records):
+async def _run(box):
     from server import Server
 
+    cfg = box[0]
+    records = box[1]
+    box[1] = None
     hub = Hub(cfg)
     srv = Server(hub, cfg["secret"], cfg["bind"], cfg["port"], cfg["max_clients"])
     hub.start(records)
@@ -312,10 +253,13 @@ async def _run(cfg, records):
     await hub.housekeeping()
 
 
-def run(cfg, records):
-    """Run the hub until the board resets (never returns in normal operation)."""
+def run(box):
+    """Run the hub until the board resets (never returns in normal operation). `box` is
+    startup.boot's [cfg, plug records]: the records (with the local keys) are taken out of it
+    once the plugs are created, so that neither the caller's reference nor this frame keeps
+    the stored plug list in RAM."""
     gc.collect()
     try:
-        asyncio.run(_run(cfg, records))
+        asyncio.run(_run(box))
     finally:
         asyncio.new_event_loop()

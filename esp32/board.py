@@ -115,11 +115,14 @@ def nodelay(stream):
 
     Recent ESP32 firmware implements the option (ports/esp32/modsocket.c, `case TCP_NODELAY`),
     older builds print a warning and ignore it. The unix port does not export the constants,
-    so the lwIP/Linux values (IPPROTO_TCP = 6, TCP_NODELAY = 1) are the fallback."""
+    so the lwIP/Linux values (IPPROTO_TCP = 6, TCP_NODELAY = 1) are the fallback. Returns
+    True when the socket accepted the option, False when it refused it (best effort: the
+    callers log the result, at debug level when set)."""
     try:
         import socket
 
         stream.s.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1),
                             1)
+        return True
     except Exception:  # noqa: BLE001 - best effort
-        pass
+        return False

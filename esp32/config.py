@@ -34,6 +34,8 @@ HOSTNAME_PREFIX = "tuya-esp-hub-"
 MAX_HUB_ID = const(19)
 
 MIN_SECRET_LEN = const(16)
+# Longest "refresh"/"dps" list of a plug's profile (DP ids are 1-255).
+MAX_DPS = const(32)
 VERSIONS = ("3.1", "3.3", "3.4", "3.5")
 
 
@@ -116,7 +118,8 @@ def check_plug(p):
 
     Fields: id (device id, [A-Za-z0-9_-]{1,64}), key (16-character local key), host (IPv4
     literal: DNS would block the event loop), port (default 6668), ver ("3.1"|"3.3"|"3.4"|"3.5"),
-    name (at most 64 characters)."""
+    name (at most 64 characters), refresh (optional list of at most MAX_DPS DP ids, ints
+    1-255), dps (optional list of at most MAX_DPS DP ids, decimal strings 1-255)."""
     if not isinstance(p, dict):
         raise ValueError("plug must be an object")
     dev = p.get("id")
@@ -137,7 +140,27 @@ def check_plug(p):
     name = p.get("name", dev)
     if not isinstance(name, str) or len(name) > 64:
         raise ValueError("bad name")
-    return {"id": dev, "key": key, "host": host, "port": port, "ver": ver, "name": name}
+    rec = {"id": dev, "key": key, "host": host, "port": port, "ver": ver, "name": name}
+    # The plug's profile (docs/hub-protocol.md §7.3), both optional: "refresh", the DP ids
+    # (ints) re-requested with UPDATEDPS ([] = none; absent = tuya.REFRESH_DPS), and "dps",
+    # every DP id (strings) the profile uses, for the "device22" status query.
+    r = p.get("refresh")
+    if r is not None:
+        if not isinstance(r, list) or len(r) > MAX_DPS:
+            raise ValueError("refresh must be a list of at most %d DP ids" % MAX_DPS)
+        for x in r:
+            if type(x) is not int or not 0 < x < 256:
+                raise ValueError("bad refresh DP id")
+        rec["refresh"] = r
+    d = p.get("dps")
+    if d is not None:
+        if not isinstance(d, list) or len(d) > MAX_DPS:
+            raise ValueError("dps must be a list of at most %d DP ids" % MAX_DPS)
+        for x in d:
+            if not isinstance(x, str) or not x.isdigit() or not 0 < int(x) < 256:
+                raise ValueError("bad dps DP id")
+        rec["dps"] = d
+    return rec
 
 
 def load_plugs(cfg):

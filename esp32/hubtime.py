@@ -1,18 +1,20 @@
-# Optional NTP for the hub clock (board.py keeps it; HA's `time` requests are handled by
-# server.py), without blocking the event loop: one SNTP query (RFC 4330) is a 48-byte client
-# request over UDP to an IPv4 literal (a name would need a DNS lookup that blocks), and the
-# server's transmit timestamp answers it. Imported by app.py for each sync only, so its code
-# does not stay in the heap.
+# The hub clock's two sources (board.py keeps it): Home Assistant's `time` request
+# (from_ha, docs/hub-protocol.md §7.3) and optional NTP, without blocking the event loop: one
+# SNTP query (RFC 4330) is a 48-byte client request over UDP to an IPv4 literal (a name would
+# need a DNS lookup that blocks), and the server's transmit timestamp answers it. Imported by
+# app.py for each sync and by server.py for each `time` request only, so its code does not
+# stay in the heap.
 import asyncio
 import socket
 import struct
 
 import board
 import log
+from hubproto import E_BAD_REQUEST, HubErr
 
 NTP_DELTA = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01 (RFC 5905 §6)
 NTP_MS = const(1000)  # wait for the answer
-MIN_TIME = 1700000000  # an NTP time below this (2023-11-14) is refused
+MIN_TIME = 1700000000  # an NTP or HA time below this (2023-11-14) is refused
 
 
 def is_ipv4(s):
@@ -73,3 +75,23 @@ async def sync(host, port):
     return True
 
 
+
+
+def from_ha(server, t):
+    """`time` request: HA's clock `t` (int Unix seconds UTC), sent after every hello. Taken
+    when the clock was never set or was set by HA; an NTP time less than 24 h old is kept
+    (a difference over 60 s is logged once per NTP sync, server.time_warned). Returns
+    {"time": hub time after, "source": "ha"|"ntp"}; raises HubErr(bad_request) for a time
+    that is not an int >= MIN_TIME."""
+    if not isinstance(t, int) or isinstance(t, bool) or t < MIN_TIME:
+        raise HubErr(E_BAD_REQUEST, "time must be an integer >= %d" % MIN_TIME)
+    if board.time_source == "ntp" and board.uptime_s() - board.time_set_s < 86400:
+        d = t - board.unix_time()
+        if (d > 60 or d < -60) and server.time_warned != board.time_set_s:
+            server.time_warned = board.time_set_s
+            log.warn("clock", "HA's clock differs from NTP by %d s; keeping NTP" % d)
+    else:
+        if board.time_source != "ha":
+            log.info("clock", "time set by Home Assistant")
+        board.set_unix_time(t, "ha")
+    return {"time": board.unix_time(), "source": board.time_source}

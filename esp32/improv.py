@@ -21,6 +21,7 @@ import time
 import board
 import log
 import provision
+import wifi
 
 T_STATE = const(1)
 T_ERROR = const(2)
@@ -153,7 +154,7 @@ class Service:
 
     def __init__(self, path, connect=None):
         self.path = path
-        self.connect = connect or _wifi_connect
+        self.connect = connect or wifi.connect
         self.secret = None  # from C_SET_SECRET, saved together with the Wi-Fi
         self.state = S_READY
         self.done = False
@@ -185,7 +186,7 @@ class Service:
             return [result(C_INFO, (FW_NAME, FW_VERSION, chip[:60], "tuya-esp-hub-" + hid))]
         if cmd == C_HUB_INFO:
             cfg = provision.read(self.path)
-            return [result(C_HUB_INFO, (provision.hub_id(self.path), _ip() or "",
+            return [result(C_HUB_INFO, (provision.hub_id(self.path), wifi.ip_address() or "",
                                         str(cfg.get("port") or 6670),
                                         "tuya-esp-hub-" + provision.hub_id(self.path)))]
         if cmd == C_SET_SECRET:
@@ -248,20 +249,8 @@ class Service:
         self.secret = None
         self.state = S_PROVISIONED
         self.done = True
-        log.info("improv", "provisioned, wifi %s" % ("up" if _ip() else "ok"))
+        log.info("improv", "provisioned, wifi %s" % ("up" if wifi.ip_address() else "ok"))
         return [self._state(), self._provisioned_result()]
-
-
-def _wifi_connect(ssid, password):
-    import wifi
-
-    return wifi.wifi_connect(ssid, password)
-
-
-def _ip():
-    import wifi
-
-    return wifi.ip_address()
 
 
 def _out():

@@ -16,7 +16,7 @@ if _r:
     import app
 
     try:
-        app.run(*_r)
+        app.run(_r)  # takes the plug records out of _r: they are not kept
         raise RuntimeError("hub loop returned")
     except KeyboardInterrupt:
         raise

@@ -8,8 +8,9 @@
 #     frame within half the reply timeout (2.5 s) answers it, else a status query goes out (some
 #     plugs ignore heartbeats) and the connection is dropped if that is not answered within the
 #     other half either;
-#   * UPDATEDPS 0x12 for DPs 18/19/20 every refresh_s (power DPs often update only when asked;
-#     §2.9, §5); its reply is empty and the values come as STATUS pushes;
+#   * UPDATEDPS 0x12 every refresh_s for the plug's refresh DPs (its profile's "refresh" list,
+#     by default 18/19/20; power DPs often update only when asked; §2.9, §5); its reply is
+#     empty and the values come as STATUS pushes;
 #   * reconnect after a loss at once (~1 s), then every 2 s for 10 minutes, then with exponential
 #     backoff up to plug_backoff_max_s (60 s), with jitter.
 # The connection task: connect -> [3.4 session-key negotiation, §2.7] -> DP_QUERY -> read
@@ -39,13 +40,13 @@ import tuya
 from hubproto import E_BUSY, E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
 
 # Frame buffer: plug frames are mostly 28-300 B (micropython-esp32.md §1.3). Each plug starts
-# with BUF_SIZE bytes; a longer frame grows its buffer up to tuya.MAX_FRAME, and the buffer
+# with _BUF_SIZE bytes; a longer frame grows its buffer up to tuya.MAX_FRAME, and the buffer
 # shrinks back once empty.
-BUF_SIZE = const(256)
-CONFIRM_MS = const(3000)
+_BUF_SIZE = const(256)
+_CONFIRM_MS = const(3000)
 _STEADY_S = const(2)  # reconnect pacing during the first _SLOW_AFTER_MS of an outage
 _SLOW_AFTER_MS = const(600000)
-WRITE_MS = const(5000)
+_WRITE_MS = const(5000)
 
 # indexes into Plug._t (tick timestamps in one small int array instead of five attributes:
 # every attribute costs a slot in the instance's dict)
@@ -130,7 +131,10 @@ class Plug:
 
     Read-only for other modules: id, name, ver, host, port, dps (DP id int -> value; use
     dps_json() for string keys), online (bool: connected and answered the first query), ts
-    (unix time of the last DP update or None)."""
+    (unix time of the last DP update or None), refresh (the DP ids refreshed with UPDATEDPS,
+    as bytes: the profile's "refresh" list or tuya.REFRESH_DPS)."""
+
+    prof = None  # no profile: tuya.REFRESH_DPS, and a switch plug's DPs for device22
 
     def __init__(self, cfg):
         self.id = cfg["id"]
@@ -140,9 +144,18 @@ class Plug:
         # The codec holds the local key; neither it nor cfg["key"] is ever logged or sent.
         self.codec = make_codec(cfg["ver"], cfg["id"], cfg["key"].encode())
         self.dps = {}
+        # The plug's profile, only when config has one: (refresh DP ids, the DP ids it uses or
+        # None), each as bytes (one DP id 1-255 per byte). Without one the class default
+        # None stands in: an instance attribute more would grow every plug's attribute table
+        # (17 -> 23 slots).
+        r = cfg.get("refresh")
+        d = cfg.get("dps")
+        if r is not None or d is not None:
+            self.prof = (tuya.REFRESH_DPS if r is None else bytes(r),
+                         None if d is None else bytes(int(k) for k in d))
         self.online = False
         self.ts = None
-        self._buf = bytearray(BUF_SIZE)
+        self._buf = bytearray(_BUF_SIZE)
         self._n = 0
         self._seq = 0
         self._w = None
@@ -155,6 +168,11 @@ class Plug:
     @property
     def ver(self):
         return self.codec.version
+
+    @property
+    def refresh(self):
+        p = self.prof
+        return tuya.REFRESH_DPS if p is None else p[0]
 
     # --- lifecycle ---------------------------------------------------------------------------
     def tick(self, now):
@@ -189,7 +207,10 @@ class Plug:
         elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > (
                 _reply_ms >> 1 if self._expect == tuya.HEART_BEAT else _reply_ms):
             if self._expect != tuya.HEART_BEAT:
-                self._drop("no reply to cmd 0x%02x" % self._expect)
+                # a reply that started but never completed is a stalled frame, whichever of
+                # the two timers the tick sees expire first
+                self._drop("frame stalled mid-way" if self._n else
+                           "no reply to cmd 0x%02x" % self._expect)
             elif not self._n:  # (part of a frame came: the stall check above decides)
                 # Some plugs ignore heartbeats: a status query decides, within the other half
                 # of the reply timeout (silence is still noticed heartbeat_s + reply timeout
@@ -206,7 +227,9 @@ class Plug:
             self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
         elif _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
             t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
-            self._send(tuya.UPDATEDPS, self.codec.refresh_json())
+            r = self.refresh
+            if r:
+                self._send(tuya.UPDATEDPS, self.codec.refresh_json(r))
 
     async def stop(self):
         """Stop for good (plug removed): cancel the connection task and close the socket."""
@@ -302,8 +325,8 @@ class Plug:
                 if faults:
                     faults.hit("plug_rx")
                 self._parse()
-                if not self._n and len(self._buf) > BUF_SIZE:
-                    self._buf = bytearray(BUF_SIZE)
+                if not self._n and len(self._buf) > _BUF_SIZE:
+                    self._buf = bytearray(_BUF_SIZE)
         except asyncio.CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame, MemoryError
@@ -322,7 +345,8 @@ class Plug:
         r = w = await self._open()
         if faults:
             faults.hit("connect")
-        board.nodelay(w)
+        nd = board.nodelay(w)
+        log.log(log.DEBUG if nd else log.WARN, "plug", "%s nodelay %s" % (self.id, nd))
         t[_LAST_RX] = time.ticks_ms()
         c = self.codec
         if c.needs_session:
@@ -335,8 +359,11 @@ class Plug:
         fr = await self._read_frame(r)
         if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
                 b"data unvalid" in (c.decode(fr[3])[1] or b""):
-            # "device22" firmware refuses DP_QUERY: read the state with nulls instead
-            ids = {"1", "9", "17", "18", "19", "20"}
+            # "device22" firmware refuses DP_QUERY: read the state with nulls instead, for
+            # the profile's DPs (or a switch plug's 1/9/17/18/19/20) and those already seen
+            ids = set()
+            for k in (self.prof or (0, None))[1] or b"\x01\x09\x11\x12\x13\x14":
+                ids.add(str(k))
             for k in self.dps:
                 ids.add(str(k))
             c.set_device22(ids)
@@ -500,7 +527,7 @@ class Plug:
 
     async def _drain(self, w):
         try:
-            await asyncio.wait_for_ms(w.drain(), WRITE_MS)
+            await asyncio.wait_for_ms(w.drain(), _WRITE_MS)
         except Exception:  # noqa: BLE001
             self._drop("write stalled")
 
@@ -575,7 +602,7 @@ class Plug:
                 msg = got[3] if isinstance(got[3], (bytes, bytearray)) else b""
                 raise HubErr(E_DEVICE, "retcode %d %s" % (got[1], msg.decode()[:64]))
             try:
-                await self._wait(c, done, CONFIRM_MS)
+                await self._wait(c, done, _CONFIRM_MS)
             except asyncio.TimeoutError:
                 # No STATUS with every DP: ask for the full state instead.
                 # (a device22 plug acknowledges its CONTROL_NEW query first: wait for STATUS)

@@ -16,16 +16,15 @@ import log
 import hubproto
 from hubproto import E_BAD_REQUEST, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoError
 
-IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
-BODY_MS = const(5000)
-MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
-# Requests that wait on a plug (set, remove, host) run as tasks; at most MAX_ACTIVE at a time
+_IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
+_BODY_MS = const(5000)
+_MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
+# Requests that wait on a plug (set, remove, host) run as tasks; at most _MAX_ACTIVE at a time
 # for the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached the
 # client's records are simply not read until a slot frees (TCP backpressure), so nothing is
 # refused and the heap stays bounded.
-MAX_ACTIVE = const(2)
-EAGAIN = const(11)
-MIN_TIME = 1700000000  # a `time` below this (2023-11-14) is refused as bad_request
+_MAX_ACTIVE = const(2)
+_EAGAIN = const(11)
 
 
 class Client:
@@ -58,7 +57,7 @@ class Client:
             self.kill()
             return
         self.out_bytes += len(rec)
-        if self.out_bytes > MAX_OUT:
+        if self.out_bytes > _MAX_OUT:
             log.warn("srv", "%s not reading, disconnecting" % self.peer)
             self.kill()
             return
@@ -74,7 +73,7 @@ class Client:
                     rec = self.out.pop(0)
                     self.out_bytes -= len(rec)
                     self.w.write(rec)
-                    await asyncio.wait_for_ms(self.w.drain(), BODY_MS)
+                    await asyncio.wait_for_ms(self.w.drain(), _BODY_MS)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -165,7 +164,7 @@ class Server:
                         try:
                             s2, addr = s.accept()
                         except OSError as e:
-                            if e.errno != EAGAIN:  # e.g. no socket left: do not spin on it
+                            if e.errno != _EAGAIN:  # e.g. no socket left: do not spin on it
                                 await asyncio.sleep_ms(100)
                             break
                         try:
@@ -229,7 +228,8 @@ class Server:
                     sys.modules.pop("hubgate", None)
                 return
             self.bad.pop(c.ip, None)  # a successful handshake clears its source's failures
-            board.nodelay(w)
+            nd = board.nodelay(w)
+            log.log(log.DEBUG if nd else log.WARN, "srv", "%s nodelay %s" % (peer, nd))
             # authenticated clients + pending connections never exceed max_clients (admission
             # in hubgate.py), so there is always room here
             log.info("srv", "%s authenticated" % peer)
@@ -240,17 +240,17 @@ class Server:
             await self.hub.send_inventory(c, hello)
             hello = None
             while not c.closed:
-                while self._active >= MAX_ACTIVE:
+                while self._active >= _MAX_ACTIVE:
                     await asyncio.sleep_ms(20)
                 # One secure record (§3, §5). Its size is checked from the header alone: 64
                 # to 4096 bytes, 48 + a multiple of 16; anything else is refused unread.
-                n = await asyncio.wait_for_ms(r.readexactly(2), IDLE_MS)
+                n = await asyncio.wait_for_ms(r.readexactly(2), _IDLE_MS)
                 n = (n[0] << 8) | n[1]
                 if n > hubproto.MAX_RECORD:
                     raise ProtoError("record of %d bytes exceeds %d" % (n, hubproto.MAX_RECORD))
                 if n < hubproto.MIN_SECURE or (n - 48) & 15:
                     raise ProtoError("record of %d bytes refused: not a valid size" % n)
-                body = await asyncio.wait_for_ms(r.readexactly(n), BODY_MS)
+                body = await asyncio.wait_for_ms(r.readexactly(n), _BODY_MS)
                 msg = c.ch.open(body)
                 body = None
                 if msg.get("t") == "inventory" and isinstance(msg.get("rid"), int):
@@ -297,45 +297,33 @@ class Server:
                 c.send(_ok(rid, {"time": board.unix_time()}))
             elif t == "health":
                 c.send(_ok(rid, self.hub.health()))
-            elif t == "time":
-                c.send(_ok(rid, self._time(msg.get("time"))))
-            elif t == "add":
-                c.send(_ok(rid, self.hub.add_plug(msg.get("plug"))))
-            elif t == "remove":
-                self._spawn(c, rid, self.hub.remove_plug(msg.get("id")))
-            elif t == "host":
-                import plugmove  # a rare request: dropped again
-
-                try:
-                    c.send(_ok(rid, plugmove.move(self.hub, msg.get("id"), msg.get("host"))))
-                finally:
-                    plugmove = None
-                    sys.modules.pop("plugmove", None)
             elif t == "set":
                 self._spawn(c, rid, self.hub.set_dps(msg.get("id"), msg.get("dps")))
+            elif t == "time":
+                import hubtime  # rare requests: their code is loaded for this one and dropped
+
+                try:
+                    c.send(_ok(rid, hubtime.from_ha(self, msg.get("time"))))
+                finally:
+                    hubtime = None
+                    sys.modules.pop("hubtime", None)
+            elif t == "add" or t == "remove" or t == "host":
+                import plugadmin
+
+                try:
+                    if t == "add":
+                        c.send(_ok(rid, plugadmin.add(self.hub, msg.get("plug"))))
+                    elif t == "remove":
+                        self._spawn(c, rid, plugadmin.remove(self.hub, msg.get("id")))
+                    else:
+                        c.send(_ok(rid, plugadmin.move(self.hub, msg.get("id"), msg.get("host"))))
+                finally:
+                    plugadmin = None
+                    sys.modules.pop("plugadmin", None)
             else:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:
             c.send(_err(rid, e.code, e.msg))
-
-    def _time(self, t):
-        """`time` request: HA's clock `t` (int Unix seconds UTC), sent after every hello. Taken
-        when the clock was never set or was set by HA; an NTP time less than 24 h old is kept
-        (a difference over 60 s is logged once per NTP sync). Returns {"time": hub time after,
-        "source": "ha"|"ntp"}; raises HubErr(bad_request) for a time that is not an int >=
-        MIN_TIME."""
-        if not isinstance(t, int) or isinstance(t, bool) or t < MIN_TIME:
-            raise HubErr(E_BAD_REQUEST, "time must be an integer >= %d" % MIN_TIME)
-        if board.time_source == "ntp" and board.uptime_s() - board.time_set_s < 86400:
-            d = t - board.unix_time()
-            if (d > 60 or d < -60) and self.time_warned != board.time_set_s:
-                self.time_warned = board.time_set_s
-                log.warn("clock", "HA's clock differs from NTP by %d s; keeping NTP" % d)
-        else:
-            if board.time_source != "ha":
-                log.info("clock", "time set by Home Assistant")
-            board.set_unix_time(t, "ha")
-        return {"time": board.unix_time(), "source": board.time_source}
 
     def _spawn(self, c, rid, coro):
         self._active += 1

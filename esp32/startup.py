@@ -1,5 +1,5 @@
 # Boot sequence of the hub, run once by main.py before the event loop starts: read the
-# configuration, then hostname, Wi-Fi (power save off) and watchdog (NTP, if configured, runs
+# configuration, then hostname, Wi-Fi (power save off, wifi.py) and watchdog (NTP, if configured, runs
 # in the event loop: hubtime.py). The boot-only hardware steps live here rather than in
 # board.py: main.py drops this module afterwards, so their code does not stay in the heap. They
 # leave the Wi-Fi interface and the watchdog in board._wlan and board._wdt for the running hub.
@@ -8,12 +8,11 @@ import time
 
 import board
 import log
-from wifi import ip_address, wifi_connect  # noqa: F401 - also startup.ip_address for tests
 
 
 def boot(path):
-    """Config, log level, hostname, Wi-Fi, watchdog. Returns (cfg, plug records), or
-    None when the configuration is unusable."""
+    """Config, log level, hostname, Wi-Fi, watchdog. Returns [cfg, plug records] (a list:
+    app.run takes the records out of it), or None when the configuration is unusable."""
     import config
 
     cfg = None
@@ -52,16 +51,22 @@ def boot(path):
     hub_id = cfg.get("hub_id") or board.unique_id()
     if board.is_hardware() and not set_hostname(hub_id):
         log.error("main", "DHCP hostname refused: HA will not discover the hub")
-    wifi = cfg.get("wifi")
-    if wifi:
-        if not wifi_connect(wifi.get("ssid"), wifi.get("password"),
-                            power_save=cfg.get("wifi_power_save") is True):
-            log.error("main", "wifi not connected; setup AP for 3 min, then reboot")
-            _provision(path, 180, True)
-            board.reset()
-        log.info("main", "wifi up, ip %s" % ip_address())
+    creds = cfg.get("wifi")
+    if creds:
+        import wifi
+
+        try:
+            if not wifi.connect(creds.get("ssid"), creds.get("password"),
+                                power_save=cfg.get("wifi_power_save") is True):
+                log.error("main", "wifi not connected; setup AP for 3 min, then reboot")
+                _provision(path, 180, True)
+                board.reset()
+            log.info("main", "wifi up, ip %s" % wifi.ip_address())
+        finally:
+            wifi = None
+            sys.modules.pop("wifi", None)
     wdt_start(cfg["watchdog_ms"])
-    return cfg, records
+    return [cfg, records]
 
 
 def set_hostname(hub_id):
@@ -88,19 +93,18 @@ def wdt_start(timeout_ms):
 
 
 def _provision(path, timeout_s, force=False):
-    """provrun.setup when needed (or `force`): True once config.json is usable; None when
+    """hubsetup.setup when needed (or `force`): True once config.json is usable; None when
     nothing was needed. provision.py is imported only here, so a configured hub never loads
     it (its names would stay interned in the heap)."""
     import provision
 
     try:
-        if not (force or provision.needed(path)):
-            return None
+        if force or provision.needed(path):
+            import hubsetup
+
+            try:
+                return hubsetup.setup(path, timeout_s=timeout_s)
+            finally:
+                sys.modules.pop("hubsetup", None)
     finally:
         sys.modules.pop("provision", None)
-    import provrun
-
-    try:
-        return provrun.setup(path, timeout_s=timeout_s)
-    finally:
-        sys.modules.pop("provrun", None)

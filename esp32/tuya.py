@@ -43,8 +43,9 @@ NO_HEADER_CMDS = (DP_QUERY, DP_QUERY_NEW, UPDATEDPS, HEART_BEAT, SESS_KEY_NEG_ST
 MAX_FRAME = const(1024)
 _HDR = const(16)
 
-# Power DPs refreshed with UPDATEDPS (§5: current, power, voltage).
-REFRESH_DPS = (18, 19, 20)
+# Power DPs refreshed with UPDATEDPS by default (§5: current, power, voltage), as bytes (one
+# DP id per byte): a plug's profile may give its own list (config.check_plug "refresh").
+REFRESH_DPS = b"\x12\x13\x14"
 
 
 class FrameError(Exception):
@@ -181,6 +182,7 @@ class Codec33:
         return '{"gwId":"%s","devId":"%s"}' % (self.dev_id, self.dev_id)
 
     def refresh_json(self, dp_ids=REFRESH_DPS):
+        """UPDATEDPS body for `dp_ids` (DP ids as ints, or bytes of DP ids; spec §2.9)."""
         return '{"dpId":%s}' % dumps(list(dp_ids))
 
     def encrypt_payload(self, cmd, raw):

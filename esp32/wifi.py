@@ -1,13 +1,14 @@
-# Joining the Wi-Fi network as a station, used at boot (startup.py) and while provisioning
-# (improv.py): its own module so that neither imports the other, and so that the running hub
-# does not keep this code in its heap (main.py drops it after boot).
+# Wi-Fi station start-up, used at boot (startup.py) and by the set-up channels (improv.py):
+# connect with power save off, and the station's address. Imported only for that and dropped
+# again, so its code does not stay in the heap of the running hub; the interface is left in
+# board._wlan (board.wifi_ok, board.rssi).
 import time
 
 import board
 import log
 
 
-def wifi_connect(ssid, password, timeout_ms=20000, power_save=False):
+def connect(ssid, password, timeout_ms=20000, power_save=False):
     """Start the STA interface and wait (blocking) for an address; keeps it in board._wlan.
 
     Power save is turned off unless `power_save` (WLAN.config(pm=WLAN.PM_NONE), MicroPython

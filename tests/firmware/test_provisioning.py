@@ -4,7 +4,7 @@
   end of a pty, exactly as on a board's USB serial; the PC side of ``scripts/hub_setup.py``
   (``ImprovClient``, ``provision``) talks to it from the other end. Protocol:
   https://www.improv-wifi.com/serial/.
-* Setup access point: ``provrun.setup`` serves the setup page on loopback; a real HTTP client
+* Setup access point: ``hubsetup.setup`` serves the setup page on loopback; a real HTTP client
   (``http.client``) posts the form.
 * ``scripts/hub_setup.py --dry-run``: commands printed, firmware compiled and version-checked.
 """
@@ -255,7 +255,7 @@ async def test_improv_client_skips_log_noise_and_split_reads() -> None:
 
 
 class SetupPage:
-    """provrun.setup serving only the setup page (no serial) on loopback."""
+    """hubsetup.setup serving only the setup page (no serial) on loopback."""
 
     def __init__(self, workdir: Path, cfg: dict[str, Any] | None) -> None:
         self.config_path = workdir / "config.json"
@@ -265,8 +265,8 @@ class SetupPage:
         code = (
             "import sys\n"
             f"sys.path.insert(0, {str(ESP32)!r})\n"
-            "import provrun\n"
-            f"r = provrun.setup({str(self.config_path)!r}, http=('127.0.0.1', {self.port}),"
+            "import hubsetup\n"
+            f"r = hubsetup.setup({str(self.config_path)!r}, http=('127.0.0.1', {self.port}),"
             " serial=False)\n"
             "print('SETUP-RESULT', r)\n"
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from ..tuya.backoff import Backoff
@@ -426,26 +426,33 @@ class HubClient:
         version: str = "3.3",
         name: str | None = None,
         port: int = 6668,
+        refresh: Sequence[int] | None = None,
+        dps: Sequence[str] | None = None,
     ) -> None:
         """Add a plug to the hub (persisted on its flash); the hub connects to it at once.
 
-        ``host`` must be an IPv4 address, ``local_key`` the 16-character local key.
+        ``host`` must be an IPv4 address, ``local_key`` the 16-character local key. The plug's
+        profile (hub-protocol §7.3), both optional: ``refresh``, the DP ids (1…255, at most
+        32) the hub re-requests with UPDATEDPS (spec §2.9; ``None``: the hub's default 18,
+        19, 20; empty: none), and ``dps``, every DP id (strings) the profile uses, which the
+        hub queries on a "device22" plug (spec §2.10).
         Raises :class:`HubCommandError` (``exists``, ``limit`` when the hub's socket budget
         is used up, ``bad_request``, ``storage``), :class:`HubTimeoutError`,
         :class:`HubConnectionError`.
         """
-        await self._request(
-            "add",
-            parse_reply_object,
-            plug={
-                "id": device_id,
-                "key": local_key,
-                "host": host,
-                "port": port,
-                "ver": version,
-                "name": name or device_id,
-            },
-        )
+        plug: dict[str, Any] = {
+            "id": device_id,
+            "key": local_key,
+            "host": host,
+            "port": port,
+            "ver": version,
+            "name": name or device_id,
+        }
+        if refresh is not None:
+            plug["refresh"] = list(refresh)
+        if dps is not None:
+            plug["dps"] = list(dps)
+        await self._request("add", parse_reply_object, plug=plug)
 
     async def remove_plug(self, device_id: str) -> None:
         """Remove a plug from the hub (persisted on its flash; the hub closes its connection).

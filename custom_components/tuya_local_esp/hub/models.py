@@ -31,7 +31,10 @@ class PlugState:
     """One plug as the hub reports it (a ``plug`` message, §7.1).
 
     ``dps`` maps DP ids (strings) to values; ``updated`` is the hub's Unix time (s) of the
-    last DP update, or ``None`` before the first one. The local key is never reported.
+    last DP update, or ``None`` before the first one. ``refresh`` holds the DP ids the hub
+    re-requests with UPDATEDPS (spec §2.9; the ``refresh`` of the plug's profile given to
+    ``add``, by default 18, 19, 20), or ``None`` when the firmware does not report it (§7.1).
+    The local key is never reported.
     """
 
     device_id: str
@@ -42,6 +45,7 @@ class PlugState:
     online: bool
     dps: dict[str, Any] = field(default_factory=dict)
     updated: int | None = None
+    refresh: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,12 +244,25 @@ def _dps(obj: JsonObject, where: str) -> dict[str, Any]:
     return dict(value)
 
 
+def _dp_ids(obj: JsonObject, key: str, where: str) -> tuple[int, ...] | None:
+    """An optional list of DP ids (integers 1…255, §7.1 ``refresh``); absent or null: None."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _fail(where, key, value)
+    for dp in value:
+        if not isinstance(dp, int) or isinstance(dp, bool) or not 0 < dp < 256:
+            raise HubProtocolError(f"malformed {where}: {key!r} holds {dp!r}, not a DP id")
+    return tuple(value)
+
+
 # --- messages -------------------------------------------------------------------------------
 def parse_plug(msg: JsonObject) -> PlugState:
     """A ``plug`` message (§7.1) as a :class:`PlugState`.
 
-    Raises :class:`HubProtocolError` when a member has the wrong type or ``port`` is not in
-    0…65535.
+    Raises :class:`HubProtocolError` when a member has the wrong type, ``port`` is not in
+    0…65535 or ``refresh`` holds something else than DP ids 1…255.
     """
     where = "plug message"
     device_id = _id(msg, where)
@@ -261,6 +278,7 @@ def parse_plug(msg: JsonObject) -> PlugState:
         online=_bool(msg, "online", where, False),
         dps=_dps(msg, where),
         updated=_opt_int(msg, "ts", where),
+        refresh=_dp_ids(msg, "refresh", where),
     )
 
 
@@ -426,13 +444,22 @@ def apply_state(plug: PlugState, update: StateUpdate) -> PlugState:
         online=update.online,
         dps={**plug.dps, **update.dps},
         updated=update.timestamp if update.dps else plug.updated,
+        refresh=plug.refresh,
     )
 
 
 def offline(plug: PlugState) -> PlugState:
     """The same plug marked offline (the hub link is down)."""
     return PlugState(
-        plug.device_id, plug.name, plug.version, plug.host, plug.port, False, plug.dps, plug.updated
+        plug.device_id,
+        plug.name,
+        plug.version,
+        plug.host,
+        plug.port,
+        False,
+        plug.dps,
+        plug.updated,
+        plug.refresh,
     )
 
 

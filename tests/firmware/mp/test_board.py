@@ -3,14 +3,15 @@ import time
 
 import board
 import startup
+import wifi
 from testutil import eq
 
 
 def test_unix_port_no_hardware():
     eq(board.is_hardware(), False)
     eq(board.rssi(), None)
-    eq(startup.ip_address(), None)
-    eq(startup.wifi_connect("ssid", "pw"), True)
+    eq(wifi.ip_address(), None)
+    eq(wifi.connect("ssid", "pw"), True)
     eq(board.wifi_ok(), True)
     eq(startup.set_hostname("abc"), False)
     startup.wdt_start(1000)

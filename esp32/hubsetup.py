@@ -1,7 +1,7 @@
-# Runs the provisioning services until the hub has a usable configuration: Improv serial on
-# the console (improv.py) and, on a board or when asked, the setup access point page
-# (setupap.py). Loaded only by startup.py when the configuration is missing or Wi-Fi fails,
-# and by tests; provision.py holds the shared config helpers, so no module imports its caller.
+# Set-up of an unconfigured hub: runs Improv serial on the console (improv.py) and, on a
+# board, the setup access point's page (setupap.py) until one of them has written a usable
+# config.json (provision.py). A module of its own so that improv.py and setupap.py can use
+# provision.py without an import cycle; imported by startup.py only when set-up is needed.
 import asyncio
 import sys
 
