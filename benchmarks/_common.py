@@ -6,14 +6,17 @@ test shares an event loop or a GIL with it. Only loopback addresses are used.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import logging
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,3 +195,51 @@ def write_json(path: str | None, data: Any) -> None:
     """Write ``data`` as indented JSON when ``path`` is given."""
     if path:
         Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+#: Figures summarised over the runs of one fault scenario (bench_reliability*.py): seconds or
+#: per-minute rates, reported as median / p95 / max and how many runs never reached them.
+TIMING_KEYS = ("gone", "back", "reconnects_per_min", "accepted_per_min", "drops_per_min")
+
+
+def summarize_runs(results: list[dict[str, Any]], counts: tuple[str, ...]) -> dict[str, Any]:
+    """One fault scenario's runs: timing figures as median/p95/max, ``counts`` summed."""
+    out: dict[str, Any] = {"runs": len(results)}
+    for key in TIMING_KEYS:
+        values = sorted(r[key] for r in results if r.get(key) is not None)
+        missing = sum(1 for r in results if key in r and r[key] is None)
+        if values:
+            p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+            out[key] = {
+                "median": round(statistics.median(values), 2),
+                "p95": round(p95, 2),
+                "max": round(values[-1], 2),
+            }
+        if missing:
+            out[f"{key}_never"] = missing
+    for key in counts:
+        out[key] = sum(r.get(key, 0) for r in results)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        out["errors"] = errors[:3]
+    return out
+
+
+def scenarios_cli(
+    doc: str,
+    scenarios: Iterable[str],
+    main_async: Callable[[argparse.Namespace], Awaitable[dict[str, Any]]],
+) -> None:
+    """The command line shared by the fault-scenario benchmarks (--runs/--versions/--json)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--versions", default="3.3,3.5")
+    parser.add_argument("--scenarios", default=",".join(scenarios))
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.CRITICAL)
+    report = asyncio.run(main_async(args))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=1)
+    sys.stdout.flush()

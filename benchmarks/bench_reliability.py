@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import random
-import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from benchmarks._common import scenarios_cli, summarize_runs
 from custom_components.tuya_local_esp.tuya import Command, TuyaDevice, TuyaError
 from tests.faultproxy import FaultProxy
 from tuya_sim import SimulatedPlug
@@ -251,26 +249,7 @@ async def one(name: str, version: str, seed: int) -> dict[str, Any]:
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"runs": len(results)}
-    for key in ("gone", "back", "reconnects_per_min", "accepted_per_min", "drops_per_min"):
-        values = [r[key] for r in results if r.get(key) is not None]
-        missing = sum(1 for r in results if key in r and r[key] is None)
-        if values:
-            values.sort()
-            p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-            out[key] = {
-                "median": round(statistics.median(values), 2),
-                "p95": round(p95, 2),
-                "max": round(values[-1], 2),
-            }
-        if missing:
-            out[f"{key}_never"] = missing
-    for key in ("ok", "failed", "false_success", "false_failure", "lock_in"):
-        out[key] = sum(r.get(key, 0) for r in results)
-    errors = [r["error"] for r in results if "error" in r]
-    if errors:
-        out["errors"] = errors[:3]
-    return out
+    return summarize_runs(results, ("ok", "failed", "false_success", "false_failure", "lock_in"))
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -287,18 +266,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--versions", default="3.3,3.5")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
-    parser.add_argument("--json")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.CRITICAL)
-    report = asyncio.run(main_async(args))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=1)
-    sys.stdout.flush()
+    scenarios_cli(__doc__ or "", SCENARIOS, main_async)
 
 
 if __name__ == "__main__":
