@@ -144,8 +144,12 @@ async def test_device22_queries_the_profile_dps(hub_factory) -> None:
                 lambda: dev in client.inventory.plugs and client.inventory.plugs[dev].online
             )
             await hub.wait_log("is a device22 plug")
+            # the log line comes before the CONTROL_NEW answer reaches HA: wait for the DPs
+            await wait_for(
+                lambda: {"1", "3", "4", "5", "6", "7"} <= set(client.inventory.plugs[dev].dps),
+                within=15,
+            )
             got = client.inventory.plugs[dev].dps
-            assert {"1", "3", "4", "5", "6", "7"} <= set(got)
             for k in ("3", "4", "6", "7"):
                 assert got[k] == sims[0].dps[k]
         finally:
