@@ -147,12 +147,15 @@ async def test_start_in_background_waits_for_plug() -> None:
 
 
 async def test_heartbeat_keeps_connection_past_idle_timeout() -> None:
-    async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, idle_timeout=0.5) as sim:
+    async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, idle_timeout=1.5) as sim:
         async with client(sim, heartbeat_interval=0.2, refresh_interval=0.3) as dev:
-            await asyncio.sleep(1.2)
+            # 10 heartbeats 0.2 s apart span the plug's idle timeout (1.5 s) with margin
+            async with asyncio.timeout(15):
+                while sim.stats.commands.count(Command.HEART_BEAT) < 10:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
             assert dev.connected
             assert dev.connect_count == 1
-            assert sim.stats.commands.count(Command.HEART_BEAT) >= 3
+            assert sim.stats.idle_drops == 0
             assert Command.UPDATEDPS in sim.stats.commands
 
 
