@@ -171,7 +171,7 @@ async def test_setup_does_not_wait_for_an_unreachable_plug(
 ) -> None:
     await plug_sim.stop()
     mock_entry.add_to_hass(hass)
-    async with asyncio.timeout(5)  # the reconnect runs in the background:
+    async with asyncio.timeout(5):  # the reconnect runs in the background
         assert await hass.config_entries.async_setup(mock_entry.entry_id)
     await hass.async_block_till_done()
     assert mock_entry.state is ConfigEntryState.LOADED
