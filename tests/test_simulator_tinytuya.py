@@ -202,9 +202,11 @@ async def test_wrong_key_gets_no_data(version: str) -> None:
         reply = await in_thread(session)
     assert isinstance(reply, dict)
     assert "dps" not in reply
-    # 3.3: silence -> 902 "Timeout Waiting for Device"; 3.4/3.5: the plug closes during the
-    # handshake -> 914 "Check device key or version"
-    assert reply.get("Err") == ("902" if version == "3.3" else "914"), reply
+    # 3.3: silence -> 902 "Timeout Waiting for Device", or 904 when tinytuya's retry connects
+    # before the plug saw the first socket close (one connection at a time: the retry is
+    # closed at once, tinytuya reads EOF); 3.4/3.5: the plug closes during the handshake ->
+    # 914 "Check device key or version"
+    assert reply.get("Err") in (("902", "904") if version == "3.3" else ("914",)), reply
     assert plug.stats.bad_key >= 1
 
 
