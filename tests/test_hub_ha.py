@@ -259,10 +259,9 @@ async def test_plug_subentries_add_reconfigure_and_remove(
         assert result["title"] == "New plug"
         await wait_for_state(hass, "switch.new_plug", "on", within=15)
         sub_id = plug_subentry_id(entry, new.device_id)
-        assert entry.subentries[sub_id].data == {
-            "device_id": new.device_id,
-            "protocol_version": "3.5",
-        }
+        data = entry.subentries[sub_id].data
+        assert (data["device_id"], data["protocol_version"]) == (new.device_id, "3.5")
+        assert data["profile"]["name"] == "standard"  # detected: tests/test_profiles_hub_ha.py
         assert new.device_id in hub.plugs_path.read_text()  # the hub persisted it
         # its entities and device belong to its subentry
         ent = er.async_get(hass).async_get("switch.new_plug")
