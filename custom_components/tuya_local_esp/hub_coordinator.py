@@ -52,6 +52,7 @@ from .const import (
     SUBENTRY_PLUG,
 )
 from .coordinator import PlugCoordinator, PlugData, fallback_profile
+from .discovery import async_end_discovery_flows
 from .hub import (
     HubAuthError,
     HubClient,
@@ -394,14 +395,6 @@ class HubCoordinator(PlugCoordinator):
         await self.client.close()
         await super().async_shutdown()
 
-    @callback
-    def _forget_discovered(self, device_ids: set[str]) -> None:
-        """End the discovery flows of plugs this hub serves (they were heard on the LAN)."""
-        flows = self.hass.config_entries.flow
-        for flow in flows.async_progress_by_handler(DOMAIN):
-            if flow["context"].get("unique_id") in device_ids:
-                flows.async_abort(flow["flow_id"])
-
     def plug_online(self, device_id: str) -> bool:
         """True while the hub is connected and reports the plug online."""
         return self.client.connected and self._online.get(device_id, False)
@@ -589,7 +582,7 @@ class HubCoordinator(PlugCoordinator):
         hub now. A subentry whose plug the hub no longer has is removed. Each subentry change
         reloads the entry (its update listener), which rebuilds the entities.
         """
-        self._forget_discovered(set(inventory.plugs))
+        async_end_discovery_flows(self.hass, inventory.plugs)
         self._merge(inventory)
         self._update_hub_firmware()
         self.sync_subentries()
