@@ -21,8 +21,18 @@ from homeassistant.helpers import issue_registry as ir
 
 from custom_components.tuya_local_esp import hub_coordinator
 from custom_components.tuya_local_esp.const import DOMAIN
-from custom_components.tuya_local_esp.hub_coordinator import HubCoordinator
-from custom_components.tuya_local_esp.profiles import CANDIDATE_METERING_DPS, Profile
+from custom_components.tuya_local_esp.hub_coordinator import (
+    HubCoordinator,
+    detection_data,
+    hub_profile_lists,
+    subentry_profile,
+)
+from custom_components.tuya_local_esp.profiles import (
+    CANDIDATE_METERING_DPS,
+    Profile,
+    builtin_profile,
+    detect_profile,
+)
 from tuya_sim import SimulatedPlug
 from tuya_sim.profiles import PROFILES as SIM_PROFILES
 from tuya_sim.profiles import Profile as SimProfile
@@ -255,6 +265,39 @@ async def test_meters_reported_only_when_asked(hass: HomeAssistant, hub: HubProc
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_power_divisor_corrected_once_a_load_draws(
+    hass: HomeAssistant, hub: HubProcess
+) -> None:
+    """Added idle behind the hub, a whole-watt plug is read at ÷10; the first load corrects
+    the divisor to ÷1 in its subentry, as on the direct path."""
+    entry = await hub_with_no_plugs(hass, hub)
+    async with SimulatedPlug(
+        device_id=DEVICE_ID,
+        local_key=LOCAL_KEY,
+        version="3.3",
+        seed=3,
+        noise=0.0,
+        dps={"1": False},
+        profile="power-x1",
+    ) as sim:
+        sub = await add_plug(hass, entry, sim)
+        detected = Profile.from_wire(sub.data["profile"])
+        assert detected.power is not None
+        assert detected.power.divisor == 10
+        await call(hass, "switch", "turn_on", entity_id(hass, "switch", "switch"))
+        assert sim.dps["1"] is True
+
+        def divisor() -> int | None:
+            power = Profile.from_wire(plug_sub(entry).data["profile"]).power
+            return power.divisor if power is not None else None
+
+        await wait_until(lambda: divisor() == 1, within=45)  # the plug reports its load
+        await hass.async_block_till_done()  # reloaded
+        power = entity_id(hass, "sensor", "power")
+        await wait_state(hass, power, lambda s: s.state == "100.0", within=15)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
     hass: HomeAssistant, hub: HubProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -392,3 +435,33 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
 
 def test_simulator_profiles_cover_the_hub_cases() -> None:
     assert {p for p, _, _ in HUB_CASES.values() if isinstance(p, str)} <= set(SIM_PROFILES)
+
+
+def test_hub_lists_and_stored_profiles(caplog: pytest.LogCaptureFixture) -> None:
+    strip = builtin_profile("standard", 6, usb=True)
+    refresh, dps = hub_profile_lists(strip)
+    assert refresh == [17, 18, 19, 20]
+    assert dps is not None
+    assert dps[:7] == ["1", "2", "3", "4", "5", "6", "7"]
+    assert len(dps) <= 32  # the hub's limit (hub-protocol §7.3)
+    assert hub_profile_lists(builtin_profile("switch")) == ([], ["1", "9"])
+    assert hub_profile_lists(None) == (list(CANDIDATE_METERING_DPS), None)
+
+    legacy = builtin_profile("legacy")
+    picked = {"v": 1, "name": "vendor", "sw": ["1"], "pow": "103"}
+    assert subentry_profile({"profile": legacy.to_wire()}) == legacy
+    assert subentry_profile({"profile": legacy.to_wire(), "picked_profile": picked}) == (
+        Profile.from_wire(picked)
+    )
+    assert subentry_profile({}) is None
+    # a profile written by a newer version: logged, the detected one (or none) is used
+    newer = {"v": 99, "name": "standard", "sw": ["1"]}
+    assert subentry_profile({"picked_profile": newer, "profile": legacy.to_wire()}, "Kettle") == (
+        legacy
+    )
+    assert subentry_profile({"profile": newer}, "Kettle") is None
+    assert "Stored profile of Kettle (profile) is unusable" in caplog.text
+
+    nothing = detect_profile({"18": 100, "19": 2300})  # no bool DP: nothing to switch
+    assert nothing.profile is None
+    assert detection_data(nothing) == {"dp_ids": ["18", "19"], "unmatched_dps": ["18", "19"]}

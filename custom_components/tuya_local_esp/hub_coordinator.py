@@ -68,6 +68,7 @@ from .profiles import (
     Profile,
     ProfileError,
     detect_profile,
+    recheck_power_divisor,
 )
 from .source import NewPlug, PlugInfo, PlugManagementError
 
@@ -320,14 +321,7 @@ class HubCoordinator(PlugCoordinator):
         """
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
-        sub = next(
-            (
-                s
-                for s in entry.get_subentries_of_type(SUBENTRY_PLUG)
-                if s.data[CONF_DEVICE_ID] == device_id
-            ),
-            None,
-        )
+        sub = self._plug_subentry(device_id)
         if detection is None or sub is None:
             self._detecting.discard(device_id)  # went away again: the next answer retries
             return
@@ -340,6 +334,52 @@ class HubCoordinator(PlugCoordinator):
         data = {k: v for k, v in sub.data.items() if k != CONF_DETECT_PENDING}
         self.hass.config_entries.async_update_subentry(
             entry, sub, data={**data, **detection_data(detection)}
+        )
+
+    def _plug_subentry(self, device_id: str) -> ConfigSubentry | None:
+        """The plug subentry of ``device_id`` (None: none, e.g. while it is being added)."""
+        return next(
+            (
+                sub
+                for sub in self.config_entry.get_subentries_of_type(SUBENTRY_PLUG)
+                if sub.data[CONF_DEVICE_ID] == device_id
+            ),
+            None,
+        )
+
+    @callback
+    @override
+    def _update_plug(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Every report: re-check the plug's power divisor before telling the listeners."""
+        self._recheck_power_divisor(device_id, dps)
+        super()._update_plug(device_id, dps)
+
+    @callback
+    def _recheck_power_divisor(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Correct a detected power divisor from the power factor (``profiles.detect``).
+
+        As on the direct path: never a picked layout. The corrected profile is stored in the
+        plug's subentry (the entry reloads).
+        """
+        profile = self.profiles.get(device_id)
+        if profile is None or profile.power is None or profile.power.dp not in dps:
+            return
+        sub = self._plug_subentry(device_id)
+        if sub is None or CONF_PICKED_PROFILE in sub.data or CONF_PROFILE not in sub.data:
+            return
+        corrected = recheck_power_divisor(profile, {**self.plug_dps(device_id), **dps})
+        if corrected is None or corrected.power is None:
+            return
+        LOGGER.info(
+            "Plug %s behind hub %s: power divisor %s instead of %s (from the power factor)",
+            device_id,
+            self.hub_id,
+            corrected.power.divisor,
+            profile.power.divisor,
+        )
+        self.profiles[device_id] = corrected
+        self.hass.config_entries.async_update_subentry(
+            self.config_entry, sub, data={**sub.data, CONF_PROFILE: corrected.to_wire()}
         )
 
     async def _async_detect(self, device_id: str, online_within: float) -> Detection | None:
