@@ -32,7 +32,7 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.tuya_local_esp import flow_hub_plugs
+from custom_components.tuya_local_esp import flow_hub_plugs, hub_coordinator
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
 from custom_components.tuya_local_esp.discovery import DISCOVERY
@@ -814,10 +814,14 @@ async def test_subentries_follow_the_hubs_inventory(
 
 
 async def test_a_plug_form_waits_for_the_hub_entry_to_load(
-    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plugs: list[SimulatedPlug],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Sent while the hub entry is (re)loading, e.g. right after the previous plug was added:
     the form waits for the entry and the hub instead of failing."""
+    monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)  # no plug answers at NEW_PLUG
     entry = hub_entry(
         hub,
         [{"id": p.device_id, "name": f"Hub plug {i}", "ver": "3.3"} for i, p in enumerate(plugs)],
