@@ -337,6 +337,25 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
         assert plug_keys(hass, entry, sub) == set(CASES["inwall"].keys)
         power = entity_id(hass, "sensor", "power")
         await wait_state(hass, power, lambda s: s.state == "100.0", within=15)
+
+        # the hub keeps the candidate lists until the local key is given again: a new name
+        # alone needs no key, saving the form with the key gives the hub the profile's lists
+        await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
+        assert hub_refresh(entry) == CANDIDATE_METERING_DPS
+        change = {"name": "Heater", "host": "127.0.0.1", "protocol_version": "3_3", "port": port}
+        result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
+        result = await hass.config_entries.subentries.async_configure(result["flow_id"], change)
+        assert result["reason"] == "reconfigure_successful"
+        assert plug_sub(entry).title == "Heater"
+        result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], {**change, "local_key": LOCAL_KEY}
+        )
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
+        assert hub_refresh(entry) == (20, 21, 22, 23)
+        assert "picked_profile" not in plug_sub(entry).data
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 

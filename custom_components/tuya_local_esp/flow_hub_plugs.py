@@ -183,8 +183,10 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
                 pending = bool(subentry.data.get(CONF_DETECT_PENDING))
                 for_hub = None if pending and chosen == detected else chosen
                 refresh = hub_profile_lists(for_hub)[0]
+                # another layout than the one in use that makes the hub refresh other DPs
                 lists_change = (
-                    state is not None
+                    chosen != (picked or detected)
+                    and state is not None
                     and state.refresh is not None
                     and list(state.refresh) != refresh
                 )
