@@ -38,6 +38,7 @@ from tuya_sim.profiles import PROFILES as SIM_PROFILES
 from tuya_sim.profiles import Profile as SimProfile
 
 from .conftest import DEVICE_ID, LOCAL_KEY, wait_until
+from .faultproxy import FaultProxy
 from .firmware.conftest import HubProcess, free_port
 from .test_hub_ha import hub_entry, start_add_plug, start_reconfigure_plug
 from .test_profiles_ha import CASES, ODD, Case, call, entity_id, platform_of, wait_state
@@ -171,11 +172,17 @@ async def test_profile_through_the_hub(hass: HomeAssistant, hub: HubProcess, nam
             assert sub.data["unmatched_dps"] == []
             assert ir.async_get(hass).async_get_issue(DOMAIN, f"unknown_layout_{DEVICE_ID}") is None
 
-        # the hub was given the profile: it refreshes the profile's meters, nothing else
-        assert hub_refresh(entry) == profile.refresh_dps()
+        # the hub was given the profile: it refreshes the profile's meters, nothing else (a
+        # plug whose layout was not recognised keeps being asked for every candidate meter)
         stored = {p["id"]: p for p in json.loads(hub.plugs_path.read_text())["plugs"]}[DEVICE_ID]
-        assert stored["refresh"] == list(profile.refresh_dps())
-        assert stored["dps"] == sorted(profile.dp_ids(), key=int)
+        if case.layout == "switch":
+            assert hub_refresh(entry) == CANDIDATE_METERING_DPS
+            assert stored["refresh"] == list(CANDIDATE_METERING_DPS)
+            assert "dps" not in stored
+        else:
+            assert hub_refresh(entry) == profile.refresh_dps()
+            assert stored["refresh"] == list(profile.refresh_dps())
+            assert stored["dps"] == sorted(profile.dp_ids(), key=int)
 
         # exactly the profile's entities, on the plug's device under the hub
         assert plug_keys(hass, entry, sub) == set(case.keys)
@@ -298,6 +305,56 @@ async def test_power_divisor_corrected_once_a_load_draws(
     assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_a_lost_updatedps_is_caught_up_by_the_next_refresh(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """Fault: the hub's first UPDATEDPS never reaches a plug whose meters come only when asked.
+    Detected without meters (switch only, repair issue), the plug keeps being asked for every
+    candidate meter; the next refresh brings them, and it is detected again as standard."""
+    # the hub refreshes every 6 s (default 30): its second UPDATEDPS comes after the detection
+    # window (2 s after online + up to 2 s) has ended
+    hub = HubProcess(tmp_path, refresh_s=6)
+    await hub.start()
+    try:
+        entry = await hub_with_no_plugs(hass, hub)
+        async with (
+            SimulatedPlug(
+                device_id=DEVICE_ID,
+                local_key=LOCAL_KEY,
+                version="3.3",
+                seed=3,
+                noise=0.0,
+                dps={"1": True},
+                power_needs_updatedps=True,
+            ) as sim,
+            FaultProxy(sim.port) as proxy,
+        ):
+            for dp in ("17", "18", "19", "20"):
+                del sim.model.dps[dp]
+            proxy.lose_up(1, cmds={0x12})
+            result = await start_add_plug(hass, entry)
+            result = await hass.config_entries.subentries.async_configure(
+                result["flow_id"], plug_form(sim, port=proxy.port)
+            )
+            assert result["type"] is FlowResultType.CREATE_ENTRY
+            assert proxy.stats.dropped_up == 1
+            assert result["data"]["profile"]["name"] == "switch"
+            assert result["data"]["unmatched_dps"] != []
+            await hass.async_block_till_done()
+            await wait_until(lambda: plug_sub(entry).data["unmatched_dps"] == [], within=20)
+            await hass.async_block_till_done()  # reloaded with the standard entities
+            sub = plug_sub(entry)
+            assert Profile.from_wire(sub.data["profile"]).name == "standard"
+            assert ir.async_get(hass).async_get_issue(DOMAIN, f"unknown_layout_{DEVICE_ID}") is None
+            assert plug_keys(hass, entry, sub) >= {"switch", "voltage", "current", "power"}
+            power = entity_id(hass, "sensor", "power")
+            await wait_state(hass, power, lambda s: s.state == "100.0", within=15)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+    finally:
+        hub.stop()
+        hub.assert_no_secrets([LOCAL_KEY])
+
+
 async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
     hass: HomeAssistant, hub: HubProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -362,9 +419,10 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
 async def test_reconfigure_picks_a_layout_for_an_unknown_one(
     hass: HomeAssistant, hub: HubProcess
 ) -> None:
-    """Unknown meters behind the hub: switch only and the repair issue; the plug's reconfigure
-    step picks a layout (the hub is given its lists, so the local key is needed), then divisors
-    alone (no key); "detected" removes the choice again."""
+    """Unknown meters behind the hub: switch only, the repair issue, and the hub keeps asking for
+    every candidate meter; the plug's reconfigure step picks a layout (the hub is given its
+    lists, so the local key is needed), then divisors alone (no key); "detected" removes the
+    choice again."""
     entry = await hub_with_no_plugs(hass, hub)
     async with SimulatedPlug(
         device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.3", dps={"1": True}, profile=ODD
@@ -373,7 +431,7 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         assert Profile.from_wire(sub.data["profile"]).name == "switch"
         assert sub.data["unmatched_dps"] == ["1", "111", "112", "113"]
         assert plug_keys(hass, entry, sub) == {"switch"}
-        assert hub_refresh(entry) == ()
+        assert hub_refresh(entry) == CANDIDATE_METERING_DPS
         issue_id = f"unknown_layout_{DEVICE_ID}"
         issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
         assert issue is not None
@@ -446,7 +504,7 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         await hass.async_block_till_done()
         assert "picked_profile" not in plug_sub(entry).data
         await wait_until(lambda: coordinator(entry).plug_online(DEVICE_ID), within=15)
-        assert hub_refresh(entry) == ()
+        assert hub_refresh(entry) == CANDIDATE_METERING_DPS
         assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
         assert coordinator(entry).plug_profile(DEVICE_ID).name == "switch"
     assert await hass.config_entries.async_unload(entry.entry_id)

@@ -32,6 +32,7 @@ from .const import (
     CONF_OUTLET_NAMES,
     CONF_PROFILE,
     CONF_PROTOCOL_VERSION,
+    CONF_UNMATCHED_DPS,
     DEFAULT_NAME,
 )
 from .coordinator import fallback_profile
@@ -180,8 +181,12 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
                 chosen = _chosen(user_input, detected, picked)
                 hub = await self._hub()
                 state = hub.client.inventory.plugs.get(device_id) if hub.client.inventory else None
-                pending = bool(subentry.data.get(CONF_DETECT_PENDING))
-                for_hub = None if pending and chosen == detected else chosen
+                # a plug still to be detected, or not recognised: the hub keeps asking for
+                # every candidate meter (HubCoordinator.async_add_plug_detected)
+                detecting = bool(
+                    subentry.data.get(CONF_DETECT_PENDING) or subentry.data.get(CONF_UNMATCHED_DPS)
+                )
+                for_hub = None if detecting and chosen == detected else chosen
                 refresh = hub_profile_lists(for_hub)[0]
                 # another layout than the one in use that makes the hub refresh other DPs
                 lists_change = (

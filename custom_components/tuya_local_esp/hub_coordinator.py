@@ -350,9 +350,47 @@ class HubCoordinator(PlugCoordinator):
     @callback
     @override
     def _update_plug(self, device_id: str, dps: Mapping[str, Any]) -> None:
-        """Every report: re-check the plug's power divisor before telling the listeners."""
+        """Every report: re-check the plug's profile before telling the listeners."""
         self._recheck_power_divisor(device_id, dps)
+        self._redetect_unmatched(device_id, dps)
         super()._update_plug(device_id, dps)
+
+    @callback
+    def _redetect_unmatched(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Detect again a plug that matched no layout once a candidate meter DP shows up.
+
+        E.g. its meters answered only a later UPDATEDPS (the first one was lost). A new
+        detection that matches a layout is stored in the subentry (the entry reloads; the hub
+        keeps the candidate lists until the plug's local key is given again). Never for a
+        picked layout.
+        """
+        profile = self.profiles.get(device_id)
+        new = {
+            dp
+            for dp, value in dps.items()
+            if dp.isdigit()
+            and int(dp) in CANDIDATE_METERING_DPS
+            and isinstance(value, int)
+            and (profile is None or dp not in profile.dp_ids())
+        }
+        if not new:
+            return
+        sub = self._plug_subentry(device_id)
+        if sub is None or not sub.data.get(CONF_UNMATCHED_DPS) or CONF_PICKED_PROFILE in sub.data:
+            return
+        detection = detect_profile({**self.plug_dps(device_id), **dps})
+        if not detection.matched or detection.profile is None:
+            return
+        LOGGER.info(
+            "Plug %s behind hub %s reported meters: detected the %s layout",
+            device_id,
+            self.hub_id,
+            detection.profile.name,
+        )
+        self.profiles[device_id] = detection.profile
+        self.hass.config_entries.async_update_subentry(
+            self.config_entry, sub, data={**sub.data, **detection_data(detection)}
+        )
 
     @callback
     def _recheck_power_divisor(self, device_id: str, dps: Mapping[str, Any]) -> None:
@@ -503,6 +541,9 @@ class HubCoordinator(PlugCoordinator):
         answer within :data:`DETECT_ONLINE_S` stays on the hub with the candidate lists and is
         detected when it first answers.
 
+        A plug that matched no metering layout stays with the candidate lists too, and is
+        detected again when a candidate meter DP shows up (:meth:`_redetect_unmatched`).
+
         Returns:
             What to store in the plug's subentry besides its device id and version: the
             profile, DP ids seen and unmatched DPs (:func:`detection_data`), or
@@ -525,12 +566,14 @@ class HubCoordinator(PlugCoordinator):
             detection.profile.name if detection.profile else "no",
             f" ({'; '.join(detection.notes)})" if detection.notes else "",
         )
-        if detection.profile is not None:
+        if detection.profile is not None and detection.matched:
             await self.async_remove_plug(plug.device_id)
             try:
                 await self.async_add_plug(plug, detection.profile)
             except PlugManagementError as err:
                 raise PlugManagementError("readd_failed", str(err)) from err
+        # unmatched: the hub keeps asking for every candidate meter (a lost UPDATEDPS, a plug
+        # that reports its meters late); when one shows up the plug is detected again
         return detection_data(detection)
 
     async def async_remove_plug(self, device_id: str) -> None:
