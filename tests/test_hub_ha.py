@@ -14,7 +14,6 @@ import pytest
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import (
     SOURCE_DHCP,
-    SOURCE_INTEGRATION_DISCOVERY,
     SOURCE_RECONFIGURE,
     SOURCE_USER,
     ConfigEntry,
@@ -33,7 +32,7 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.tuya_local_esp import flow_hub_plugs
+from custom_components.tuya_local_esp import flow_hub_plugs, hub_coordinator
 from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
 from custom_components.tuya_local_esp.discovery import DISCOVERY
@@ -259,10 +258,9 @@ async def test_plug_subentries_add_reconfigure_and_remove(
         assert result["title"] == "New plug"
         await wait_for_state(hass, "switch.new_plug", "on", within=15)
         sub_id = plug_subentry_id(entry, new.device_id)
-        assert entry.subentries[sub_id].data == {
-            "device_id": new.device_id,
-            "protocol_version": "3.5",
-        }
+        data = entry.subentries[sub_id].data
+        assert (data["device_id"], data["protocol_version"]) == (new.device_id, "3.5")
+        assert data["profile"]["name"] == "standard"  # detected: tests/test_profiles_hub_ha.py
         assert new.device_id in hub.plugs_path.read_text()  # the hub persisted it
         # its entities and device belong to its subentry
         ent = er.async_get(hass).async_get("switch.new_plug")
@@ -698,27 +696,25 @@ async def test_adding_the_hub_ends_discovery_of_its_plugs(
     assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
 
 
-async def test_a_discovery_flow_left_from_start_up_ends_at_the_next_broadcast(
+async def test_plugs_of_a_hub_entry_not_loaded_yet_are_not_offered(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
 ) -> None:
-    """At Home Assistant's start a plug's broadcast can start a discovery flow while its hub's
-    entry is still being set up (seen with scripts/develop --demo: the hub's plugs stayed in
-    "Discovered"); the plug's next broadcast ends that flow."""
+    """At Home Assistant's start a plug's broadcast can come while its hub's entry is still being
+    set up (seen with scripts/develop --demo: the hub's plugs stayed in "Discovered"): a plug
+    subentry of any hub entry, loaded or not, is configured and never offered."""
     assert await async_setup_component(hass, DOMAIN, {})
     discovery = hass.data[DISCOVERY]
-    await add_hub(hass, hub)
     device_id = plugs[0].device_id
-    result = await hass.config_entries.flow.async_init(  # what the start-up race leaves
-        DOMAIN,
-        context={"source": SOURCE_INTEGRATION_DISCOVERY},
-        data={"host": "127.0.0.1", "device_id": device_id, "version": "3.3"},
-    )
-    assert result["type"] is FlowResultType.FORM
-    assert len(hass.config_entries.flow.async_progress_by_handler(DOMAIN)) == 1
+    entry = hub_entry(hub, [{"id": device_id, "name": "Hub plug 0", "ver": "3.3"}])
+    entry.add_to_hass(hass)  # not set up yet
+    assert entry.state is ConfigEntryState.NOT_LOADED
     info = {"ip": "127.0.0.1", "gwId": device_id, "version": "3.3"}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(encode_broadcast(info, "3.3"), ("127.0.0.1", discovery.listener.bound_ports[1]))
-    await wait_until(lambda: hass.config_entries.flow.async_progress_by_handler(DOMAIN) == [])
+    await wait_until(lambda: device_id in discovery.listener.devices)
+    await hass.async_block_till_done()
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+    assert discovery.unconfigured() == []
 
 
 async def test_entities_of_a_hub_and_its_plugs(
@@ -818,10 +814,14 @@ async def test_subentries_follow_the_hubs_inventory(
 
 
 async def test_a_plug_form_waits_for_the_hub_entry_to_load(
-    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plugs: list[SimulatedPlug],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Sent while the hub entry is (re)loading, e.g. right after the previous plug was added:
     the form waits for the entry and the hub instead of failing."""
+    monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)  # no plug answers at NEW_PLUG
     entry = hub_entry(
         hub,
         [{"id": p.device_id, "name": f"Hub plug {i}", "ver": "3.3"} for i, p in enumerate(plugs)],

@@ -206,6 +206,57 @@ def test_layout_names_from_mapping() -> None:
     assert switch_only.name == "switch"
 
 
+def test_legacy_mapping_with_a_minute_countdown() -> None:
+    """A legacy plug's countdown declared in minutes counts minutes (countdown_scale 60)."""
+
+    def legacy(unit: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {"min": 0, "max": 1440, "scale": 0, "step": 1}
+        if unit is not None:
+            values["unit"] = unit
+        return {
+            "1": {"code": "switch_1", "type": "Boolean", "values": {}},
+            # tinytuya keeps values it could not decode as a JSON string
+            "2": {"code": "countdown_1", "type": "Integer", "values": json.dumps(values)},
+            "3": {"code": "add_ele", "type": "Integer", "values": {"unit": "kwh", "scale": 3}},
+            "4": {"code": "cur_current", "type": "Integer", "values": {"unit": "mA"}},
+            "5": {"code": "cur_power", "type": "Integer", "values": {"unit": "W", "scale": 1}},
+            "6": {"code": "cur_voltage", "type": "Integer", "values": {"unit": "V", "scale": 1}},
+        }
+
+    plug = parse([plug_entry(mapping=legacy("min"))]).plugs[0]
+    p = plug.profile
+    assert p is not None
+    assert p.name == "legacy"
+    assert [(o.dp, o.countdown, o.countdown_scale) for o in p.outlets] == [("1", "2", 60)]
+    assert p.countdown_scale == 60
+    assert p.to_wire()["cds"] == 60
+    assert Profile.from_wire(p.to_wire()) == p
+    assert plug.notes == ()
+    for unit, scale in (("Minutes", 60), ("分钟", 60), ("s", 1), (" S ", 1), (None, 1)):
+        p = parse([plug_entry(mapping=legacy(unit))]).plugs[0].profile
+        assert p is not None
+        assert p.countdown_scale == scale, unit
+    # an hour count or a non-string unit: seconds, with a note
+    for unit in ("h", 5):
+        plug = parse([plug_entry(mapping=legacy(unit))]).plugs[0]
+        assert plug.profile is not None
+        assert plug.profile.countdown_scale == 1
+        assert plug.notes == ("countdown_1: unknown unit, counted in seconds",)
+
+
+def test_countdowns_in_different_units_take_the_first_outlets() -> None:
+    m = {
+        "1": {"code": "switch_1", "type": "Boolean", "values": {}},
+        "2": {"code": "switch_2", "type": "Boolean", "values": {}},
+        "9": {"code": "countdown_1", "type": "Integer", "values": {"unit": "min"}},
+        "10": {"code": "countdown_2", "type": "Integer", "values": {"unit": "s"}},
+    }
+    plug = parse([plug_entry(mapping=m)]).plugs[0]
+    assert plug.profile is not None
+    assert {o.countdown_scale for o in plug.profile.outlets} == {60}
+    assert plug.notes == ("countdowns in different units: all counted as the first outlet's",)
+
+
 def test_mapping_items_with_wrong_types_are_not_roles() -> None:
     m = {
         "1": {"code": "switch", "type": "Boolean", "values": {}},

@@ -7,8 +7,9 @@ update. :class:`DirectPlugCoordinator` serves one plug over the Tuya local proto
 coordinator lives in ``hub_coordinator.py``.
 
 Each plug has a :class:`~.profiles.Profile` (:meth:`PlugCoordinator.plug_profile`): the entities
-are built from it. A direct plug's profile is stored in its entry (detected when it was added);
-entries from before profiles, and hub plugs for now, get :func:`fallback_profile`.
+are built from it. A direct plug's profile is stored in its entry, a hub plug's in its subentry
+(detected when it was added); entries and subentries from before profiles get
+:func:`fallback_profile`.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class PlugCoordinator(DataUpdateCoordinator[PlugData]):
         """The plug's profile: which DP plays which role (the entities are built from it).
 
         The base gives :func:`fallback_profile` of the known DP ids; a transport that knows
-        a plug's profile (a direct entry; the hub once its inventory carries one) overrides this.
+        a plug's profile (a direct entry; the hub, from its plug subentries) overrides this.
         """
         return fallback_profile(self.known_dp_ids(device_id))
 

@@ -4,7 +4,10 @@ It hears the plugs' UDP broadcasts (6666/6667) and the answers of silent 3.5 plu
 its periodic REQ_DEVINFO requests solicit (``tuya/discovery.py``; spec §3), and then:
 
 * a plug that is not configured yet starts an ``integration_discovery`` config flow, so that it
-  shows up under "Discovered" with host, device id and version filled in;
+  shows up under "Discovered" with host, device id and version filled in; a plug a hub entry
+  has as a plug subentry is configured, whatever the state of that entry (at Home Assistant's
+  start a hub's plugs broadcast while its entry is still being set up), and a hub that takes a
+  plug ends that plug's discovery flows (:func:`async_end_discovery_flows`);
 * a configured plug announcing a new address is followed: a direct entry's host is updated, and
   the plug's source (direct or hub) connects there at once (``PlugSource.async_follow_host``);
 * a configured plug that is heard while its connection is down is reconnected at once
@@ -18,6 +21,7 @@ issue naming the ports.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from typing import Any
 
 from homeassistant.components import network
@@ -41,6 +45,7 @@ from .const import (
     CONF_TRANSPORT,
     DOMAIN,
     LOGGER,
+    SUBENTRY_PLUG,
     TRANSPORT_DIRECT,
 )
 from .source import PlugSource
@@ -117,8 +122,12 @@ class TuyaDiscovery:
         ]
 
     def _served(self, device_id: str) -> bool:
-        """True for a plug that a loaded entry handles already (e.g. behind a hub)."""
-        return self._hub_source(device_id) is not None
+        """True for a plug a hub entry has as a plug subentry, loaded or not."""
+        return any(
+            sub.unique_id == device_id
+            for entry in self.hass.config_entries.async_entries(DOMAIN)
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
+        )
 
     def _hub_source(self, device_id: str) -> PlugSource | None:
         """The source of the loaded entry that serves ``device_id`` without being its entry."""
@@ -129,19 +138,6 @@ class TuyaDiscovery:
         return None
 
     @callback
-    def _end_discovery_flows(self, device_id: str) -> None:
-        """End the discovery flows of a plug a hub serves.
-
-        A flow started while the hub's entry was still being set up (Home Assistant's start)
-        would otherwise stay in "Discovered" for good.
-        """
-        flows = self.hass.config_entries.flow
-        for flow in flows.async_progress_by_handler(
-            DOMAIN, match_context={"source": SOURCE_INTEGRATION_DISCOVERY, "unique_id": device_id}
-        ):
-            flows.async_abort(flow["flow_id"])
-
-    @callback
     def _on_device(self, device: DiscoveredDevice) -> None:
         """Every broadcast heard; most are repeats (plugs announce themselves every ~5 s)."""
         changed = self._identities.get(device.device_id) != device.identity
@@ -149,8 +145,7 @@ class TuyaDiscovery:
         entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, device.device_id)
         source: PlugSource | None
         if entry is None:
-            source = self._hub_source(device.device_id)
-            if source is None:
+            if not self._served(device.device_id):
                 # offered again when it changed, or when it was not offered yet (e.g. a plug
                 # heard while a hub served it, then removed from the hub)
                 if changed or device.device_id not in self._offered:
@@ -162,7 +157,9 @@ class TuyaDiscovery:
                         data=discovery_data(device),
                     )
                 return
-            self._end_discovery_flows(device.device_id)
+            source = self._hub_source(device.device_id)
+            if source is None:
+                return  # its hub entry is not loaded (yet): nothing to follow or wake
         elif entry.source == SOURCE_IGNORE or entry.data.get(CONF_TRANSPORT) != TRANSPORT_DIRECT:
             return
         else:
@@ -193,6 +190,17 @@ class TuyaDiscovery:
             updates[CONF_DETECTED_VERSION] = device.version
         if updates:
             self.hass.config_entries.async_update_entry(entry, data={**entry.data, **updates})
+
+
+@callback
+def async_end_discovery_flows(hass: HomeAssistant, device_ids: Collection[str]) -> None:
+    """End the discovery flows of plugs a hub serves (they were offered before it took them)."""
+    flows = hass.config_entries.flow
+    for flow in flows.async_progress_by_handler(
+        DOMAIN, match_context={"source": SOURCE_INTEGRATION_DISCOVERY}
+    ):
+        if flow["context"].get("unique_id") in device_ids:
+            flows.async_abort(flow["flow_id"])
 
 
 def discovery_data(device: DiscoveredDevice) -> dict[str, Any]:

@@ -3,15 +3,24 @@
 State pushes from the hub (``docs/hub-protocol.md``) update the data at once; health and the
 inventory are polled every minute. A plug is online while the hub is connected and reports the
 plug online; everything goes unavailable while the hub is unreachable and comes back by itself.
+
+Each plug's profile (``profiles``) is stored in its config subentry, as a direct plug's is in its
+entry: :meth:`HubCoordinator.async_add_plug_detected` gives the hub a new plug with every
+candidate metering DP to refresh, detects the profile (``profiles.detect``) from the DPS the hub
+reports for it, and gives the plug again with the profile's ``refresh`` and ``dps`` lists
+(hub-protocol §7.3). A plug that does not answer while it is added is detected when it first
+does (:data:`CONF_DETECT_PENDING`). A layout picked by the user (:data:`CONF_PICKED_PROFILE`,
+the plug's reconfigure step) wins and is never changed automatically.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import asyncio
+from collections.abc import Coroutine, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, override
+from typing import Any, Final, override
 
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -23,22 +32,27 @@ from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_DEVICE_ID,
+    CONF_DP_IDS,
     CONF_HUB_ID,
+    CONF_PROFILE,
     CONF_PROTOCOL_VERSION,
     CONF_REMOVING,
     CONF_SECRET,
+    CONF_UNMATCHED_DPS,
     DEFAULT_HUB_NAME,
     DOMAIN,
     HUB_POLL_INTERVAL,
     LOGGER,
     SUBENTRY_PLUG,
 )
-from .coordinator import PlugCoordinator, PlugData
+from .coordinator import PlugCoordinator, PlugData, fallback_profile
+from .discovery import async_end_discovery_flows
 from .hub import (
     HubAuthError,
     HubClient,
@@ -47,6 +61,14 @@ from .hub import (
     HubHealth,
     Inventory,
     StateUpdate,
+)
+from .profiles import (
+    CANDIDATE_METERING_DPS,
+    Detection,
+    Profile,
+    ProfileError,
+    detect_profile,
+    recheck_power_divisor,
 )
 from .source import NewPlug, PlugInfo, PlugManagementError
 
@@ -57,6 +79,23 @@ HUB_MODEL = "ESP32 hub"
 #: A boot time estimate this close to the last one is the same boot (poll latency, rounding).
 BOOT_TIME_TOLERANCE = timedelta(seconds=30)
 
+#: Subentry data: the layout the user picked in the plug's reconfigure step (wire form); it
+#: wins over the detected ``profile`` and is never corrected automatically.
+CONF_PICKED_PROFILE: Final = "picked_profile"
+#: Subentry data: True while the plug's profile is to be detected (it did not answer while it
+#: was added); the hub refreshes every candidate metering DP meanwhile.
+CONF_DETECT_PENDING: Final = "detect_pending"
+#: Seconds adding a plug waits for the hub to report it online with its status.
+DETECT_ONLINE_S: Final = 10.0
+#: The firmware sends its first UPDATEDPS this long after the plug is online
+#: (``esp32/plug.py`` ``_start``: ``_REFRESH_AT`` now + 2000 ms).
+HUB_FIRST_REFRESH_S: Final = 2.0
+#: Seconds to wait for the pushes the first UPDATEDPS brings (the hub pushes only DPs that
+#: changed, hub-protocol §7.2, so an answer that changes nothing brings none) ...
+DETECT_WAIT_S: Final = 2.0
+#: ... ending early once the plug has been quiet this long after such a push.
+DETECT_QUIET_S: Final = 0.5
+
 
 def plug_subentry(device_id: str, name: str, version: str) -> ConfigSubentryData:
     """The config subentry of a plug behind the hub (no local key: the hub keeps it)."""
@@ -65,6 +104,59 @@ def plug_subentry(device_id: str, name: str, version: str) -> ConfigSubentryData
         subentry_type=SUBENTRY_PLUG,
         title=name,
         unique_id=device_id,
+    )
+
+
+def hub_profile_lists(profile: Profile | None) -> tuple[list[int], list[str] | None]:
+    """The ``refresh`` and ``dps`` lists of ``add`` (hub-protocol §7.3) for a plug's profile.
+
+    ``refresh``: the profile's meter DPs (ints, ascending; ``[]`` for a switch-only plug: no
+    UPDATEDPS). ``dps``: every DP id the profile uses (strings, numeric order; at most 23 for
+    the largest built-in layout, under the hub's 32). ``profile`` None (being detected):
+    every candidate metering DP (``profiles.CANDIDATE_METERING_DPS``) and the hub's default
+    ``dps``.
+    """
+    if profile is None:
+        return list(CANDIDATE_METERING_DPS), None
+    return list(profile.refresh_dps()), sorted(profile.dp_ids(), key=int)
+
+
+def subentry_profile(data: Mapping[str, Any], title: str = "") -> Profile | None:
+    """The profile stored in a plug subentry's ``data``: the picked one, else the detected one.
+
+    None when neither is stored (subentries from before profiles, a plug still being detected)
+    or usable (a malformed profile is logged, never raised).
+    """
+    for key in (CONF_PICKED_PROFILE, CONF_PROFILE):
+        wire = data.get(key)
+        if wire is None:
+            continue
+        try:
+            return Profile.from_wire(wire)
+        except ProfileError as err:
+            LOGGER.warning("Stored profile of %s (%s) is unusable: %s", title, key, err)
+    return None
+
+
+def detection_data(detection: Detection) -> dict[str, Any]:
+    """Subentry data of a detection: profile (wire form), DP ids seen, unmatched DPs."""
+    data: dict[str, Any] = {
+        CONF_DP_IDS: list(detection.seen),
+        CONF_UNMATCHED_DPS: [] if detection.matched else list(detection.seen),
+    }
+    if detection.profile is not None:
+        data[CONF_PROFILE] = detection.profile.to_wire()
+    return data
+
+
+def _complete(detection: Detection) -> bool:
+    """The status alone settled the profile: a verified layout with all four meters."""
+    profile = detection.profile
+    return (
+        profile is not None
+        and detection.matched
+        and detection.voltage_verified
+        and len(profile.meters) == 4
     )
 
 
@@ -94,6 +186,13 @@ class HubCoordinator(PlugCoordinator):
             )
             for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
         }
+        #: Profiles stored in the plug subentries (plugs without one: :func:`fallback_profile`).
+        self.profiles: dict[str, Profile] = {
+            sub.data[CONF_DEVICE_ID]: profile
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
+            if (profile := subentry_profile(sub.data, sub.title)) is not None
+        }
+        self._detecting: set[str] = set()
         self.health: HubHealth | None = None
         #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
         self.boot_time: datetime | None = None
@@ -157,7 +256,214 @@ class HubCoordinator(PlugCoordinator):
 
     async def async_start(self) -> None:
         """Connect in the background; never blocks Home Assistant's start-up."""
+        self._start_profile_watch()
         await self.client.start()
+
+    @override
+    def plug_profile(self, device_id: str) -> Profile:
+        """The profile of the plug's subentry, or :func:`fallback_profile` (none stored)."""
+        return self.profiles.get(device_id) or fallback_profile(None)
+
+    def _start_profile_watch(self) -> None:
+        """Raise the unknown-layout repair issues; detect pending plugs once they answer."""
+        for sub in self.config_entry.get_subentries_of_type(SUBENTRY_PLUG):
+            device_id = sub.data[CONF_DEVICE_ID]
+            self._report_unknown_layout(device_id, sub.title, sub.data)
+            if sub.data.get(CONF_DETECT_PENDING):
+
+                @callback
+                def _check(device_id: str = device_id) -> None:
+                    if self.plug_online(device_id) and self.plug_dps(device_id):
+                        self._start_pending_detection(device_id)
+
+                # (the coordinator forgets its plug listeners when it shuts down)
+                self.async_subscribe_plug(device_id, None, _check)
+
+    def _report_unknown_layout(self, device_id: str, name: str, data: Mapping[str, Any]) -> None:
+        """The direct path's repair issue (``unknown_layout_<device id>``) for a hub plug.
+
+        Raised while the plug matched no metering layout and no layout was picked.
+        """
+        issue_id = f"unknown_layout_{device_id}"
+        unmatched = data.get(CONF_UNMATCHED_DPS)
+        if not unmatched or CONF_PICKED_PROFILE in data:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="unknown_layout_hub_plug",
+            translation_placeholders={
+                "name": name,
+                "device_id": device_id,
+                "dps": ", ".join(str(dp) for dp in unmatched),
+            },
+        )
+
+    @callback
+    def _start_pending_detection(self, device_id: str) -> None:
+        if device_id in self._detecting:
+            return
+        self._detecting.add(device_id)
+        self.config_entry.async_create_background_task(
+            self.hass, self._async_detect_pending(device_id), f"{DOMAIN} detect {device_id}"
+        )
+
+    async def _async_detect_pending(self, device_id: str) -> None:
+        """Detect a plug added while it did not answer; store the profile (the entry reloads).
+
+        The hub keeps refreshing every candidate metering DP: giving it the profile's lists
+        needs the plug's local key, which only the user has (the plug's reconfigure step).
+        """
+        detection = await self._async_detect(device_id, DETECT_ONLINE_S)
+        entry = self.config_entry
+        sub = self._plug_subentry(device_id)
+        if detection is None or sub is None:
+            self._detecting.discard(device_id)  # went away again: the next answer retries
+            return
+        LOGGER.info(
+            "Plug %s behind hub %s: detected the %s layout",
+            device_id,
+            self.hub_id,
+            detection.profile.name if detection.profile else "no",
+        )
+        data = {k: v for k, v in sub.data.items() if k != CONF_DETECT_PENDING}
+        self.hass.config_entries.async_update_subentry(
+            entry, sub, data={**data, **detection_data(detection)}
+        )
+
+    def _plug_subentry(self, device_id: str) -> ConfigSubentry | None:
+        """The plug subentry of ``device_id`` (None: none, e.g. while it is being added)."""
+        return next(
+            (
+                sub
+                for sub in self.config_entry.get_subentries_of_type(SUBENTRY_PLUG)
+                if sub.data[CONF_DEVICE_ID] == device_id
+            ),
+            None,
+        )
+
+    @callback
+    @override
+    def _update_plug(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Every report: re-check the plug's profile before telling the listeners."""
+        self._recheck_power_divisor(device_id, dps)
+        self._redetect_unmatched(device_id, dps)
+        super()._update_plug(device_id, dps)
+
+    @callback
+    def _redetect_unmatched(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Detect again a plug that matched no layout once a candidate meter DP shows up.
+
+        E.g. its meters answered only a later UPDATEDPS (the first one was lost). A new
+        detection that matches a layout is stored in the subentry (the entry reloads; the hub
+        keeps the candidate lists until the plug's local key is given again). Never for a
+        picked layout.
+        """
+        profile = self.profiles.get(device_id)
+        new = {
+            dp
+            for dp, value in dps.items()
+            if dp.isdigit()
+            and int(dp) in CANDIDATE_METERING_DPS
+            and isinstance(value, int)
+            and (profile is None or dp not in profile.dp_ids())
+        }
+        if not new:
+            return
+        sub = self._plug_subentry(device_id)
+        if sub is None or not sub.data.get(CONF_UNMATCHED_DPS) or CONF_PICKED_PROFILE in sub.data:
+            return
+        detection = detect_profile({**self.plug_dps(device_id), **dps})
+        if not detection.matched or detection.profile is None:
+            return
+        LOGGER.info(
+            "Plug %s behind hub %s reported meters: detected the %s layout",
+            device_id,
+            self.hub_id,
+            detection.profile.name,
+        )
+        self.profiles[device_id] = detection.profile
+        self.hass.config_entries.async_update_subentry(
+            self.config_entry, sub, data={**sub.data, **detection_data(detection)}
+        )
+
+    @callback
+    def _recheck_power_divisor(self, device_id: str, dps: Mapping[str, Any]) -> None:
+        """Correct a detected power divisor from the power factor (``profiles.detect``).
+
+        As on the direct path: never a picked layout. The corrected profile is stored in the
+        plug's subentry (the entry reloads).
+        """
+        profile = self.profiles.get(device_id)
+        if profile is None or profile.power is None or profile.power.dp not in dps:
+            return
+        sub = self._plug_subentry(device_id)
+        if sub is None or CONF_PICKED_PROFILE in sub.data or CONF_PROFILE not in sub.data:
+            return
+        corrected = recheck_power_divisor(profile, {**self.plug_dps(device_id), **dps})
+        if corrected is None or corrected.power is None:
+            return
+        LOGGER.info(
+            "Plug %s behind hub %s: power divisor %s instead of %s (from the power factor)",
+            device_id,
+            self.hub_id,
+            corrected.power.divisor,
+            profile.power.divisor,
+        )
+        self.profiles[device_id] = corrected
+        self.hass.config_entries.async_update_subentry(
+            self.config_entry, sub, data={**sub.data, CONF_PROFILE: corrected.to_wire()}
+        )
+
+    async def _async_detect(self, device_id: str, online_within: float) -> Detection | None:
+        """Detect the profile from the DPS the hub reports for the plug (``profiles.detect``).
+
+        Waits up to ``online_within`` s for the plug to be online with its status; then, unless
+        the status settled the profile (a verified layout with all four meters), for the pushes
+        of the hub's first UPDATEDPS of the candidate metering DPs (:data:`HUB_FIRST_REFRESH_S`
+        after online, then up to :data:`DETECT_WAIT_S`). None when the plug did not answer.
+        """
+        loop = self.hass.loop
+        reported = asyncio.Event()
+        last_report = [loop.time()]
+
+        @callback
+        def _reported() -> None:
+            last_report[0] = loop.time()
+            reported.set()
+
+        async def _wait(until: float) -> bool:
+            reported.clear()
+            try:
+                async with asyncio.timeout(max(0.0, until - loop.time())):
+                    await reported.wait()
+            except TimeoutError:
+                return False
+            return True
+
+        unsubscribe = self.async_subscribe_plug(device_id, None, _reported)
+        try:
+            deadline = loop.time() + online_within
+            while not (self.plug_online(device_id) and self.plug_dps(device_id)):
+                if not await _wait(deadline):
+                    return None
+            status = dict(self.plug_dps(device_id))
+            early = detect_profile(status)
+            if _complete(early):
+                return early
+            refresh_at = loop.time() + HUB_FIRST_REFRESH_S
+            end = refresh_at + DETECT_WAIT_S
+            while loop.time() < end:
+                if await _wait(end) and last_report[0] >= refresh_at:
+                    end = min(end, last_report[0] + DETECT_QUIET_S)
+            return detect_profile(status, dict(self.plug_dps(device_id)))
+        finally:
+            unsubscribe()
 
     async def async_shutdown(self) -> None:
         """Close the channel and stop the coordinator."""
@@ -166,14 +472,6 @@ class HubCoordinator(PlugCoordinator):
         self._unsubs.clear()
         await self.client.close()
         await super().async_shutdown()
-
-    @callback
-    def _forget_discovered(self, device_ids: set[str]) -> None:
-        """End the discovery flows of plugs this hub serves (they were heard on the LAN)."""
-        flows = self.hass.config_entries.flow
-        for flow in flows.async_progress_by_handler(DOMAIN):
-            if flow["context"].get("unique_id") in device_ids:
-                flows.async_abort(flow["flow_id"])
 
     def plug_online(self, device_id: str) -> bool:
         """True while the hub is connected and reports the plug online."""
@@ -207,9 +505,11 @@ class HubCoordinator(PlugCoordinator):
     async def async_resume(self, device_id: str) -> None:
         """See :meth:`async_release`."""
 
-    async def async_add_plug(self, plug: NewPlug) -> None:
+    async def async_add_plug(self, plug: NewPlug, profile: Profile | None = None) -> None:
         """Give the hub a plug (stored on its flash), then read the inventory again.
 
+        ``profile`` gives the hub the plug's ``refresh`` and ``dps`` lists
+        (:func:`hub_profile_lists`); None: every candidate metering DP, for detection.
         The caller (the subentry flow) creates the plug's subentry; until the entry reloads,
         the inventory does not create one for it.
 
@@ -219,6 +519,7 @@ class HubCoordinator(PlugCoordinator):
 
         """
         self._adding.add(plug.device_id)
+        refresh, dps = hub_profile_lists(profile)
         await self._manage(
             self.client.add_plug(
                 plug.device_id,
@@ -227,8 +528,53 @@ class HubCoordinator(PlugCoordinator):
                 version=plug.version,
                 name=plug.name,
                 port=plug.port,
+                refresh=refresh,
+                dps=dps,
             )
         )
+
+    async def async_add_plug_detected(self, plug: NewPlug) -> dict[str, Any]:
+        """Give the hub a new plug, detect its profile, give it again with the profile's lists.
+
+        The hub has no "change" request and refuses ``add`` for a plug it has (``exists``,
+        hub-protocol §6, §7.3): the plug is removed and added again. A plug that does not
+        answer within :data:`DETECT_ONLINE_S` stays on the hub with the candidate lists and is
+        detected when it first answers.
+
+        A plug that matched no metering layout stays with the candidate lists too, and is
+        detected again when a candidate meter DP shows up (:meth:`_redetect_unmatched`).
+
+        Returns:
+            What to store in the plug's subentry besides its device id and version: the
+            profile, DP ids seen and unmatched DPs (:func:`detection_data`), or
+            ``{CONF_DETECT_PENDING: True}``.
+
+        Raises:
+            PlugManagementError: as :meth:`async_add_plug`; ``readd_failed`` when the hub
+                refused the plug with its profile (it no longer has the plug).
+
+        """
+        await self.async_add_plug(plug)
+        detection = await self._async_detect(plug.device_id, DETECT_ONLINE_S)
+        if detection is None:
+            LOGGER.info("Plug %s did not answer through hub %s yet", plug.device_id, self.hub_id)
+            return {CONF_DETECT_PENDING: True}
+        LOGGER.info(
+            "Plug %s behind hub %s: detected the %s layout%s",
+            plug.device_id,
+            self.hub_id,
+            detection.profile.name if detection.profile else "no",
+            f" ({'; '.join(detection.notes)})" if detection.notes else "",
+        )
+        if detection.profile is not None and detection.matched:
+            await self.async_remove_plug(plug.device_id)
+            try:
+                await self.async_add_plug(plug, detection.profile)
+            except PlugManagementError as err:
+                raise PlugManagementError("readd_failed", str(err)) from err
+        # unmatched: the hub keeps asking for every candidate meter (a lost UPDATEDPS, a plug
+        # that reports its meters late); when one shows up the plug is detected again
+        return detection_data(detection)
 
     async def async_remove_plug(self, device_id: str) -> None:
         """Remove a plug from the hub, then read the inventory again.
@@ -238,12 +584,14 @@ class HubCoordinator(PlugCoordinator):
 
         """
         await self._manage(self.client.remove_plug(device_id))
+        ir.async_delete_issue(self.hass, DOMAIN, f"unknown_layout_{device_id}")
 
-    async def async_replace_plug(self, plug: NewPlug) -> None:
-        """Store new settings (local key, version, address) of a plug the hub has.
+    async def async_replace_plug(self, plug: NewPlug, profile: Profile | None = None) -> None:
+        """Store new settings (local key, version, address, profile) of a plug the hub has.
 
         The hub has no "change" request (``docs/hub-protocol.md`` §7.3): the plug is removed and
-        added again, and its DPS stream restarts.
+        added again, and its DPS stream restarts. ``profile``: the plug's profile for the hub's
+        lists (:func:`hub_profile_lists`; None: the candidate lists of a plug being detected).
 
         Raises:
             PlugManagementError: as :meth:`async_add_plug`; when adding fails after the removal
@@ -255,7 +603,7 @@ class HubCoordinator(PlugCoordinator):
         if inventory is None or plug.device_id in inventory.plugs:  # else: a re-add failed
             await self.async_remove_plug(plug.device_id)
         try:
-            await self.async_add_plug(plug)
+            await self.async_add_plug(plug, profile)
         except PlugManagementError as err:
             raise PlugManagementError("readd_failed", str(err)) from err
 
@@ -317,7 +665,7 @@ class HubCoordinator(PlugCoordinator):
         hub now. A subentry whose plug the hub no longer has is removed. Each subentry change
         reloads the entry (its update listener), which rebuilds the entities.
         """
-        self._forget_discovered(set(inventory.plugs))
+        async_end_discovery_flows(self.hass, inventory.plugs)
         self._merge(inventory)
         self._update_hub_firmware()
         self.sync_subentries()

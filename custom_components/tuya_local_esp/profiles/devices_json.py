@@ -24,7 +24,11 @@ gateway): not a plug. The profile built from
 the mapping uses the standard divisors whatever ``values.scale`` says: the cloud's declared scale
 was wrong in 8 of 31 HA core ``cz`` fixtures with a live reading (the raw voltage was V x 10 in
 all 31), so a declared scale that differs from the standard only adds a note, and the power
-divisor is re-checked from live data (``detect.recheck_power_divisor``).
+divisor is re-checked from live data (``detect.recheck_power_divisor``). The countdown DPs'
+``values.unit`` is read: minutes (``min``, ``m``, ``minute(s)``, ``分``/``分钟``; the legacy
+timer, tuya-local ``smartplugv1.yaml``: 0..1440 min) give ``countdown_scale`` 60, seconds or no
+unit give 1, any other unit a note and seconds. All countdowns of a plug share one unit
+(``Profile``); when they disagree the first outlet's wins, with a note.
 
 Malformed or foreign input raises :class:`DevicesJsonError` with a ``code`` for a translated
 error (``too_large``, ``not_json``, ``not_a_list``, ``bad_entry``, ``no_plugs``) and never gives
@@ -47,6 +51,7 @@ from .model import (
     INDICATOR_VALUES,
     INWALL,
     LEGACY,
+    LEGACY_COUNTDOWN_SCALE,
     POWER_DIVISOR,
     POWER_ON_VALUE_SETS,
     STANDARD,
@@ -85,6 +90,23 @@ _USB_RE: Final = re.compile(r"switch_usb[1-9]?")
 _COUNTDOWN_RE: Final = re.compile(r"countdown(?:_([1-9]))?")
 _USB_COUNTDOWN_RE: Final = re.compile(r"countdown_usb[1-9]?")
 _DEVICE_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: ``values.unit`` of a countdown DP -> seconds per unit (lower-cased, stripped).
+_COUNTDOWN_UNITS: Final = {
+    "": 1,
+    "s": 1,
+    "sec": 1,
+    "secs": 1,
+    "second": 1,
+    "seconds": 1,
+    "秒": 1,
+    "m": LEGACY_COUNTDOWN_SCALE,
+    "min": LEGACY_COUNTDOWN_SCALE,
+    "mins": LEGACY_COUNTDOWN_SCALE,
+    "minute": LEGACY_COUNTDOWN_SCALE,
+    "minutes": LEGACY_COUNTDOWN_SCALE,
+    "分": LEGACY_COUNTDOWN_SCALE,
+    "分钟": LEGACY_COUNTDOWN_SCALE,
+}
 
 #: Meter DP ids of each layout (model.py cites the sources): current, power, voltage.
 _LAYOUT_METERS: Final = {
@@ -303,6 +325,19 @@ def _scale(dp: _Dp) -> int | None:
     return scale if isinstance(scale, int) and not isinstance(scale, bool) else None
 
 
+def _countdown_scale(dp: _Dp, notes: list[str]) -> int:
+    """Seconds per unit of a countdown DP from its declared ``unit`` (module docstring)."""
+    unit = dp.values.get("unit")
+    if unit is None:
+        return 1
+    text = unit.strip().lower() if isinstance(unit, str) else None
+    scale = _COUNTDOWN_UNITS.get(text) if text is not None else None
+    if scale is None:
+        notes.append(f"{dp.code}: unknown unit, counted in seconds")
+        return 1
+    return scale
+
+
 def _enum_range(dp: _Dp) -> list[str]:
     values = dp.values.get("range")
     if not isinstance(values, list):
@@ -337,6 +372,15 @@ def _profile_from_mapping(mapping: Mapping[str, _Dp], notes: list[str]) -> Profi
     cd = {switches[n]: dp for n, dp in countdowns.items() if n in switches}
     if usb is not None and usb_countdown is not None:
         cd[usb] = usb_countdown
+    # one countdown unit per plug (Profile): the first outlet's (in outlet order) wins
+    scales = [
+        _countdown_scale(mapping[cd[dp]], notes)
+        for dp in [*switch_dps, *([usb] if usb else [])]
+        if dp in cd
+    ]
+    countdown_scale = scales[0] if scales else 1
+    if len(set(scales)) > 1:
+        notes.append("countdowns in different units: all counted as the first outlet's")
 
     def meter(code: str, divisor: int) -> Meter | None:
         dp = by_code.get(code)
@@ -375,7 +419,7 @@ def _profile_from_mapping(mapping: Mapping[str, _Dp], notes: list[str]) -> Profi
     name = _LAYOUT_METERS.get(key, CUSTOM if any(key) or energy else SWITCH_ONLY)
     return Profile(
         name=name,
-        outlets=build_outlets(switch_dps, usb, cd),
+        outlets=build_outlets(switch_dps, usb, cd, countdown_scale),
         current=current,
         power=power,
         voltage=voltage,
