@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python -m benchmarks.bench_latency [--n 500] [--versions 3.1,3.3,3.4,3.5]
-        [--rounds 4] [--warmup 20] [--json out.json]
+        [--rounds 4] [--warmup 20] [--ours-rev REV ...] [--json out.json]
 
 For every protocol version one simulator subprocess (``python -m tuya_sim``) serves one plug. The
 clients take turns on it (the plug accepts one connection at a time): each *block* opens a
@@ -11,6 +11,12 @@ persistent connection, runs ``--warmup`` unmeasured status and set calls, then `
 measured status calls and ``n / rounds`` measured set calls, and closes. Blocks alternate between
 the clients (ours, tinytuya, tinytuya without its send delay, then the next round in rotated order)
 so that slow drift of the machine hits every client alike.
+
+``--ours-rev REV`` (repeatable) adds the variant ``ours@REV``: our client package
+(``custom_components/tuya_local_esp/tuya``) as it was at git revision ``REV``, exported with ``git
+archive`` to a temporary directory and imported under its own name, measured in the same run and
+against the same simulator as the current one (e.g. ``--ours-rev 1495955`` for the client before
+the connection/device split).
 
 What one measured call waits for (see ``docs/benchmarks.md``):
 
@@ -26,17 +32,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
+import io
 import json
+import re
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import tinytuya
 
 from custom_components.tuya_local_esp.tuya import TuyaDevice
 
-from ._common import PlugInfo, environment, loadavg, simulator, summarize, write_json
+from ._common import ROOT, PlugInfo, environment, loadavg, simulator, summarize, write_json
 
 VERSIONS = ("3.1", "3.3", "3.4", "3.5")
 
@@ -57,12 +70,14 @@ def _dps_of(result: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- our client
-async def _ours_block(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float], list[float], int]:
+async def _ours_block(
+    plug: PlugInfo, warmup: int, n: int, device_class: Any = TuyaDevice
+) -> tuple[list[float], list[float], int]:
     status_s: list[float] = []
     set_s: list[float] = []
     errors = 0
     clock = time.perf_counter
-    async with TuyaDevice(
+    async with device_class(
         plug.host, plug.device_id, plug.local_key, version=plug.version, port=plug.port
     ) as dev:
         state = bool(dev.dps.get("1", False))
@@ -89,6 +104,43 @@ async def _ours_block(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float],
 def run_ours(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float], list[float], int]:
     """One block of our client: its own event loop, one persistent connection."""
     return asyncio.run(_ours_block(plug, warmup, n))
+
+
+_CLIENT_PACKAGE = "custom_components/tuya_local_esp/tuya"
+
+
+def ours_at(rev: str, workdir: Path) -> Runner:
+    """A runner for our client package as it was at git revision ``rev``.
+
+    The package is exported with ``git archive`` below ``workdir`` and imported as a top-level
+    package of its own (it uses relative imports only), so both versions run in this process.
+
+    Raises:
+        subprocess.CalledProcessError: ``rev`` is not a revision of this repository.
+
+    """
+    archive = subprocess.run(
+        ["git", "archive", rev, _CLIENT_PACKAGE], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    target = workdir / re.sub(r"\W", "_", rev)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    path = target / _CLIENT_PACKAGE
+    name = "_tuya_at_" + re.sub(r"\W", "_", rev)
+    spec = importlib.util.spec_from_file_location(
+        name, path / "__init__.py", submodule_search_locations=[str(path)]
+    )
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import the client of {rev}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    device_class = module.TuyaDevice
+
+    def run(plug: PlugInfo, warmup: int, n: int) -> tuple[list[float], list[float], int]:
+        return asyncio.run(_ours_block(plug, warmup, n, device_class))
+
+    return run
 
 
 # --------------------------------------------------------------------------- tinytuya
@@ -148,8 +200,15 @@ VARIANTS: dict[str, Runner] = {
 
 # --------------------------------------------------------------------------- driver
 def bench_version(
-    version: str, n: int, rounds: int, warmup: int, variants: list[str]
+    version: str,
+    n: int,
+    rounds: int,
+    warmup: int,
+    variants: list[str],
+    *,
+    runners: dict[str, Runner] | None = None,
 ) -> dict[str, Any]:
+    runners = runners or VARIANTS
     per_block = max(1, n // rounds)
     samples: dict[str, dict[str, list[float]]] = {v: {"status": [], "set": []} for v in variants}
     errors = dict.fromkeys(variants, 0)
@@ -160,7 +219,7 @@ def bench_version(
             rotated = variants[r % len(variants) :] + variants[: r % len(variants)]
             for name in rotated:
                 gc.collect()
-                status_s, set_s, errs = VARIANTS[name](plug, warmup, per_block)
+                status_s, set_s, errs = runners[name](plug, warmup, per_block)
                 samples[name]["status"] += status_s
                 samples[name]["set"] += set_s
                 errors[name] += errs
@@ -217,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=4, help="alternating blocks per client")
     p.add_argument("--warmup", type=int, default=20, help="unmeasured calls per block")
     p.add_argument("--variants", default=",".join(VARIANTS), help="clients to compare")
+    p.add_argument(
+        "--ours-rev",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="also measure our client as it was at this git revision (variant ours@REV)",
+    )
     p.add_argument("--json", help="write the results to this file")
     args = p.parse_args(argv)
     versions = [v.strip() for v in args.versions.split(",") if v.strip()]
@@ -227,10 +293,17 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     print(json.dumps(env))
     results = []
-    for version in versions:
-        res = bench_version(version, args.n, args.rounds, args.warmup, variants)
-        results.append(res)
-        _print_table([res])
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        runners = dict(VARIANTS)
+        for rev in args.ours_rev:
+            runners[f"ours@{rev}"] = ours_at(rev, Path(tmp))
+            variants.append(f"ours@{rev}")
+        for version in versions:
+            res = bench_version(
+                version, args.n, args.rounds, args.warmup, variants, runners=runners
+            )
+            results.append(res)
+            _print_table([res])
     write_json(
         args.json,
         {
@@ -240,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": args.rounds,
                 "warmup": args.warmup,
                 "variants": variants,
+                "ours_revs": args.ours_rev,
             },
             "results": results,
         },
