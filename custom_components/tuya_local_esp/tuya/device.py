@@ -42,6 +42,7 @@ from .errors import (
     TuyaDeviceError,
     TuyaError,
     TuyaKeyError,
+    TuyaProtocolError,
     TuyaTimeoutError,
 )
 from .message import Message, MessageCodec
@@ -105,6 +106,71 @@ class _Silent(TuyaTimeoutError):
 def _version_explains(err: TuyaError) -> bool:
     """Whether another protocol version could explain this set-up failure."""
     return isinstance(err, TuyaKeyError | _Silent)
+
+
+class _SetWaiter:
+    """What the device reported while one :meth:`TuyaDevice.set_dps` waits for its confirmation.
+
+    Fed synchronously by every DPS push and by the connection's end; the caller awaits one future
+    at a time (no task per call).
+    """
+
+    __slots__ = ("_wakeup", "confirmed", "error", "wanted")
+
+    def __init__(self, wanted: dict[str, Any]) -> None:
+        """Wait for the DP ids of ``wanted``."""
+        self.wanted = wanted
+        #: Every DP reported since the command was sent (pushes, the ACK's payload, a query).
+        self.confirmed: dict[str, Any] = {}
+        #: Why the connection ended, if it did.
+        self.error: TuyaError | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """True once every wanted DP id was reported."""
+        return self.wanted.keys() <= self.confirmed.keys()
+
+    def push(self, dps: dict[str, Any]) -> None:
+        """DPs pushed by the device."""
+        self.confirmed.update(dps)
+        self._wake()
+
+    def fail(self, error: TuyaError) -> None:
+        """The connection ended."""
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    def confirms(self, msg: Message) -> bool:
+        """Whether ``msg`` (before the ACK) is a STATUS push completing every wanted DP."""
+        if msg.cmd != Command.STATUS or msg.payload[:1] != b"{":
+            return False
+        try:
+            dps = extract_dps(msg.json())
+        except TuyaProtocolError:
+            return False
+        return self.wanted.keys() <= self.confirmed.keys() | dps.keys()
+
+    async def wait_complete(self) -> None:
+        """Wait until every wanted DP was reported.
+
+        Raises:
+            TuyaError: the connection ended first.
+
+        """
+        while not self.complete:
+            if self.error is not None:
+                raise self.error
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
 
 def _unsubscriber(callbacks: list[Any], callback: Any) -> Callable[[], None]:
@@ -199,8 +265,8 @@ class TuyaDevice:
         self.dps: dict[str, Any] = {}
         self._device22 = False
         self._conn: TuyaConnection | None = None
-        #: One queue per set_dps() in progress, fed with every push (or the connection's end).
-        self._push_queues: set[asyncio.Queue[dict[str, Any] | TuyaError]] = set()
+        #: One waiter per set_dps() in progress, fed with every push (or the connection's end).
+        self._push_queues: set[_SetWaiter] = set()
         self._dps_callbacks: list[DpsCallback] = []
         self._conn_callbacks: list[ConnectionCallback] = []
         self._failure_callbacks: list[FailureCallback] = []
@@ -420,22 +486,20 @@ class TuyaDevice:
         conn = self._live()
         wanted = {str(k): v for k, v in dps.items()}
         cmd, payload = control_request(conn.version, self.device_id, wanted)
-        pushes: asyncio.Queue[dict[str, Any] | TuyaError] = asyncio.Queue()
-        self._push_queues.add(pushes)
-        confirmed: dict[str, Any] = {}
+        waiter = _SetWaiter(wanted)
+        self._push_queues.add(waiter)
         try:
-            ack = asyncio.ensure_future(
-                conn.request(cmd, payload, frozenset({cmd}), wait=self.timeout)
-            )
+            # One await on the request itself (no helper task): a STATUS push that confirms
+            # every DP before the ACK answers the request too (the ACK was lost).
             try:
-                acked = await self._await_ack(ack, pushes, wanted, confirmed)
-            finally:
-                if not ack.done():
-                    ack.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, TuyaError):
-                        await ack
-            if not acked:
-                if wanted.keys() <= confirmed.keys():
+                msg: Message | None = await conn.request(
+                    cmd, payload, frozenset({cmd}), wait=self.timeout, accept=waiter.confirms
+                )
+            except TuyaTimeoutError:
+                msg = None
+            confirmed = waiter.confirmed
+            if msg is None or msg.cmd != cmd:
+                if waiter.complete:
                     return confirmed  # the STATUS push confirmed it; the ACK was lost
                 # No ACK and no push: only the device's state tells whether it applied it.
                 state = await self._query_status(conn)
@@ -443,56 +507,17 @@ class TuyaDevice:
                 if any(state.get(k, _MISSING) != v for k, v in wanted.items()):
                     raise TuyaTimeoutError("the device did not confirm the command")
                 return confirmed
+            if msg.payload[:1] == b"{":
+                confirmed.update(extract_dps(msg.json()))
             try:
                 async with asyncio.timeout(min(self.timeout, PUSH_WAIT)):
-                    while not wanted.keys() <= confirmed.keys():
-                        item = await pushes.get()
-                        if isinstance(item, TuyaError):
-                            raise item
-                        confirmed.update(item)
+                    await waiter.wait_complete()
             except TimeoutError:
                 # No STATUS followed the ACK: ask the device what it has now.
                 confirmed.update(await self._query_status(conn))
             return confirmed
         finally:
-            self._push_queues.discard(pushes)
-
-    async def _await_ack(
-        self,
-        ack: asyncio.Future[Message],
-        pushes: asyncio.Queue[dict[str, Any] | TuyaError],
-        wanted: dict[str, Any],
-        confirmed: dict[str, Any],
-    ) -> bool:
-        """Wait for the ACK or for pushes covering ``wanted``; False when no ACK came.
-
-        Raises:
-            TuyaError: the ACK failed otherwise (device error, connection lost).
-
-        """
-        while True:
-            getter = asyncio.ensure_future(pushes.get())
-            try:
-                waiters: set[asyncio.Future[Any]] = {ack, getter}
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not getter.done():
-                    getter.cancel()
-            if getter.done() and not getter.cancelled():
-                item = getter.result()
-                if isinstance(item, TuyaError):
-                    raise item
-                confirmed.update(item)
-            if ack.done():
-                try:
-                    msg = ack.result()
-                except TuyaTimeoutError:
-                    return False
-                if msg.payload[:1] == b"{":
-                    confirmed.update(extract_dps(msg.json()))
-                return True
-            if wanted.keys() <= confirmed.keys():
-                return False
+            self._push_queues.discard(waiter)
 
     async def heartbeat(self) -> None:
         """Send a heartbeat and wait for its answer.
@@ -680,8 +705,8 @@ class TuyaDevice:
 
     def _on_conn_closed(self, conn: TuyaConnection, reason: TuyaError) -> None:
         """The connection ended (device, error or us): fail waiters, schedule the cleanup."""
-        for queue in self._push_queues:
-            queue.put_nowait(reason)
+        for waiter in self._push_queues:
+            waiter.fail(reason)
         if conn is self._conn and self.connected:
             self._cleanup = asyncio.get_running_loop().create_task(self._drop(reason))
 
@@ -779,8 +804,8 @@ class TuyaDevice:
 
     def _deliver_dps(self, dps: dict[str, Any]) -> None:
         self.dps.update(dps)
-        for queue in self._push_queues:
-            queue.put_nowait(dps)
+        for waiter in self._push_queues:
+            waiter.push(dps)
         for callback in list(self._dps_callbacks):
             try:
                 callback(dps)
