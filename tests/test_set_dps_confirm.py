@@ -102,3 +102,21 @@ async def test_connection_lost_while_waiting_for_the_push_fails_the_set(
             with pytest.raises(TuyaConnectionError):
                 await task
         assert not dev._push_queues
+
+
+async def test_a_push_after_the_confirming_one_is_not_part_of_it(faulty: Any) -> None:
+    """A button pressed right after the command: the next state, not this command's answer."""
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:
+            return (
+                plug.frame(seqno, msg.cmd, b"")
+                + plug.frame(0, Command.STATUS, b'{"dps":{"1":false,"9":0}}')
+                + plug.frame(0, Command.STATUS, b'{"dps":{"1":true}}')
+            )
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    async with client(plug, auto_reconnect=False, timeout=30) as dev:
+        assert await dev.set_dps({"1": False}) == {"1": False, "9": 0}
+        await wait_until(lambda: dev.dps["1"] is True)  # the later push still updates the state

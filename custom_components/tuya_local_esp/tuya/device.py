@@ -120,7 +120,8 @@ class _SetWaiter:
     def __init__(self, wanted: dict[str, Any]) -> None:
         """Wait for the DP ids of ``wanted``."""
         self.wanted = wanted
-        #: Every DP reported since the command was sent (pushes, the ACK's payload, a query).
+        #: The DPs reported since the command was sent, up to the confirmation (pushes, the ACK's
+        #: payload, a status query).
         self.confirmed: dict[str, Any] = {}
         #: Why the connection ended, if it did.
         self.error: TuyaError | None = None
@@ -132,9 +133,14 @@ class _SetWaiter:
         return self.wanted.keys() <= self.confirmed.keys()
 
     def push(self, dps: dict[str, Any]) -> None:
-        """DPs pushed by the device."""
-        self.confirmed.update(dps)
-        self._wake()
+        """DPs pushed by the device; ignored once every wanted DP was reported.
+
+        The confirmation is the pushes up to the first that completes it: a later push (a button
+        pressed right after, a meter update) belongs to the next state, not to this command.
+        """
+        if not self.complete:
+            self.confirmed.update(dps)
+            self._wake()
 
     def fail(self, error: TuyaError) -> None:
         """The connection ended."""
