@@ -48,6 +48,9 @@ _DPS_REPLIES = frozenset({Command.DP_QUERY, Command.DP_QUERY_NEW, Command.CONTRO
 
 DpsHandler = Callable[[dict[str, Any]], None]
 ClosedHandler = Callable[["TuyaConnection", TuyaError], None]
+_Pending = tuple[
+    frozenset[int], int, asyncio.Future[Message], bool, Callable[[Message], bool] | None
+]
 
 
 class TuyaConnection:
@@ -90,8 +93,9 @@ class TuyaConnection:
         self._on_closed = on_closed
         self._seqno = 0
         self._lock = asyncio.Lock()
-        #: The request in flight: (answer commands, sequence number, future, STATUS any seqno)
-        self._pending: tuple[frozenset[int], int, asyncio.Future[Message], bool] | None = None
+        #: The request in flight: (answer commands, sequence number, future, STATUS any seqno,
+        #: other frames that answer it)
+        self._pending: _Pending | None = None
         loop = asyncio.get_running_loop()
         #: Loop time of the last bytes received from the device (liveness).
         self.last_rx = loop.time()
@@ -221,6 +225,7 @@ class TuyaConnection:
         wait: float,
         check_retcode: bool = True,
         any_status: bool = True,
+        accept: Callable[[Message], bool] | None = None,
     ) -> Message:
         """Send one command and wait for its answer; one request in flight at a time.
 
@@ -229,8 +234,13 @@ class TuyaConnection:
             payload: its plaintext payload.
             expect: commands that may answer it.
             wait: seconds to wait for the answer (the wait for the lock is not counted).
-            check_retcode: raise on a non-zero retcode.
+            check_retcode: raise on a non-zero retcode (of an answer in ``expect``).
             any_status: a STATUS with DPS answers it whatever its sequence number.
+            accept: called with every other frame that arrives while the request waits; a frame
+                for which it returns True answers the request too (e.g. the STATUS push that
+                confirms a CONTROL whose ACK was lost, spec §2.4). It runs in the read loop and
+                must not raise. An accepted STATUS still reaches ``on_dps``, after the answer is
+                set and before the caller resumes.
 
         Raises:
             TuyaTimeoutError: no answer within ``wait`` seconds.
@@ -243,10 +253,10 @@ class TuyaConnection:
             if self.closed:
                 raise self.close_reason or TuyaConnectionError("not connected")
             future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-            self._pending = (expect, -1, future, any_status)
+            self._pending = (expect, -1, future, any_status, accept)
             try:
                 seqno = await self.send(cmd, payload, wait=wait)
-                self._pending = (expect, seqno, future, any_status)
+                self._pending = (expect, seqno, future, any_status, accept)
                 async with asyncio.timeout(wait):
                     msg = await future
             except TimeoutError:
@@ -255,7 +265,7 @@ class TuyaConnection:
                 ) from None
             finally:
                 self._pending = None
-        if msg.retcode and check_retcode:
+        if msg.retcode and check_retcode and msg.cmd in expect:
             text = msg.payload.decode("utf-8", "replace")[:80]
             raise TuyaDeviceError(f"device error {msg.retcode}: {text}")
         return msg
@@ -339,10 +349,10 @@ class TuyaConnection:
         if msg.cmd == Command.STATUS or (msg.payload[:1] == b"{" and msg.cmd in _DPS_REPLIES):
             self._deliver_dps(msg)
 
-    def _matches(self, msg: Message, pending: tuple[frozenset[int], int, Any, bool]) -> bool:
-        cmds, seqno, _, any_status = pending
+    def _matches(self, msg: Message, pending: _Pending) -> bool:
+        cmds, seqno, _, any_status, accept = pending
         if msg.cmd not in cmds:
-            return False
+            return accept is not None and accept(msg)
         if msg.cmd == Command.STATUS:
             # Only a STATUS with DPS can answer. Pushes carry seqno 0 (<= 3.3) or the device's
             # own counter: a STATUS answers a status query only if it echoes our sequence number

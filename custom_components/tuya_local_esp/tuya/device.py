@@ -4,8 +4,10 @@ One job: keep a device usable across connections. :class:`TuyaDevice` opens
 :class:`~.connection.TuyaConnection` objects (one at a time), finds the protocol version
 (``"auto"``), keeps the connection alive, refreshes power DPs with UPDATEDPS, reconnects with the
 shared :class:`~.backoff.Backoff` pacing, caches the DPS and tells subscribers about DPS,
-connection and failures. The reliability rules and their measurements are in
-``docs/reliability.md``.
+connection and failures. A set-up reports what it saw on its connection (:class:`~.failures.Silent`,
+:class:`~.failures.ClosedEarly`, :class:`TuyaKeyError` on evidence); how failures add up across
+attempts (key refusals in a row, busy, version suspicion) is :mod:`.failures`. The reliability
+rules and their measurements are in ``docs/reliability.md``.
 
 Protocol facts used here (spec = ``../shared/docs/tuya-protocol.md``):
 
@@ -42,8 +44,10 @@ from .errors import (
     TuyaDeviceError,
     TuyaError,
     TuyaKeyError,
+    TuyaProtocolError,
     TuyaTimeoutError,
 )
+from .failures import REPROBE_AFTER, ClosedEarly, FailureTracker, Silent, version_explains
 from .message import Message, MessageCodec
 from .payload import (
     control_request,
@@ -75,36 +79,80 @@ PROBE_PAUSE = 0.2
 #: Seconds to wait for the STATUS push after a CONTROL's ACK before asking with a status query
 #: (devices push within milliseconds of the ACK, spec §2.4; a lost push then costs this long).
 PUSH_WAIT = 1.0
-#: Connection set-ups in a row that stayed silent before ``auto`` tries the other versions
-#: (a refused key or an undecryptable answer makes it try them at once).
-REPROBE_AFTER = 2
 #: Seconds after ``heartbeat_interval`` of silence before the device is declared gone: half for
 #: the heartbeat's answer, half for a status query (for devices that ignore heartbeats).
 LIVENESS_GRACE = 2.0
-#: A connection the device closes within this many seconds of opening it was "dropped early"
-#: (a rival client, e.g. the vendor app, takes the plug back within moments of being dropped).
-BUSY_WINDOW = 5.0
-#: Early drops in a row that mean another client holds the device (-> TuyaBusyError).
-BUSY_AFTER = 3
 
 
-class _ClosedEarly(TuyaConnectionError):
-    """The device closed or reset the connection before answering the set-up."""
+class _SetWaiter:
+    """What the device reported while one :meth:`TuyaDevice.set_dps` waits for its confirmation.
 
-    def __init__(self, message: str, *, key_suspect: bool) -> None:
-        super().__init__(message)
-        #: True: an orderly close (FIN) right after our session-key request, or an answer to it
-        #: that did not verify (3.4/3.5): the key may be wrong (checked by a second connection).
-        self.key_suspect = key_suspect
+    Fed synchronously by every DPS push and by the connection's end; the caller awaits one future
+    at a time (no task per call).
+    """
 
+    __slots__ = ("_wakeup", "confirmed", "error", "wanted")
 
-class _Silent(TuyaTimeoutError):
-    """The device accepted the TCP connection and then answered nothing."""
+    def __init__(self, wanted: dict[str, Any]) -> None:
+        """Wait for the DP ids of ``wanted``."""
+        self.wanted = wanted
+        #: The DPs reported since the command was sent, up to the confirmation (pushes, the ACK's
+        #: payload, a status query).
+        self.confirmed: dict[str, Any] = {}
+        #: Why the connection ended, if it did.
+        self.error: TuyaError | None = None
+        self._wakeup: asyncio.Future[None] | None = None
 
+    @property
+    def complete(self) -> bool:
+        """True once every wanted DP id was reported."""
+        return self.wanted.keys() <= self.confirmed.keys()
 
-def _version_explains(err: TuyaError) -> bool:
-    """Whether another protocol version could explain this set-up failure."""
-    return isinstance(err, TuyaKeyError | _Silent)
+    def push(self, dps: dict[str, Any]) -> None:
+        """DPs pushed by the device; ignored once every wanted DP was reported.
+
+        The confirmation is the pushes up to the first that completes it: a later push (a button
+        pressed right after, a meter update) belongs to the next state, not to this command.
+        """
+        if not self.complete:
+            self.confirmed.update(dps)
+            self._wake()
+
+    def fail(self, error: TuyaError) -> None:
+        """The connection ended."""
+        if self.error is None:
+            self.error = error
+        self._wake()
+
+    def confirms(self, msg: Message) -> bool:
+        """Whether ``msg`` (before the ACK) is a STATUS push completing every wanted DP."""
+        if msg.cmd != Command.STATUS or msg.payload[:1] != b"{":
+            return False
+        try:
+            dps = extract_dps(msg.json())
+        except TuyaProtocolError:
+            return False
+        return self.wanted.keys() <= self.confirmed.keys() | dps.keys()
+
+    async def wait_complete(self) -> None:
+        """Wait until every wanted DP was reported.
+
+        Raises:
+            TuyaError: the connection ended first.
+
+        """
+        while not self.complete:
+            if self.error is not None:
+                raise self.error
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                await self._wakeup
+            finally:
+                self._wakeup = None
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
 
 def _unsubscriber(callbacks: list[Any], callback: Any) -> Callable[[], None]:
@@ -199,8 +247,8 @@ class TuyaDevice:
         self.dps: dict[str, Any] = {}
         self._device22 = False
         self._conn: TuyaConnection | None = None
-        #: One queue per set_dps() in progress, fed with every push (or the connection's end).
-        self._push_queues: set[asyncio.Queue[dict[str, Any] | TuyaError]] = set()
+        #: One waiter per set_dps() in progress, fed with every push (or the connection's end).
+        self._push_queues: set[_SetWaiter] = set()
         self._dps_callbacks: list[DpsCallback] = []
         self._conn_callbacks: list[ConnectionCallback] = []
         self._failure_callbacks: list[FailureCallback] = []
@@ -216,20 +264,14 @@ class TuyaDevice:
         self._bad_frames_closed = 0
         #: The last attempt's TCP connection was accepted (it reached the device).
         self._accepted = False
-        #: Set-ups in a row that failed in a way another version could explain.
-        self._suspect = 0
-        #: Connections in a row that the device closed early (busy evidence).
-        self._early_drops = 0
+        #: Failure evidence across attempts (key, busy, version), see :mod:`.failures`.
+        self._failures = FailureTracker()
         #: (opened at, closed at, closed by the device) of the last session.
         self._session: tuple[float, float, bool] | None = None
         #: The device answered a status query but not a heartbeat (liveness checks use queries).
         self.ignores_heartbeat = False
         #: Number of successful (re)connections.
         self.connect_count = 0
-        #: Why the last background (re)connection failed; None after a success.
-        self.last_error: TuyaError | None = None
-        #: Background connections in a row that failed with :class:`TuyaKeyError`.
-        self.key_failures = 0
 
     # ------------------------------------------------------------ public API
     @property
@@ -252,6 +294,16 @@ class TuyaDevice:
     def reconnect_max(self, value: float) -> None:
         self._backoff.steady = max(value, self._backoff.first)
         self._backoff.slow = max(self._backoff.slow, self._backoff.steady)
+
+    @property
+    def last_error(self) -> TuyaError | None:
+        """Why the last background (re)connection failed (classified); None after a success."""
+        return self._failures.last_error
+
+    @property
+    def key_failures(self) -> int:
+        """Background connection attempts in a row that failed with :class:`TuyaKeyError`."""
+        return self._failures.key_failures
 
     @property
     def connected(self) -> bool:
@@ -338,7 +390,7 @@ class TuyaDevice:
     @property
     def busy(self) -> bool:
         """True while the last attempt found another client holding the device's connection."""
-        return isinstance(self.last_error, TuyaBusyError)
+        return self._failures.busy
 
     def subscribe_failure(self, callback: FailureCallback) -> Callable[[], None]:
         """Call ``callback(error)`` after every failed background (re)connection attempt.
@@ -420,22 +472,20 @@ class TuyaDevice:
         conn = self._live()
         wanted = {str(k): v for k, v in dps.items()}
         cmd, payload = control_request(conn.version, self.device_id, wanted)
-        pushes: asyncio.Queue[dict[str, Any] | TuyaError] = asyncio.Queue()
-        self._push_queues.add(pushes)
-        confirmed: dict[str, Any] = {}
+        waiter = _SetWaiter(wanted)
+        self._push_queues.add(waiter)
         try:
-            ack = asyncio.ensure_future(
-                conn.request(cmd, payload, frozenset({cmd}), wait=self.timeout)
-            )
+            # One await on the request itself (no helper task): a STATUS push that confirms
+            # every DP before the ACK answers the request too (the ACK was lost).
             try:
-                acked = await self._await_ack(ack, pushes, wanted, confirmed)
-            finally:
-                if not ack.done():
-                    ack.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, TuyaError):
-                        await ack
-            if not acked:
-                if wanted.keys() <= confirmed.keys():
+                msg: Message | None = await conn.request(
+                    cmd, payload, frozenset({cmd}), wait=self.timeout, accept=waiter.confirms
+                )
+            except TuyaTimeoutError:
+                msg = None
+            confirmed = waiter.confirmed
+            if msg is None or msg.cmd != cmd:
+                if waiter.complete:
                     return confirmed  # the STATUS push confirmed it; the ACK was lost
                 # No ACK and no push: only the device's state tells whether it applied it.
                 state = await self._query_status(conn)
@@ -443,56 +493,17 @@ class TuyaDevice:
                 if any(state.get(k, _MISSING) != v for k, v in wanted.items()):
                     raise TuyaTimeoutError("the device did not confirm the command")
                 return confirmed
+            if msg.payload[:1] == b"{":
+                confirmed.update(extract_dps(msg.json()))
             try:
                 async with asyncio.timeout(min(self.timeout, PUSH_WAIT)):
-                    while not wanted.keys() <= confirmed.keys():
-                        item = await pushes.get()
-                        if isinstance(item, TuyaError):
-                            raise item
-                        confirmed.update(item)
+                    await waiter.wait_complete()
             except TimeoutError:
                 # No STATUS followed the ACK: ask the device what it has now.
                 confirmed.update(await self._query_status(conn))
             return confirmed
         finally:
-            self._push_queues.discard(pushes)
-
-    async def _await_ack(
-        self,
-        ack: asyncio.Future[Message],
-        pushes: asyncio.Queue[dict[str, Any] | TuyaError],
-        wanted: dict[str, Any],
-        confirmed: dict[str, Any],
-    ) -> bool:
-        """Wait for the ACK or for pushes covering ``wanted``; False when no ACK came.
-
-        Raises:
-            TuyaError: the ACK failed otherwise (device error, connection lost).
-
-        """
-        while True:
-            getter = asyncio.ensure_future(pushes.get())
-            try:
-                waiters: set[asyncio.Future[Any]] = {ack, getter}
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                if not getter.done():
-                    getter.cancel()
-            if getter.done() and not getter.cancelled():
-                item = getter.result()
-                if isinstance(item, TuyaError):
-                    raise item
-                confirmed.update(item)
-            if ack.done():
-                try:
-                    msg = ack.result()
-                except TuyaTimeoutError:
-                    return False
-                if msg.payload[:1] == b"{":
-                    confirmed.update(extract_dps(msg.json()))
-                return True
-            if wanted.keys() <= confirmed.keys():
-                return False
+            self._push_queues.discard(waiter)
 
     async def heartbeat(self) -> None:
         """Send a heartbeat and wait for its answer.
@@ -544,9 +555,10 @@ class TuyaDevice:
         try:
             await self._open_version(first)
         except TuyaError as err:
-            if not (self.auto_version and self._accepted and _version_explains(err)):
+            if not (self.auto_version and self._accepted and version_explains(err)):
                 raise
-            if isinstance(err, _Silent) and background and self._suspect + 1 < REPROBE_AFTER:
+            suspect = self._failures.suspect
+            if isinstance(err, Silent) and background and suspect + 1 < REPROBE_AFTER:
                 raise
             errors: list[TuyaError] = [err]
         else:
@@ -558,7 +570,7 @@ class TuyaDevice:
                 await self._open_version(version)
             except TuyaError as err:
                 _LOGGER.debug("%s does not speak %s: %s", self.device_id, version, err)
-                if not (self._accepted and _version_explains(err)):
+                if not (self._accepted and version_explains(err)):
                     raise
                 errors.append(err)
                 continue
@@ -573,7 +585,7 @@ class TuyaDevice:
         wait = min(self.timeout, PROBE_TIMEOUT) if self.auto_version else self.timeout
         try:
             conn = await self._setup(version, wait)
-        except _ClosedEarly as err:
+        except ClosedEarly as err:
             if not err.key_suspect:
                 raise
             # 3.4/3.5: hung up on our session-key request, or answered it with a frame that did
@@ -582,7 +594,7 @@ class TuyaDevice:
             await asyncio.sleep(PROBE_PAUSE)
             try:
                 conn = await self._setup(version, wait)
-            except _ClosedEarly as again:
+            except ClosedEarly as again:
                 if not again.key_suspect:
                     raise
                 raise TuyaKeyError(
@@ -592,9 +604,7 @@ class TuyaDevice:
         self._conn = conn
         self.version = version
         self.connect_count += 1
-        self.last_error = None
-        self.key_failures = 0
-        self._suspect = 0
+        self._failures.connected()
         self._backoff.reset()
         self._disconnected.clear()
         self._connected.set()
@@ -608,9 +618,9 @@ class TuyaDevice:
         Raises:
             TuyaConnectionError, TuyaTimeoutError: the TCP connection failed
                 (:attr:`_accepted` stays False).
-            _ClosedEarly: the device closed the connection before answering.
+            ClosedEarly: the device closed the connection before answering.
             TuyaKeyError: see the module docstring for the evidence required.
-            _Silent: the device accepted the connection and answered nothing.
+            Silent: the device accepted the connection and answered nothing.
 
         """
         self._accepted = False
@@ -641,10 +651,10 @@ class TuyaDevice:
                     await conn.negotiate(wait)
                 except TuyaTimeoutError:
                     if conn.bad_frames and not conn.frames_in:
-                        raise _ClosedEarly(
+                        raise ClosedEarly(
                             "the answer to the session-key request did not verify", key_suspect=True
                         ) from None
-                    raise _Silent("no answer to the session-key negotiation") from None
+                    raise Silent("no answer to the session-key negotiation") from None
             try:
                 await self._query_status(conn, wait)
                 return
@@ -667,21 +677,21 @@ class TuyaDevice:
                         "the device answers heartbeats but not our encrypted query: wrong local "
                         "key or protocol version"
                     ) from None
-                raise _Silent("the device accepted the connection but answered nothing") from None
+                raise Silent("the device accepted the connection but answered nothing") from None
         except TuyaConnectionError as err:
             if conn.key_error is not None:
                 raise conn.key_error from None
-            if not conn.closed_by_device or isinstance(err, _ClosedEarly):
+            if not conn.closed_by_device or isinstance(err, ClosedEarly):
                 raise
             suspect = conn.needs_session and not conn.reset_by_device and conn.frames_in == 0
-            raise _ClosedEarly(
+            raise ClosedEarly(
                 f"the device closed the connection before answering ({err})", key_suspect=suspect
             ) from None
 
     def _on_conn_closed(self, conn: TuyaConnection, reason: TuyaError) -> None:
         """The connection ended (device, error or us): fail waiters, schedule the cleanup."""
-        for queue in self._push_queues:
-            queue.put_nowait(reason)
+        for waiter in self._push_queues:
+            waiter.fail(reason)
         if conn is self._conn and self.connected:
             self._cleanup = asyncio.get_running_loop().create_task(self._drop(reason))
 
@@ -731,33 +741,15 @@ class TuyaDevice:
         if session is None:
             return None
         opened, closed, by_device = session
-        if not by_device or closed - opened >= BUSY_WINDOW:
-            self._early_drops = 0
-            return None
-        self._early_drops += 1
-        if self._early_drops < BUSY_AFTER:
-            return None
-        return TuyaBusyError(
-            f"the device dropped {self._early_drops} connections in a row within "
-            f"{BUSY_WINDOW:g} s of opening them: another client holds it"
-        )
+        return self._failures.session_ended(opened, closed, by_device=by_device)
 
     def _classify(self, err: TuyaError) -> TuyaError:
         """Count a failed attempt (key, version, busy evidence) and return its public class."""
-        if isinstance(err, _ClosedEarly):
-            self._early_drops += 1
-            if self._early_drops >= BUSY_AFTER:
-                return TuyaBusyError(f"another client holds the device ({err})")
-            return err
-        self._early_drops = 0
-        if self.auto_version and self._accepted and _version_explains(err):
-            self._suspect += 1
-        return err
+        return self._failures.classify(err, version_suspect=self.auto_version and self._accepted)
 
     def _report_failure(self, err: TuyaError) -> None:
         _LOGGER.debug("connection to %s failed: %s", self.device_id, err)
-        self.last_error = err
-        self.key_failures = self.key_failures + 1 if isinstance(err, TuyaKeyError) else 0
+        self._failures.record(err)
         for failure_callback in list(self._failure_callbacks):
             try:
                 failure_callback(err)
@@ -779,8 +771,8 @@ class TuyaDevice:
 
     def _deliver_dps(self, dps: dict[str, Any]) -> None:
         self.dps.update(dps)
-        for queue in self._push_queues:
-            queue.put_nowait(dps)
+        for waiter in self._push_queues:
+            waiter.push(dps)
         for callback in list(self._dps_callbacks):
             try:
                 callback(dps)

@@ -1,0 +1,122 @@
+"""How ``TuyaDevice.set_dps`` gets its confirmation: the ACK, STATUS pushes around it, their loss.
+
+Against the scripted plug of ``test_client_faults`` (real TCP on loopback, 3.3 frames from the
+simulator's device codec). A CONTROL is answered by an empty ACK and then a STATUS push with the
+changed DPs (spec §2.4); these tests move, split, break and drop those frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from custom_components.tuya_local_esp.tuya import Command, TuyaConnectionError, device
+
+from .conftest import wait_until
+from .test_client_faults import FaultyPlug, client
+from .test_client_faults import faulty as faulty  # noqa: PLC0414 - the fixture, re-exported
+
+DPS = b'{"dps":{"1":true,"9":0}}'
+
+
+def waiting_for_push(dev: Any) -> bool:
+    """The set_dps in progress got its ACK and now waits for the STATUS push."""
+    return any(w._wakeup is not None for w in dev._push_queues)
+
+
+async def test_a_push_before_a_lost_ack_confirms_at_once(faulty: Any) -> None:
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:  # the ACK is lost, the STATUS push arrives
+            return plug.frame(0, Command.STATUS, b'{"dps":{"1":false}}')
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    # the client would wait 30 s for the ACK: the push must end the wait instead
+    async with client(plug, auto_reconnect=False, timeout=30) as dev:
+        async with asyncio.timeout(10):
+            assert (await dev.set_dps({"1": False}))["1"] is False
+        assert plug.count == 2  # the first status query and the CONTROL: no query afterwards
+        assert not dev._push_queues
+
+
+async def test_pushes_around_the_ack_are_combined(
+    faulty: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(device, "PUSH_WAIT", 30.0)  # the late push is sent when the test says
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:
+            return (
+                plug.frame(0, Command.STATUS, b"not json")  # neither confirms nor breaks it
+                + plug.frame(0, Command.STATUS, b"{broken")
+                + plug.frame(0, Command.STATUS, b'{"dps":{"1":false}}')  # one of the two DPs
+                + plug.frame(seqno, msg.cmd, b"")
+            )
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    async with client(plug, auto_reconnect=False, timeout=30) as dev:
+        task = asyncio.create_task(dev.set_dps({"1": False, "9": 60}))
+        await wait_until(lambda: waiting_for_push(dev) or task.done())
+        assert not task.done()
+        plug.writers[-1].write(plug.frame(0, Command.STATUS, b'{"dps":{"9":60}}'))
+        async with asyncio.timeout(10):
+            confirmed = await task
+        assert confirmed == {"1": False, "9": 60}
+        assert plug.count == 2  # confirmed by the pushes alone
+        assert dev.dps["9"] == 60
+
+
+async def test_an_ack_carrying_the_dps_confirms(faulty: Any) -> None:
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:
+            return plug.frame(seqno, msg.cmd, b'{"dps":{"1":false}}')
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    async with client(plug, auto_reconnect=False, timeout=30) as dev:
+        async with asyncio.timeout(10):
+            assert (await dev.set_dps({"1": False}))["1"] is False
+        assert plug.count == 2
+
+
+async def test_connection_lost_while_waiting_for_the_push_fails_the_set(
+    faulty: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(device, "PUSH_WAIT", 30.0)
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:
+            return plug.frame(seqno, msg.cmd, b"")  # ACK, then the plug hangs up
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    async with client(plug, auto_reconnect=False, timeout=30) as dev:
+        task = asyncio.create_task(dev.set_dps({"1": False}))
+        await wait_until(lambda: waiting_for_push(dev) or task.done())
+        assert not task.done()
+        plug.writers[-1].close()
+        async with asyncio.timeout(10):
+            with pytest.raises(TuyaConnectionError):
+                await task
+        assert not dev._push_queues
+
+
+async def test_a_push_after_the_confirming_one_is_not_part_of_it(faulty: Any) -> None:
+    """A button pressed right after the command: the next state, not this command's answer."""
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:
+            return (
+                plug.frame(seqno, msg.cmd, b"")
+                + plug.frame(0, Command.STATUS, b'{"dps":{"1":false,"9":0}}')
+                + plug.frame(0, Command.STATUS, b'{"dps":{"1":true}}')
+            )
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    async with client(plug, auto_reconnect=False, timeout=30) as dev:
+        assert await dev.set_dps({"1": False}) == {"1": False, "9": 0}
+        await wait_until(lambda: dev.dps["1"] is True)  # the later push still updates the state
