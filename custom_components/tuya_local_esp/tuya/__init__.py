@@ -11,7 +11,9 @@ Also: ``dev.subscribe_connection(cb)``, ``dev.subscribe_failure(cb)`` (classifie
 :class:`TuyaKeyError` only when the device refused the key, :class:`TuyaBusyError` when another
 client holds it), ``dev.wake()`` (its UDP broadcast was heard: retry now), ``dev.busy``.
 ``device.py`` holds :class:`TuyaDevice` (the device across connections), ``connection.py`` one
-TCP connection. Behaviour under faults: ``docs/reliability.md``.
+TCP connection, ``failures.py`` the classification of failures across attempts (wrong key,
+busy, version suspicion), ``backoff.py`` the reconnect pacing. Behaviour under faults:
+``docs/reliability.md``.
 
 Protocol reference: ``../shared/docs/tuya-protocol.md`` (cited in each module).
 """
