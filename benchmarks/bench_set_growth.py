@@ -8,7 +8,8 @@ Usage::
 
 One client, one persistent connection to a simulator subprocess; the relay is toggled over and
 over. At every checkpoint (number of ``set_dps`` calls done so far) ``--sample`` further calls are
-timed and the length of the client's internal ``_push_queues`` set (set_dps calls waiting for a confirming push) is recorded; then a second
+timed and the size of the client's internal ``_push_queues`` (set_dps calls waiting for a
+confirming push) is recorded; then a second
 pass measures the memory still allocated per call (``tracemalloc``, after ``gc``). A client
 without leaks shows flat latency, a constant list length and ~0 bytes per call. (Reads a private
 attribute on purpose: this is a diagnostic, not an API test.)
@@ -50,7 +51,7 @@ async def _run(plug: PlugInfo, checkpoints: list[int], sample: int) -> list[dict
                 await dev.set_dps({"1": state})
                 samples.append(time.perf_counter() - t0)
                 done += 1
-            waiters = len(getattr(dev, "_push_queues"))
+            waiters = len(dev._push_queues)  # noqa: SLF001 - a diagnostic
             row = {"set_dps_done": done, "push_waiters": waiters, **summarize(samples)}
             rows.append(row)
             print(
