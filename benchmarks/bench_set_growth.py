@@ -51,7 +51,7 @@ async def _run(plug: PlugInfo, checkpoints: list[int], sample: int) -> list[dict
                 await dev.set_dps({"1": state})
                 samples.append(time.perf_counter() - t0)
                 done += 1
-            waiters = len(dev._push_queues)  # noqa: SLF001 - a diagnostic
+            waiters = len(dev._push_queues)  # a diagnostic: private on purpose
             row = {"set_dps_done": done, "push_waiters": waiters, **summarize(samples)}
             rows.append(row)
             print(
