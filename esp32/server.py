@@ -140,6 +140,11 @@ class Server:
         s.listen(2)  # pending connections hold lwIP netconns too (§9): keep the backlog short
         self._sock = s
         self._task = asyncio.create_task(self._accept())
+        import otaboot  # confirms this boot (or a new firmware) once it has run a while
+
+        asyncio.create_task(otaboot.watch(self, self.hub.cfg.get("ota_confirm_s", 30),
+                                          self.hub.cfg.get("ota_trial_s", 600)))
+        sys.modules.pop("otaboot", None)
         log.info("srv", "listening on %s:%d" % (self.host, self.port))
 
     def broadcast(self, obj):
@@ -277,6 +282,8 @@ class Server:
                     self.pending.remove(c)
                 if c in self.clients:
                     self.clients.remove(c)
+                if getattr(getattr(self, "ota", None), "c", None) is c:
+                    sys.modules["ota"].abort(self)  # its update is abandoned (ota.py)
                 if c.writer_task is not None:
                     c.writer_task.cancel()
             try:
@@ -320,6 +327,11 @@ class Server:
                 finally:
                     plugadmin = None
                     sys.modules.pop("plugadmin", None)
+            elif t in ("update_begin", "update_file", "update_chunk", "update_commit",
+                       "update_abort"):
+                import ota  # loaded while a firmware update runs (ota.py drops it after)
+
+                c.send(_ok(rid, ota.request(self, c, t, msg)))
             else:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:
