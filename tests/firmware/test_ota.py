@@ -40,7 +40,8 @@ def build_module() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "build_firmware", ROOT / "scripts" / "build_firmware.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules["build_firmware"] = mod
     spec.loader.exec_module(mod)
@@ -118,7 +119,8 @@ async def test_good_update_switches_restarts_and_reports_new_version(hub_factory
         finally:
             await client.close()
         state = ota_state(hub)
-        assert state["good"] == "ota_a" and "try" not in state
+        assert state["good"] == "ota_a"
+        assert "try" not in state
         assert hub.config_path.read_bytes() == config_before
 
         # a later boot stays on the confirmed version
@@ -163,7 +165,8 @@ async def test_bad_hash_refused_old_version_keeps_running(hub_factory, bundles) 
         await client.close()
     assert not (hub.workdir / "ota_a").exists()
     assert "try" not in ota_state(hub)
-    assert hub.proc is not None and hub.proc.poll() is None
+    assert hub.proc is not None
+    assert hub.proc.poll() is None
     hub.stop()
     boot_again(hub)
     await hub.wait_log("ready", within=15, start=hub._log_offset)
@@ -200,7 +203,8 @@ async def test_update_that_crashes_at_boot_is_rolled_back(hub_factory, bundles) 
         await hub.wait_log("ready", within=15, start=hub._log_offset)
         assert "did not come up in 2 boots; rolled back to the base set" in hub.log()
         state = ota_state(hub)
-        assert "try" not in state and state["failed"] == "9.9.8"
+        assert "try" not in state
+        assert state["failed"] == "9.9.8"
         assert hub.config_path.read_bytes() == config_before
         assert hub.plugs_path.read_bytes() == plugs_before
         client = hub.client()
@@ -252,7 +256,8 @@ async def test_connection_dropped_mid_update(hub_factory, bundles) -> None:
     assert (hub.workdir / "ota_a" / f.name).exists()
     await client.close()
     await hub.wait_log(f"update to {NEW} abandoned")
-    assert hub.proc is not None and hub.proc.poll() is None
+    assert hub.proc is not None
+    assert hub.proc.poll() is None
     client = hub.client()
     try:
         assert (await client.connect()).firmware == OLD
@@ -321,7 +326,8 @@ async def test_second_client_during_update_gets_busy(hub_factory, bundles) -> No
         finally:
             await first.close()
             await second.close()
-        assert hub.proc is not None and hub.proc.poll() is None
+        assert hub.proc is not None
+        assert hub.proc.poll() is None
 
 
 async def test_bad_requests_and_incompatible_modules(hub_factory, bundles) -> None:
@@ -371,9 +377,7 @@ async def test_bad_requests_and_incompatible_modules(hub_factory, bundles) -> No
             with pytest.raises(HubCommandError) as err:
                 await client.request("update_chunk", parse_reply_object, **chunk)
             assert err.value.code == "bad_request", chunk
-        await client.request(
-            "update_chunk", parse_reply_object, name="x.py", offset=0, data="eA=="
-        )
+        await client.request("update_chunk", parse_reply_object, name="x.py", offset=0, data="eA==")
         with pytest.raises(HubCommandError) as err:  # 1 of 2 files
             await client.request("update_commit", parse_reply_object)
         assert err.value.code == "bad_request"

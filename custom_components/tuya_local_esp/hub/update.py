@@ -11,6 +11,7 @@ does not come up). No Home Assistant imports.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -41,8 +42,11 @@ class FirmwareFile:
 
 @dataclass(frozen=True, slots=True)
 class FirmwareBundle:
-    """A firmware to install: its version (``hello.fw`` once running), the
-    ``sys.implementation._mpy`` value its modules need (None for source modules), the files."""
+    """A firmware to install.
+
+    ``version`` is what the hub reports in ``hello.fw`` once running it, ``mpy`` the
+    ``sys.implementation._mpy`` value its modules need (None for source modules).
+    """
 
     version: str
     mpy: int | None
@@ -55,8 +59,10 @@ class FirmwareBundle:
 
 
 class FirmwareBundleError(ValueError):
-    """A bundle directory that cannot be installed: missing, malformed, or a file whose
-    content does not match the SHA-256 in its manifest."""
+    """A bundle directory that cannot be installed.
+
+    It is missing or malformed, or a file does not match the SHA-256 in its manifest.
+    """
 
 
 def load_bundle(directory: Path) -> FirmwareBundle:
@@ -153,7 +159,5 @@ async def install(
 
 async def _abort(client: HubClient) -> None:
     """Ask the hub to drop the update now (best effort: a dropped connection does it too)."""
-    try:
+    with contextlib.suppress(HubError):
         await client.request("update_abort", parse_reply_object)
-    except HubError:
-        pass
