@@ -153,8 +153,10 @@ async def test_missing_bundle_offers_nothing(
     with patch.object(update_platform, "FIRMWARE_DIR", empty):
         await setup_hub(hass, hub, plug)
     await wait_until(
-        lambda: (s := hass.states.get(ENTITY)) is not None
-        and s.attributes.get(ATTR_INSTALLED_VERSION) == "0.1.0",
+        lambda: (
+            (s := hass.states.get(ENTITY)) is not None
+            and s.attributes.get(ATTR_INSTALLED_VERSION) == "0.1.0"
+        ),
         within=10,
     )
     assert shown(hass, ATTR_LATEST_VERSION) is None
@@ -194,7 +196,7 @@ def test_damaged_bundles_are_refused(tmp_path: Path) -> None:
     assert load_bundle(bundle_dir).version == NEW
     victim = bundle_dir / "app.mpy"
     victim.write_bytes(victim.read_bytes() + b"\0")
-    with pytest.raises(FirmwareBundleError, match="app.mpy: content does not match"):
+    with pytest.raises(FirmwareBundleError, match=r"app\.mpy: content does not match"):
         load_bundle(bundle_dir)
     (bundle_dir / "manifest.json").write_text(json.dumps({"version": 1, "files": []}))
     with pytest.raises(FirmwareBundleError, match="malformed manifest"):
