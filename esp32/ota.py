@@ -13,7 +13,7 @@ import sys
 
 import log
 import otaboot
-from hubproto import E_BAD_REQUEST, E_BUSY, E_STORAGE, HubErr
+from hubproto import E_BAD_REQUEST, E_BUSY, E_STORAGE, E_UNKNOWN_TYPE, HubErr
 
 CHUNK = const(1024)  # largest chunk: 1368 base64 characters, well within a record (§3, §5)
 _MAX_FILES = const(64)
@@ -74,6 +74,8 @@ def request(srv, c, t, msg):
     try:
         if t == "update_begin":
             return _begin(srv, c, msg)
+        if t not in ("update_file", "update_chunk", "update_commit", "update_abort"):
+            raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         u = getattr(srv, "ota", None)
         if u is None:
             raise HubErr(E_BAD_REQUEST, "no update in progress")

@@ -97,32 +97,23 @@ def confirm(d):
     return ver
 
 
-async def watch(srv, confirm_s=30, trial_s=600):
-    """Started by the server once it listens. Confirms the boot after `confirm_s` seconds of
-    running; a trial also needs an authenticated client (Home Assistant). A trial that is not
-    confirmed within `trial_s` seconds restarts the board (a failed boot: after _TRIES of them
-    the loader rolls back)."""
-    import asyncio
-    import time
-
+def finish(cfg, ok):
+    """End of server._confirm_boot: confirm this boot (`ok`), or restart the board because a
+    new firmware on trial was not confirmed in time (a failed boot: after _TRIES of them the
+    loader rolls back). `cfg["ota"]` is boot()'s result."""
     import board
     import log
 
-    info = srv.hub.cfg.get("ota") or ["", False, False]
-    t0 = time.ticks_ms()
-    while True:
-        await asyncio.sleep_ms(500)
-        up = time.ticks_diff(time.ticks_ms(), t0) // 1000
-        if up >= confirm_s and (srv.clients or not info[1]):
-            try:
-                ver = confirm(info[0])
-                if ver:
-                    log.info("ota", "firmware %s confirmed" % ver)
-                info[1] = False
-            except OSError as e:
-                log.error("ota", "cannot confirm the boot: %s" % e)
-            return
-        if info[1] and up >= trial_s:
-            log.error("ota", "new firmware not confirmed in %d s; restarting" % trial_s)
-            board.reset()
-            sys.exit(1)  # the unix port: as a board reset
+    info = cfg["ota"]
+    if ok:
+        try:
+            ver = confirm(info[0])
+            if ver:
+                log.info("ota", "firmware %s confirmed" % ver)
+            info[1] = False
+        except OSError as e:
+            log.error("ota", "cannot confirm the boot: %s" % e)
+        return
+    log.error("ota", "new firmware not confirmed in %d s; restarting" % cfg.get("ota_trial_s", 600))
+    board.reset()
+    sys.exit(1)  # the unix port: as a board reset

@@ -140,11 +140,8 @@ class Server:
         s.listen(2)  # pending connections hold lwIP netconns too (§9): keep the backlog short
         self._sock = s
         self._task = asyncio.create_task(self._accept())
-        import otaboot  # confirms this boot (or a new firmware) once it has run a while
-
-        asyncio.create_task(otaboot.watch(self, self.hub.cfg.get("ota_confirm_s", 30),
-                                          self.hub.cfg.get("ota_trial_s", 600)))
-        sys.modules.pop("otaboot", None)
+        if self.hub.cfg.get("ota"):  # main.py's firmware loader state (otaboot.py)
+            asyncio.create_task(self._confirm_boot())
         log.info("srv", "listening on %s:%d" % (self.host, self.port))
 
     def broadcast(self, obj):
@@ -327,8 +324,7 @@ class Server:
                 finally:
                     plugadmin = None
                     sys.modules.pop("plugadmin", None)
-            elif t in ("update_begin", "update_file", "update_chunk", "update_commit",
-                       "update_abort"):
+            elif isinstance(t, str) and t.startswith("update_"):
                 import ota  # loaded while a firmware update runs (ota.py drops it after)
 
                 c.send(_ok(rid, ota.request(self, c, t, msg)))
@@ -336,6 +332,26 @@ class Server:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:
             c.send(_err(rid, e.code, e.msg))
+
+    async def _confirm_boot(self):
+        """Once the hub has run `ota_confirm_s` (30 s), with an authenticated client for a new
+        firmware on trial, confirm this boot to the firmware loader (otaboot.finish); a trial
+        still unconfirmed after `ota_trial_s` (600 s) restarts instead. Waits here rather than
+        in otaboot.py, so the loader's code is loaded only for the end."""
+        cfg = self.hub.cfg
+        t0 = time.ticks_ms()
+        while True:
+            await asyncio.sleep_ms(1000)
+            up = time.ticks_diff(time.ticks_ms(), t0) // 1000
+            ok = up >= cfg.get("ota_confirm_s", 30) and (self.clients or not cfg["ota"][1])
+            if ok or cfg["ota"][1] and up >= cfg.get("ota_trial_s", 600):
+                break
+        import otaboot
+
+        try:
+            otaboot.finish(cfg, ok)
+        finally:
+            sys.modules.pop("otaboot", None)
 
     def _spawn(self, c, rid, coro):
         self._active += 1
