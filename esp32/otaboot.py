@@ -6,8 +6,10 @@
 # over USB (the base set, next to main.py), the slots `ota_a/` and `ota_b/` written by updates
 # (ota.py), and `ota.json`, the state: {"good": slot of the last confirmed set ("" = base),
 # "try": slot on trial (absent when none), "ver": its version, "boots": boots since the last
-# confirmation, "failed": version last rolled back}. ota.json is replaced atomically (write
-# `ota.json.tmp`, then rename), so a power cut leaves the old or the new state.
+# confirmation, "failed": version last rolled back, "base": stamp of the base set (_stamp):
+# when it changes, modules were installed over USB and the base set runs again}. ota.json is
+# replaced atomically (write `ota.json.tmp`, then rename), so a power cut leaves the old or the
+# new state.
 #
 # main.py imports this module from the base set before anything else and drops it: it imports
 # only built-in modules, so no firmware module is loaded from the base set by mistake. The base
@@ -55,11 +57,37 @@ def write(d, s):
         os.rename(p + ".tmp", p)
 
 
+def _stamp(base):
+    """Short SHA-256 of the base set's app module: it changes when modules are installed over
+    USB (app.py carries the version), which then win over the update slots."""
+    import binascii
+    import hashlib
+
+    for n in ("app.mpy", "app.py"):
+        try:
+            h = hashlib.sha256()
+            with open(join(base, n), "rb") as f:
+                while True:
+                    b = f.read(512)
+                    if not b:
+                        break
+                    h.update(b)
+            return binascii.hexlify(h.digest()[:8]).decode()
+        except OSError:
+            pass
+    return None
+
+
 def boot(cfg_path):
     """Count this boot, roll back a trial after _TRIES boots without confirmation, and put the
     chosen set's directory first on sys.path. Returns [data dir, trial?, safe mode?]."""
     d = data_dir(cfg_path)
     s = read(d)
+    st = _stamp(sys.path[0])
+    if s.get("base") != st:
+        if s.get("good") or s.get("try"):
+            print("ota: modules installed over USB; they replace the updates")
+        s = {"base": st}
     n = s.get("boots", 0)
     n = (n if isinstance(n, int) else 0) + 1
     trial = s.get("try")

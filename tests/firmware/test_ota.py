@@ -64,10 +64,10 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"good": good, "broken": broken}
 
 
-def boot_again(hub: HubProcess) -> None:
+def boot_again(hub: HubProcess, base: Path = ESP32) -> None:
     """Start the firmware again in the same directory, as a board boots after a reset (the
-    configuration is not rewritten)."""
-    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    configuration is not rewritten); ``base``: the modules installed over USB."""
+    hub._spawn([MICROPYTHON, str(base / "main.py"), str(hub.config_path)])
 
 
 async def wait_exit(hub: HubProcess, within: float = 20) -> int:
@@ -398,7 +398,7 @@ async def test_safe_mode_after_repeated_failed_boots(hub_factory) -> None:
         await hub.wait_log("ota: boot 1 of the base set")
         await wait_for(lambda: ota_state(hub)["boots"] == 0, within=15)
         hub.stop()
-        (hub.workdir / "ota.json").write_text(json.dumps({"boots": 4}))
+        (hub.workdir / "ota.json").write_text(json.dumps({**ota_state(hub), "boots": 4}))
         boot_again(hub)
         await hub.wait_log("ready", within=15, start=hub._log_offset)
         assert "ota: boot 5 of the base set (safe mode)" in hub.log()
@@ -443,3 +443,39 @@ async def test_unconfirmed_trial_restarts_and_rolls_back(hub_factory, bundles) -
         assert (await client.connect()).firmware == OLD
     finally:
         await client.close()
+
+
+async def test_usb_install_replaces_the_updates(hub_factory, bundles, tmp_path: Path) -> None:
+    """Modules installed over USB (the base set next to main.py) win over an update installed
+    from Home Assistant: the loader sees the base set changed and runs it."""
+    base = tmp_path / "usb"
+    shutil.copytree(ESP32, base)
+    hub = hub_factory(ota_confirm_s=1)
+    await hub.start()
+    client = hub.client()
+    try:
+        await client.connect()
+        await install(client, load_bundle(bundles["good"]))
+    finally:
+        await client.close()
+    assert await wait_exit(hub) == 0
+    boot_again(hub, base)  # the same base set: the update runs
+    await hub.wait_log("ready", within=15, start=hub._log_offset)
+    client = hub.client()
+    try:
+        assert (await client.connect()).firmware == NEW
+        await hub.wait_log("firmware 9.9.9 confirmed", within=15)
+    finally:
+        await client.close()
+    hub.stop()
+    app = base / "app.py"  # a USB install of another version
+    app.write_text(app.read_text().replace(f'FW_VERSION = "{OLD}"', 'FW_VERSION = "1.0.0-usb"'))
+    boot_again(hub, base)
+    await hub.wait_log("ready", within=15, start=hub._log_offset)
+    assert "ota: modules installed over USB; they replace the updates" in hub.log()
+    client = hub.client()
+    try:
+        assert (await client.connect()).firmware == "1.0.0-usb"
+    finally:
+        await client.close()
+    assert "good" not in ota_state(hub)
