@@ -1,54 +1,53 @@
 # Firmware update over the hub channel (docs/hub-protocol.md §7.3.1): the requests
-# update_begin, update_file, update_chunk, update_commit and update_abort. server.py imports
-# this module for these requests only; it stays loaded while an update runs and is dropped
-# when the update ends. Each file is streamed to flash chunk by chunk (never whole in RAM),
-# checked by SHA-256, and written into the slot directory that is not running; the commit
-# switches to it by replacing ota.json atomically (otaboot.py), then the hub restarts into it
-# on trial. One update at a time (the client that began it); a client that disconnects
-# abandons it, and the next update_begin cleans the slot.
-import binascii
-import hashlib
+# update_begin, update_file, update_commit and update_abort (update_chunk is otachunk.py).
+# server.py imports this module for one request and drops it again; the update's state lives
+# in srv.ota, a list (no class: it would keep this module's code in the heap between
+# requests): [client, data dir, slot dir, version, files, mpy, names done, current file
+# [name, size, sha256 hex, bytes written], hash object, open file]. Each file is streamed to
+# flash chunk by chunk (never whole in RAM), checked by SHA-256 and written into the slot
+# directory that is not running; the commit switches to it by replacing ota.json atomically
+# (otaboot.py), then the hub restarts into it on trial. One update at a time (the client that
+# began it); a client that disconnects abandons it, and the next update_begin cleans the slot.
 import os
 import sys
 
 import log
-import otaboot
 from hubproto import E_BAD_REQUEST, E_BUSY, E_STORAGE, E_UNKNOWN_TYPE, HubErr
 
-CHUNK = const(1024)  # largest chunk: 1368 base64 characters, well within a record (§3, §5)
 _MAX_FILES = const(64)
 _MAX_FILE = const(262144)
 SLOTS = ("ota_a", "ota_b")
-E_BAD_HASH = "bad_hash"
-E_INCOMPATIBLE = "incompatible"
+_C = const(0)
+_D = const(1)
+_DIR = const(2)
+_VER = const(3)
+_N = const(4)
+_MPY = const(5)
+_DONE = const(6)
+_CUR = const(7)
+_H = const(8)
+_F = const(9)
 
 
-class Update:
-    """The update in progress: its client, slot, declared file count and total size, the file
-    being written (name, size, SHA-256 expected, bytes so far, hash object, open file)."""
+def _join(d, name):
+    return d + "/" + name if d else name
 
-    def __init__(self, c, d, slot, ver, nfiles, total, mpy):
-        self.c = c
-        self.d = d
-        self.slot = slot
-        self.dir = otaboot.join(d, slot)
-        self.ver = ver
-        self.nfiles = nfiles
-        self.total = total
-        self.mpy = mpy
-        self.done = []  # names of the files received and checked
-        self.cur = None  # [name, size, sha256 hex, bytes written]
-        self.h = None
-        self.f = None
 
-    def close(self):
-        f = self.f
-        self.f = self.h = self.cur = None
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
+def _otaboot():
+    import otaboot
+
+    sys.modules.pop("otaboot", None)  # used for this request only
+    return otaboot
+
+
+def _close(u):
+    f = u[_F]
+    u[_F] = u[_H] = u[_CUR] = None
+    if f is not None:
+        try:
+            f.close()
+        except OSError:
+            pass
 
 
 def abort(srv, clean=False):
@@ -56,43 +55,34 @@ def abort(srv, clean=False):
     the slot's files are removed now, else by the next update_begin."""
     u = getattr(srv, "ota", None)
     srv.ota = None
-    sys.modules.pop("ota", None)
-    sys.modules.pop("otaboot", None)
     if u is not None:
-        u.close()
-        log.info("ota", "update to %s abandoned" % u.ver)
+        _close(u)
+        log.info("ota", "update to %s abandoned" % u[_VER])
         if clean:
             try:
-                _clean(u.dir)
+                _clean(u[_DIR])
             except OSError:
                 pass
 
 
 def request(srv, c, t, msg):
-    """Handle one update request of client `c`; returns the result data, raises HubErr. The
-    module drops itself from sys.modules when no update remains."""
-    try:
-        if t == "update_begin":
-            return _begin(srv, c, msg)
-        if t not in ("update_file", "update_chunk", "update_commit", "update_abort"):
-            raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
-        u = getattr(srv, "ota", None)
-        if u is None:
-            raise HubErr(E_BAD_REQUEST, "no update in progress")
-        if u.c is not c:
-            raise HubErr(E_BUSY, "another client is updating the hub")
-        if t == "update_file":
-            return _file(u, msg)
-        if t == "update_chunk":
-            return _chunk(srv, u, msg)
-        if t == "update_commit":
-            return _commit(srv, u)
-        abort(srv, True)
-        return {}
-    finally:
-        if getattr(srv, "ota", None) is None:
-            sys.modules.pop("ota", None)
-            sys.modules.pop("otaboot", None)
+    """Handle update_begin/file/commit/abort of client `c`; returns the result data, raises
+    HubErr."""
+    if t == "update_begin":
+        return _begin(srv, c, msg)
+    if t not in ("update_file", "update_commit", "update_abort"):
+        raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
+    u = getattr(srv, "ota", None)
+    if u is None:
+        raise HubErr(E_BAD_REQUEST, "no update in progress")
+    if u[_C] is not c:
+        raise HubErr(E_BUSY, "another client is updating the hub")
+    if t == "update_file":
+        return _file(u, msg)
+    if t == "update_commit":
+        return _commit(srv, u)
+    abort(srv, True)
+    return {}
 
 
 def _bad(msg):
@@ -105,7 +95,7 @@ def _begin(srv, c, msg):
         raise HubErr(E_BUSY, "the running firmware is still on trial")
     u = getattr(srv, "ota", None)
     if u is not None:
-        if u.c is not c and not u.c.closed:
+        if u[_C] is not c and not u[_C].closed:
             raise HubErr(E_BUSY, "another client is updating the hub")
         abort(srv)
     ver = msg.get("version")
@@ -127,101 +117,71 @@ def _begin(srv, c, msg):
         # the architecture must match (MicroPython docs, "MicroPython .mpy files")
         if mpy & 0xFF != own & 0xFF or arch and (mpy & 0x3FF != own & 0x3FF or
                                                   arch != own >> 10):
-            raise HubErr(E_INCOMPATIBLE, "modules for mpy %d, this hub runs %d" % (mpy, own))
+            raise HubErr("incompatible", "modules for mpy %d, this hub runs %d" % (mpy, own))
     d = info[0]
-    good = otaboot.read(d).get("good") or ""
+    good = _otaboot().read(d).get("good") or ""
     slot = SLOTS[1] if good == SLOTS[0] else SLOTS[0]
-    u = Update(c, d, slot, ver, n, total, mpy)
+    path = _join(d, slot)
     try:
-        _clean(u.dir)
-        os.mkdir(u.dir)
+        _clean(path)
+        os.mkdir(path)
     except OSError as e:
         raise HubErr(E_STORAGE, "cannot prepare %s: %s" % (slot, e))
     free = _free(d)
     if free is not None and free < total + 8192:
         raise HubErr(E_STORAGE, "%d bytes of flash free, the update needs %d" % (free, total))
-    srv.ota = u
+    srv.ota = [c, d, path, ver, n, mpy, [], None, None, None]
     log.info("ota", "update to %s: %d files, %d bytes into %s" % (ver, n, total, slot))
-    return {"chunk": CHUNK}
+    return {"chunk": 256}  # otachunk.CHUNK
 
 
 def _file(u, msg):
-    if u.cur is not None:
-        _bad("%s is not complete" % u.cur[0])
-    if len(u.done) >= u.nfiles:
-        _bad("all %d files received" % u.nfiles)
+    if u[_CUR] is not None:
+        _bad("%s is not complete" % u[_CUR][0])
+    if len(u[_DONE]) >= u[_N]:
+        _bad("all %d files received" % u[_N])
     name = msg.get("name")
     size = msg.get("size")
     h = msg.get("sha256")
-    if not _name_ok(name) or name in u.done:
+    if not _name_ok(name) or name in u[_DONE]:
         _bad("bad or repeated file name")
-    if name[-4:] == ".mpy" and u.mpy is None:
+    if name[-4:] == ".mpy" and u[_MPY] is None:
         _bad(".mpy files need mpy in update_begin")
     if not isinstance(size, int) or not 0 < size <= _MAX_FILE:
         _bad("size out of range")
     if not isinstance(h, str) or len(h) != 64:
         _bad("sha256 must be 64 hex digits")
+    import hashlib
+
     try:
-        u.f = open(otaboot.join(u.dir, name), "wb")
+        u[_F] = open(_join(u[_DIR], name), "wb")
     except OSError as e:
         raise HubErr(E_STORAGE, "cannot write %s: %s" % (name, e))
-    u.h = hashlib.sha256()
-    u.cur = [name, size, h.lower(), 0]
+    u[_H] = hashlib.sha256()
+    u[_CUR] = [name, size, h.lower(), 0]
     return {"name": name}
 
 
-def _chunk(srv, u, msg):
-    cur = u.cur
-    if cur is None or msg.get("name") != cur[0]:
-        _bad("no such file being written")
-    if msg.get("offset") != cur[3]:
-        _bad("expected offset %d" % cur[3])
-    data = msg.get("data")
-    if not isinstance(data, str):
-        _bad("data must be base64")
-    try:
-        b = binascii.a2b_base64(data)
-    except ValueError:
-        _bad("data must be base64")
-    data = None
-    if not b or len(b) > CHUNK or cur[3] + len(b) > cur[1]:
-        _bad("chunk of %d bytes does not fit" % len(b))
-    try:
-        u.f.write(b)
-    except OSError as e:
-        abort(srv, True)
-        raise HubErr(E_STORAGE, "cannot write %s: %s" % (cur[0], e))
-    u.h.update(b)
-    cur[3] += len(b)
-    if cur[3] == cur[1]:
-        got = binascii.hexlify(u.h.digest()).decode()
-        u.close()
-        if got != cur[2]:
-            log.warn("ota", "%s: SHA-256 mismatch; update to %s refused" % (cur[0], u.ver))
-            abort(srv, True)
-            raise HubErr(E_BAD_HASH, "%s: SHA-256 does not match" % cur[0])
-        u.done.append(cur[0])
-    return {"name": cur[0], "received": cur[3]}
-
-
 def _commit(srv, u):
-    if u.cur is not None or len(u.done) != u.nfiles:
-        _bad("%d of %d files received" % (len(u.done), u.nfiles))
-    s = otaboot.read(u.d)
-    s["try"] = u.slot
-    s["ver"] = u.ver
+    if u[_CUR] is not None or len(u[_DONE]) != u[_N]:
+        _bad("%d of %d files received" % (len(u[_DONE]), u[_N]))
+    ob = _otaboot()
+    s = ob.read(u[_D])
+    slot = u[_DIR][u[_DIR].rfind("/") + 1:]
+    s["try"] = slot
+    s["ver"] = u[_VER]
     s["boots"] = 0
     try:
-        otaboot.write(u.d, s)  # the switch: the next boot runs the new set, on trial
+        ob.write(u[_D], s)  # the switch: the next boot runs the new set, on trial
     except OSError as e:
         abort(srv, True)
         raise HubErr(E_STORAGE, "cannot switch: %s" % e)
     srv.ota = None
-    log.info("ota", "firmware %s installed in %s; restarting" % (u.ver, u.slot))
+    log.info("ota", "firmware %s installed in %s; restarting" % (u[_VER], slot))
     import asyncio
 
-    asyncio.create_task(_restart(u.c))
-    return {"version": u.ver}
+    asyncio.create_task(_restart(u[_C]))
+    return {"version": u[_VER]}
 
 
 async def _restart(c):
@@ -257,7 +217,7 @@ def _clean(path):
     except OSError:
         return
     for n in names:
-        os.remove(otaboot.join(path, n))
+        os.remove(_join(path, n))
     os.rmdir(path)
 
 

@@ -279,8 +279,11 @@ class Server:
                     self.pending.remove(c)
                 if c in self.clients:
                     self.clients.remove(c)
-                if getattr(getattr(self, "ota", None), "c", None) is c:
-                    sys.modules["ota"].abort(self)  # its update is abandoned (ota.py)
+                if getattr(self, "ota", None) and self.ota[0] is c:
+                    import ota  # its firmware update is abandoned
+
+                    ota.abort(self)
+                    sys.modules.pop("ota", None)
                 if c.writer_task is not None:
                     c.writer_task.cancel()
             try:
@@ -324,10 +327,22 @@ class Server:
                 finally:
                     plugadmin = None
                     sys.modules.pop("plugadmin", None)
-            elif isinstance(t, str) and t.startswith("update_"):
-                import ota  # loaded while a firmware update runs (ota.py drops it after)
+            elif t == "update_chunk":  # firmware update (ota.py): its code loaded per request
+                import otachunk
 
-                c.send(_ok(rid, ota.request(self, c, t, msg)))
+                try:
+                    c.send(_ok(rid, otachunk.chunk(self, c, msg)))
+                finally:
+                    otachunk = None
+                    sys.modules.pop("otachunk", None)
+            elif isinstance(t, str) and t.startswith("update_"):
+                import ota
+
+                try:
+                    c.send(_ok(rid, ota.request(self, c, t, msg)))
+                finally:
+                    ota = None
+                    sys.modules.pop("ota", None)
             else:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:

@@ -24,8 +24,8 @@ from .errors import HubCommandError, HubError, HubProtocolError
 from .models import parse_reply_object
 
 CHUNK: Final = 1024
-"""Bytes per ``update_chunk`` (1368 base64 characters: a record stays far below 4096 bytes,
-§3, §5); the hub's ``update_begin`` answer may ask for less."""
+"""Largest ``update_chunk`` sent (1368 base64 characters: a record stays far below 4096 bytes,
+§3, §5); the hub's ``update_begin`` answer asks for less (256 bytes: its heap is fragmented)."""
 
 type Progress = Callable[[int, int], None]
 """Called with (bytes sent, bytes in all) after every chunk."""
