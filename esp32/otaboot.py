@@ -112,12 +112,13 @@ def boot(cfg_path):
     return [d, bool(trial), safe]
 
 
-def confirm(d):
-    """This boot came up: a trial becomes the good set, the boot count restarts. Returns the
-    confirmed set's version for a trial, else None."""
+def confirm(d, trial):
+    """This boot came up: if it runs a trial (`trial`), the trial becomes the good set; the boot
+    count restarts. A trial committed by an update during this boot stays a trial: it has not
+    booted yet. Returns the confirmed set's version for a trial, else None."""
     s = read(d)
     ver = None
-    if s.get("try"):
+    if trial and s.get("try"):
         s["good"] = s.pop("try")
         ver = s.get("ver")
     s["boots"] = 0
@@ -135,7 +136,7 @@ def finish(cfg, ok):
     info = cfg["ota"]
     if ok:
         try:
-            ver = confirm(info[0])
+            ver = confirm(info[0], info[1])
             if ver:
                 log.info("ota", "firmware %s confirmed" % ver)
             info[1] = False
