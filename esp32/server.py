@@ -140,6 +140,8 @@ class Server:
         s.listen(2)  # pending connections hold lwIP netconns too (§9): keep the backlog short
         self._sock = s
         self._task = asyncio.create_task(self._accept())
+        if self.hub.cfg.get("ota"):  # main.py's firmware loader state (otaboot.py)
+            asyncio.create_task(self._confirm_boot())
         log.info("srv", "listening on %s:%d" % (self.host, self.port))
 
     def broadcast(self, obj):
@@ -277,6 +279,11 @@ class Server:
                     self.pending.remove(c)
                 if c in self.clients:
                     self.clients.remove(c)
+                if getattr(self, "ota", None) and self.ota[0] is c:
+                    import ota  # its firmware update is abandoned
+
+                    ota.abort(self)
+                    sys.modules.pop("ota", None)
                 if c.writer_task is not None:
                     c.writer_task.cancel()
             try:
@@ -320,10 +327,46 @@ class Server:
                 finally:
                     plugadmin = None
                     sys.modules.pop("plugadmin", None)
+            elif t == "update_chunk":  # firmware update (ota.py): its code loaded per request
+                import otachunk
+
+                try:
+                    c.send(_ok(rid, otachunk.chunk(self, c, msg)))
+                finally:
+                    otachunk = None
+                    sys.modules.pop("otachunk", None)
+            elif isinstance(t, str) and t.startswith("update_"):
+                import ota
+
+                try:
+                    c.send(_ok(rid, ota.request(self, c, t, msg)))
+                finally:
+                    ota = None
+                    sys.modules.pop("ota", None)
             else:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:
             c.send(_err(rid, e.code, e.msg))
+
+    async def _confirm_boot(self):
+        """Once the hub has run `ota_confirm_s` (30 s), with an authenticated client for a new
+        firmware on trial, confirm this boot to the firmware loader (otaboot.finish); a trial
+        still unconfirmed after `ota_trial_s` (600 s) restarts instead. Waits here rather than
+        in otaboot.py, so the loader's code is loaded only for the end."""
+        cfg = self.hub.cfg
+        t0 = time.ticks_ms()
+        while True:
+            await asyncio.sleep_ms(1000)
+            up = time.ticks_diff(time.ticks_ms(), t0) // 1000
+            ok = up >= cfg.get("ota_confirm_s", 30) and (self.clients or not cfg["ota"][1])
+            if ok or cfg["ota"][1] and up >= cfg.get("ota_trial_s", 600):
+                break
+        import otaboot
+
+        try:
+            otaboot.finish(cfg, ok)
+        finally:
+            sys.modules.pop("otaboot", None)
 
     def _spawn(self, c, rid, coro):
         self._active += 1

@@ -44,6 +44,7 @@ PLATFORMS_HUB = [
     Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
+    Platform.UPDATE,  # the hub's firmware (update.py)
 ]
 
 

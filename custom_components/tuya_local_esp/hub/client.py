@@ -506,6 +506,15 @@ class HubClient:
         health: HubHealth = await self._request("health", parse_health)
         return health
 
+    async def request(self, kind: str, parse: Callable[[object], Any], **fields: Any) -> Any:
+        """Send request ``kind`` with ``fields`` (hub-protocol §7.3); return ``parse(data)``.
+
+        For requests without a method here (the firmware update of :mod:`.update`). Raises
+        :class:`HubCommandError` (the hub's error code), :class:`HubTimeoutError`,
+        :class:`HubConnectionError`, :class:`HubProtocolError` (from ``parse``).
+        """
+        return await self._request(kind, parse, **fields)
+
 
 def _add[C](callbacks: dict[object, C], callback: C) -> Callable[[], None]:
     token = object()

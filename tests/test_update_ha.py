@@ -1,0 +1,206 @@
+"""The hub's firmware update entity in Home Assistant, against the real firmware (MicroPython
+unix port) over loopback: install with progress, the hub restarting into the new version, a
+refused update reported as a translated error, and the shipped bundle matching the sources."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from homeassistant.components.update import (
+    ATTR_IN_PROGRESS,
+    ATTR_INSTALLED_VERSION,
+    ATTR_LATEST_VERSION,
+    ATTR_UPDATE_PERCENTAGE,
+    SERVICE_INSTALL,
+)
+from homeassistant.components.update import DOMAIN as UPDATE_DOMAIN
+from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers.event import async_track_state_change_event
+
+from custom_components.tuya_local_esp import update as update_platform
+from custom_components.tuya_local_esp.hub.update import FirmwareBundleError, load_bundle
+from tuya_sim import SimulatedPlug
+
+from .conftest import wait_for_state, wait_until
+from .firmware.conftest import ESP32, KEYS, MICROPYTHON, HubProcess, plug_record
+from .firmware.test_ota import build_module
+from .test_hub_ha import hub_entry
+
+ENTITY = "update.tuya_esp32_hub_testhub_firmware"
+NEW = "9.9.9"
+
+
+@pytest.fixture
+async def plug() -> AsyncIterator[SimulatedPlug]:
+    sim = SimulatedPlug(device_id="bfupdateplug00abcdefgh", local_key=KEYS[0], dps={"1": True})
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, plug: SimulatedPlug) -> AsyncIterator[HubProcess]:
+    proc = HubProcess(tmp_path, ota_confirm_s=1, plugs=[plug_record(plug, name="Update plug")])
+    await proc.start()
+    yield proc
+    proc.stop()
+    proc.assert_no_secrets()
+
+
+async def setup_hub(hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug) -> None:
+    entry = hub_entry(hub, [{"id": plug.device_id, "name": "Update plug", "ver": "3.3"}])
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for_state(hass, "switch.update_plug", "on", within=15)
+
+
+def shown(hass: HomeAssistant, attr: str) -> Any:
+    state = hass.states.get(ENTITY)
+    assert state is not None
+    return state.attributes.get(attr)
+
+
+async def test_install_from_home_assistant(
+    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """The entity offers the bundled 9.9.9 over the hub's 0.1.0; install sends it with
+    progress, the hub restarts (started again here, as a board boots), HA reconnects and the
+    entity shows 9.9.9 with no update left; the plug still switches."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == "0.1.0"
+    assert shown(hass, ATTR_LATEST_VERSION) == NEW
+    progress: list[Any] = []
+
+    @callback
+    def on_change(event: Event[EventStateChangedData]) -> None:
+        new = event.data["new_state"]
+        if new is not None and new.attributes.get(ATTR_IN_PROGRESS):
+            progress.append(new.attributes.get(ATTR_UPDATE_PERCENTAGE))
+
+    unsub = async_track_state_change_event(hass, ENTITY, on_change)
+    await hass.services.async_call(
+        UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+    )
+    unsub()
+    assert progress[0] == 0
+    assert progress[-1] == 100
+    assert progress == sorted(progress)
+    assert len(set(progress)) > 10
+    # the hub restarts into the new firmware: meanwhile the entity is unavailable
+    proc = hub.proc
+    assert proc is not None
+    await wait_until(lambda: proc.poll() is not None, within=20)
+    assert proc.returncode == 0
+    await wait_for_state(hass, ENTITY, "unavailable", within=20)
+    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    await wait_for_state(hass, ENTITY, "off", within=30)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == NEW
+    assert shown(hass, ATTR_IN_PROGRESS) is False
+    await hub.wait_log("firmware 9.9.9 confirmed", within=20)
+    await wait_for_state(hass, "switch.update_plug", "on", within=15)
+
+
+async def test_refused_update_is_a_translated_error(
+    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """A bundle of ESP32 (xtensawin) modules, as shipped with the integration: the unix-port
+    hub refuses it as incompatible before writing anything; the user gets the translated
+    error and the hub keeps running its firmware, still connected."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "xtensawin", NEW)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    with pytest.raises(HomeAssistantError) as err:
+        await hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+    assert err.value.translation_key == "firmware_update_failed"
+    assert err.value.translation_placeholders == {"hub_id": "testhub", "error": "incompatible"}
+    assert "keeps running its previous firmware" in str(err.value)
+    assert shown(hass, ATTR_IN_PROGRESS) is False
+    assert shown(hass, ATTR_INSTALLED_VERSION) == "0.1.0"
+    assert hass.states.get(ENTITY).state == "on"
+    assert not (hub.workdir / "ota_a").exists()
+    assert hub.proc is not None
+    assert hub.proc.poll() is None
+    # another version than the bundled one cannot be installed (HA's service only asks for
+    # one with SPECIFIC_VERSION, which the entity does not offer: called on the entity here)
+    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_install("0.0.1", backup=False)
+    assert err.value.translation_key == "firmware_unavailable"
+
+
+async def test_missing_bundle_offers_nothing(
+    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """Without a usable bundle the entity shows the installed version and offers nothing."""
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with patch.object(update_platform, "FIRMWARE_DIR", empty):
+        await setup_hub(hass, hub, plug)
+    await wait_until(
+        lambda: (
+            (s := hass.states.get(ENTITY)) is not None
+            and s.attributes.get(ATTR_INSTALLED_VERSION) == "0.1.0"
+        ),
+        within=10,
+    )
+    assert shown(hass, ATTR_LATEST_VERSION) is None
+    assert hass.states.get(ENTITY).state == "unknown"
+    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_install(None, backup=False)
+    assert err.value.translation_key == "firmware_unavailable"
+
+
+def test_shipped_bundle_matches_the_firmware_sources() -> None:
+    """The bundle under custom_components/.../firmware/ was built from the current esp32/
+    sources (run scripts/build_firmware.py after changing them) and is intact."""
+    bundle_dir = update_platform.FIRMWARE_DIR
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    build = build_module()
+    assert manifest["version"] == build.firmware_version()
+    assert manifest["march"] == "xtensawin"
+    sources = {
+        p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in ESP32.glob("*.py")
+        if p.name not in build.LOADER_ONLY
+    }
+    built = {f["name"].removesuffix(".mpy"): f["source_sha256"] for f in manifest["files"]}
+    assert built == sources, "stale firmware bundle: run scripts/build_firmware.py"
+    bundle = load_bundle(bundle_dir)  # every file matches its SHA-256
+    assert {f.name for f in bundle.files} == {f"{m}.mpy" for m in sources}
+    assert bundle.mpy is not None
+    assert bundle.mpy >> 10 == 10  # xtensawin (MicroPython docs, "MicroPython .mpy files")
+
+
+def test_damaged_bundles_are_refused(tmp_path: Path) -> None:
+    """A bundle whose file differs from its manifest, or whose manifest is malformed, is not
+    offered (FirmwareBundleError, logged by the entity's set-up)."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    assert load_bundle(bundle_dir).version == NEW
+    victim = bundle_dir / "app.mpy"
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    with pytest.raises(FirmwareBundleError, match=r"app\.mpy: content does not match"):
+        load_bundle(bundle_dir)
+    (bundle_dir / "manifest.json").write_text(json.dumps({"version": 1, "files": []}))
+    with pytest.raises(FirmwareBundleError, match="malformed manifest"):
+        load_bundle(bundle_dir)
+    (bundle_dir / "manifest.json").write_text("{")
+    with pytest.raises(FirmwareBundleError):
+        load_bundle(bundle_dir)
