@@ -24,7 +24,9 @@ Measured per run (loop time, seconds):
   log (plug side) ;
 * ``drops_per_min``: offline pushes per minute (a plug ignoring heartbeats);
 * ``wrong_key``: the plug is removed and added again with a wrong local key (through a second,
-  bare hub connection, :class:`tests.firmware.rawhub.RawHub`); ``gone`` is the time from the
+  bare hub connection, :class:`tests.firmware.rawhub.RawHub`) while it pushes a meter value
+  every 0.5 s (a 3.3 plug does not answer frames it cannot decrypt: its pushes are the frames
+  that arrive; a 3.5 plug hangs up on the session-key request); ``gone`` is the time from the
   ``add`` to the first ``state`` push with ``fault: "key"`` (``docs/hub-protocol.md`` §7.1),
   ``other_faults`` counts pushes with another non-null ``fault`` meanwhile.
 """
@@ -298,12 +300,17 @@ async def s_wrong_key(run: Run) -> None:
         t0 = run.now()
         added = await raw.request("add", plug=record)
         assert added["ok"], added
-        other = 0
         run.result["gone"] = None
         deadline = t0 + 60
+        watts = 0
+        next_push = t0
         while run.now() < deadline:
+            if run.now() >= next_push:
+                watts += 1
+                run.sim.set_dps_local({"19": watts})  # pushed to every open connection
+                next_push += 0.5
             with contextlib.suppress(TimeoutError):
-                raw.pushes.append(await raw.recv(max(0.1, deadline - run.now())))
+                raw.pushes.append(await raw.recv(max(0.05, next_push - run.now())))
             faults = [m.get("fault") for m in raw.pushes if m.get("id") == run.dev]
             if "key" in faults:
                 run.result["gone"] = run.now() - t0

@@ -257,13 +257,13 @@ class Plug:
             t[_EARLY] = 0  # this connection outlived the rival's pattern: the plug is ours
             self._state(True, 0)
         quiet = time.ticks_diff(now, t[_LAST_RX])
-        if quiet > _quiet_ms + 2 * _win_ms:
-            self._drop("silent for %d ms" % quiet)
-        elif self._n > 3 and quiet > _reply_ms:
-            # (at most 3 bytes of junk are ever kept: more is a frame that began)
-            self._drop("frame stalled mid-way")
+        # (the parsers keep at most 3 bytes of junk: more is a frame that began)
+        stalled = self._n > 3
+        if quiet > _quiet_ms + 2 * _win_ms or (stalled and quiet > _reply_ms):
+            self._drop("frame stalled mid-way" if stalled else "silent for %d ms" % quiet)
         elif self._expect == tuya.HEART_BEAT:
-            if quiet > _quiet_ms + _win_ms and time.ticks_diff(now, t[_EXPECT_AT]) >= _win_ms:
+            if quiet > _quiet_ms + _win_ms and time.ticks_diff(now, t[_EXPECT_AT]) >= _win_ms \
+                    and not stalled:  # (part of a frame came: the stall check decides)
                 # Heartbeat unanswered: some plugs ignore heartbeats, a status query decides
                 c = self.codec
                 self._expect = c.query_cmd
