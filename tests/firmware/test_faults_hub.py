@@ -54,9 +54,9 @@ BACK = 30.0  # "comes back within" (s): generous, the benchmark measures the rea
 GONE = 30.0  # "goes offline within" (s)
 MAX_LOG_LINES = 60  # hub log lines per scenario (info level), beyond the start-up lines
 CONTROL_CMDS = {Command.CONTROL, Command.CONTROL_NEW}
-# Plug side timing of the hub: heartbeat every 1 s, replies within 2 s (a heartbeat is answered
-# by any frame within 1 s, then a status query within 1 s: room for a loaded CI machine),
-# backoff at most 1 s.
+# Plug side timing of the hub: a heartbeat after 1 s without a frame from the plug, a status
+# query 1 s later, offline after 3 s of silence (the 1 s windows: half the 2 s reply timeout,
+# at most 1 s; room for a loaded CI machine), backoff at most 1 s.
 HUB_CFG: dict[str, Any] = {
     "heartbeat_s": 1,
     "plug_connect_ms": 2000,
