@@ -492,7 +492,8 @@ class Plug:
         f = t[_FAULT]
         polite = False
         if st == _S_CONNECT:
-            f = _F_UNREACH  # the TCP connect failed or timed out
+            if end == _END_ERR or self._expect == _CONNECTING:
+                f = _F_UNREACH  # the TCP connect failed or timed out
         else:
             if f == _F_UNREACH:
                 f = 0
