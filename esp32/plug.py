@@ -12,7 +12,8 @@
 #     tuya-protocol.md §4), so a plug that only pushes is kept;
 #   * UPDATEDPS 0x12 every refresh_s for the plug's refresh DPs (its profile's "refresh" list,
 #     by default 18/19/20; power DPs often update only when asked; §2.9, §5); its reply is
-#     empty and the values come as STATUS pushes;
+#     empty and the values come as STATUS pushes; when a heartbeat is due at the same time,
+#     the refresh stands for it;
 #   * reconnect after a loss at once (~1 s), then every 2 s for 10 minutes, then with exponential
 #     backoff up to plug_backoff_max_s (60 s), with jitter; 15 s (+-20 %) while another client
 #     holds the plug (below).
@@ -271,15 +272,20 @@ class Plug:
                 self._send(c.query_cmd, c.query_json(board.unix_time()))
         elif self._cmd is not None or self._expect:
             pass
-        elif quiet >= _quiet_ms or time.ticks_diff(now, t[_LAST_TX]) >= 2 * _hb_ms:
-            self._expect = tuya.HEART_BEAT
-            t[_EXPECT_AT] = now
-            self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
-        elif _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
-            t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
-            r = self.refresh
-            if r:
-                self._send(tuya.UPDATEDPS, self.codec.refresh_json(r))
+        else:
+            # The UPDATEDPS refresh keeps its own schedule; when it is due it also serves as
+            # the liveness probe (the plug ACKs it), else a heartbeat goes out
+            r = None
+            if _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
+                t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
+                r = self.refresh
+                if r:
+                    self._send(tuya.UPDATEDPS, self.codec.refresh_json(r))
+            if quiet >= _quiet_ms or time.ticks_diff(now, t[_LAST_TX]) >= 2 * _hb_ms:
+                self._expect = tuya.HEART_BEAT  # a probe is out: any frame answers it
+                t[_EXPECT_AT] = now
+                if not r:
+                    self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
 
     async def stop(self):
         """Stop for good (plug removed): cancel the connection task and close the socket."""
