@@ -59,9 +59,9 @@ GC_BLOCK = 16  # bytes per GC block with 4-byte words (MicroPython py/gc.c: 4 wo
 LIBRARY = ["gc", "sys", "os", "time", "json", "struct", "binascii", "hashlib", "cryptolib",
            "socket", "select", "errno", "micropython", "asyncio"]  # fmt: skip
 MODULES = [
-    "log", "board", "provision", "config", "startup", "tuya", "hubproto", "plug", "app",
-    "server", "hubauth", "hmacsha", "tuya34", "tuya35", "gcm", "tuya31", "crc32soft",
-    "improv", "setupap",
+    "log", "board", "provision", "config", "startup", "wifi", "hubsetup", "tuya", "hubproto",
+    "plug", "app", "server", "hubgate", "hubauth", "hmacsha", "tuya34", "tuya35", "gcm",
+    "tuya31", "crc32soft", "plugadmin", "hubtime", "improv", "setupap",
 ]  # fmt: skip
 
 PATCH = """# bench only: print micropython.mem_info() whenever health() reads the heap

@@ -22,13 +22,20 @@ Measured per run (loop time, seconds):
 * ``reconnects_per_min``: connections (or attempts) per minute during the fault, counted at
   the proxy in front of the plug (plug side) or of the hub (HA side), refused ones from the hub
   log (plug side) ;
-* ``drops_per_min``: offline pushes per minute (a plug ignoring heartbeats).
+* ``drops_per_min``: offline pushes per minute (a plug ignoring heartbeats);
+* ``wrong_key``: the plug is removed and added again with a wrong local key (through a second,
+  bare hub connection, :class:`tests.firmware.rawhub.RawHub`) while it pushes a meter value
+  every 0.5 s (a 3.3 plug does not answer frames it cannot decrypt: its pushes are the frames
+  that arrive; a 3.5 plug hangs up on the session-key request); ``gone`` is the time from the
+  ``add`` to the first ``state`` push with ``fault: "key"`` (``docs/hub-protocol.md`` §7.1),
+  ``other_faults`` counts pushes with another non-null ``fault`` meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
@@ -41,11 +48,13 @@ from custom_components.tuya_local_esp.hub import HubClient, HubError, StateUpdat
 from custom_components.tuya_local_esp.tuya import Command
 from tests.faultproxy import FaultProxy
 from tests.firmware.conftest import KEYS, SECRET, HubProcess
+from tests.firmware.rawhub import RawHub
 from tuya_sim import SimulatedPlug
 
 CONTROL = {Command.CONTROL, Command.CONTROL_NEW}
 OUTAGE = 20.0  # seconds of power off / blackhole
-WINDOW = 30.0  # seconds of a rival client / ignored heartbeats
+WINDOW = 30.0  # seconds of ignored heartbeats
+RIVAL_WINDOW = 60.0  # seconds of a rival client (the polite wait is 15 s: a minute shows the rate)
 
 
 class Run:
@@ -248,11 +257,11 @@ async def s_slow(run: Run) -> None:
 
 
 async def s_second_client(run: Run) -> None:
-    """For 30 s another client takes the plug 1 s after each of the hub's connections."""
+    """For 60 s another client takes the plug 1 s after each of the hub's connections."""
     t0 = run.now()
     accepted0 = run.proxy.stats.accepted
     run.proxy.second_client(1.0)
-    await asyncio.sleep(WINDOW)
+    await asyncio.sleep(RIVAL_WINDOW)
     run.result["reconnects_per_min"] = (run.proxy.stats.accepted - accepted0) / (
         (run.now() - t0) / 60
     )
@@ -272,6 +281,45 @@ async def s_ignores_heartbeat(run: Run) -> None:
     run.proxy.ignore_cmds = set()
     await run.settle()
     await run.command(not run.sim.dps["1"])
+
+
+async def s_wrong_key(run: Run) -> None:
+    """The plug is re-added with a wrong local key: time until the hub reports ``key``."""
+    raw = await RawHub.connect(run.hub.port)
+    try:
+        removed = await raw.request("remove", id=run.dev)
+        assert removed["ok"], removed
+        record = {
+            "id": run.dev,
+            "key": KEYS[1],
+            "host": "127.0.0.1",
+            "port": run.proxy.port,
+            "ver": run.version,
+            "name": "bench",
+        }
+        t0 = run.now()
+        added = await raw.request("add", plug=record)
+        assert added["ok"], added
+        run.result["gone"] = None
+        deadline = t0 + 60
+        watts = 0
+        next_push = t0
+        while run.now() < deadline:
+            if run.now() >= next_push:
+                watts += 1
+                run.sim.set_dps_local({"19": watts})  # pushed to every open connection
+                next_push += 0.5
+            with contextlib.suppress(TimeoutError):
+                raw.pushes.append(await raw.recv(max(0.05, next_push - run.now())))
+            faults = [m.get("fault") for m in raw.pushes if m.get("id") == run.dev]
+            if "key" in faults:
+                run.result["gone"] = run.now() - t0
+                break
+        faults = [m.get("fault") for m in raw.pushes if m.get("id") == run.dev]
+        other = sum(1 for f in faults if f not in (None, "key"))
+        run.result["other_faults"] = other
+    finally:
+        await raw.close()
 
 
 # ---------------------------------------------------------------- HA side
@@ -331,6 +379,7 @@ SCENARIOS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "slow_1s": s_slow,
     "second_client": s_second_client,
     "ignores_heartbeat": s_ignores_heartbeat,
+    "wrong_key": s_wrong_key,
     "ha_reset": s_ha_reset,
     "ha_blackhole": s_ha_blackhole,
     "hub_power_off": s_hub_power_off,
@@ -353,7 +402,9 @@ async def one(name: str, version: str, seed: int) -> dict[str, Any]:
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    return summarize_runs(results, ("ok", "failed", "false_success", "false_failure", "tracebacks"))
+    return summarize_runs(
+        results, ("ok", "failed", "false_success", "false_failure", "tracebacks", "other_faults")
+    )
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

@@ -81,7 +81,7 @@ class Hub:
     def plug_msg(p):
         return {"t": "plug", "id": p.id, "name": p.name, "ver": p.ver, "host": p.host,
                 "port": p.port, "online": p.online, "dps": p.dps_json(), "ts": p.ts,
-                "refresh": list(p.refresh)}
+                "refresh": list(p.refresh), "fault": p.fault}
 
     async def send_inventory(self, client, final):
         """One "plug" message per plug, then `final` (hello or the inventory result). Each
@@ -129,7 +129,7 @@ class Hub:
 
     def _on_state(self, p, changed):
         self._broadcast({"t": "state", "id": p.id, "online": p.online, "dps": changed,
-                         "ts": p.ts or board.unix_time()})
+                         "ts": p.ts or board.unix_time(), "fault": p.fault})
 
     def keep(self, factory):
         """Run `factory()` (a coroutine) as a supervised task: housekeeping() starts it again

@@ -4,15 +4,30 @@
 # plug costs one asyncio task (the connection task, which reads frames), one stream and one
 # preallocated frame buffer. Everything periodic is done from the hub's 1-second tick (tick()),
 # without a task per plug:
-#   * heartbeat every heartbeat_s (plugs drop a client idle ~30 s; tuya-protocol.md §4); any
-#     frame within half the reply timeout (2.5 s) answers it, else a status query goes out (some
-#     plugs ignore heartbeats) and the connection is dropped if that is not answered within the
-#     other half either;
+#   * liveness: any frame from the plug is a sign of life. After heartbeat_s - 1 s without
+#     hearing anything (9 s) a heartbeat goes out, 1 s later (nothing heard still) a status query
+#     (some plugs ignore heartbeats), and after heartbeat_s + 1 s of silence (11 s) the plug is
+#     offline: with the 0.5 s tick, at most 11.5 s after its last frame. A heartbeat also goes out
+#     after 2 x heartbeat_s without sending anything (plugs drop a client idle ~30 s;
+#     tuya-protocol.md §4), so a plug that only pushes is kept;
 #   * UPDATEDPS 0x12 every refresh_s for the plug's refresh DPs (its profile's "refresh" list,
 #     by default 18/19/20; power DPs often update only when asked; §2.9, §5); its reply is
-#     empty and the values come as STATUS pushes;
+#     empty and the values come as STATUS pushes; when a heartbeat is due at the same time,
+#     the refresh stands for it;
 #   * reconnect after a loss at once (~1 s), then every 2 s for 10 minutes, then with exponential
-#     backoff up to plug_backoff_max_s (60 s), with jitter.
+#     backoff up to plug_backoff_max_s (60 s), with jitter; 15 s (+-20 %) while another client
+#     holds the plug (below).
+# Why a plug is offline (Plug.fault, sent to HA, docs/hub-protocol.md §7.1): "unreachable" when
+# the TCP connect fails or times out; "busy" when the plug accepted and then closed (FIN or RST)
+# _BUSY_AFTER connections in a row within _BUSY_MS of opening them (another client holds it: a
+# plug takes one connection and drops the older, §4), cleared once a connection lasts _BUSY_MS;
+# "key" after _KEY_AFTER frames in a row, before the plug is online, that fail to authenticate
+# (3.4 HMAC, 3.5 GCM tag), fail to decrypt (3.1/3.3) or a 3.4/3.5 session-key reply that does
+# not verify or a FIN in answer to our session-key request (as the HA side's tuya/device.py);
+# never on silence; cleared by a frame that decrypts. The same evidence rules as the direct path.
+# Bad frames (bad CRC/HMAC/tag, bad length or suffix) are skipped by the parsers, which
+# resynchronise on the next prefix, and counted; once the plug is online they never drop the
+# connection: a command whose ACK was damaged is confirmed by the STATUS or a status query.
 # The connection task: connect -> [3.4 session-key negotiation, §2.7] -> DP_QUERY -> read
 # frames forever (STATUS pushes 0x08, replies). set_dps() runs in the requesting task: CONTROL,
 # then the empty ACK, then the STATUS with the new values (§2.4); a DP_QUERY if no STATUS comes.
@@ -25,10 +40,10 @@
 # closes it in a `finally` on every path (timeout, refusal, cancellation, MemoryError).
 #
 # MicroPython traps (micropython-esp32.md §3.2): the connect completes asynchronously, so errors
-# surface on the first read/write, which end the connection task; Stream.close() is a no-op, so
-# the socket itself is closed. Bytes are read into our own buffer, so a cancelled read never
-# loses half a frame; a frame stalled mid-way past the reply timeout drops the connection instead
-# of trying to resynchronise.
+# surface on the first read/write (ECONNREFUSED on the first write: the plug is unreachable),
+# which end the connection task; Stream.close() is a no-op, so the socket itself is closed. Bytes
+# are read into our own buffer, so a cancelled read never loses half a frame; a frame stalled
+# mid-way past the reply timeout drops the connection.
 import asyncio
 import os
 import time
@@ -38,6 +53,7 @@ import board
 import log
 import tuya
 from hubproto import E_BUSY, E_DEVICE, E_OFFLINE, E_TIMEOUT, HubErr
+from tuya import BAD_AUTH
 
 # Frame buffer: plug frames are mostly 28-300 B (micropython-esp32.md §1.3). Each plug starts
 # with _BUF_SIZE bytes; a longer frame grows its buffer up to tuya.MAX_FRAME, and the buffer
@@ -47,6 +63,10 @@ _CONFIRM_MS = const(3000)
 _STEADY_S = const(2)  # reconnect pacing during the first _SLOW_AFTER_MS of an outage
 _SLOW_AFTER_MS = const(600000)
 _WRITE_MS = const(5000)
+_BUSY_MS = const(5000)  # a connection the plug closes this soon after accepting it: an early drop
+_BUSY_AFTER = const(2)  # early drops in a row that mean another client holds the plug
+_POLITE_MS = const(12000)  # the polite wait: 12 s + 0..6 s of jitter (15 s +-20 %)
+_KEY_AFTER = const(2)  # key evidence in a row before the fault is "key"
 
 # indexes into Plug._t (tick timestamps in one small int array instead of five attributes:
 # every attribute costs a slot in the instance's dict)
@@ -56,6 +76,21 @@ _LAST_RX = const(2)
 _REFRESH_AT = const(3)
 _RETRY_AT = const(4)
 _DOWN_AT = const(5)  # when the plug was last seen online (start of an outage)
+_OPENED = const(6)  # when the plug accepted the current connection (first write went out)
+_STAGE = const(7)  # of the current connection: _S_CONNECT, _S_OPEN, _S_KEYED
+_FAULT = const(8)  # index into _FAULTS
+_KEYS = const(9)  # key evidence in a row (frames that did not verify before the plug was online)
+_EARLY = const(10)  # early drops in a row
+_BADN = const(11)  # bad frames skipped since the hub started
+_S_CONNECT = const(0)  # TCP connect in flight
+_S_OPEN = const(1)  # accepted; 3.4/3.5 session-key negotiation in flight
+_S_KEYED = const(2)  # first query (the plug goes online with its answer)
+_END_EOF = const(1)  # how the connection ended: closed by the plug (FIN) ...
+_END_ERR = const(2)  # ... or reset / socket error (0: by us: timeout, drop, bad frames)
+_FAULTS = (None, "key", "busy", "unreachable")
+_F_KEY = const(1)
+_F_BUSY = const(2)
+_F_UNREACH = const(3)
 # indexes into the per-command list Plug._cmd
 _WANT = const(0)
 _GOT = const(1)
@@ -68,6 +103,8 @@ _MISSING = object()
 
 # Shared settings, set once by configure(): saves attributes per plug.
 _hb_ms = 10000
+_win_ms = 1000  # liveness windows: heartbeat answer, then status query answer
+_quiet_ms = 9000  # silence before the heartbeat
 _refresh_ms = 30000
 _connect_ms = 5000
 _reply_ms = 5000
@@ -80,11 +117,15 @@ faults = None
 
 def configure(heartbeat_s, refresh_s, on_state, connect_ms=5000, reply_ms=5000,
               max_backoff_s=60):
-    """Settings shared by all plugs: heartbeat and UPDATEDPS periods (s, 0 = no refresh), the
-    state callback on_state(plug, changed_dps), the connect and reply timeouts (ms), the longest
-    reconnect backoff (s)."""
+    """Settings shared by all plugs: heartbeat_s (a plug silent for heartbeat_s + 1 s is
+    offline, module comment) and the UPDATEDPS period (s, 0 = no refresh), the state callback
+    on_state(plug, changed_dps), the connect and reply timeouts (ms), the longest reconnect
+    backoff (s)."""
     global _hb_ms, _refresh_ms, _on_state, _connect_ms, _reply_ms, _max_backoff_s
+    global _win_ms, _quiet_ms
     _hb_ms = heartbeat_s * 1000
+    _win_ms = min(reply_ms >> 1, 1000)
+    _quiet_ms = max(_hb_ms - _win_ms, _win_ms)
     _refresh_ms = refresh_s * 1000
     _on_state = on_state
     _connect_ms = connect_ms
@@ -132,7 +173,8 @@ class Plug:
     Read-only for other modules: id, name, ver, host, port, dps (DP id int -> value; use
     dps_json() for string keys), online (bool: connected and answered the first query), ts
     (unix time of the last DP update or None), refresh (the DP ids refreshed with UPDATEDPS,
-    as bytes: the profile's "refresh" list or tuya.REFRESH_DPS)."""
+    as bytes: the profile's "refresh" list or tuya.REFRESH_DPS), fault (why it is offline:
+    None, "key", "busy" or "unreachable"; module comment), bad_frames (frames skipped)."""
 
     prof = None  # no profile: tuya.REFRESH_DPS, and a switch plug's DPs for device22
 
@@ -162,7 +204,9 @@ class Plug:
         self._task = None  # the connection task, while connecting or connected
         self._cmd = None  # [want, got, confirm, Event] while a command is in flight
         self._expect = 0  # command whose reply tick() waits for (heartbeat, query)
-        self._t = array("i", (0, 0, 0, 0, time.ticks_ms(), time.ticks_ms()))
+        # tick timestamps and small counters in one int array: every attribute more would cost
+        # a slot in each plug's attribute table
+        self._t = array("i", (0, 0, 0, 0, time.ticks_ms(), time.ticks_ms(), 0, 0, 0, 0, 0, 0))
         self._backoff = 1  # seconds; 0 once stopped
 
     @property
@@ -173,6 +217,14 @@ class Plug:
     def refresh(self):
         p = self.prof
         return tuya.REFRESH_DPS if p is None else p[0]
+
+    @property
+    def fault(self):
+        return _FAULTS[self._t[_FAULT]]
+
+    @property
+    def bad_frames(self):
+        return self._t[_BADN]
 
     # --- lifecycle ---------------------------------------------------------------------------
     def tick(self, now):
@@ -202,34 +254,38 @@ class Plug:
                     self.id, "connect" if e == _CONNECTING else "no reply to cmd 0x%02x" % e))
                 task.cancel()
             return
-        if self._n and time.ticks_diff(now, t[_LAST_RX]) > _reply_ms:
-            self._drop("frame stalled mid-way")
-        elif self._expect and time.ticks_diff(now, t[_EXPECT_AT]) > (
-                _reply_ms >> 1 if self._expect == tuya.HEART_BEAT else _reply_ms):
-            if self._expect != tuya.HEART_BEAT:
-                # a reply that started but never completed is a stalled frame, whichever of
-                # the two timers the tick sees expire first
-                self._drop("frame stalled mid-way" if self._n else
-                           "no reply to cmd 0x%02x" % self._expect)
-            elif not self._n:  # (part of a frame came: the stall check above decides)
-                # Some plugs ignore heartbeats: a status query decides, within the other half
-                # of the reply timeout (silence is still noticed heartbeat_s + reply timeout
-                # after the last frame sent)
+        if t[_FAULT] == _F_BUSY and time.ticks_diff(now, t[_OPENED]) >= _BUSY_MS:
+            t[_EARLY] = 0  # this connection outlived the rival's pattern: the plug is ours
+            self._state(True, 0)
+        quiet = time.ticks_diff(now, t[_LAST_RX])
+        # (the parsers keep at most 3 bytes of junk: more is a frame that began)
+        stalled = self._n > 3
+        if quiet > _quiet_ms + 2 * _win_ms or (stalled and quiet > _reply_ms):
+            self._drop("frame stalled mid-way" if stalled else "silent for %d ms" % quiet)
+        elif self._expect == tuya.HEART_BEAT:
+            if quiet > _quiet_ms + _win_ms and time.ticks_diff(now, t[_EXPECT_AT]) >= _win_ms \
+                    and not stalled:  # (part of a frame came: the stall check decides)
+                # Heartbeat unanswered: some plugs ignore heartbeats, a status query decides
                 c = self.codec
                 self._expect = c.query_cmd
-                t[_EXPECT_AT] = time.ticks_add(now, -(_reply_ms >> 1))
+                t[_EXPECT_AT] = now
                 self._send(c.query_cmd, c.query_json(board.unix_time()))
         elif self._cmd is not None or self._expect:
             pass
-        elif time.ticks_diff(now, t[_LAST_TX]) >= _hb_ms:
-            self._expect = tuya.HEART_BEAT
-            t[_EXPECT_AT] = now
-            self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
-        elif _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
-            t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
-            r = self.refresh
-            if r:
-                self._send(tuya.UPDATEDPS, self.codec.refresh_json(r))
+        else:
+            # The UPDATEDPS refresh keeps its own schedule; when it is due it also serves as
+            # the liveness probe (the plug ACKs it), else a heartbeat goes out
+            r = None
+            if _refresh_ms and time.ticks_diff(now, t[_REFRESH_AT]) >= 0:
+                t[_REFRESH_AT] = time.ticks_add(now, _refresh_ms)
+                r = self.refresh
+                if r:
+                    self._send(tuya.UPDATEDPS, self.codec.refresh_json(r))
+            if quiet >= _quiet_ms or time.ticks_diff(now, t[_LAST_TX]) >= 2 * _hb_ms:
+                self._expect = tuya.HEART_BEAT  # a probe is out: any frame answers it
+                t[_EXPECT_AT] = now
+                if not r:
+                    self._send(tuya.HEART_BEAT, self.codec.heartbeat_json())
 
     async def stop(self):
         """Stop for good (plug removed): cancel the connection task and close the socket."""
@@ -239,7 +295,7 @@ class Plug:
             task.cancel()
             await asyncio.sleep_ms(0)  # let the cancelled task run its cleanup
         self._close()
-        self._set_online(False)
+        self._state(False, self._t[_FAULT])
 
     def set_host(self, host, port=None):
         """Point the plug at a new address (IPv4 string, checked by the caller): drop the
@@ -250,6 +306,7 @@ class Plug:
         if self._backoff:
             self._backoff = 1
             self._t[_RETRY_AT] = time.ticks_ms()
+            self._t[_EARLY] = 0
             self._drop("host changed")
 
     def _drop(self, why):
@@ -302,15 +359,50 @@ class Plug:
         self._expect = 0
         return w
 
-    def _set_online(self, online):
-        if self.online != online:
+    def _state(self, online, fault):
+        # one state push to HA when either changed
+        t = self._t
+        if self.online != online or t[_FAULT] != fault:
             self.online = online
+            t[_FAULT] = fault
             _on_state(self, {})
+
+    def _strike(self):
+        """Key evidence (module comment); the fault is "key" after _KEY_AFTER in a row."""
+        t = self._t
+        t[_KEYS] += 1
+        if t[_KEYS] >= _KEY_AFTER:
+            self._state(self.online, _F_KEY)
+
+    def _bad(self, kind):
+        """A frame was skipped (tuya.BAD_FRAME / BAD_AUTH, or BAD_AUTH for a payload that does
+        not decrypt). Before the plug is online, an authentication or decryption failure is key
+        evidence and ends the connection (raises tuya.FrameError); once online, the frame is
+        only counted and, when a command waits for its ACK, stands for that ACK (the STATUS or
+        a status query confirms the command)."""
+        t = self._t
+        t[_BADN] += 1
+        n = t[_BADN]
+        if not n & (n - 1):  # 1, 2, 4, 8...: bounded log lines
+            log.info("plug", "%s skipped a bad frame (%s), %d so far" % (
+                self.id, "auth" if kind == BAD_AUTH else "crc/framing", n))
+        if not self.online:
+            if kind == BAD_AUTH:
+                self._strike()
+                raise tuya.FrameError("a frame from the plug did not verify")
+            return
+        c = self._cmd
+        if c is not None and c[_GOT] is None and c[_WANT] and self.codec.control_cmd in c[_WANT]:
+            c[_GOT] = False
+            if c[_EVT] is not None:
+                c[_EVT].set()
 
     # --- the connection task -----------------------------------------------------------------
     async def _connection(self):
         self._n = 0
         self._expect = 0
+        self._t[_STAGE] = _S_CONNECT
+        end = 0
         try:
             # connect, [3.4/3.5 session key], first query, then read frames until the link
             # fails: always ends by an exception (ConnLost, OSError, TimeoutError, FrameError)
@@ -330,12 +422,16 @@ class Plug:
         except asyncio.CancelledError:
             pass
         except Exception as e:  # noqa: BLE001 - EOF, reset, timeout, bad frame, MemoryError
+            if isinstance(e, ConnLost):
+                end = _END_EOF
+            elif isinstance(e, OSError):
+                end = _END_ERR
             try:
                 log.info("plug", "%s connection ended: %s %s" % (self.id, type(e).__name__, e))
             except Exception:  # noqa: BLE001 - no memory even for the log line
                 pass
         finally:
-            self._ended()
+            self._ended(end)
 
     async def _start(self):
         """Connect, [3.4/3.5 session key], first query and its answer; returns the stream.
@@ -351,14 +447,11 @@ class Plug:
         c = self.codec
         if c.needs_session:
             await self._negotiate(r)
-        self._expect = c.query_cmd
-        t[_EXPECT_AT] = time.ticks_ms()
-        self._send(c.query_cmd, c.query_json(board.unix_time()))
         # The first answer must come within the reply timeout (tick() does not watch before
         # the plug is online).
-        fr = await self._read_frame(r)
+        fr, dec = await self._answer(r)
         if fr[2] and c.version == "3.3" and c.query_cmd == tuya.DP_QUERY and \
-                b"data unvalid" in (c.decode(fr[3])[1] or b""):
+                b"data unvalid" in (dec[1] or b""):
             # "device22" firmware refuses DP_QUERY: read the state with nulls instead, for
             # the profile's DPs (or a switch plug's 1/9/17/18/19/20) and those already seen
             ids = set()
@@ -368,59 +461,106 @@ class Plug:
                 ids.add(str(k))
             c.set_device22(ids)
             log.info("plug", "%s is a device22 plug: polling with CONTROL_NEW" % self.id)
-            self._expect = c.query_cmd
-            t[_EXPECT_AT] = time.ticks_ms()
-            self._send(c.query_cmd, c.query_json(board.unix_time()))
-            fr = await self._read_frame(r)
+            fr, dec = await self._answer(r)
         t[_REFRESH_AT] = time.ticks_add(time.ticks_ms(), 2000)
-        self._set_online(True)
+        t[_KEYS] = 0  # the key works
+        # online; "busy" stays until this connection has lasted _BUSY_MS (tick)
+        self._state(True, _F_BUSY if t[_FAULT] == _F_BUSY else 0)
         self._backoff = 1
-        self._on_frame(fr)
-        fr = None
+        self._on_frame(fr, dec)
+        fr = dec = None
         return r
 
-    def _ended(self):
+    async def _answer(self, r):
+        """Send the status query and return its answer (the first frame that decrypts) and
+        its decoded payload (obj, text); a frame that does not decrypt is key evidence."""
+        c = self.codec
+        self._expect = c.query_cmd
+        self._t[_EXPECT_AT] = time.ticks_ms()
+        self._send(c.query_cmd, c.query_json(board.unix_time()))
+        while True:
+            fr = await self._read_frame(r)
+            try:
+                return fr, (c.decode(fr[3]) if fr[3] else (None, b""))
+            except tuya.FrameError:
+                self._bad(BAD_AUTH)  # raises: the plug is not online yet
+
+    def _ended(self, end):
         # Every exit of the connection task, synchronous so nothing can cancel it half-way:
-        # socket closed first, then waiters and HA told, then the retry scheduled (jitter from
-        # ticks_us, which allocates nothing). A method rather than inline: its locals do not
-        # sit in every connected plug's task frame.
+        # socket closed first, the failure classified (module comment), waiters and HA told,
+        # then the retry scheduled (jitter from ticks_us, which allocates nothing). A method
+        # rather than inline: its locals do not sit in every connected plug's task frame.
         self._close()
+        t = self._t
+        now = time.ticks_ms()
         ok = self.online  # got as far as the first answer: the backoff does not grow
+        st = t[_STAGE]
+        f = t[_FAULT]
+        polite = False
+        if st == _S_CONNECT:
+            if end == _END_ERR or self._expect == _CONNECTING:
+                f = _F_UNREACH  # the TCP connect failed or timed out
+        else:
+            if f == _F_UNREACH:
+                f = 0
+            if end and time.ticks_diff(now, t[_OPENED]) < _BUSY_MS:
+                if end == _END_EOF and st == _S_OPEN:
+                    # hung up on our session-key request: a key the plug refuses
+                    t[_KEYS] += 1
+                    if t[_KEYS] >= _KEY_AFTER:
+                        f = _F_KEY
+                else:
+                    t[_EARLY] += 1
+                    if t[_EARLY] >= _BUSY_AFTER:
+                        f = _F_BUSY
+                        polite = True
+            else:
+                t[_EARLY] = 0
+                if f == _F_BUSY:
+                    f = 0
         try:
             cmd = self._cmd
             if cmd is not None and cmd[_EVT] is not None:
                 cmd[_EVT].set()
-            self._set_online(False)
+            self._state(False, f)
         except Exception:  # noqa: BLE001 - e.g. MemoryError while notifying HA
             self.online = False
+            t[_FAULT] = f
         b = self._backoff
         if b:
+            if polite:
+                # another client holds the plug: a few polite attempts a minute
+                t[_RETRY_AT] = time.ticks_add(now, _POLITE_MS + (time.ticks_us() & 255) * 23)
+                self._task = None
+                return
             if ok:
-                self._t[_DOWN_AT] = time.ticks_ms()
+                t[_DOWN_AT] = now
             else:
                 # 2 s between attempts for the first 10 minutes of an outage (a plug back from
                 # a power cut is found within ~2.5 s), then doubling to _max_backoff_s; the
                 # same pacing as the HA side (tuya/backoff.py)
                 cap = _max_backoff_s
-                if b <= _STEADY_S and time.ticks_diff(
-                        time.ticks_ms(), self._t[_DOWN_AT]) < _SLOW_AFTER_MS:
+                if b <= _STEADY_S and time.ticks_diff(now, t[_DOWN_AT]) < _SLOW_AFTER_MS:
                     cap = min(_STEADY_S, cap)
                 self._backoff = b = min(b * 2, cap)
-            self._t[_RETRY_AT] = time.ticks_add(
-                time.ticks_ms(), b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
+            t[_RETRY_AT] = time.ticks_add(now, b * 1000 + ((time.ticks_us() & 255) * b * 250) // 256)
         self._task = None
 
     async def _read_frame(self, r):
         """Read until one frame is complete (used before the main loop; tick() cancels the
-        task when the reply is late)."""
+        task when the reply is late). Bad frames are skipped (_bad: a BAD_AUTH one raises)."""
         while True:
             fr = self._parse_one()
+            if type(fr) is int:
+                self._bad(fr)
+                continue
             if fr is not None:
                 return fr
             k = await r.readinto(self._room())
             if not k:
                 raise ConnLost("closed by plug")
             self._n += k
+            self._t[_LAST_RX] = time.ticks_ms()
 
     def _room(self):
         """Free tail of the frame buffer for the next read (grown when full)."""
@@ -445,24 +585,29 @@ class Plug:
             fr = self._parse_one()
             if fr is None:
                 break
-            self._on_frame(fr)
+            if type(fr) is int:
+                self._bad(fr)
+            else:
+                self._on_frame(fr)
 
-    def _on_frame(self, fr):
+    def _on_frame(self, fr, dec=None):
         seq, cmd, ret, payload = fr
         obj = text = None
-        if payload:
+        if dec is not None:
+            obj, text = dec
+        elif payload:
             try:
                 obj, text = self.codec.decode(payload)
-            except tuya.FrameError as e:
-                log.warn("plug", "%s undecodable cmd 0x%02x: %s" % (self.id, cmd, e))
+            except tuya.FrameError:
+                self._bad(BAD_AUTH)
+                return
         if obj is not None:
             dps = obj.get("dps")
             if isinstance(dps, dict):
                 self._merge(dps)
-        # Any frame answers a heartbeat (a sign of life: push-only plugs stay connected).
-        e = self._expect
-        if cmd == e or e == tuya.HEART_BEAT or (e == self.codec.query_cmd and cmd == tuya.STATUS):
-            self._expect = 0
+        # Any frame answers a heartbeat or a status query (a sign of life: push-only plugs
+        # stay connected).
+        self._expect = 0
         c = self._cmd
         if c is not None:
             if c[_GOT] is None and c[_WANT] and cmd in c[_WANT]:
@@ -511,7 +656,13 @@ class Plug:
             if cmd == tuya.SESS_KEY_NEG_RESP:
                 break
         self._seq += 1
-        self._write(c.neg_finish(self._seq, payload))
+        try:
+            fin = c.neg_finish(self._seq, payload)
+        except tuya.FrameError:
+            self._strike()  # the plug's proof of the local key does not verify
+            raise
+        self._write(fin)
+        self._t[_STAGE] = _S_KEYED
 
     # --- sending -----------------------------------------------------------------------------
     def _write(self, frame):
@@ -519,7 +670,11 @@ class Plug:
         if w is None:
             raise ConnLost("not connected")
         w.write(frame)
-        self._t[_LAST_TX] = time.ticks_ms()
+        t = self._t
+        t[_LAST_TX] = time.ticks_ms()
+        if t[_STAGE] == _S_CONNECT:  # the first write went out: the plug accepted
+            t[_STAGE] = _S_OPEN if self.codec.needs_session else _S_KEYED
+            t[_OPENED] = t[_LAST_TX]
         # MicroPython's Stream.write sends at once when it can; whatever the socket did not
         # take stays in out_buf until drain() (CPython streams buffer internally).
         if getattr(w, "out_buf", None):
@@ -594,21 +749,35 @@ class Plug:
             c[_WANT] = (co.control_cmd,)
             c[_GOT] = None
             self._send(co.control_cmd, co.control_json(dps, board.unix_time()))
-            # The ACK, or (ACK lost) a STATUS reporting every value asked for (§2.4)
-            await self._wait(c, lambda: c[_GOT] is not None or applied(), _reply_ms)
+            # The ACK, or (ACK lost) a STATUS reporting every value asked for (§2.4), or a
+            # frame that failed its CRC/HMAC/tag (_bad: most likely the ACK)
+            acked = True
+            try:
+                await self._wait(c, lambda: c[_GOT] is not None or applied(), _reply_ms)
+            except asyncio.TimeoutError:
+                acked = False  # lost, or never reached the plug: the plug's state decides
             c[_WANT] = None
             got = c[_GOT]
-            if got is not None and got[1] != 0:
+            if got and got[1] != 0:
                 msg = got[3] if isinstance(got[3], (bytes, bytearray)) else b""
                 raise HubErr(E_DEVICE, "retcode %d %s" % (got[1], msg.decode()[:64]))
-            try:
-                await self._wait(c, done, _CONFIRM_MS)
-            except asyncio.TimeoutError:
-                # No STATUS with every DP: ask for the full state instead.
-                # (a device22 plug acknowledges its CONTROL_NEW query first: wait for STATUS)
-                await self._request(c, co.query_cmd, co.query_json(board.unix_time()),
-                                    (tuya.STATUS,) if co.query_cmd == tuya.CONTROL_NEW
-                                    and co.version == "3.3" else (co.query_cmd, tuya.STATUS))
+            if not done():
+                if acked:
+                    try:
+                        await self._wait(c, done, _CONFIRM_MS)
+                    except asyncio.TimeoutError:
+                        pass
+                if not done():
+                    # No STATUS with every DP: ask for the full state instead (unanswered:
+                    # TimeoutError, the connection is dropped). A device22 plug acknowledges
+                    # its CONTROL_NEW query first: wait for STATUS.
+                    await self._request(c, co.query_cmd, co.query_json(board.unix_time()),
+                                        (tuya.STATUS,) if co.query_cmd == tuya.CONTROL_NEW
+                                        and co.version == "3.3" else (co.query_cmd, tuya.STATUS))
+            if not acked and not applied():
+                # no ACK and the plug reports other values: not applied (the plug answers:
+                # the connection stays)
+                raise HubErr(E_TIMEOUT, "no answer from plug to the command")
             out = {}
             for k in confirm:
                 if confirm[k] is not _MISSING:

@@ -52,6 +52,15 @@ class FrameError(Exception):
     """Bad CRC/HMAC, bad suffix, oversized frame, undecryptable payload."""
 
 
+# What a parser returns in place of a frame it skipped (a frame is a tuple, None means "more
+# bytes needed"): BAD_FRAME for a bad length, suffix or CRC (damaged on the way: the CRC does not
+# involve the key), BAD_AUTH for a 3.4 HMAC or 3.5 GCM tag that does not verify (damaged, or
+# keyed with another key). Either way the parser has consumed it and resynchronises on the next
+# prefix (§1.3: tinytuya resynchronises the same way).
+BAD_FRAME = const(1)
+BAD_AUTH = const(2)
+
+
 # --- CRC32 -------------------------------------------------------------------------------------
 # Standard zlib CRC-32 (reflected 0xEDB88320, init/xorout 0xFFFFFFFF) over prefix..payload
 # (§1.1; tinytuya message_helper.py uses binascii.crc32). Some builds lack binascii.crc32.
@@ -72,10 +81,16 @@ def pad(data):
 
 
 def unpad(data):
-    n = data[-1] if data else 0
-    if not 1 <= n <= 16 or len(data) < n:
+    # Strict PKCS7 (every pad byte checked, as the HA side's crypto.pkcs7_unpad): a wrong key
+    # then fails here with probability ~255/256 instead of ~15/16.
+    k = len(data)
+    n = data[-1] if k else 0
+    if not 1 <= n <= 16 or k < n:
         raise FrameError("bad padding")
-    return data[: len(data) - n]
+    for i in range(k - n, k - 1):
+        if data[i] != n:
+            raise FrameError("bad padding")
+    return data[: k - n]
 
 
 def ecb_encrypt(key, data):
@@ -104,10 +119,12 @@ def pack_55aa(seqno, cmd, payload, mac_key=None):
 def parse_55aa(buf, n, mac_key=None):
     """Look for one device->client frame in buf[0:n].
 
-    Returns (frame, consumed): frame is (seqno, cmd, retcode, payload) or None when more bytes
-    are needed; `consumed` bytes at the front may be dropped (garbage before a prefix, or the
-    frame itself). Device frames always carry a retcode (tinytuya strips 4 bytes on receive,
-    §1.1). Raises FrameError for a frame that is oversized or fails its CRC/HMAC/suffix."""
+    Returns (frame, consumed): frame is (seqno, cmd, retcode, payload), None when more bytes
+    are needed, or BAD_FRAME / BAD_AUTH for a frame that was skipped (bad length or suffix:
+    one byte, to resynchronise on the next prefix; bad CRC / HMAC with a sane length and
+    suffix: the whole frame). `consumed` bytes at the front may be dropped (garbage before a
+    prefix, or the frame). Device frames always carry a retcode (tinytuya strips 4 bytes on
+    receive, §1.1). Never raises for what the device sends."""
     start = buf.find(_PREFIX_BYTES, 0, n) if n >= 4 else -1
     if start < 0:
         # keep up to 3 trailing bytes that could be the start of a prefix
@@ -118,19 +135,19 @@ def parse_55aa(buf, n, mac_key=None):
     ilen = 32 if mac_key is not None else 4
     total = _HDR + length
     if total > MAX_FRAME or length < 4 + ilen + 4:
-        raise FrameError("bad length %d" % length)
+        return BAD_FRAME, start + 1
     if n - start < total:
         return None, start
     end = start + total
     mv = memoryview(buf)
     if struct.unpack_from(">I", buf, end - 4)[0] != SUFFIX_55AA:
-        raise FrameError("bad suffix")
+        return BAD_FRAME, start + 1
     body_end = end - 4 - ilen
     if mac_key is not None:
         if not equal(mac_key.digest(mv[start:body_end]), bytes(mv[body_end : end - 4])):
-            raise FrameError("bad hmac")
+            return BAD_AUTH, end
     elif crc32(mv[start:body_end]) != struct.unpack_from(">I", buf, body_end)[0]:
-        raise FrameError("bad crc")
+        return BAD_FRAME, end
     retcode = struct.unpack_from(">I", buf, start + _HDR)[0]
     payload = bytes(mv[start + _HDR + 4 : body_end])
     return (seqno, cmd, retcode, payload), end

@@ -6,8 +6,8 @@ import struct
 
 import gcm
 from hmacsha import equal, hmac_sha256
-from tuya import (CONTROL_NEW, DP_QUERY_NEW, MAX_FRAME, NO_HEADER_CMDS, SESS_KEY_NEG_FINISH,
-                  SESS_KEY_NEG_START, Codec33, FrameError, dumps)
+from tuya import (BAD_AUTH, BAD_FRAME, CONTROL_NEW, DP_QUERY_NEW, MAX_FRAME, NO_HEADER_CMDS,
+                  SESS_KEY_NEG_FINISH, SESS_KEY_NEG_START, Codec33, FrameError, dumps)
 
 PREFIX_6699 = const(0x00006699)
 SUFFIX_6699 = const(0x00009966)
@@ -35,10 +35,13 @@ def pack_6699(key, seqno, cmd, pt, iv=None, head=False):
 
 
 def parse_6699(buf, n, key):
-    """Like tuya.parse_55aa for 6699 frames: ((seqno, cmd, retcode, plaintext), consumed).
-    The retcode is the first 4 bytes of the GCM plaintext of device frames (§1.2). The frame is
-    decrypted in place in buf (a bytearray; the caller drops the consumed bytes), so the only
-    allocation is the returned plaintext."""
+    """Like tuya.parse_55aa for 6699 frames: ((seqno, cmd, retcode, plaintext), consumed), or
+    (None, consumed) when more bytes are needed, or (BAD_FRAME / BAD_AUTH, consumed) for a
+    skipped frame (bad length or suffix: one byte, to resynchronise on the next prefix; a GCM
+    tag that does not verify or no retcode: the whole frame). The retcode is the first 4 bytes
+    of the GCM plaintext of device frames (§1.2). The frame is decrypted in place in buf (a
+    bytearray; the caller drops the consumed bytes), so the only allocation is the returned
+    plaintext."""
     start = buf.find(_PREFIX_BYTES, 0, n) if n >= 4 else -1
     if start < 0:
         return None, (n - 3 if n > 3 else 0)
@@ -47,12 +50,12 @@ def parse_6699(buf, n, key):
     _, _, seqno, cmd, length = struct.unpack_from(">IHIII", buf, start)
     total = _HDR + length + 4
     if total > MAX_FRAME or length < 12 + 16:
-        raise FrameError("bad length %d" % length)
+        return BAD_FRAME, start + 1
     if n - start < total:
         return None, start
     end = start + total
     if struct.unpack_from(">I", buf, end - 4)[0] != SUFFIX_6699:
-        raise FrameError("bad suffix")
+        return BAD_FRAME, start + 1
     if not isinstance(buf, bytearray):
         buf = bytearray(buf)  # never decrypt in place into an immutable object
     body = start + _HDR
@@ -60,9 +63,9 @@ def parse_6699(buf, n, key):
     try:
         gcm.open(key, buf, start + 4, 14, body, ptlen)
     except gcm.FrameAuthError:
-        raise FrameError("bad gcm tag")
+        return BAD_AUTH, end
     if ptlen < 4:
-        raise FrameError("no retcode")
+        return BAD_FRAME, end
     p = body + 12
     return (seqno, cmd, struct.unpack_from(">I", buf, p)[0],
             bytes(memoryview(buf)[p + 4 : p + ptlen])), end

@@ -29,7 +29,8 @@ def _parse_all(frame, mac_key=None):
             n -= used
         if fr is None:
             break
-        out.append(fr)
+        if fr not in (tuya.BAD_FRAME, tuya.BAD_AUTH):
+            out.append(fr)
     return out
 
 
@@ -106,13 +107,22 @@ def test_stream_garbage_split_and_bad_crc():
                 n -= used
             if fr is None:
                 break
-            got.append(fr[1])
+            got.append(fr if fr == tuya.BAD_FRAME else fr[1])
     eq(got, [tuya.STATUS, tuya.CONTROL])
+    # a bad CRC: the whole frame is skipped (reported, not raised) and the next one is parsed
     bad = bytearray(ack)
     bad[-6] ^= 1
-    raises(tuya.FrameError, tuya.parse_55aa, bad, len(bad))
+    eq(tuya.parse_55aa(bad, len(bad)), (tuya.BAD_FRAME, len(bad)))
+    two = bytearray(bad + ack)
+    eq(_parse_all(bytes(two))[0][1], tuya.CONTROL)
+    # an absurd length or a bad suffix: one byte is skipped, the parser resynchronises on the
+    # next prefix
     big = bytearray(h("000055aa00000000000000080000ffff"))
-    raises(tuya.FrameError, tuya.parse_55aa, big, len(big))
+    eq(tuya.parse_55aa(big, len(big)), (tuya.BAD_FRAME, 1))
+    nosuf = bytearray(ack)
+    nosuf[-1] ^= 1
+    eq(tuya.parse_55aa(nosuf, len(nosuf)), (tuya.BAD_FRAME, 1))
+    eq([f[1] for f in _parse_all(bytes(big) + bytes(nosuf) + v)], [tuya.STATUS])
 
 
 def test_rust_tuyapi_error_reply():
@@ -130,7 +140,7 @@ def test_rust_tuyapi_error_reply():
     fr, used = tuya.parse_55aa(buf, len(buf))
     eq(fr[1], 9)
     buf2 = bytearray(buf[used:])
-    raises(tuya.FrameError, tuya.parse_55aa, buf2, len(buf2))
+    eq(tuya.parse_55aa(buf2, len(buf2)), (tuya.BAD_FRAME, len(buf2)))
 
 
 def test_34_session_and_frames():
@@ -214,8 +224,8 @@ def test_35_session_and_frames():
     eq(obj["dps"], {"1": True})
     eq(bytes(buf[34 : 34 + len(payload)]), payload)  # decrypted in place (after the retcode)
     buf = bytearray(h(push["frame_hex"]))
-    buf[40] ^= 1  # tampered ciphertext: tag check fails, buffer left as it was
-    raises(tuya.FrameError, c.parse, buf, len(buf))
+    buf[40] ^= 1  # tampered ciphertext: tag check fails, frame skipped, buffer left as it was
+    eq(c.parse(buf, len(buf)), (tuya.BAD_AUTH, len(buf)))
     buf[40] ^= 1
     eq(bytes(buf), h(push["frame_hex"]))
     frame = h(push["frame_hex"])  # an immutable buffer is not decrypted in place
@@ -229,3 +239,19 @@ def test_33_device22_query_matches_tinytuya():
     v = _vec("3.3 device22 status query")
     eq(c.query_cmd, tuya.CONTROL_NEW)
     eq(c.encode(1, c.query_cmd, c.query_json(T)).hex(), v["frame_hex"])
+
+
+def test_wrong_key_fails_verification_or_decryption():
+    # 3.3: the CRC holds (it does not involve the key), the payload does not decrypt: strict
+    # PKCS7 padding refuses it
+    v = _vec("3.3 device STATUS push")
+    fr = _parse_all(h(v["frame_hex"]))[0]
+    raises(tuya.FrameError, plug.make_codec("3.3", DEV, b"wrongwrongwrong!").decode, fr[3])
+    eq(plug.make_codec("3.3", DEV, KEY).decode(fr[3])[0]["dps"], {"1": False})
+    # 3.4: the HMAC is keyed: the frame is skipped as BAD_AUTH
+    from hmacsha import HmacKey
+
+    buf = bytearray(h(_vec("3.4 device STATUS push")["frame_hex"]))
+    eq(tuya.parse_55aa(buf, len(buf), HmacKey(b"wrongwrongwrong!")), (tuya.BAD_AUTH, len(buf)))
+    raises(tuya.FrameError, tuya.unpad, b"abcdefghijklmn\x01\x02")
+    eq(tuya.unpad(b"abcdefghijklmn\x02\x02"), b"abcdefghijklmn")
