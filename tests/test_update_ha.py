@@ -31,7 +31,7 @@ from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
 from .firmware.conftest import ESP32, KEYS, MICROPYTHON, HubProcess, plug_record
-from .firmware.test_ota import build_module
+from .firmware.test_ota import OLD, build_module
 from .test_hub_ha import hub_entry
 
 ENTITY = "update.tuya_esp32_hub_testhub_firmware"
@@ -71,7 +71,7 @@ def shown(hass: HomeAssistant, attr: str) -> Any:
 async def test_install_from_home_assistant(
     hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
 ) -> None:
-    """The entity offers the bundled 9.9.9 over the hub's 0.1.0; install sends it with
+    """The entity offers the bundled 9.9.9 over the hub's running version; install sends it with
     progress, the hub restarts (started again here, as a board boots), HA reconnects and the
     entity shows 9.9.9 with no update left; the plug still switches."""
     bundle_dir = tmp_path / "bundle"
@@ -79,7 +79,7 @@ async def test_install_from_home_assistant(
     with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
         await setup_hub(hass, hub, plug)
     await wait_for_state(hass, ENTITY, "on", within=10)
-    assert shown(hass, ATTR_INSTALLED_VERSION) == "0.1.0"
+    assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
     assert shown(hass, ATTR_LATEST_VERSION) == NEW
     progress: list[Any] = []
 
@@ -131,7 +131,7 @@ async def test_refused_update_is_a_translated_error(
     assert err.value.translation_placeholders == {"hub_id": "testhub", "error": "incompatible"}
     assert "keeps running its previous firmware" in str(err.value)
     assert shown(hass, ATTR_IN_PROGRESS) is False
-    assert shown(hass, ATTR_INSTALLED_VERSION) == "0.1.0"
+    assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
     assert hass.states.get(ENTITY).state == "on"
     assert not (hub.workdir / "ota_a").exists()
     assert hub.proc is not None
@@ -155,7 +155,7 @@ async def test_missing_bundle_offers_nothing(
     await wait_until(
         lambda: (
             (s := hass.states.get(ENTITY)) is not None
-            and s.attributes.get(ATTR_INSTALLED_VERSION) == "0.1.0"
+            and s.attributes.get(ATTR_INSTALLED_VERSION) == OLD
         ),
         within=10,
     )

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ from custom_components.tuya_local_esp.hub.update import (
 from .conftest import ESP32, MICROPYTHON, ROOT, HubProcess, plug_record, running_plugs, wait_for
 
 NEW = "9.9.9"
-OLD = "0.1.0"
+OLD = re.search(r'FW_VERSION = "([^"]+)"', (ESP32 / "app.py").read_text())[1]  # running
 
 
 def build_module() -> ModuleType:
