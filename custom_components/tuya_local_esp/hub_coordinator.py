@@ -2,7 +2,10 @@
 
 State pushes from the hub (``docs/hub-protocol.md``) update the data at once; health and the
 inventory are polled every minute. A plug is online while the hub is connected and reports the
-plug online; everything goes unavailable while the hub is unreachable and comes back by itself.
+plug online; everything goes unavailable while the hub is unreachable (the client drops a hub
+silent for 10 s) and comes back by itself. A hub that refuses the secret starts a reauth flow
+at the first refused attempt. A plug the hub cannot use because of its local key or another
+client (the plug's ``fault``, hub-protocol §7.1) gets a repair issue while the fault lasts.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -56,6 +60,9 @@ HUB_MANUFACTURER = "Espressif"
 HUB_MODEL = "ESP32 hub"
 #: A boot time estimate this close to the last one is the same boot (poll latency, rounding).
 BOOT_TIME_TOLERANCE = timedelta(seconds=30)
+#: Plug faults reported by the hub (hub-protocol §7.1) that the user can act on -> translation
+#: key of their repair issue ("unreachable" is shown as the plug being unavailable).
+FAULT_ISSUES = {"key": "hub_plug_key", "busy": "hub_plug_busy"}
 
 
 def plug_subentry(device_id: str, name: str, version: str) -> ConfigSubentryData:
@@ -98,6 +105,10 @@ class HubCoordinator(PlugCoordinator):
         #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
         self.boot_time: datetime | None = None
         self._online: dict[str, bool] = {}
+        #: Each plug's fault as the hub last reported it (None: fine).
+        self.faults: dict[str, str | None] = {}
+        #: A reauth check was started for the hub's refused secret (until it connects again).
+        self._auth_check_requested = False
         #: Plugs being added or re-added by a subentry flow: the flow creates or keeps their
         #: subentry itself (until the entry reloads).
         self._adding: set[str] = set()
@@ -107,6 +118,7 @@ class HubCoordinator(PlugCoordinator):
         self._unsubs = [
             self.client.subscribe(self._on_state),
             self.client.subscribe_connection(self._on_connection),
+            self.client.subscribe_failure(self._on_failure),
         ]
 
     @property
@@ -165,6 +177,8 @@ class HubCoordinator(PlugCoordinator):
             unsub()
         self._unsubs.clear()
         await self.client.close()
+        for device_id in list(self.faults):
+            self._set_fault(device_id, None)
         await super().async_shutdown()
 
     @callback
@@ -295,6 +309,8 @@ class HubCoordinator(PlugCoordinator):
                 "health": asdict(self.health) if self.health else None,
                 "boot_time": self.boot_time.isoformat() if self.boot_time else None,
                 "last_error": str(client.last_error) if client.last_error else None,
+                # why the hub cannot use a plug (None: fine): "key", "busy", "unreachable"
+                "plug_faults": dict(sorted(self.faults.items())),
             }
         }
 
@@ -303,7 +319,10 @@ class HubCoordinator(PlugCoordinator):
         online = {d: p.online for d, p in inventory.plugs.items()}
         changed = {d for d in online if online[d] != self._online.get(d)}
         self._online = online
+        for device_id in [d for d in self.faults if d not in inventory.plugs]:
+            self._set_fault(device_id, None)  # the plug left the hub
         for device_id, plug in inventory.plugs.items():
+            self._set_fault(device_id, plug.fault)
             self._update_plug(device_id, plug.dps)
             if device_id in changed:
                 self._notify(device_id)
@@ -387,6 +406,7 @@ class HubCoordinator(PlugCoordinator):
     def _on_connection(self, connected: bool) -> None:
         if connected and (inventory := self.client.inventory) is not None:
             LOGGER.info("Hub %s is connected", self.hub_id)
+            self._auth_check_requested = False
             self._apply_inventory(inventory)
             # its health (uptime, memory) now rather than at the next poll, up to a minute away
             self.config_entry.async_create_background_task(
@@ -398,7 +418,61 @@ class HubCoordinator(PlugCoordinator):
         self.async_update_listeners()  # the hub's own entities
 
     @callback
+    def _on_failure(self, err: HubError) -> None:
+        """A background connection attempt failed; a refused secret starts reauth at once.
+
+        Only :class:`HubAuthError` (the hub's handshake proof did not match our secret, §4)
+        does; a timeout, a refused or reset connection, a busy hub never do.
+        """
+        if isinstance(err, HubAuthError) and not self._auth_check_requested:
+            self._auth_check_requested = True
+            # the refresh raises ConfigEntryAuthFailed, and the coordinator starts the flow
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_refresh(), f"{DOMAIN} hub {self.hub_id} secret check"
+            )
+
+    def _fault_issue_id(self, device_id: str) -> str:
+        return f"hub_plug_fault_{self.hub_id}_{device_id}"
+
+    @callback
+    def _set_fault(self, device_id: str, fault: str | None) -> None:
+        """Keep the plug's repair issue equal to its fault (hub-protocol §7.1)."""
+        old = self.faults.get(device_id)
+        if fault is None:
+            self.faults.pop(device_id, None)
+        else:
+            self.faults[device_id] = fault
+        if fault == old:
+            return
+        if fault is not None:
+            LOGGER.info("Hub %s reports plug %s: %s", self.hub_id, device_id, fault)
+        issue_id = self._fault_issue_id(device_id)
+        translation_key = FAULT_ISSUES.get(fault or "")
+        if translation_key is None:
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        inventory = self.client.inventory
+        plug = inventory.plugs.get(device_id) if inventory is not None else None
+        info = self.plugs.get(device_id)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=translation_key,
+            translation_placeholders={
+                "name": info.name if info else (plug.name if plug else device_id),
+                "device_id": device_id,
+                "host": plug.host if plug else "",
+                "hub": self.config_entry.title or DEFAULT_HUB_NAME,
+            },
+        )
+
+    @callback
     def _on_state(self, update: StateUpdate) -> None:
+        self._set_fault(update.device_id, update.fault)
         was_online = self._online.get(update.device_id)
         self._online[update.device_id] = update.online
         self._update_plug(update.device_id, update.dps)
