@@ -341,18 +341,28 @@ class HubClient:
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
                 continue
-            silence = self.silence_timeout
-            if (long := conn.oldest_pending(LONG_REQUESTS)) is not None:
-                silence = max(silence, long.sent + self.timeout - conn.last_rx)
             try:
                 await conn.wait(
-                    conn.send("ping", parse_reply_object), self.timeout, silence=silence
+                    conn.send("ping", parse_reply_object),
+                    self.timeout,
+                    gone_at=lambda: self._gone_at(conn),
                 )
             except HubCommandError:
                 pass  # it answered: alive
             except HubError as err:
                 _LOGGER.debug("hub %s ping failed: %s", self.host, err)
                 raise
+
+    def _gone_at(self, conn: HubConnection) -> float:
+        """Event-loop time at which the hub of ``conn`` counts as gone.
+
+        ``silence_timeout`` after its last record, or later while a :data:`LONG_REQUESTS`
+        request waits (then that request's own ``timeout`` decides).
+        """
+        gone = conn.last_rx + self.silence_timeout
+        if (long := conn.oldest_pending(LONG_REQUESTS)) is not None:
+            gone = max(gone, long.sent + self.timeout)
+        return gone
 
     async def _clock(self, conn: HubConnection, first: PendingRequest[HubTime]) -> None:
         """Owned by ``conn``: HA's clock right after the hello, then every ``time_interval``.

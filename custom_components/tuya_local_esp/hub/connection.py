@@ -242,13 +242,18 @@ class HubConnection:
         )
 
     async def wait[T](
-        self, pending: PendingRequest[T], within: float, *, silence: float | None = None
+        self,
+        pending: PendingRequest[T],
+        within: float,
+        *,
+        gone_at: Callable[[], float] | None = None,
     ) -> T:
         """Wait up to ``within`` seconds for the result of ``pending``; return its value.
 
-        With ``silence``, give up as well once nothing at all was received for ``silence``
-        seconds (:attr:`last_rx`): a hub that talks (pushes, other results) is alive even if
-        this answer is slow, a hub that says nothing is not (hub-protocol §8).
+        With ``gone_at``, give up as well once the event-loop time passes ``gone_at()``, asked
+        again whenever something arrives: the owner's silence rule, from :attr:`last_rx` (a hub
+        that talks, pushes or other results, is alive even if this answer is slow; a hub that
+        says nothing is not, hub-protocol §8).
 
         Raises :class:`HubTimeoutError`, :class:`HubCommandError` (the hub refused),
         :class:`HubProtocolError` (malformed result data) or :class:`HubConnectionError`.
@@ -259,7 +264,7 @@ class HubConnection:
             async with asyncio.timeout_at(deadline):
                 await self._writer.drain()
             while not pending.future.done():
-                end = deadline if silence is None else min(deadline, self.last_rx + silence)
+                end = deadline if gone_at is None else min(deadline, gone_at())
                 if loop.time() >= end:
                     if end < deadline:
                         quiet = loop.time() - self.last_rx
