@@ -27,7 +27,9 @@ from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
@@ -231,14 +233,15 @@ async def test_an_unreachable_hub_never_starts_reauth(hass: HomeAssistant) -> No
         await reader.read()  # accepts, never answers the handshake
         writer.close()
 
-    refused = await set_up(hass, entry_for(free_port(), [], hub_id="refused"))
+    # the silent server first: free_port() cannot then hand out the same port
     server = await asyncio.start_server(mute, "127.0.0.1", 0)
     port = int(server.sockets[0].getsockname()[1])
-    silent = await set_up(hass, entry_for(port, [], hub_id="silent"))
-    failures: dict[str, list[HubError]] = {"refused": [], "silent": []}
-    refused.client.subscribe_failure(failures["refused"].append)
-    silent.client.subscribe_failure(failures["silent"].append)
     try:
+        silent = await set_up(hass, entry_for(port, [], hub_id="silent"))
+        refused = await set_up(hass, entry_for(free_port(), [], hub_id="refused"))
+        failures: dict[str, list[HubError]] = {"refused": [], "silent": []}
+        refused.client.subscribe_failure(failures["refused"].append)
+        silent.client.subscribe_failure(failures["silent"].append)
         await wait_until(lambda: len(failures["refused"]) >= 3, within=30)
         await wait_until(lambda: len(failures["silent"]) >= 1, within=30)
         await hass.async_block_till_done()
@@ -317,6 +320,7 @@ async def test_plug_faults_reported_by_the_hub_are_repair_issues(hass: HomeAssis
         await wait_for_state(hass, "switch.desk_lamp", "on")
         # another client takes the plug
         push(online=False, fault="busy")
+        push(online=False, fault="busy")  # reported again: one issue, nothing changes
         await wait_until(lambda: fault_issue(hass) is not None, within=10)
         issue = fault_issue(hass)
         assert issue is not None
@@ -343,25 +347,129 @@ async def test_plug_faults_reported_by_the_hub_are_repair_issues(hass: HomeAssis
 
 async def test_a_plug_that_leaves_the_hub_takes_its_issue_along(hass: HomeAssistant) -> None:
     """The inventory no longer has the faulty plug (removed on the hub by other means)."""
-    inventories = 0
+    plug: dict[str, Any] = {**PLUG, "online": False, "fault": "busy"}
+    on_hub = True
 
-    def gone_after_first(conn: FakeConn, req: dict[str, Any]) -> None:
-        nonlocal inventories
+    def inventory(conn: FakeConn, req: dict[str, Any]) -> None:
         if req["t"] == "inventory":
-            inventories += 1
-            conn.result(req, {**{k: v for k, v in HELLO.items() if k != "t"}, "plugs": 0})
+            if on_hub:
+                conn.send(plug)
+            hello = {k: v for k, v in HELLO.items() if k != "t"}
+            conn.result(req, {**hello, "plugs": int(on_hub)})
         else:
             answer_all(conn, req)
 
-    hello = [{**PLUG, "online": False, "fault": "busy"}, HELLO]
-    async with fake_hub(gone_after_first, hello=hello) as fake:
+    async with fake_hub(inventory, hello=[plug, HELLO]) as fake:
         entry = entry_for(
             fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode(), hub_id="fake"
         )
         coordinator = await set_up(hass, entry)
         await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        on_hub = False
         await coordinator.async_refresh_inventory()
         assert fault_issue(hass) is None
         assert coordinator.faults == {}
         await hass.async_block_till_done()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_fixing_a_wrong_key_opens_the_plugs_settings(hass: HomeAssistant) -> None:
+    """The ``hub_plug_key`` issue is fixable: its fix hands over to the plug subentry's
+    reconfigure form, where the new local key goes to the hub (the plug is re-added with it)."""
+    plug: dict[str, Any] = {**PLUG, "online": False, "fault": "key"}
+
+    def hub_with_plug(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] == "inventory":
+            if plug:
+                conn.send(plug)
+            hello = {k: v for k, v in HELLO.items() if k != "t"}
+            conn.result(req, {**hello, "plugs": 1 if plug else 0})
+        elif req["t"] == "remove":
+            plug.clear()
+            answer_all(conn, req)
+        elif req["t"] == "add":
+            # the hub takes the new key and reaches the plug: no fault any more
+            added = req["plug"]
+            plug.update({**PLUG, "id": added["id"], "host": added["host"], "online": True})
+            conn.send(plug)
+            conn.result(req, {"id": added["id"]})
+        else:
+            answer_all(conn, req)
+
+    assert await async_setup_component(hass, "repairs", {})
+    async with fake_hub(hub_with_plug, hello=lambda _: [plug, HELLO]) as fake:
+        entry = entry_for(
+            fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode(), hub_id="fake"
+        )
+        await set_up(hass, entry)
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        issue = fault_issue(hass)
+        assert issue is not None
+        assert issue.is_fixable
+        assert issue.data == {"entry_id": entry.entry_id, "device_id": "p1"}
+
+        repairs = hass.data["repairs"]["flow_manager"]
+        result = await repairs.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        flow_type, flow_id = result["next_flow"]
+        assert flow_type == "config_subentries_flow"
+        form = hass.config_entries.subentries.async_get(flow_id)
+        assert form["step_id"] == "reconfigure"
+        result = await hass.config_entries.subentries.async_configure(
+            flow_id,
+            {
+                "name": "Desk lamp",
+                "host": "127.0.0.1",
+                "local_key": KEYS[1],
+                "protocol_version": "3_3",
+                "port": 6668,
+            },
+        )
+        assert result["type"] is FlowResultType.ABORT, result.get("errors")
+        assert result["reason"] == "reconfigure_successful"
+        add = next(r for r in fake.requests if r["t"] == "add")
+        assert add["plug"]["id"] == "p1"
+        await hass.async_block_till_done()
+        assert fault_issue(hass) is None
+        await wait_for_state(hass, "switch.desk_lamp", "on", within=BACK)
+        # still the wrong key after all: the next report brings the issue back
+        plug["fault"] = "key"
+        fake.conns[-1].send({"t": "state", "id": "p1", "online": False, "fault": "key"})
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_fix_flow_of_a_plug_that_is_gone(hass: HomeAssistant) -> None:
+    """A fix started after the plug (or its hub entry) went away ends with a clear reason and
+    leaves the issue; an issue without plug data gets HA's plain confirmation."""
+    assert await async_setup_component(hass, "repairs", {})
+    repairs = hass.data["repairs"]["flow_manager"]
+    async with fake_hub() as fake:
+        entry = entry_for(fake.port, [], secret=FAKE_SECRET.decode(), hub_id="fake")
+        await set_up(hass, entry)
+        gone = {"hub_plug_fault_gone_p9": "no-such-entry", "hub_plug_fault_fake_p8": entry.entry_id}
+        for issue_id, entry_id in gone.items():
+            ir.async_create_issue(
+                hass,
+                DOMAIN,
+                issue_id,
+                data={"entry_id": entry_id, "device_id": issue_id[-2:]},  # no such subentry
+                is_fixable=True,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="hub_plug_key",
+            )
+            result = await repairs.async_init(DOMAIN, data={"issue_id": issue_id})
+            assert result["type"] is FlowResultType.ABORT
+            assert result["reason"] == "plug_gone"
+            assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            "plain",
+            is_fixable=True,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="hub_plug_busy",
+        )
+        result = await repairs.async_init(DOMAIN, data={"issue_id": "plain"})
+        assert result["step_id"] == "confirm"
         assert await hass.config_entries.async_unload(entry.entry_id)

@@ -436,29 +436,37 @@ class HubCoordinator(PlugCoordinator):
 
     @callback
     def _set_fault(self, device_id: str, fault: str | None) -> None:
-        """Keep the plug's repair issue equal to its fault (hub-protocol §7.1)."""
+        """Keep the plug's repair issue equal to its fault (hub-protocol §7.1).
+
+        The issue is (re)created at every report of a fault the user can act on, so one that
+        was fixed from the repairs dashboard while the fault lasts comes back; ``hub_plug_key``
+        is fixable (``repairs.py``: the plug subentry's reconfigure form).
+        """
         old = self.faults.get(device_id)
         if fault is None:
             self.faults.pop(device_id, None)
         else:
             self.faults[device_id] = fault
-        if fault == old:
-            return
-        if fault is not None:
-            LOGGER.info("Hub %s reports plug %s: %s", self.hub_id, device_id, fault)
+            if fault != old:
+                LOGGER.info("Hub %s reports plug %s: %s", self.hub_id, device_id, fault)
         issue_id = self._fault_issue_id(device_id)
         translation_key = FAULT_ISSUES.get(fault or "")
         if translation_key is None:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            if old in FAULT_ISSUES:
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return
         inventory = self.client.inventory
         plug = inventory.plugs.get(device_id) if inventory is not None else None
         info = self.plugs.get(device_id)
+        fixable = fault == "key" and info is not None  # its subentry holds the settings
         ir.async_create_issue(
             self.hass,
             DOMAIN,
             issue_id,
-            is_fixable=False,
+            data={"entry_id": self.config_entry.entry_id, "device_id": device_id}
+            if fixable
+            else None,
+            is_fixable=fixable,
             is_persistent=False,
             severity=ir.IssueSeverity.WARNING,
             translation_key=translation_key,
