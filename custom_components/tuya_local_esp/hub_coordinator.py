@@ -105,8 +105,8 @@ class HubCoordinator(PlugCoordinator):
         #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
         self.boot_time: datetime | None = None
         self._online: dict[str, bool] = {}
-        #: Each plug's fault as the hub last reported it (None: fine).
-        self.faults: dict[str, str | None] = {}
+        #: Each faulty plug's fault as the hub last reported it (fine plugs are absent).
+        self.faults: dict[str, str] = {}
         #: A reauth check was started for the hub's refused secret (until it connects again).
         self._auth_check_requested = False
         #: Plugs being added or re-added by a subentry flow: the flow creates or keeps their
