@@ -309,7 +309,7 @@ class HubCoordinator(PlugCoordinator):
                 "health": asdict(self.health) if self.health else None,
                 "boot_time": self.boot_time.isoformat() if self.boot_time else None,
                 "last_error": str(client.last_error) if client.last_error else None,
-                # why the hub cannot use a plug (None: fine): "key", "busy", "unreachable"
+                # the plugs the hub cannot use, and why: "key", "busy", "unreachable"
                 "plug_faults": dict(sorted(self.faults.items())),
             }
         }
