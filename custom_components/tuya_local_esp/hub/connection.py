@@ -251,9 +251,9 @@ class HubConnection:
         """Wait up to ``within`` seconds for the result of ``pending``; return its value.
 
         With ``gone_at``, give up as well once the event-loop time passes ``gone_at()``, asked
-        again whenever something arrives: the owner's silence rule, from :attr:`last_rx` (a hub
-        that talks, pushes or other results, is alive even if this answer is slow; a hub that
-        says nothing is not, hub-protocol §8).
+        again each time the limit it gave is reached: the owner's silence rule, from
+        :attr:`last_rx` (a hub that talks, pushes or other results, is alive even if this
+        answer is slow; a hub that says nothing is not, hub-protocol §8).
 
         Raises :class:`HubTimeoutError`, :class:`HubCommandError` (the hub refused),
         :class:`HubProtocolError` (malformed result data) or :class:`HubConnectionError`.
