@@ -26,7 +26,7 @@ import pytest
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
@@ -46,7 +46,7 @@ from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
 from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record
-from .firmware.test_hub_client import HELLO, PLUG, FakeConn, answer_all, fake_hub
+from .firmware.test_hub_client import HELLO, PLUG, FakeConn, answer_all, fake_hub, hub_tasks
 from .firmware.test_hub_client import SECRET as FAKE_SECRET
 
 GONE = 40.0  # "unavailable within" (s): generous; the client drops a hub silent for 10 s
@@ -473,3 +473,22 @@ async def test_fix_flow_of_a_plug_that_is_gone(hass: HomeAssistant) -> None:
         result = await repairs.async_init(DOMAIN, data={"issue_id": "plain"})
         assert result["step_id"] == "confirm"
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_reload_during_shutdown_opens_no_connection(hass: HomeAssistant) -> None:
+    """A reload that lands after Home Assistant's stop event (a subentry changed just before)
+    must not start a connection: nothing would close it (it made a test flaky under load)."""
+    async with fake_hub() as fake:
+        entry = entry_for(fake.port, [], secret=FAKE_SECRET.decode(), hub_id="fake")
+        entry.add_to_hass(hass)
+        coordinator = HubCoordinator(hass, entry)
+        hass.set_state(CoreState.stopping)
+        try:
+            await coordinator.async_start()
+        finally:
+            hass.set_state(CoreState.running)
+        assert not coordinator.client.connected
+        assert hub_tasks() == []  # no supervisor: nothing connects later either
+        await coordinator.async_start()  # running again: it connects
+        await coordinator.client.wait_connected(10)
+        await coordinator.async_shutdown()

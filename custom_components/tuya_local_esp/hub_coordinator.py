@@ -168,7 +168,14 @@ class HubCoordinator(PlugCoordinator):
                 registry.async_remove_device(device.id)
 
     async def async_start(self) -> None:
-        """Connect in the background; never blocks Home Assistant's start-up."""
+        """Connect in the background; never blocks Home Assistant's start-up.
+
+        Nothing is started while Home Assistant stops: a reload that lands after its stop event
+        (e.g. a subentry change just before) would leave a connection nobody closes.
+        """
+        if self.hass.is_stopping:
+            LOGGER.debug("Hub %s: Home Assistant is stopping; not connecting", self.hub_id)
+            return
         await self.client.start()
 
     async def async_shutdown(self) -> None:
