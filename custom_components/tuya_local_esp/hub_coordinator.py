@@ -2,7 +2,10 @@
 
 State pushes from the hub (``docs/hub-protocol.md``) update the data at once; health and the
 inventory are polled every minute. A plug is online while the hub is connected and reports the
-plug online; everything goes unavailable while the hub is unreachable and comes back by itself.
+plug online; everything goes unavailable while the hub is unreachable (the client drops a hub
+silent for 10 s) and comes back by itself. A hub that refuses the secret starts a reauth flow
+at the first refused attempt. A plug the hub cannot use because of its local key or another
+client (the plug's ``fault``, hub-protocol §7.1) gets a repair issue while the fault lasts.
 
 Each plug's profile (``profiles``) is stored in its config subentry, as a direct plug's is in its
 entry: :meth:`HubCoordinator.async_add_plug_detected` gives the hub a new plug with every
@@ -78,6 +81,9 @@ HUB_MANUFACTURER = "Espressif"
 HUB_MODEL = "ESP32 hub"
 #: A boot time estimate this close to the last one is the same boot (poll latency, rounding).
 BOOT_TIME_TOLERANCE = timedelta(seconds=30)
+#: Plug faults reported by the hub (hub-protocol §7.1) that the user can act on -> translation
+#: key of their repair issue ("unreachable" is shown as the plug being unavailable).
+FAULT_ISSUES = {"key": "hub_plug_key", "busy": "hub_plug_busy"}
 
 #: Subentry data: the layout the user picked in the plug's reconfigure step (wire form); it
 #: wins over the detected ``profile`` and is never corrected automatically.
@@ -197,6 +203,10 @@ class HubCoordinator(PlugCoordinator):
         #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
         self.boot_time: datetime | None = None
         self._online: dict[str, bool] = {}
+        #: Each faulty plug's fault as the hub last reported it (fine plugs are absent).
+        self.faults: dict[str, str] = {}
+        #: A reauth check was started for the hub's refused secret (until it connects again).
+        self._auth_check_requested = False
         #: Plugs being added or re-added by a subentry flow: the flow creates or keeps their
         #: subentry itself (until the entry reloads).
         self._adding: set[str] = set()
@@ -206,6 +216,7 @@ class HubCoordinator(PlugCoordinator):
         self._unsubs = [
             self.client.subscribe(self._on_state),
             self.client.subscribe_connection(self._on_connection),
+            self.client.subscribe_failure(self._on_failure),
         ]
 
     @property
@@ -255,7 +266,14 @@ class HubCoordinator(PlugCoordinator):
                 registry.async_remove_device(device.id)
 
     async def async_start(self) -> None:
-        """Connect in the background; never blocks Home Assistant's start-up."""
+        """Connect in the background; never blocks Home Assistant's start-up.
+
+        Nothing is started while Home Assistant stops: a reload that lands after its stop event
+        (e.g. a subentry change just before) would leave a connection nobody closes.
+        """
+        if self.hass.is_stopping:
+            LOGGER.debug("Hub %s: Home Assistant is stopping; not connecting", self.hub_id)
+            return
         self._start_profile_watch()
         await self.client.start()
 
@@ -471,6 +489,8 @@ class HubCoordinator(PlugCoordinator):
             unsub()
         self._unsubs.clear()
         await self.client.close()
+        for device_id in list(self.faults):
+            self._set_fault(device_id, None)
         await super().async_shutdown()
 
     def plug_online(self, device_id: str) -> bool:
@@ -643,6 +663,8 @@ class HubCoordinator(PlugCoordinator):
                 "health": asdict(self.health) if self.health else None,
                 "boot_time": self.boot_time.isoformat() if self.boot_time else None,
                 "last_error": str(client.last_error) if client.last_error else None,
+                # the plugs the hub cannot use, and why: "key", "busy", "unreachable"
+                "plug_faults": dict(sorted(self.faults.items())),
             }
         }
 
@@ -651,7 +673,10 @@ class HubCoordinator(PlugCoordinator):
         online = {d: p.online for d, p in inventory.plugs.items()}
         changed = {d for d in online if online[d] != self._online.get(d)}
         self._online = online
+        for device_id in [d for d in self.faults if d not in inventory.plugs]:
+            self._set_fault(device_id, None)  # the plug left the hub
         for device_id, plug in inventory.plugs.items():
+            self._set_fault(device_id, plug.fault)
             self._update_plug(device_id, plug.dps)
             if device_id in changed:
                 self._notify(device_id)
@@ -735,6 +760,7 @@ class HubCoordinator(PlugCoordinator):
     def _on_connection(self, connected: bool) -> None:
         if connected and (inventory := self.client.inventory) is not None:
             LOGGER.info("Hub %s is connected", self.hub_id)
+            self._auth_check_requested = False
             self._apply_inventory(inventory)
             # its health (uptime, memory) now rather than at the next poll, up to a minute away
             self.config_entry.async_create_background_task(
@@ -746,7 +772,69 @@ class HubCoordinator(PlugCoordinator):
         self.async_update_listeners()  # the hub's own entities
 
     @callback
+    def _on_failure(self, err: HubError) -> None:
+        """A background connection attempt failed; a refused secret starts reauth at once.
+
+        Only :class:`HubAuthError` (the hub's handshake proof did not match our secret, §4)
+        does; a timeout, a refused or reset connection, a busy hub never do.
+        """
+        if isinstance(err, HubAuthError) and not self._auth_check_requested:
+            self._auth_check_requested = True
+            # the refresh raises ConfigEntryAuthFailed, and the coordinator starts the flow
+            self.config_entry.async_create_background_task(
+                self.hass, self.async_refresh(), f"{DOMAIN} hub {self.hub_id} secret check"
+            )
+
+    def _fault_issue_id(self, device_id: str) -> str:
+        return f"hub_plug_fault_{self.hub_id}_{device_id}"
+
+    @callback
+    def _set_fault(self, device_id: str, fault: str | None) -> None:
+        """Keep the plug's repair issue equal to its fault (hub-protocol §7.1).
+
+        The issue is (re)created at every report of a fault the user can act on, so one that
+        was fixed from the repairs dashboard while the fault lasts comes back; ``hub_plug_key``
+        is fixable (``repairs.py``: the plug subentry's reconfigure form).
+        """
+        old = self.faults.get(device_id)
+        if fault is None:
+            self.faults.pop(device_id, None)
+        else:
+            self.faults[device_id] = fault
+            if fault != old:
+                LOGGER.info("Hub %s reports plug %s: %s", self.hub_id, device_id, fault)
+        issue_id = self._fault_issue_id(device_id)
+        translation_key = FAULT_ISSUES.get(fault or "")
+        if translation_key is None:
+            if old in FAULT_ISSUES:
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            return
+        inventory = self.client.inventory
+        plug = inventory.plugs.get(device_id) if inventory is not None else None
+        info = self.plugs.get(device_id)
+        fixable = fault == "key" and info is not None  # its subentry holds the settings
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue_id,
+            data={"entry_id": self.config_entry.entry_id, "device_id": device_id}
+            if fixable
+            else None,
+            is_fixable=fixable,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=translation_key,
+            translation_placeholders={
+                "name": info.name if info else (plug.name if plug else device_id),
+                "device_id": device_id,
+                "host": plug.host if plug else "",
+                "hub": self.config_entry.title or DEFAULT_HUB_NAME,
+            },
+        )
+
+    @callback
     def _on_state(self, update: StateUpdate) -> None:
+        self._set_fault(update.device_id, update.fault)
         was_online = self._online.get(update.device_id)
         self._online[update.device_id] = update.online
         self._update_plug(update.device_id, update.dps)

@@ -36,6 +36,8 @@ from custom_components.tuya_local_esp.hub.models import (
     PlugState,
     Removed,
     Result,
+    apply_state,
+    offline,
     parse_message,
 )
 from custom_components.tuya_local_esp.hub.protocol import (
@@ -786,3 +788,236 @@ async def test_direct_connect_while_supervised_is_kept() -> None:
         finally:
             await client.close()
         assert hub_tasks() == []
+
+
+# ---------------------------------------------------------------- liveness (hub-protocol §8)
+def mute(conn: FakeConn, req: dict[str, Any]) -> None:
+    """A hub that went silent right after its hello (Wi-Fi gone, power cut, hung)."""
+
+
+async def test_a_silent_hub_is_dropped_after_the_silence_timeout() -> None:
+    """Nothing received for ``silence_timeout``: the connection ends with a timeout (not after
+    the ping's own, much longer, timeout), and the supervisor reconnects."""
+    async with fake_hub(mute) as hub:
+        client = HubClient(
+            "127.0.0.1",
+            hub.port,
+            SECRET,
+            timeout=30,
+            ping_after=0.1,
+            silence_timeout=0.5,
+            backoff_max=0.1,
+        )
+        links: list[bool] = []
+        client.subscribe_connection(links.append)
+        try:
+            await client.start()
+            await wait_for(lambda: links.count(True) >= 2, within=10)  # dropped, then back
+            assert links[:2] == [True, False]
+            assert isinstance(client.last_error, HubTimeoutError)
+            assert "silent for" in str(client.last_error)
+            assert any(r["t"] == "ping" for r in hub.conns[0].requests)
+        finally:
+            await client.close()
+        assert hub_tasks() == []
+
+
+async def test_any_record_is_a_sign_of_life_and_the_idle_ping_still_goes_out() -> None:
+    """A hub that pushes states but does not answer a ping (yet) stays connected: every record
+    resets the silence timer, as on the direct path (the ping's own ``timeout`` still bounds
+    it). The client pings after ``ping_interval`` without sending although it hears the hub:
+    the hub drops a client that sent nothing for 90 s."""
+    stop = asyncio.Event()
+    pushes = 0
+
+    async def pusher(hub: FakeHub) -> None:
+        nonlocal pushes
+        while not stop.is_set():
+            for conn in hub.conns:
+                conn.send({"t": "state", "id": "p1", "online": True, "dps": {"19": pushes}})
+            pushes += 1
+            await asyncio.sleep(0.02)
+
+    async with fake_hub(mute) as hub:
+        client = HubClient(
+            "127.0.0.1",
+            hub.port,
+            SECRET,
+            timeout=30,
+            ping_after=0.2,
+            silence_timeout=0.4,
+            ping_interval=0.3,
+        )
+        task = asyncio.create_task(pusher(hub))
+        try:
+            await client.connect()
+            # many silence limits' worth of pushes; the idle ping went out (never for silence:
+            # the pushes are 10 times as frequent as ping_after) and is still unanswered
+            await wait_for(
+                lambda: any(r["t"] == "ping" for r in hub.requests) and pushes >= 100,
+                within=20,
+            )
+            assert client.connected
+            assert hub.count == 1
+            # the hub stops talking: dropped
+            stop.set()
+            await wait_for(lambda: not client.connected, within=10)
+            assert isinstance(client.last_error, HubTimeoutError)
+        finally:
+            stop.set()
+            await task
+            await client.close()
+
+
+async def test_an_unanswered_time_request_does_not_delay_the_pings() -> None:
+    """The clock request after the hello runs beside the keep-alive: pings go out (and are
+    answered) while the ``time`` answer is still awaited."""
+
+    def no_time(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] != "time":
+            answer_all(conn, req)
+
+    async with fake_hub(no_time) as hub:
+        client = HubClient("127.0.0.1", hub.port, SECRET, timeout=60, ping_after=0.05)
+        try:
+            await client.connect()
+            await wait_for(lambda: sum(r["t"] == "ping" for r in hub.requests) >= 3, within=10)
+            assert hub.requests[0]["t"] == "time"
+            assert client.time_source is None  # still waiting for it
+            assert client.connected
+        finally:
+            await client.close()
+        assert hub_tasks() == []
+
+
+async def test_a_pending_set_stretches_the_silence_limit() -> None:
+    """While a ``set`` is pending the hub may stop reading for seconds (two slow requests,
+    hub-wide): the silence limit becomes the request's own timeout, so a busy hub that answers
+    late is not dropped."""
+    loop = asyncio.get_running_loop()
+    late: list[asyncio.TimerHandle] = []
+
+    def busy(conn: FakeConn, req: dict[str, Any]) -> None:
+        # everything is answered 1 s late (five silence limits), in order
+        late.append(loop.call_later(1.0, answer_all, conn, req))
+
+    async with fake_hub(busy) as hub:
+        client = HubClient(
+            "127.0.0.1",
+            hub.port,
+            SECRET,
+            timeout=10,
+            ping_after=0.05,
+            silence_timeout=0.2,
+            backoff_max=0.1,
+        )
+        links: list[bool] = []
+        client.subscribe_connection(links.append)
+        try:
+            await client.connect()
+            await wait_for(lambda: len(late) >= 2)  # time, a ping: they are answered late
+            assert await client.set_dps("p1", {"1": False}) == {"1": False}
+            assert links == [True]
+            assert hub.count == 1
+        finally:
+            for handle in late:
+                handle.cancel()
+            await client.close()
+
+
+async def test_failed_attempts_are_reported_to_failure_subscribers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every failed background attempt reaches ``subscribe_failure`` with its error:
+    ``HubAuthError`` only for a refused secret; a refused connection or a busy hub are other
+    errors. A failing callback is logged and changes nothing."""
+    wrong_secret: list[HubError] = []
+    async with fake_hub() as hub:
+        client = HubClient("127.0.0.1", hub.port, b"not-the-secret", backoff_max=0.05)
+
+        def boom(_: HubError) -> None:
+            raise RuntimeError("failure callback bug")
+
+        client.subscribe_failure(boom)
+        unsubscribe = client.subscribe_failure(wrong_secret.append)
+        try:
+            await client.start()
+            await wait_for(lambda: len(wrong_secret) >= 2)
+            unsubscribe()
+            unsubscribe()  # twice is harmless
+            count = len(wrong_secret)
+            await wait_for(lambda: client._backoff.failures >= count + 2)
+            assert len(wrong_secret) == count
+        finally:
+            await client.close()
+    assert all(isinstance(e, HubAuthError) for e in wrong_secret)
+    assert "failure callback bug" in caplog.text
+
+    refused: list[HubError] = []
+    client = HubClient("127.0.0.1", free_port(), SECRET, backoff_max=0.05)
+    client.subscribe_failure(refused.append)
+    try:
+        await client.start()
+        await wait_for(lambda: len(refused) >= 2)
+    finally:
+        await client.close()
+    assert all(type(e) is HubConnectionError for e in refused)
+
+    busy: list[HubError] = []
+    async with fake_hub(hello=[{"t": "error", "err": "busy", "msg": "too many clients"}]) as hub:
+        client = HubClient("127.0.0.1", hub.port, SECRET, backoff_max=0.05)
+        client.subscribe_failure(busy.append)
+        try:
+            await client.start()
+            await wait_for(lambda: len(busy) >= 1)
+        finally:
+            await client.close()
+    assert isinstance(busy[0], HubBusyError)
+    assert not isinstance(busy[0], HubAuthError)
+
+
+# ---------------------------------------------------------------- plug faults (§7.1)
+def test_plug_faults_are_parsed() -> None:
+    """``fault``: null or missing is fine, a string names the cause (any string: a newer
+    firmware may know more), anything else is a protocol error; pushes carry it into the
+    plug's state."""
+    assert parse_message({**PLUG, "fault": "key"}).fault == "key"  # type: ignore[union-attr]
+    assert parse_message({**PLUG, "fault": None}).fault is None  # type: ignore[union-attr]
+    assert parse_message(PLUG).fault is None  # type: ignore[union-attr]
+    assert parse_message({**PLUG, "fault": "solar_flare"}).fault == "solar_flare"  # type: ignore[union-attr]
+    push = parse_message({"t": "state", "id": "p1", "online": False, "fault": "busy"})
+    assert push == StateUpdate("p1", False, {}, 0, "busy")
+    plug = parse_message({**PLUG, "fault": "unreachable"})
+    assert isinstance(plug, PlugState)
+    assert isinstance(push, StateUpdate)
+    assert apply_state(plug, push).fault == "busy"
+    fine = StateUpdate("p1", True, {"1": False}, 9)  # an older firmware's push: no member
+    assert apply_state(apply_state(plug, push), fine).fault is None
+    assert offline(apply_state(plug, push)).fault == "busy"  # kept while the hub is away
+    for bad in (1, True, ["key"], {"cause": "key"}):
+        with pytest.raises(HubProtocolError, match="plug message: 'fault' is"):
+            parse_message({**PLUG, "fault": bad})
+        with pytest.raises(HubProtocolError, match="state push: 'fault' is"):
+            parse_message({"t": "state", "id": "p1", "fault": bad})
+
+
+async def test_faults_reach_the_inventory_and_the_subscribers() -> None:
+    hello = [{**PLUG, "online": False, "fault": "key"}, HELLO]
+    async with fake_hub(hello=hello) as hub:
+        client = HubClient("127.0.0.1", hub.port, SECRET, timeout=2)
+        seen: list[StateUpdate] = []
+        client.subscribe(seen.append)
+        try:
+            inventory = await client.connect()
+            assert inventory.plugs["p1"].fault == "key"
+            hub.conns[0].send({"t": "state", "id": "p1", "online": True, "fault": None})
+            await wait_for(lambda: bool(seen))
+            assert seen[0].fault is None
+            assert client.inventory is not None
+            assert client.inventory.plugs["p1"].fault is None
+            # a malformed fault ends the connection like any malformed member (§5)
+            hub.conns[0].send({"t": "state", "id": "p1", "online": True, "fault": 3})
+            await wait_for(lambda: not client.connected)
+            assert isinstance(client.last_error, HubProtocolError)
+        finally:
+            await client.close()

@@ -2,10 +2,13 @@
 
 One job: keep Home Assistant's view of one hub. :class:`HubClient` opens connections
 (:mod:`.connection`), keeps the inventory current from pushes, delivers state pushes to
-subscribers, offers the requests of §7.3, pings the hub, gives it HA's clock after every
-``hello`` and hourly, and (after :meth:`HubClient.start`) reconnects by itself, paced by the
-shared :class:`~custom_components.tuya_local_esp.tuya.backoff.Backoff`. Every wait is bounded by
-a timeout; every task it starts is owned by the client or by a connection and ends with it.
+subscribers, offers the requests of §7.3, judges the hub's liveness from every record it sends
+(a ping only after a few seconds of silence; a hub silent for :data:`SILENCE_TIMEOUT` seconds is
+dropped, §8), gives it HA's clock after every ``hello`` and hourly, and (after
+:meth:`HubClient.start`) reconnects by itself, paced by the shared
+:class:`~custom_components.tuya_local_esp.tuya.backoff.Backoff`, telling its subscribers about
+every failed attempt. Every wait is bounded by a timeout; every task it starts is owned by the
+client or by a connection and ends with it.
 """
 
 from __future__ import annotations
@@ -54,9 +57,21 @@ _LOGGER = logging.getLogger(__name__)
 
 type StateCallback = Callable[[StateUpdate], None]
 type ConnectionCallback = Callable[[bool], None]
+type FailureCallback = Callable[[HubError], None]
 
 STABLE_AFTER: Final = 30.0
 """A connection that lasted this long (s) ends the outage: the next attempt starts at once."""
+
+PING_AFTER: Final = 4.0
+"""Seconds without receiving anything after which the client pings the hub (§8)."""
+SILENCE_TIMEOUT: Final = 10.0
+"""Seconds without receiving anything after which the hub is taken for gone (§8)."""
+PING_INTERVAL: Final = 30.0
+"""Longest time (s) without sending anything: the hub drops a client silent for 90 s (§8)."""
+LONG_REQUESTS: Final = frozenset({"set", "remove"})
+"""Requests the hub works on for seconds (it waits on a plug); while one is pending the hub
+may stop reading (two such requests at a time, hub-wide), so the silence limit is stretched to
+that request's own timeout."""
 
 # Backoff defaults of the shared policy (tuya/backoff.py); ``backoff_max`` caps them.
 _FIRST, _STEADY, _SLOW, _POLITE = 0.25, 2.0, 30.0, 15.0
@@ -68,8 +83,14 @@ class HubClient:
     ``secret`` is the shared hub secret (``str`` or ``bytes``; never logged). ``timeout``
     bounds every request in seconds (a ``set_dps`` may take up to ~13 s on the hub, so keep it
     above that); ``connect_timeout`` bounds TCP connect, handshake and the first inventory;
-    ``ping_interval`` is the ping period (§8), ``time_interval`` the period of the ``time``
-    request (HUB-ADDITIONS 1: after every ``hello`` and hourly).
+    ``time_interval`` is the period of the ``time`` request (HUB-ADDITIONS 1: after every
+    ``hello`` and hourly).
+
+    Liveness (§8): every record from the hub counts as a sign of life. After ``ping_after``
+    seconds without one, or ``ping_interval`` seconds without sending anything (the hub's idle
+    timer), the client pings; when nothing at all arrived for ``silence_timeout`` seconds
+    (stretched to a pending ``set``/``remove``'s own ``timeout``, :data:`LONG_REQUESTS`), or a
+    ping is not answered within ``timeout``, the connection is dropped and reconnected.
 
     Use :meth:`connect` for one attempt, or :meth:`start` to keep a connection up in the
     background. Reconnection follows :class:`~..tuya.backoff.Backoff` (0.25 s doubling to 2 s,
@@ -85,9 +106,11 @@ class HubClient:
         *,
         timeout: float = 15.0,
         connect_timeout: float = 5.0,
-        ping_interval: float = 30.0,
+        ping_interval: float = PING_INTERVAL,
         backoff_max: float = 60.0,
         time_interval: float = 3600.0,
+        ping_after: float = PING_AFTER,
+        silence_timeout: float = SILENCE_TIMEOUT,
     ) -> None:
         """Configure the client; nothing is opened until :meth:`connect` or :meth:`start`.
 
@@ -101,6 +124,8 @@ class HubClient:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.ping_interval = ping_interval
+        self.ping_after = ping_after
+        self.silence_timeout = silence_timeout
         self.time_interval = time_interval
         self._backoff = Backoff(first=_FIRST, steady=_STEADY, slow=_SLOW, polite=_POLITE)
         self._backoff_max = backoff_max
@@ -112,6 +137,7 @@ class HubClient:
         self._inventory_lock = asyncio.Lock()
         self._state_cbs: dict[object, StateCallback] = {}
         self._conn_cbs: dict[object, ConnectionCallback] = {}
+        self._failure_cbs: dict[object, FailureCallback] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._connected_event = asyncio.Event()
         self._closing = False
@@ -168,6 +194,18 @@ class HubClient:
         """
         return _add(self._conn_cbs, callback)
 
+    def subscribe_failure(self, callback: FailureCallback) -> Callable[[], None]:
+        """Call ``callback(error)`` after every failed background connection attempt.
+
+        ``error`` is what :meth:`connect` raised: :class:`HubAuthError` only when the hub
+        refused our secret (its handshake proof did not match, §4), :class:`HubBusyError` when
+        it serves as many clients as it can, otherwise a connection, timeout or protocol error.
+        Called right after the attempt, before the backoff wait.
+
+        Returns a function that removes this subscription (calling it again does nothing).
+        """
+        return _add(self._failure_cbs, callback)
+
     def wake(self) -> None:
         """The hub was heard on the LAN (DHCP): if the supervisor is waiting, retry now."""
         self._wake.set()
@@ -213,7 +251,8 @@ class HubClient:
         self._conn = conn
         conn.start(self._on_message, self._on_closed)
         first_time = conn.send("time", parse_time_result, time=int(time.time()))
-        conn.spawn(self._keep_alive(conn, first_time), f"hub {label} keep-alive")
+        conn.spawn(self._clock(conn, first_time), f"hub {label} clock")
+        conn.spawn(self._keep_alive(conn), f"hub {label} keep-alive")
         self._connected_event.set()
         _LOGGER.debug("connected to hub %s at %s", inventory.hub_id, label)
         self._notify_connection(True)
@@ -282,27 +321,60 @@ class HubClient:
         except HubError as err:
             self.last_error = err
             _LOGGER.debug("hub %s:%d connect failed: %s", self.host, self.port, err)
+            for cb in list(self._failure_cbs.values()):
+                try:
+                    cb(err)
+                except Exception:
+                    _LOGGER.exception("hub failure callback failed")
             return None
         return self._conn
 
-    async def _keep_alive(self, conn: HubConnection, first_time: PendingRequest[HubTime]) -> None:
-        """Owned by ``conn``: clock right after the hello, then ping (§8) and hourly clock."""
-        await self._time_answer(conn, first_time)
-        synced = time.monotonic()
+    async def _keep_alive(self, conn: HubConnection) -> None:
+        """Owned by ``conn``: ping when the hub was quiet, drop it when it stays silent (§8).
+
+        Raises :class:`HubTimeoutError` (silent, or the ping unanswered), which ends the
+        connection (:meth:`HubConnection.spawn`); the supervisor reconnects.
+        """
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.ping_interval)
+            due = min(conn.last_rx + self.ping_after, conn.last_tx + self.ping_interval)
+            if (wait := due - loop.time()) > 0:
+                await asyncio.sleep(wait)
+                continue
             try:
-                await conn.request("ping", parse_reply_object, self.timeout)
+                await conn.wait(
+                    conn.send("ping", parse_reply_object),
+                    self.timeout,
+                    gone_at=lambda: self._gone_at(conn),
+                )
             except HubCommandError:
                 pass  # it answered: alive
             except HubError as err:
                 _LOGGER.debug("hub %s ping failed: %s", self.host, err)
-                raise  # ends the connection (HubConnection.spawn); the supervisor reconnects
-            if time.monotonic() - synced >= self.time_interval:
-                synced = time.monotonic()
-                await self._time_answer(
-                    conn, conn.send("time", parse_time_result, time=int(time.time()))
-                )
+                raise
+
+    def _gone_at(self, conn: HubConnection) -> float:
+        """Event-loop time at which the hub of ``conn`` counts as gone.
+
+        ``silence_timeout`` after its last record, or later while a :data:`LONG_REQUESTS`
+        request waits (then that request's own ``timeout`` decides).
+        """
+        gone = conn.last_rx + self.silence_timeout
+        if (long := conn.oldest_pending(LONG_REQUESTS)) is not None:
+            gone = max(gone, long.sent + self.timeout)
+        return gone
+
+    async def _clock(self, conn: HubConnection, first: PendingRequest[HubTime]) -> None:
+        """Owned by ``conn``: HA's clock right after the hello, then every ``time_interval``.
+
+        Runs beside the keep-alive, so a slow or missing ``time`` answer delays no ping.
+        """
+        await self._time_answer(conn, first)
+        while True:
+            await asyncio.sleep(self.time_interval)
+            await self._time_answer(
+                conn, conn.send("time", parse_time_result, time=int(time.time()))
+            )
 
     async def _time_answer(self, conn: HubConnection, pending: PendingRequest[HubTime]) -> None:
         """Wait for a ``time`` answer; failures are logged at debug only (HUB-ADDITIONS 1)."""

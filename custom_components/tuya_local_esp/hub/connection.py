@@ -6,8 +6,10 @@ One job: carry messages over one socket. :func:`open_connection` runs the handsh
 every other message to the owner. Any channel violation — bad record, bad MAC, malformed
 message — ends the connection (§5: the receiver MUST close), never the event loop: the loop
 catches everything, fails the pending requests and reports the end once through ``on_closed``.
-Tasks started with :meth:`HubConnection.spawn` belong to the connection and end with it.
-Reconnecting is the owner's business (:class:`.client.HubClient`).
+Tasks started with :meth:`HubConnection.spawn` belong to the connection and end with it. The
+connection records when it last received a record and last sent one (:attr:`HubConnection.last_rx`,
+:attr:`HubConnection.last_tx`, event-loop time): liveness and reconnecting are the owner's business
+(:class:`.client.HubClient`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class PendingRequest[T]:
     :class:`HubCommandError` for a refused one, or a :class:`HubError` when the connection ends.
     """
 
-    __slots__ = ("future", "kind", "parse", "rid")
+    __slots__ = ("future", "kind", "parse", "rid", "sent")
 
     def __init__(
         self, rid: int, kind: str, parse: Callable[[object], T], future: asyncio.Future[T]
@@ -60,6 +62,8 @@ class PendingRequest[T]:
         self.kind = kind
         self.parse = parse
         self.future = future
+        self.sent = future.get_loop().time()
+        """When the request was written (event-loop time, s)."""
 
     def fail(self, error: BaseException) -> None:
         """Fail the request (once), marking the exception retrieved if nobody awaits it."""
@@ -94,6 +98,11 @@ class HubConnection:
         self._closed = asyncio.Event()
         self.error: HubError | None = None
         """Why the connection ended (``None`` while open, or after a deliberate close)."""
+        now = asyncio.get_running_loop().time()
+        self.last_rx = now
+        """When the last record arrived that opened (event-loop time, s; creation before)."""
+        self.last_tx = now
+        """When the last request was written (event-loop time, s; creation before)."""
 
     @property
     def closed(self) -> bool:
@@ -119,7 +128,9 @@ class HubConnection:
             if not data:
                 raise HubConnectionError(f"{self._label} closed the connection")
             self._received.extend(self._records.feed(data))
-        return self._channel.open(self._received.pop(0))
+        message = self._channel.open(self._received.pop(0))
+        self.last_rx = asyncio.get_running_loop().time()
+        return message
 
     def start(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
         """Start the read loop.
@@ -219,18 +230,49 @@ class HubConnection:
         # seal() and write() run without an await in between, so sequence numbers follow
         # the order of the bytes on the wire.
         self._writer.write(record)
+        self.last_tx = pending.sent
         return pending
 
-    async def wait[T](self, pending: PendingRequest[T], within: float) -> T:
+    def oldest_pending(self, kinds: frozenset[str]) -> PendingRequest[Any] | None:
+        """The request of one of ``kinds`` written first and not yet answered, if any."""
+        return min(
+            (p for p in self._pending.values() if p.kind in kinds),
+            key=lambda p: p.sent,
+            default=None,
+        )
+
+    async def wait[T](
+        self,
+        pending: PendingRequest[T],
+        within: float,
+        *,
+        gone_at: Callable[[], float] | None = None,
+    ) -> T:
         """Wait up to ``within`` seconds for the result of ``pending``; return its value.
+
+        With ``gone_at``, give up as well once the event-loop time passes ``gone_at()``, asked
+        again each time the limit it gave is reached: the owner's silence rule, from
+        :attr:`last_rx` (a hub that talks, pushes or other results, is alive even if this
+        answer is slow; a hub that says nothing is not, hub-protocol §8).
 
         Raises :class:`HubTimeoutError`, :class:`HubCommandError` (the hub refused),
         :class:`HubProtocolError` (malformed result data) or :class:`HubConnectionError`.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
         try:
-            async with asyncio.timeout(within):
+            async with asyncio.timeout_at(deadline):
                 await self._writer.drain()
-                return await pending.future
+            while not pending.future.done():
+                end = deadline if gone_at is None else min(deadline, gone_at())
+                if loop.time() >= end:
+                    if end < deadline:
+                        quiet = loop.time() - self.last_rx
+                        raise HubTimeoutError(f"{self._label} was silent for {quiet:.1f} s")
+                    raise TimeoutError
+                # wait() does not cancel the future when it times out; the loop re-checks
+                await asyncio.wait({pending.future}, timeout=end - loop.time())
+            return pending.future.result()
         except TimeoutError as err:
             raise HubTimeoutError(f"hub did not answer {pending.kind!r} in time") from err
         except OSError as err:

@@ -34,7 +34,11 @@ class PlugState:
     last DP update, or ``None`` before the first one. ``refresh`` holds the DP ids the hub
     re-requests with UPDATEDPS (spec §2.9; the ``refresh`` of the plug's profile given to
     ``add``, by default 18, 19, 20), or ``None`` when the firmware does not report it (§7.1).
-    The local key is never reported.
+    ``fault`` says why the hub cannot use the plug (§7.1): ``None`` when fine (or from a
+    firmware that does not report it), ``"key"`` (its frames fail to decrypt or authenticate:
+    wrong local key), ``"busy"`` (another client holds the plug's connection),
+    ``"unreachable"`` (TCP connect fails or times out); any other string is a cause a newer
+    firmware knows. The local key is never reported.
     """
 
     device_id: str
@@ -46,6 +50,7 @@ class PlugState:
     dps: dict[str, Any] = field(default_factory=dict)
     updated: int | None = None
     refresh: tuple[int, ...] | None = None
+    fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +92,15 @@ class HubInfo:
 class StateUpdate:
     """A state push: the DPs that changed (possibly none, for an online/offline change).
 
-    ``timestamp`` is the hub's Unix time in seconds (0 when the hub sent none).
+    ``timestamp`` is the hub's Unix time in seconds (0 when the hub sent none); ``fault`` the
+    plug's fault now, as in :class:`PlugState` (``None``: fine, or not reported).
     """
 
     device_id: str
     online: bool
     dps: dict[str, Any]
     timestamp: int
+    fault: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +268,9 @@ def _dp_ids(obj: JsonObject, key: str, where: str) -> tuple[int, ...] | None:
 def parse_plug(msg: JsonObject) -> PlugState:
     """A ``plug`` message (§7.1) as a :class:`PlugState`.
 
-    Raises :class:`HubProtocolError` when a member has the wrong type, ``port`` is not in
-    0…65535 or ``refresh`` holds something else than DP ids 1…255.
+    Raises :class:`HubProtocolError` when a member has the wrong type (``fault`` must be a
+    string or null), ``port`` is not in 0…65535 or ``refresh`` holds something else than DP
+    ids 1…255.
     """
     where = "plug message"
     device_id = _id(msg, where)
@@ -279,6 +287,7 @@ def parse_plug(msg: JsonObject) -> PlugState:
         dps=_dps(msg, where),
         updated=_opt_int(msg, "ts", where),
         refresh=_dp_ids(msg, "refresh", where),
+        fault=_opt_str(msg, "fault", where),
     )
 
 
@@ -290,6 +299,7 @@ def parse_state(msg: JsonObject) -> StateUpdate:
         online=_bool(msg, "online", where, False),
         dps=_dps(msg, where),
         timestamp=_opt_int(msg, "ts", where) or 0,
+        fault=_opt_str(msg, "fault", where),
     )
 
 
@@ -434,7 +444,7 @@ def parse_health(data: object) -> HubHealth:
 
 # --- inventory bookkeeping --------------------------------------------------------------------
 def apply_state(plug: PlugState, update: StateUpdate) -> PlugState:
-    """``plug`` after a state push: changed DPs merged, online flag and timestamp updated."""
+    """``plug`` after a state push: changed DPs merged; online flag, fault, timestamp updated."""
     return PlugState(
         device_id=plug.device_id,
         name=plug.name,
@@ -445,11 +455,12 @@ def apply_state(plug: PlugState, update: StateUpdate) -> PlugState:
         dps={**plug.dps, **update.dps},
         updated=update.timestamp if update.dps else plug.updated,
         refresh=plug.refresh,
+        fault=update.fault,
     )
 
 
 def offline(plug: PlugState) -> PlugState:
-    """The same plug marked offline (the hub link is down)."""
+    """The same plug marked offline (the hub link is down; its last fault is kept)."""
     return PlugState(
         plug.device_id,
         plug.name,
@@ -460,6 +471,7 @@ def offline(plug: PlugState) -> PlugState:
         plug.dps,
         plug.updated,
         plug.refresh,
+        plug.fault,
     )
 
 

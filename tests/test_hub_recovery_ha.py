@@ -1,0 +1,494 @@
+"""What Home Assistant does when the hub path fails (issue 7): a hub that goes silent (Wi-Fi gone,
+power cut, hung: no RST) makes its plugs unavailable within seconds and they come back when it
+returns; a hub whose secret changed starts reauth at the first refused attempt (and a hub that
+is merely unreachable never does); a plug the hub cannot use because of its local key or
+another client gets a repair issue while that lasts.
+
+Real TCP on loopback: the hub firmware on the MicroPython unix port behind the fault-injecting
+proxy (``tests/faultproxy.py``, raw bytes), or stopped with SIGSTOP; for the plug ``fault``
+member, which the firmware reports only from its next version on, the scriptable fake hub of
+``tests/firmware/test_hub_client.py`` (the sans-I/O protocol, server side). Every wait is on a
+condition with a generous bound; the measured times are in ``docs/reliability.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, STATE_UNAVAILABLE
+from homeassistant.core import CoreState, HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.tuya_local_esp.const import DOMAIN
+from custom_components.tuya_local_esp.diagnostics import async_get_config_entry_diagnostics
+from custom_components.tuya_local_esp.hub import (
+    HubAuthError,
+    HubConnectionError,
+    HubError,
+    HubTimeoutError,
+)
+from custom_components.tuya_local_esp.hub_coordinator import HubCoordinator
+from tests.faultproxy import FaultProxy
+from tuya_sim import SimulatedPlug
+
+from .conftest import wait_for_state, wait_until
+from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record
+from .firmware.test_hub_client import HELLO, PLUG, FakeConn, answer_all, fake_hub, hub_tasks
+from .firmware.test_hub_client import SECRET as FAKE_SECRET
+
+GONE = 40.0  # "unavailable within" (s): generous; the client drops a hub silent for 10 s
+BACK = 30.0  # "back within" (s) after the hub returns
+PLUG_0 = "switch.hub_plug_0"
+PLUG_1 = "switch.hub_plug_1"
+STRINGS = Path(__file__).parent.parent / "custom_components" / DOMAIN / "strings.json"
+
+
+@pytest.fixture
+async def plugs() -> AsyncIterator[list[SimulatedPlug]]:
+    sims = [
+        SimulatedPlug(
+            device_id=f"bfhubrecov{i:02d}abcdefghij", local_key=KEYS[i], seed=i, dps={"1": True}
+        )
+        for i in range(2)
+    ]
+    for sim in sims:
+        await sim.start()
+    yield sims
+    for sim in sims:
+        await sim.stop()
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, plugs: list[SimulatedPlug]) -> AsyncIterator[HubProcess]:
+    proc = HubProcess(
+        tmp_path, plugs=[plug_record(s, name=f"Hub plug {i}") for i, s in enumerate(plugs)]
+    )
+    await proc.start()
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            os.kill(proc.proc.pid, signal.SIGCONT)  # a test that stopped it may have failed
+        proc.stop()
+    proc.assert_no_secrets()
+
+
+def entry_for(
+    port: int,
+    plugs: list[tuple[str, str]],
+    *,
+    secret: str = SECRET,
+    hub_id: str = "testhub",
+) -> MockConfigEntry:
+    """A hub entry at ``127.0.0.1:port`` with one subentry per ``(device id, name)``."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=hub_id,
+        title=f"Tuya ESP32 hub {hub_id}",
+        version=1,
+        minor_version=2,
+        data={
+            "transport": "hub",
+            "host": "127.0.0.1",
+            "port": port,
+            "secret": secret,
+            "hub_id": hub_id,
+        },
+        subentries_data=[
+            ConfigSubentryData(
+                data={"device_id": device_id, "protocol_version": "3.3"},
+                subentry_type="plug",
+                title=name,
+                unique_id=device_id,
+            )
+            for device_id, name in plugs
+        ],
+    )
+
+
+async def set_up(hass: HomeAssistant, entry: MockConfigEntry) -> HubCoordinator:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    source = entry.runtime_data.source
+    assert isinstance(source, HubCoordinator)
+    return source
+
+
+def reauth_flows(hass: HomeAssistant) -> list[Any]:
+    return [
+        f
+        for f in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if f["context"]["source"] == "reauth"
+    ]
+
+
+# ------------------------------------------------------------------ a silent hub
+@pytest.mark.parametrize("accepting", [True, False])
+async def test_a_silent_hub_makes_its_plugs_unavailable_and_they_come_back(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug], accepting: bool
+) -> None:
+    """The hub goes silent on the open connection (no FIN, no RST), with new connections
+    accepted but never answered or not completing at all; the plugs go unavailable without
+    waiting for a slow ping, and they are back once the hub is heard again."""
+    async with FaultProxy(hub.port, frames=False) as proxy:
+        entry = entry_for(proxy.port, [(s.device_id, f"Hub plug {i}") for i, s in enumerate(plugs)])
+        coordinator = await set_up(hass, entry)
+        await wait_for_state(hass, PLUG_0, "on", within=BACK)
+        await wait_for_state(hass, PLUG_1, "on", within=BACK)
+
+        await proxy.blackhole(accepting=accepting)
+        await wait_for_state(hass, PLUG_0, STATE_UNAVAILABLE, within=GONE)
+        await wait_for_state(hass, PLUG_1, STATE_UNAVAILABLE, within=GONE)
+        assert not coordinator.hub_connected
+        error = coordinator.client.last_error
+        assert isinstance(error, HubTimeoutError), error
+        assert "silent" in str(error)
+        assert reauth_flows(hass) == []  # silence is never taken for a wrong secret
+
+        proxy.drop_all(reset=True)
+        await proxy.power_on()
+        await wait_for_state(hass, PLUG_0, "on", within=BACK)
+        await wait_for_state(hass, PLUG_1, "on", within=BACK)
+        await hass.services.async_call(
+            SWITCH_DOMAIN, SERVICE_TURN_OFF, {ATTR_ENTITY_ID: PLUG_0}, blocking=True
+        )
+        assert plugs[0].dps["1"] is False
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_hung_hub_process_is_noticed_and_followed_back(
+    hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
+) -> None:
+    """SIGSTOP: the hub's TCP stack still acknowledges (and even accepts new connections into
+    its backlog) but nothing is answered; SIGCONT brings it back."""
+    entry = entry_for(hub.port, [(s.device_id, f"Hub plug {i}") for i, s in enumerate(plugs)])
+    coordinator = await set_up(hass, entry)
+    await wait_for_state(hass, PLUG_0, "on", within=BACK)
+    assert hub.proc is not None
+    failures: list[HubError] = []
+    unsubscribe = coordinator.client.subscribe_failure(failures.append)
+    os.kill(hub.proc.pid, signal.SIGSTOP)
+    try:
+        await wait_for_state(hass, PLUG_0, STATE_UNAVAILABLE, within=GONE)
+        assert isinstance(coordinator.client.last_error, HubTimeoutError)
+        # reconnection attempts go on, and time out (the hub accepts but does not answer)
+        await wait_until(lambda: bool(failures), within=GONE)
+        assert all(not isinstance(f, HubAuthError) for f in failures)
+    finally:
+        os.kill(hub.proc.pid, signal.SIGCONT)
+    await wait_for_state(hass, PLUG_0, "on", within=BACK)
+    await wait_for_state(hass, PLUG_1, "on", within=BACK)
+    assert reauth_flows(hass) == []
+    unsubscribe()
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+# ------------------------------------------------------------------ reauth
+async def test_a_refused_secret_starts_reauth_at_the_first_attempt(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """No poll needed: the first attempt the hub refuses (its proof does not match our secret)
+    opens the reauth flow, once, even while the client keeps retrying."""
+    hub = HubProcess(tmp_path, secret="the-new-hub-secret-0123456789ab")
+    await hub.start()
+    try:
+        entry = entry_for(hub.port, [])  # configured with the old secret
+        coordinator = await set_up(hass, entry)
+        await wait_until(lambda: bool(reauth_flows(hass)), within=30)
+        assert isinstance(coordinator.client.last_error, HubAuthError)
+        # later refused attempts do not open a second flow
+        failures: list[HubError] = []
+        coordinator.client.subscribe_failure(failures.append)
+        coordinator.client.wake()
+        await wait_until(lambda: len(failures) >= 2, within=30)
+        await hass.async_block_till_done()
+        assert len(reauth_flows(hass)) == 1
+        result = await hass.config_entries.flow.async_configure(
+            reauth_flows(hass)[0]["flow_id"], {"secret": "the-new-hub-secret-0123456789ab"}
+        )
+        assert result["reason"] == "reauth_successful"
+        await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+        hub.assert_no_secrets(["the-new-hub-secret-0123456789ab"])
+    finally:
+        hub.stop()
+
+
+async def test_an_unreachable_hub_never_starts_reauth(hass: HomeAssistant) -> None:
+    """Refused connections and handshakes that time out are no reason to ask for a secret."""
+
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never answers the handshake
+        writer.close()
+
+    # the silent server first: free_port() cannot then hand out the same port
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    try:
+        silent = await set_up(hass, entry_for(port, [], hub_id="silent"))
+        refused = await set_up(hass, entry_for(free_port(), [], hub_id="refused"))
+        failures: dict[str, list[HubError]] = {"refused": [], "silent": []}
+        refused.client.subscribe_failure(failures["refused"].append)
+        silent.client.subscribe_failure(failures["silent"].append)
+        await wait_until(lambda: len(failures["refused"]) >= 3, within=30)
+        await wait_until(lambda: len(failures["silent"]) >= 1, within=30)
+        await hass.async_block_till_done()
+        assert all(isinstance(f, HubConnectionError) for f in failures["refused"])
+        assert isinstance(failures["silent"][0], HubTimeoutError)
+        assert reauth_flows(hass) == []
+        # the poll reports the hub unreachable, not a refused secret
+        await refused.async_refresh()
+        await silent.async_refresh()
+        assert reauth_flows(hass) == []
+        assert not refused.last_update_success
+    finally:
+        for entry in hass.config_entries.async_entries(DOMAIN):
+            await hass.config_entries.async_unload(entry.entry_id)
+        server.close()
+        await server.wait_closed()
+
+
+# ------------------------------------------------------------------ plug faults
+def issue_text(key: str) -> str:
+    """Title and description of an issue in strings.json (strings and en.json are equal)."""
+    issue = json.loads(STRINGS.read_text())["issues"][key]
+    return issue["title"] + issue["description"]
+
+
+def fault_issue(hass: HomeAssistant, device_id: str = "p1") -> ir.IssueEntry | None:
+    return ir.async_get(hass).async_get_issue(DOMAIN, f"hub_plug_fault_fake_{device_id}")
+
+
+async def test_plug_faults_reported_by_the_hub_are_repair_issues(hass: HomeAssistant) -> None:
+    """``fault`` in ``plug`` messages and ``state`` pushes (hub-protocol §7.1): ``key`` and
+    ``busy`` raise a translated repair issue naming the plug within the push, a fault that
+    clears removes it, ``unreachable`` is shown as the plug being unavailable only; every
+    fault is in the diagnostics."""
+    plug: dict[str, Any] = {**PLUG, "online": False, "fault": "key"}
+
+    def inventory_as_pushed(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] == "inventory":  # the plug as last pushed (the poll reads it)
+            conn.send(plug)
+            conn.result(req, {k: v for k, v in HELLO.items() if k != "t"})
+        else:
+            answer_all(conn, req)
+
+    def push(**state: Any) -> None:
+        plug.update(state)
+        if "fault" not in state:  # an older firmware's push: no member
+            plug.pop("fault", None)
+        fake.conns[-1].send({"t": "state", "id": "p1", "dps": {}, **state})
+
+    async with fake_hub(inventory_as_pushed, hello=lambda _: [plug, HELLO]) as fake:
+        entry = entry_for(
+            fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode(), hub_id="fake"
+        )
+        coordinator = await set_up(hass, entry)
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        issue = fault_issue(hass)
+        assert issue is not None
+        assert issue.translation_key == "hub_plug_key"
+        assert issue.severity is ir.IssueSeverity.WARNING
+        assert issue.translation_placeholders == {
+            "name": "Desk lamp",
+            "device_id": "p1",
+            "host": "127.0.0.1",
+            "hub": "Tuya ESP32 hub fake",
+        }
+        # every placeholder the text uses is given
+        used = set(re.findall(r"{(\w+)}", issue_text("hub_plug_key")))
+        assert used <= set(issue.translation_placeholders)
+        assert hass.states.get("switch.desk_lamp").state == STATE_UNAVAILABLE
+        diag = await async_get_config_entry_diagnostics(hass, entry)
+        assert diag["hub"]["plug_faults"] == {"p1": "key"}
+
+        # the key was fixed: the plug is online, the fault is gone (null)
+        push(online=True, fault=None)
+        await wait_until(lambda: fault_issue(hass) is None, within=10)
+        await wait_for_state(hass, "switch.desk_lamp", "on")
+        # another client takes the plug
+        push(online=False, fault="busy")
+        push(online=False, fault="busy")  # reported again: one issue, nothing changes
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        issue = fault_issue(hass)
+        assert issue is not None
+        assert issue.translation_key == "hub_plug_busy"
+        used = set(re.findall(r"{(\w+)}", issue_text("hub_plug_busy")))
+        assert used <= set(issue.translation_placeholders)
+        await wait_for_state(hass, "switch.desk_lamp", STATE_UNAVAILABLE)
+        # unreachable: unavailable, no issue (nothing for the user to fix but the plug)
+        push(online=False, fault="unreachable")
+        await wait_until(lambda: fault_issue(hass) is None, within=10)
+        assert coordinator.faults == {"p1": "unreachable"}
+        diag = await async_get_config_entry_diagnostics(hass, entry)
+        assert diag["hub"]["plug_faults"] == {"p1": "unreachable"}
+        # an older firmware's push (no member) means fine
+        push(online=True, dps={"1": False})
+        await wait_for_state(hass, "switch.desk_lamp", "off")
+        assert coordinator.faults == {}
+        # the issue goes with the entry
+        push(online=False, fault="key")
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+        assert fault_issue(hass) is None
+
+
+async def test_a_plug_that_leaves_the_hub_takes_its_issue_along(hass: HomeAssistant) -> None:
+    """The inventory no longer has the faulty plug (removed on the hub by other means)."""
+    plug: dict[str, Any] = {**PLUG, "online": False, "fault": "busy"}
+    on_hub = True
+
+    def inventory(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] == "inventory":
+            if on_hub:
+                conn.send(plug)
+            hello = {k: v for k, v in HELLO.items() if k != "t"}
+            conn.result(req, {**hello, "plugs": int(on_hub)})
+        else:
+            answer_all(conn, req)
+
+    async with fake_hub(inventory, hello=[plug, HELLO]) as fake:
+        entry = entry_for(
+            fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode(), hub_id="fake"
+        )
+        coordinator = await set_up(hass, entry)
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        on_hub = False
+        await coordinator.async_refresh_inventory()
+        assert fault_issue(hass) is None
+        assert coordinator.faults == {}
+        await hass.async_block_till_done()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_fixing_a_wrong_key_opens_the_plugs_settings(hass: HomeAssistant) -> None:
+    """The ``hub_plug_key`` issue is fixable: its fix hands over to the plug subentry's
+    reconfigure form, where the new local key goes to the hub (the plug is re-added with it)."""
+    plug: dict[str, Any] = {**PLUG, "online": False, "fault": "key"}
+
+    def hub_with_plug(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] == "inventory":
+            if plug:
+                conn.send(plug)
+            hello = {k: v for k, v in HELLO.items() if k != "t"}
+            conn.result(req, {**hello, "plugs": 1 if plug else 0})
+        elif req["t"] == "remove":
+            plug.clear()
+            answer_all(conn, req)
+        elif req["t"] == "add":
+            # the hub takes the new key and reaches the plug: no fault any more
+            added = req["plug"]
+            plug.update({**PLUG, "id": added["id"], "host": added["host"], "online": True})
+            conn.send(plug)
+            conn.result(req, {"id": added["id"]})
+        else:
+            answer_all(conn, req)
+
+    assert await async_setup_component(hass, "repairs", {})
+    async with fake_hub(hub_with_plug, hello=lambda _: [plug, HELLO]) as fake:
+        entry = entry_for(
+            fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode(), hub_id="fake"
+        )
+        await set_up(hass, entry)
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        issue = fault_issue(hass)
+        assert issue is not None
+        assert issue.is_fixable
+        assert issue.data == {"entry_id": entry.entry_id, "device_id": "p1"}
+
+        repairs = hass.data["repairs"]["flow_manager"]
+        result = await repairs.async_init(DOMAIN, data={"issue_id": issue.issue_id})
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        flow_type, flow_id = result["next_flow"]
+        assert flow_type == "config_subentries_flow"
+        form = hass.config_entries.subentries.async_get(flow_id)
+        assert form["step_id"] == "reconfigure"
+        result = await hass.config_entries.subentries.async_configure(
+            flow_id,
+            {
+                "name": "Desk lamp",
+                "host": "127.0.0.1",
+                "local_key": KEYS[1],
+                "protocol_version": "3_3",
+                "port": 6668,
+            },
+        )
+        assert result["type"] is FlowResultType.ABORT, result.get("errors")
+        assert result["reason"] == "reconfigure_successful"
+        add = next(r for r in fake.requests if r["t"] == "add")
+        assert add["plug"]["id"] == "p1"
+        await hass.async_block_till_done()
+        assert fault_issue(hass) is None
+        await wait_for_state(hass, "switch.desk_lamp", "on", within=BACK)
+        # still the wrong key after all: the next report brings the issue back
+        plug["fault"] = "key"
+        fake.conns[-1].send({"t": "state", "id": "p1", "online": False, "fault": "key"})
+        await wait_until(lambda: fault_issue(hass) is not None, within=10)
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_fix_flow_of_a_plug_that_is_gone(hass: HomeAssistant) -> None:
+    """A fix started after the plug (or its hub entry) went away ends with a clear reason and
+    leaves the issue; an issue without plug data gets HA's plain confirmation."""
+    assert await async_setup_component(hass, "repairs", {})
+    repairs = hass.data["repairs"]["flow_manager"]
+    async with fake_hub() as fake:
+        entry = entry_for(fake.port, [], secret=FAKE_SECRET.decode(), hub_id="fake")
+        await set_up(hass, entry)
+        gone = {"hub_plug_fault_gone_p9": "no-such-entry", "hub_plug_fault_fake_p8": entry.entry_id}
+        for issue_id, entry_id in gone.items():
+            ir.async_create_issue(
+                hass,
+                DOMAIN,
+                issue_id,
+                data={"entry_id": entry_id, "device_id": issue_id[-2:]},  # no such subentry
+                is_fixable=True,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="hub_plug_key",
+            )
+            result = await repairs.async_init(DOMAIN, data={"issue_id": issue_id})
+            assert result["type"] is FlowResultType.ABORT
+            assert result["reason"] == "plug_gone"
+            assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            "plain",
+            is_fixable=True,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="hub_plug_busy",
+        )
+        result = await repairs.async_init(DOMAIN, data={"issue_id": "plain"})
+        assert result["step_id"] == "confirm"
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_reload_during_shutdown_opens_no_connection(hass: HomeAssistant) -> None:
+    """A reload that lands after Home Assistant's stop event (a subentry changed just before)
+    must not start a connection: nothing would close it (it made a test flaky under load)."""
+    async with fake_hub() as fake:
+        entry = entry_for(fake.port, [], secret=FAKE_SECRET.decode(), hub_id="fake")
+        entry.add_to_hass(hass)
+        coordinator = HubCoordinator(hass, entry)
+        hass.set_state(CoreState.stopping)
+        try:
+            await coordinator.async_start()
+        finally:
+            hass.set_state(CoreState.running)
+        assert not coordinator.client.connected
+        assert hub_tasks() == []  # no supervisor: nothing connects later either
+        await coordinator.async_start()  # running again: it connects
+        await coordinator.client.wait_connected(10)
+        await coordinator.async_shutdown()
