@@ -289,7 +289,10 @@ async def test_plug_faults_reported_by_the_hub_are_repair_issues(hass: HomeAssis
         plug.update(state)
         if "fault" not in state:  # an older firmware's push: no member
             plug.pop("fault", None)
-        fake.conns[-1].send({"t": "state", "id": "p1", "dps": {}, **state})
+        # as the hub does: to every client connected (a reload may be replacing HA's one)
+        for conn in fake.conns:
+            if not conn.w.is_closing():
+                conn.send({"t": "state", "id": "p1", "dps": {}, **state})
 
     async with fake_hub(inventory_as_pushed, hello=lambda _: [plug, HELLO]) as fake:
         entry = entry_for(
