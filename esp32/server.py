@@ -19,10 +19,11 @@ from hubproto import E_BAD_REQUEST, E_INTERNAL, E_UNKNOWN_TYPE, HubErr, ProtoErr
 _IDLE_MS = const(90000)  # a client that sends nothing (not even a ping) for 90 s is dropped
 _BODY_MS = const(5000)
 _MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
-# Requests that wait on a plug (set, remove, host) run as tasks; at most _MAX_ACTIVE at a time
-# for the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached the
-# client's records are simply not read until a slot frees (TCP backpressure), so nothing is
-# refused and the heap stays bounded.
+# Requests that wait on a plug (set, remove) run as tasks; at most _MAX_ACTIVE at a time for
+# the whole hub (each costs ~2-3 KB of heap while it waits). When the limit is reached, the
+# client that sent one more waits for a slot before its next record is read (TCP
+# backpressure), so nothing is refused and the heap stays bounded; the other clients' pings and
+# other requests are still answered (an idle HA connection is not taken for a dead hub).
 _MAX_ACTIVE = const(2)
 _EAGAIN = const(11)
 
@@ -242,8 +243,6 @@ class Server:
             await self.hub.send_inventory(c, hello)
             hello = None
             while not c.closed:
-                while self._active >= _MAX_ACTIVE:
-                    await asyncio.sleep_ms(20)
                 # One secure record (§3, §5). Its size is checked from the header alone: 64
                 # to 4096 bytes, 48 + a multiple of 16; anything else is refused unread.
                 n = await asyncio.wait_for_ms(r.readexactly(2), _IDLE_MS)
@@ -255,6 +254,11 @@ class Server:
                 body = await asyncio.wait_for_ms(r.readexactly(n), _BODY_MS)
                 msg = c.ch.open(body)
                 body = None
+                if msg.get("t") in ("set", "remove"):
+                    # a request that waits on a plug needs a slot: until one frees, this
+                    # client's next records stay unread; the others' pings are still answered
+                    while self._active >= _MAX_ACTIVE:
+                        await asyncio.sleep_ms(20)
                 if msg.get("t") == "inventory" and isinstance(msg.get("rid"), int):
                     await self.hub.send_inventory(c, _ok(msg["rid"], self.hub.hub_info()))
                 else:

@@ -87,6 +87,8 @@ class ProxyStats:
     dropped_up: int = 0
     corrupted: int = 0
     resets: int = 0
+    #: commands of the client's frames swallowed while blackholed (None: not framed)
+    swallowed_up: list[int | None] = field(default_factory=list)
     #: loop time of every accepted connection
     accept_times: list[float] = field(default_factory=list)
 
@@ -134,9 +136,10 @@ class _Pipe:
         buf = bytearray()
         with contextlib.suppress(OSError):
             while data := await reader.read(4096):
-                if self.proxy.blackholed:
-                    continue
                 buf += data
+                if self.proxy.blackholed:
+                    self.proxy.stats.swallowed_up += [c for c, _ in self.proxy.cut(buf)]
+                    continue
                 out = b"".join(self.proxy.filter_up(cmd, raw) for cmd, raw in self.proxy.cut(buf))
                 if out:
                     writer.write(out)

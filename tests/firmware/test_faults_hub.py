@@ -612,3 +612,63 @@ async def test_plug_back_from_a_power_cut_is_found_fast(
         await r.sim.stop()
     assert "Traceback" not in r.hub.log()
     assert not loop_errors
+
+
+async def test_full_request_slots_do_not_hold_back_another_clients_ping(hub_factory: Any) -> None:
+    """Two `set`s of another client wait on two silent plugs (the hub's two request slots;
+    one command at a time per plug) and a third waits for a slot: HA's pings are still
+    answered while those sets wait (they end after the 10 s reply timeout). Before, every
+    client's records stayed unread while the slots were full, so an idle HA connection could
+    take the live hub for dead."""
+    sims = [
+        SimulatedPlug(device_id=device_id("3.3")[:-1] + str(i), local_key=KEYS[0], version="3.3")
+        for i in range(2)
+    ]
+    async with contextlib.AsyncExitStack() as stack:
+        for sim in sims:
+            await sim.start()
+            stack.push_async_callback(sim.stop)
+        proxies = [FaultProxy(sim.port) for sim in sims]
+        for proxy in proxies:
+            await proxy.start()
+            stack.push_async_callback(proxy.stop)
+        records = [
+            {
+                "id": sim.device_id,
+                "key": KEYS[0],
+                "host": "127.0.0.1",
+                "port": proxy.port,
+                "ver": "3.3",
+                "name": f"p{i}",
+            }
+            for i, (sim, proxy) in enumerate(zip(sims, proxies, strict=True))
+        ]
+        # the sets wait up to 10 s for their ACK (and the plugs count as alive for 11 s)
+        hub: HubProcess = hub_factory(plugs=records, heartbeat_s=10, plug_reply_ms=10000)
+        await hub.start()
+        client = HubClient("127.0.0.1", hub.port, SECRET, timeout=30.0)
+        stack.push_async_callback(client.close)
+        inventory = await client.connect()
+        assert len(inventory.plugs) == 2
+        await wait_for(lambda: all(p.online for p in client.inventory.plugs.values()), BACK)
+        for proxy in proxies:
+            await proxy.blackhole(accepting=True)  # the plugs' connections go silent
+        other = await RawHub.connect(hub.port)  # a second client (a tool, a second HA)
+        stack.push_async_callback(other.close)
+        for rid, sim in enumerate([*sims, sims[0]], start=1):
+            other.send({"t": "set", "rid": rid, "id": sim.device_id, "dps": {"1": False}})
+        # both slots are taken once the hub has sent a CONTROL into each silence
+        await wait_for(lambda: all(Command.CONTROL in p.stats.swallowed_up for p in proxies), BACK)
+        loop = asyncio.get_running_loop()
+        for _ in range(2):  # (the first record was awaited before the slots filled up)
+            assert await client.ping() >= 0
+        ping_done = loop.time()
+        ended: list[float] = []
+        async with asyncio.timeout(60):
+            while len(ended) < 3:
+                msg = await other.recv(60)
+                if msg.get("t") == "result":
+                    ended.append(loop.time())
+        # answered while the sets still waited (before, the ping waited for a free slot and
+        # was answered within a millisecond of the first set's end)
+        assert min(ended) - ping_done > 3.0

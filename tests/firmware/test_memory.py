@@ -158,5 +158,7 @@ async def test_eight_35_plugs_in_104k_heap(hub_factory) -> None:
         )
         assert idle.plugs_online == PLUGS
         assert busy.heap_alloc + busy.heap_free <= HEAP_35_KIB * 1024
-        assert busy.heap_alloc < 90 * 1024
+        # 92.3 KB measured after firmware 0.2.0 (plug liveness/bad-frame code +1.4 KB, the
+        # update's boot confirmation task +1.4 KB); the free-heap bound below is what matters
+        assert busy.heap_alloc < 94 * 1024
         assert busy.heap_free > 10 * 1024
