@@ -63,11 +63,13 @@ PLUG = {
     "online": True,
     "dps": {"1": True, "19": 253},
     "ts": 100,
+    "refresh": [18, 19, 20],
+    "fault": None,
 }
 HELLO = {
     "t": "hello",
     "hub_id": "fuzz",
-    "fw": "0.1.0",
+    "fw": "0.2.0",
     "proto": 1,
     "time": 1_795_300_001,
     "max_plugs": 7,
@@ -79,6 +81,7 @@ TEMPLATES: list[dict[str, Any]] = [
     HELLO,
     {"t": "state", "id": "p1", "online": True, "dps": {"1": False}, "ts": 7},
     {"t": "state", "id": "p1", "online": False, "dps": {}, "ts": None},
+    {"t": "state", "id": "p1", "online": False, "dps": {}, "ts": 8, "fault": "key"},
     {"t": "removed", "id": "p9"},
     {"t": "result", "rid": 77, "ok": True, "data": {"time": 1}},
     {"t": "result", "rid": 78, "ok": False, "err": "offline", "msg": "plug not connected"},
