@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from custom_components.tuya_local_esp.hub import HubClient
+from tests.faultproxy import port_outside_ephemeral_range
 
 from ._common import HOST, ROOT
 
@@ -102,9 +102,9 @@ def compile_firmware(dest: Path, src: Path = ESP32) -> Path:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A port for the hub process, outside the ephemeral range (no outgoing socket takes it
+    before the hub listens)."""
+    return port_outside_ephemeral_range(HOST)
 
 
 def plug_record(

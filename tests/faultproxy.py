@@ -179,12 +179,13 @@ class _Pipe:
                 writer.close()
 
 
-def _port_outside_ephemeral_range(host: str) -> int:
+def port_outside_ephemeral_range(host: str = "127.0.0.1") -> int:
     """A free port below the kernel's ephemeral range.
 
-    While the proxy is "powered off" nothing listens on its port; a port inside the ephemeral
-    range could then be taken by one of the client's own outgoing sockets (Linux even lets a
-    socket connect to itself), and listening there again would fail.
+    For a port chosen now and listened on later (a proxy "powered off", a hub process that
+    starts later): a port inside the ephemeral range could meanwhile be taken by any outgoing
+    socket on the machine (Linux even lets a socket connect to itself), and listening there
+    would fail with EADDRINUSE. A port is handed out once per process.
     """
     low = 32768
     with contextlib.suppress(OSError, ValueError):
@@ -193,10 +194,16 @@ def _port_outside_ephemeral_range(host: str) -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(10000, max(10001, low))
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as probe, contextlib.suppress(OSError):
             probe.bind((host, port))
+            _HANDED_OUT.add(port)
             return port
     return 0
+
+
+_HANDED_OUT: set[int] = set()
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:
@@ -262,7 +269,7 @@ class FaultProxy:
         """Listen (again, on the same port)."""
         self._unjam()
         if self._port == 0:
-            self._port = _port_outside_ephemeral_range(self.host)
+            self._port = port_outside_ephemeral_range(self.host)
         if self._lsock is None:
             lsock = socket.socket()
             lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from custom_components.tuya_local_esp.hub import HubClient
+from tests.faultproxy import port_outside_ephemeral_range
 from tuya_sim import SimulatedPlug
 
 from .fake_ntp import FakeNtp
@@ -50,9 +50,8 @@ def auto_enable_custom_integrations() -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port for a process that listens later (outside the ephemeral range: see there)."""
+    return port_outside_ephemeral_range("127.0.0.1")
 
 
 def plug_record(sim: SimulatedPlug, name: str | None = None) -> dict[str, Any]:
