@@ -442,6 +442,15 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
         assert result["step_id"] == "reconfigure"
         assert result["description_placeholders"]["layout"] == "Switch only, 1 outlet"
+        # the layout comes before the fields it governs, as in a direct plug's options form
+        fields = [str(marker) for marker in result["data_schema"].schema]
+        assert fields[fields.index("layout") :] == [
+            "layout",
+            "outlets",
+            "usb",
+            "power_divisor",
+            "voltage_divisor",
+        ]
         form = {
             "name": NAME,
             "host": "127.0.0.1",

@@ -128,7 +128,11 @@ async def test_refused_update_is_a_translated_error(
             UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
         )
     assert err.value.translation_key == "firmware_update_failed"
-    assert err.value.translation_placeholders == {"hub_id": "testhub", "error": "incompatible"}
+    placeholders = err.value.translation_placeholders
+    assert placeholders is not None
+    assert placeholders["hub_id"] == "testhub"
+    # the hub's code with its explanation, not the bare code
+    assert placeholders["error"].startswith("incompatible: modules for mpy ")
     assert "keeps running its previous firmware" in str(err.value)
     assert shown(hass, ATTR_IN_PROGRESS) is False
     assert shown(hass, ATTR_INSTALLED_VERSION) == OLD

@@ -254,22 +254,25 @@ def _picked(data: Mapping[str, Any]) -> Profile | None:
 def _layout_fields(shown: Profile, picked: Profile | None) -> dict[Any, Any]:
     """The layout fields of a direct plug's options form (``flow_plug_options``).
 
-    Without the outlet names (a hub plug's outlets keep "Outlet n"); the layout choice
-    ``picked``, offered when there is one, keeps an earlier choice and is the default then.
+    In the same order (the layout first, then the outlets, USB switch and divisors it
+    governs), without the outlet names (a hub plug's outlets keep "Outlet n"); the layout
+    choice ``picked``, offered when there is one, keeps an earlier choice and is the default
+    then.
     """
-    fields = {
-        marker: selector
-        for marker, selector in profile_schema(shown, []).schema.items()
-        if marker != CONF_OUTLET_NAMES
-    }
     layouts = [DETECTED, *BUILTIN_PROFILES, *([PICKED] if picked is not None else [])]
-    fields.pop(CONF_LAYOUT)
-    fields[vol.Required(CONF_LAYOUT, default=PICKED if picked is not None else DETECTED)] = (
-        SelectSelector(
-            SelectSelectorConfig(
-                options=layouts, mode=SelectSelectorMode.DROPDOWN, translation_key=CONF_LAYOUT
+    fields: dict[Any, Any] = {
+        vol.Required(CONF_LAYOUT, default=PICKED if picked is not None else DETECTED): (
+            SelectSelector(
+                SelectSelectorConfig(
+                    options=layouts, mode=SelectSelectorMode.DROPDOWN, translation_key=CONF_LAYOUT
+                )
             )
         )
+    }
+    fields.update(
+        (marker, selector)
+        for marker, selector in profile_schema(shown, []).schema.items()
+        if marker not in (CONF_LAYOUT, CONF_OUTLET_NAMES)
     )
     return fields
 

@@ -24,7 +24,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from . import TuyaLocalConfigEntry
 from .const import DOMAIN, LOGGER
 from .entity import HubEntity
-from .hub import HubCommandError, HubError
+from .hub import HubError
 from .hub.update import FirmwareBundle, FirmwareBundleError, install, load_bundle
 from .hub_coordinator import HubCoordinator
 
@@ -83,8 +83,9 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
 
         Raises:
             HomeAssistantError: translated ``firmware_unavailable`` (no bundle, or another
-                version asked for) or ``firmware_update_failed`` (the hub's error code, or
-                why the hub could not be reached); the hub then runs its old firmware.
+                version asked for) or ``firmware_update_failed`` (the hub's error code and
+                message, or why the hub could not be reached); the hub then runs its old
+                firmware.
 
         """
         bundle = self._bundle
@@ -105,7 +106,9 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
                 translation_key="firmware_update_failed",
                 translation_placeholders={
                     "hub_id": self.coordinator.hub_id,
-                    "error": err.code if isinstance(err, HubCommandError) else str(err),
+                    # the hub's code with its explanation ("incompatible: modules for mpy
+                    # 11014, this hub runs 2822"), or why it could not be reached
+                    "error": str(err),
                 },
             ) from err
         finally:
