@@ -551,3 +551,30 @@ def test_hub_lists_and_stored_profiles(caplog: pytest.LogCaptureFixture) -> None
     nothing = detect_profile({"18": 100, "19": 2300})  # no bool DP: nothing to switch
     assert nothing.profile is None
     assert detection_data(nothing) == {"dp_ids": ["18", "19"], "unmatched_dps": ["18", "19"]}
+
+
+async def test_a_local_key_the_plug_refuses_is_an_error_in_the_add_form(
+    hass: HomeAssistant, hub: HubProcess
+) -> None:
+    """Add plug with a key the plug refuses: the hub reports the plug's ``fault`` "key"
+    (hub-protocol §7.1), the form shows the error on the local key field, the hub no longer
+    has the plug and nothing is created; the right key then adds it."""
+    entry = await hub_with_no_plugs(hass, hub)
+    sim = SimulatedPlug(
+        device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.5", seed=3, dps={"1": True}
+    )
+    async with sim:
+        result = await start_add_plug(hass, entry)
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], plug_form(sim, local_key="fedcba9876543210")
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {"local_key": "plug_key_refused"}
+        assert not [s for s in entry.subentries.values() if s.unique_id == DEVICE_ID]
+        inventory = await coordinator(entry).client.refresh_inventory()
+        assert DEVICE_ID not in inventory.plugs
+        assert sim.stats.bad_key >= 1
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"], plug_form(sim)
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY

@@ -131,7 +131,7 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
                 try:
                     found = await (await self._hub()).async_add_plug_detected(plug)
                 except PlugManagementError as err:
-                    errors["base"] = err.reason
+                    errors[CONF_LOCAL_KEY if err.reason in _KEY_ERRORS else "base"] = err.reason
                 else:
                     return self.async_create_entry(
                         title=plug.name,
@@ -308,4 +308,6 @@ def _chosen(user_input: Mapping[str, Any], detected: Profile, picked: Profile | 
 
 
 #: Errors shown at the local key field rather than at the top of the form.
-_KEY_ERRORS = frozenset({"invalid_local_key", "key_required", "key_required_layout"})
+_KEY_ERRORS = frozenset(
+    {"invalid_local_key", "key_required", "key_required_layout", "plug_key_refused"}
+)

@@ -19,6 +19,7 @@ the plug's reconfigure step) wins and is never changed automatically.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -468,7 +469,7 @@ class HubCoordinator(PlugCoordinator):
         try:
             deadline = loop.time() + online_within
             while not (self.plug_online(device_id) and self.plug_dps(device_id)):
-                if not await _wait(deadline):
+                if self.faults.get(device_id) == "key" or not await _wait(deadline):
                     return None
             status = dict(self.plug_dps(device_id))
             early = detect_profile(status)
@@ -571,11 +572,19 @@ class HubCoordinator(PlugCoordinator):
 
         Raises:
             PlugManagementError: as :meth:`async_add_plug`; ``readd_failed`` when the hub
-                refused the plug with its profile (it no longer has the plug).
+                refused the plug with its profile (it no longer has the plug);
+                ``plug_key_refused`` when the hub reported the plug's ``fault`` "key" before
+                it answered (the plug is removed from the hub again).
 
         """
         await self.async_add_plug(plug)
         detection = await self._async_detect(plug.device_id, DETECT_ONLINE_S)
+        if detection is None and self.faults.get(plug.device_id) == "key":
+            # the plug's frames do not decrypt with this key (hub-protocol §7.1): not kept
+            LOGGER.info("Hub %s: plug %s refused the local key", self.hub_id, plug.device_id)
+            with contextlib.suppress(PlugManagementError):
+                await self.async_remove_plug(plug.device_id)
+            raise PlugManagementError("plug_key_refused", "the plug refused the local key")
         if detection is None:
             LOGGER.info("Plug %s did not answer through hub %s yet", plug.device_id, self.hub_id)
             return {CONF_DETECT_PENDING: True}
@@ -803,6 +812,7 @@ class HubCoordinator(PlugCoordinator):
             self.faults[device_id] = fault
             if fault != old:
                 LOGGER.info("Hub %s reports plug %s: %s", self.hub_id, device_id, fault)
+                self._notify(device_id, ())  # wakes the plug's any-DP listeners (detection)
         issue_id = self._fault_issue_id(device_id)
         translation_key = FAULT_ISSUES.get(fault or "")
         if translation_key is None:
