@@ -329,7 +329,9 @@ async def test_plug_subentries_add_reconfigure_and_remove(
         await hass.async_block_till_done()
         assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
 
-        # deleting the subentry removes the plug from the hub, its device and entities
+        # deleting the subentry removes the plug from the hub, its device and entities, with
+        # one reload of the hub entry (one new hub connection)
+        connections = hub.log().count(" authenticated")
         assert hass.config_entries.async_remove_subentry(entry, sub_id)
         await wait_until(lambda: new.device_id not in hub.plugs_path.read_text(), 15)
         await hass.async_block_till_done()
@@ -338,6 +340,9 @@ async def test_plug_subentries_add_reconfigure_and_remove(
             registry.async_get_device_by_identifier((DOMAIN, new.device_id), entry.entry_id) is None
         )
         await wait_until(lambda: not entry.data.get("removing"), 10)
+        await hass.async_block_till_done()
+        await wait_until(lambda: entry.runtime_data.hub.hub_connected, 10)
+        assert hub.log().count(" authenticated") == connections + 1
         assert {s.unique_id for s in entry.subentries.values()} == {p.device_id for p in plugs}
         # no longer served: its next broadcast offers it under "Discovered"
         broadcast()

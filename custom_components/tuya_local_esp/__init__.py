@@ -55,6 +55,8 @@ class TuyaLocalRuntime:
     source: PlugSource
     #: The hub's coordinator (hub entries only): the hub device's own entities use it.
     hub: HubCoordinator | None = None
+    #: What the entry was loaded with (hub entries: :func:`_loaded_state`).
+    loaded_state: object = None
 
 
 type TuyaLocalConfigEntry = ConfigEntry[TuyaLocalRuntime]
@@ -80,7 +82,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: TuyaLocalConfigEntry) ->
         hub = HubCoordinator(hass, entry)
         hub.register_hub_device()
         hub.remove_stale_plug_devices()
-        entry.runtime_data = TuyaLocalRuntime(hub, hub)
+        entry.runtime_data = TuyaLocalRuntime(hub, hub, _loaded_state(entry))
         entry.async_on_unload(entry.add_update_listener(_async_hub_entry_changed))
         # the hub may answer before the platforms are set up: its plug list is applied to the
         # subentries once the entry is loaded (a change reloads the entry)
@@ -108,8 +110,22 @@ async def _async_hub_entry_changed(hass: HomeAssistant, entry: TuyaLocalConfigEn
     kept = {sub.data[CONF_DEVICE_ID] for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)}
     if deleted := loaded - kept:
         removing = sorted({*entry.data.get(CONF_REMOVING, []), *deleted})
-        hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_REMOVING: removing})
+        if hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_REMOVING: removing}
+        ):
+            return  # this listener runs again for that update, and reloads then
+    if _loaded_state(entry) == entry.runtime_data.loaded_state:
+        return  # only the removal list changed (the coordinator clears it): nothing to reload
     hass.config_entries.async_schedule_reload(entry.entry_id)
+
+
+def _loaded_state(entry: ConfigEntry) -> object:
+    """What a reload would apply: title, data (without the removal list), options, subentries."""
+    data = {k: v for k, v in entry.data.items() if k != CONF_REMOVING}
+    subentries = {
+        sid: (sub.title, dict(sub.data), sub.unique_id) for sid, sub in entry.subentries.items()
+    }
+    return (entry.title, data, dict(entry.options), subentries)
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
