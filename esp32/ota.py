@@ -130,6 +130,7 @@ def _begin(srv, c, msg):
     free = _free(d)
     if free is not None and free < total + 8192:
         raise HubErr(E_STORAGE, "%d bytes of flash free, the update needs %d" % (free, total))
+    # _F (the open file) stays last: server._abandon_update closes u[-1] without this module
     srv.ota = [c, d, path, ver, n, mpy, [], None, None, None]
     log.info("ota", "update to %s: %d files, %d bytes into %s" % (ver, n, total, slot))
     return {"chunk": 256}  # otachunk.CHUNK

@@ -284,10 +284,7 @@ class Server:
                 if c in self.clients:
                     self.clients.remove(c)
                 if getattr(self, "ota", None) and self.ota[0] is c:
-                    import ota  # its firmware update is abandoned
-
-                    ota.abort(self)
-                    sys.modules.pop("ota", None)
+                    self._abandon_update()
                 if c.writer_task is not None:
                     c.writer_task.cancel()
             try:
@@ -295,6 +292,27 @@ class Server:
                 await w.wait_closed()
             except Exception:  # noqa: BLE001
                 pass
+
+    def _abandon_update(self):
+        """The updating client left: its firmware update is abandoned (ota.abort). Never
+        raises: when even loading ota.py fails (MemoryError, the usual reason a client is
+        dropped mid-update), the update state is dropped here and its open file closed (the
+        state's last member, ota.py `_F`), so the connection's clean-up still completes."""
+        try:
+            import ota
+
+            ota.abort(self)
+        except Exception:  # noqa: BLE001 - MemoryError included
+            u = self.ota
+            self.ota = None
+            try:
+                u[-1].close()
+            except Exception:  # noqa: BLE001 - no file open, or closed already
+                pass
+            gc.collect()
+            log.warn("srv", "update abandoned without ota.py (low memory)")
+        finally:
+            sys.modules.pop("ota", None)
 
     # --- requests --------------------------------------------------------------------------
     def _dispatch(self, c, msg):
