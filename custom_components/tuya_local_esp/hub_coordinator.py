@@ -816,8 +816,8 @@ class HubCoordinator(PlugCoordinator):
         issue_id = self._fault_issue_id(device_id)
         translation_key = FAULT_ISSUES.get(fault or "")
         if translation_key is None:
-            if old in FAULT_ISSUES:
-                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            # whatever this coordinator saw before (a reload starts with no faults known)
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return
         inventory = self.client.inventory
         plug = inventory.plugs.get(device_id) if inventory is not None else None
