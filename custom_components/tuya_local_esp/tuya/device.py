@@ -731,7 +731,10 @@ class TuyaDevice:
             try:
                 await self._open(background=True)
             except TuyaError as err:
-                err = self._classify(err)
+                # the public class: busy after early closes in a row; counts version suspicion
+                err = self._failures.classify(
+                    err, version_suspect=self.auto_version and self._accepted
+                )
                 self._report_failure(err)
                 await self._pause(polite=isinstance(err, TuyaBusyError), started=started)
 
@@ -742,10 +745,6 @@ class TuyaDevice:
             return None
         opened, closed, by_device = session
         return self._failures.session_ended(opened, closed, by_device=by_device)
-
-    def _classify(self, err: TuyaError) -> TuyaError:
-        """Count a failed attempt (key, version, busy evidence) and return its public class."""
-        return self._failures.classify(err, version_suspect=self.auto_version and self._accepted)
 
     def _report_failure(self, err: TuyaError) -> None:
         _LOGGER.debug("connection to %s failed: %s", self.device_id, err)
