@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import tempfile
 import time
@@ -45,16 +44,11 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.tuya_local_esp import discovery
 from custom_components.tuya_local_esp.const import DOMAIN
+from tests.faultproxy import port_outside_ephemeral_range
 from tuya_sim import SimulatedPlug
 
 KEY = "0123456789abcdef"
 LATE_ID = "bflateplug0000000000"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _silent_server() -> asyncio.Server:
@@ -105,7 +99,7 @@ async def one_run(silent: int, late_after: float) -> dict[str, float]:
     """One Home Assistant start; returns ``setup_s`` and ``late_available_s``."""
     discovery.LISTEN_PORTS = (0, 0, 0)  # no UDP ports of the host are needed
     servers = [await _silent_server() for _ in range(silent)]
-    late_port = _free_port()
+    late_port = port_outside_ephemeral_range()
     with tempfile.TemporaryDirectory() as config_dir:
         async with async_test_home_assistant(config_dir=config_dir) as hass:
             hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
@@ -113,7 +107,7 @@ async def one_run(silent: int, late_after: float) -> dict[str, float]:
                 port = server.sockets[0].getsockname()[1]
                 _plug_entry(f"bfsilent{i:02d}000000000000", port, f"Silent {i}").add_to_hass(hass)
             _plug_entry(LATE_ID, late_port, "Late").add_to_hass(hass)
-            _hub_entry(_free_port()).add_to_hass(hass)
+            _hub_entry(port_outside_ephemeral_range()).add_to_hass(hass)
             t0 = time.perf_counter()
             assert await async_setup_component(hass, DOMAIN, {})
             await hass.async_block_till_done()

@@ -24,11 +24,11 @@ import asyncio
 import json
 import os
 import signal
-import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import summarize_runs
 from tests.firmware.conftest import HubProcess
 
 
@@ -65,23 +65,10 @@ async def one(index: int) -> dict[str, float]:
             hub.stop()
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "median": round(statistics.median(ordered), 2),
-        "p95": ordered[max(0, round(0.95 * len(ordered)) - 1)],
-        "max": ordered[-1],
-    }
-
-
 async def main_async(runs: int) -> dict[str, Any]:
     """Run ``runs`` hubs concurrently; the per-run results and their summary."""
     results = await asyncio.gather(*(one(i) for i in range(runs)))
-    return {
-        "runs": results,
-        "gone": _stats([r["gone"] for r in results]),
-        "back": _stats([r["back"] for r in results]),
-    }
+    return {**summarize_runs(list(results), ()), "runs": results}
 
 
 def main() -> None:

@@ -8,10 +8,10 @@ Usage::
 
 One client, one persistent connection to a simulator subprocess; the relay is toggled over and
 over. At every checkpoint (number of ``set_dps`` calls done so far) ``--sample`` further calls are
-timed and the size of the client's internal ``_push_queues`` (set_dps calls waiting for a
-confirming push) is recorded; then a second
-pass measures the memory still allocated per call (``tracemalloc``, after ``gc``). A client
-without leaks shows flat latency, a constant list length and ~0 bytes per call. (Reads a private
+timed and the size of the client's internal ``_set_waiters`` (set_dps calls waiting for a
+confirming push) is recorded; then a second pass measures the memory still allocated per call
+(``tracemalloc``, after ``gc``). A client without leaks shows flat latency, a constant number of
+waiters and ~0 bytes per call. (Reads a private
 attribute on purpose: this is a diagnostic, not an API test.)
 """
 
@@ -51,11 +51,11 @@ async def _run(plug: PlugInfo, checkpoints: list[int], sample: int) -> list[dict
                 await dev.set_dps({"1": state})
                 samples.append(time.perf_counter() - t0)
                 done += 1
-            waiters = len(dev._push_queues)  # a diagnostic: private on purpose
+            waiters = len(dev._set_waiters)  # a diagnostic: private on purpose
             row = {"set_dps_done": done, "push_waiters": waiters, **summarize(samples)}
             rows.append(row)
             print(
-                f"after {done:6d} set_dps: _push_queues={waiters:6d}  "
+                f"after {done:6d} set_dps: _set_waiters={waiters:6d}  "
                 f"p50 {row['p50_ms']:.3f} ms  p99 {row['p99_ms']:.3f} ms  "
                 f"mean {row['mean_ms']:.3f} ms",
                 flush=True,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -150,9 +149,7 @@ async def test_heartbeat_keeps_connection_past_idle_timeout() -> None:
     async with SimulatedPlug(device_id=DEVICE_ID, local_key=KEY, idle_timeout=1.5) as sim:
         async with client(sim, heartbeat_interval=0.2, refresh_interval=0.3) as dev:
             # 10 heartbeats 0.2 s apart span the plug's idle timeout (1.5 s) with margin
-            async with asyncio.timeout(15):
-                while sim.stats.commands.count(Command.HEART_BEAT) < 10:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            await wait_until(lambda: sim.stats.commands.count(Command.HEART_BEAT) >= 10, 15)
             assert dev.connected
             assert dev.connect_count == 1
             assert sim.stats.idle_drops == 0

@@ -239,4 +239,4 @@ async def test_set_dps_leaves_nothing_behind(faulty: Any) -> None:
     async with client(plug, auto_reconnect=False) as dev:
         for _ in range(50):
             assert (await dev.set_dps({"1": False}))["1"] is False
-        assert not dev._push_queues
+        assert not dev._set_waiters

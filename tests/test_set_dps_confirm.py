@@ -23,7 +23,7 @@ DPS = b'{"dps":{"1":true,"9":0}}'
 
 def waiting_for_push(dev: Any) -> bool:
     """The set_dps in progress got its ACK and now waits for the STATUS push."""
-    return any(w._wakeup is not None for w in dev._push_queues)
+    return any(w._wakeup is not None for w in dev._set_waiters)
 
 
 async def test_a_push_before_a_lost_ack_confirms_at_once(faulty: Any) -> None:
@@ -38,7 +38,7 @@ async def test_a_push_before_a_lost_ack_confirms_at_once(faulty: Any) -> None:
         async with asyncio.timeout(10):
             assert (await dev.set_dps({"1": False}))["1"] is False
         assert plug.count == 2  # the first status query and the CONTROL: no query afterwards
-        assert not dev._push_queues
+        assert not dev._set_waiters
 
 
 async def test_pushes_around_the_ack_are_combined(
@@ -101,7 +101,7 @@ async def test_connection_lost_while_waiting_for_the_push_fails_the_set(
         async with asyncio.timeout(10):
             with pytest.raises(TuyaConnectionError):
                 await task
-        assert not dev._push_queues
+        assert not dev._set_waiters
 
 
 async def test_a_push_after_the_confirming_one_is_not_part_of_it(faulty: Any) -> None:

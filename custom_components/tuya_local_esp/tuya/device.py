@@ -248,7 +248,7 @@ class TuyaDevice:
         self._device22 = False
         self._conn: TuyaConnection | None = None
         #: One waiter per set_dps() in progress, fed with every push (or the connection's end).
-        self._push_queues: set[_SetWaiter] = set()
+        self._set_waiters: set[_SetWaiter] = set()
         self._dps_callbacks: list[DpsCallback] = []
         self._conn_callbacks: list[ConnectionCallback] = []
         self._failure_callbacks: list[FailureCallback] = []
@@ -473,7 +473,7 @@ class TuyaDevice:
         wanted = {str(k): v for k, v in dps.items()}
         cmd, payload = control_request(conn.version, self.device_id, wanted)
         waiter = _SetWaiter(wanted)
-        self._push_queues.add(waiter)
+        self._set_waiters.add(waiter)
         try:
             # One await on the request itself (no helper task): a STATUS push that confirms
             # every DP before the ACK answers the request too (the ACK was lost).
@@ -503,7 +503,7 @@ class TuyaDevice:
                 confirmed.update(await self._query_status(conn))
             return confirmed
         finally:
-            self._push_queues.discard(waiter)
+            self._set_waiters.discard(waiter)
 
     async def heartbeat(self) -> None:
         """Send a heartbeat and wait for its answer.
@@ -690,7 +690,7 @@ class TuyaDevice:
 
     def _on_conn_closed(self, conn: TuyaConnection, reason: TuyaError) -> None:
         """The connection ended (device, error or us): fail waiters, schedule the cleanup."""
-        for waiter in self._push_queues:
+        for waiter in self._set_waiters:
             waiter.fail(reason)
         if conn is self._conn and self.connected:
             self._cleanup = asyncio.get_running_loop().create_task(self._drop(reason))
@@ -731,7 +731,10 @@ class TuyaDevice:
             try:
                 await self._open(background=True)
             except TuyaError as err:
-                err = self._classify(err)
+                # the public class: busy after early closes in a row; counts version suspicion
+                err = self._failures.classify(
+                    err, version_suspect=self.auto_version and self._accepted
+                )
                 self._report_failure(err)
                 await self._pause(polite=isinstance(err, TuyaBusyError), started=started)
 
@@ -742,10 +745,6 @@ class TuyaDevice:
             return None
         opened, closed, by_device = session
         return self._failures.session_ended(opened, closed, by_device=by_device)
-
-    def _classify(self, err: TuyaError) -> TuyaError:
-        """Count a failed attempt (key, version, busy evidence) and return its public class."""
-        return self._failures.classify(err, version_suspect=self.auto_version and self._accepted)
 
     def _report_failure(self, err: TuyaError) -> None:
         _LOGGER.debug("connection to %s failed: %s", self.device_id, err)
@@ -771,7 +770,7 @@ class TuyaDevice:
 
     def _deliver_dps(self, dps: dict[str, Any]) -> None:
         self.dps.update(dps)
-        for waiter in self._push_queues:
+        for waiter in self._set_waiters:
             waiter.push(dps)
         for callback in list(self._dps_callbacks):
             try:
