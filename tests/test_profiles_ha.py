@@ -551,6 +551,44 @@ async def test_unusable_stored_profile_falls_back(
     assert entry.options == {}
 
 
+async def test_options_of_an_entry_without_profile_start_from_its_known_dps(
+    hass: HomeAssistant,
+) -> None:
+    """An entry from before profiles: the options flow's "detected" layout is the fallback of the
+    DP ids the entry knows (what its entities are built from), not the fallback of no DP ids."""
+    data = {
+        "transport": "direct",
+        "host": "127.0.0.1",
+        "port": 1,
+        "device_id": DEVICE_ID,
+        "local_key": LOCAL_KEY,
+        "protocol_version": "3.3",
+        "name": "Strip",
+        "dp_ids": ["1", "2", "7"],
+    }
+    entry = MockConfigEntry(domain=DOMAIN, title="Strip", unique_id=DEVICE_ID, data=data)
+    entry.add_to_hass(hass)
+    known = fallback_profile({"1", "2", "7"})
+    assert entry_profile(entry) == known
+    result = await open_options(hass, entry)
+    assert result["description_placeholders"] == {"layout": layout_summary(known)}
+    assert result["description_placeholders"]["layout"] == "Standard (17–20), 2 outlets + USB"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "layout": "detected",
+            "outlets": 2,
+            "usb": True,
+            # no meter among the known DPs: the divisors change nothing, so nothing is stored
+            "power_divisor": "1",
+            "voltage_divisor": "10",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {}
+    assert entry_profile(entry) == known
+
+
 STRIP_EXTRAS = SimProfile(
     "strip3-extras",
     "strip: 3 outlets, USB 7, indicator 40, child lock 41, overcharge 46, relay status 0/1/2",

@@ -26,7 +26,7 @@ from homeassistant.helpers.selector import (
 )
 
 from .const import CONF_OUTLET_NAMES, CONF_PROFILE
-from .coordinator import entry_profile, fallback_profile
+from .coordinator import entry_profile
 from .profiles import BUILTIN_PROFILES, Meter, Profile, ProfileError, builtin_profile
 from .profiles.model import DIVISORS
 
@@ -107,15 +107,6 @@ def _with_divisors(profile: Profile, power: int, voltage: int) -> Profile:
 class PlugOptionsFlow(OptionsFlowWithReload):
     """Pick the plug's layout and divisors; the entry reloads with the new entities."""
 
-    def _detected(self) -> Profile:
-        wire = self.config_entry.data.get(CONF_PROFILE)
-        if wire is not None:
-            try:
-                return Profile.from_wire(wire)
-            except ProfileError:
-                pass
-        return fallback_profile(None)
-
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Straight to the layout form (the hub's options flow owns the ``init`` texts)."""
         return await self.async_step_plug_profile()
@@ -125,7 +116,7 @@ class PlugOptionsFlow(OptionsFlowWithReload):
     ) -> ConfigFlowResult:
         """Choose the layout, outlets, USB switch and divisors."""
         errors: dict[str, str] = {}
-        detected = self._detected()
+        detected = entry_profile(self.config_entry, picked=False)
         if user_input is not None:
             layout = user_input[CONF_LAYOUT]
             power, voltage = (
