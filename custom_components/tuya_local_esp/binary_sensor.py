@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import HubEntity, PlugEntity, async_add_plug_entities
+from .entity import HubEntity, PlugDpEntity, async_add_plug_entities
 from .hub_coordinator import HubCoordinator
 from .profiles import fault_names
 from .source import PlugSource
@@ -78,22 +78,8 @@ def plug_problem_sensors(source: PlugSource, device_id: str, via: str | None) ->
     ]
 
 
-class PlugProblem(PlugEntity, BinarySensorEntity):
+class PlugProblem(PlugDpEntity[BinarySensorEntityDescription], BinarySensorEntity):
     """On while the plug reports a fault; ``faults`` lists the fault names (``FAULT_BITS``)."""
-
-    def __init__(
-        self,
-        source: PlugSource,
-        device_id: str,
-        description: BinarySensorEntityDescription,
-        dp: str,
-        via_device_id: str | None,
-    ) -> None:
-        """Create the problem sensor ``description`` on ``dp`` of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.dp = dp
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:

@@ -9,7 +9,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -117,6 +117,27 @@ class PlugEntity(Entity):
         if shown != self._written:
             self._written = shown
             self.async_write_ha_state()
+
+
+class PlugDpEntity[D: EntityDescription](PlugEntity):
+    """A plug entity of an entity description (type ``D``) that shows one DP, ``dp``.
+
+    ``dp`` is the only DP it listens to.
+    """
+
+    def __init__(
+        self,
+        source: PlugSource,
+        device_id: str,
+        description: D,
+        dp: str,
+        via_device_id: str | None,
+    ) -> None:
+        """Create the entity ``description`` on ``dp`` of plug ``device_id``."""
+        super().__init__(source, device_id, description.key, via_device_id)
+        self.entity_description = description
+        self.dp = dp
+        self.listen_dps = frozenset({dp})
 
 
 #: Makes the entities of one plug: ``build(source, device_id, via_device_id)``.

@@ -22,7 +22,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import PlugEntity, async_add_plug_entities
+from .entity import PlugDpEntity, PlugEntity, async_add_plug_entities
 from .profiles import Profile
 from .source import PlugSource
 
@@ -90,7 +90,7 @@ def seconds_to_raw(seconds: float, scale: int) -> int:
     return max(raw, 1) if seconds > 0 else 0
 
 
-class CountdownNumber(PlugEntity, NumberEntity):
+class CountdownNumber(PlugDpEntity[NumberEntityDescription], NumberEntity):
     """Seconds until the outlet toggles (the plug counts down and reports it, in its own unit)."""
 
     def __init__(
@@ -102,12 +102,9 @@ class CountdownNumber(PlugEntity, NumberEntity):
         via_device_id: str | None,
     ) -> None:
         """Create the countdown ``description`` on ``dp`` of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.dp = dp
+        super().__init__(source, device_id, description, dp, via_device_id)
         #: Seconds per unit of the countdown DP (the description's step, 1 or 60).
         self.scale = int(description.native_step or 1)
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:

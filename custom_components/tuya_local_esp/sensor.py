@@ -38,7 +38,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from . import TuyaLocalConfigEntry
-from .entity import HubEntity, PlugEntity, async_add_plug_entities
+from .entity import HubEntity, PlugDpEntity, PlugEntity, async_add_plug_entities
 from .hub_coordinator import HubCoordinator
 from .source import PlugSource
 
@@ -187,23 +187,10 @@ class HubSensor(HubEntity, SensorEntity):
         return self.entity_description.value_fn(self.coordinator)
 
 
-class PlugSensor(PlugEntity, SensorEntity):
-    """A measurement read from one DP."""
+class PlugSensor(PlugDpEntity[PlugSensorDescription], SensorEntity):
+    """A measurement read from one DP (its meter role's, scaled by the profile)."""
 
     entity_description: PlugSensorDescription
-
-    def __init__(
-        self,
-        source: PlugSource,
-        device_id: str,
-        description: PlugSensorDescription,
-        dp: str,
-        via_device_id: str | None,
-    ) -> None:
-        """Create the sensor ``description`` (read from ``dp``) of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:

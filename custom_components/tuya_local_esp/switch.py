@@ -17,7 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
 from .const import CONF_OUTLET_NAMES
-from .entity import PlugEntity, async_add_plug_entities
+from .entity import PlugDpEntity, PlugEntity, async_add_plug_entities
 from .profiles import Profile
 from .source import PlugSource
 
@@ -92,22 +92,8 @@ async def async_setup_entry(
     async_add_plug_entities(hass, entry, async_add_entities, build)
 
 
-class PlugSwitch(PlugEntity, SwitchEntity):
+class PlugSwitch(PlugDpEntity[SwitchEntityDescription], SwitchEntity):
     """A bool DP of the plug (relay, USB, child lock ...); it changes when the plug confirms."""
-
-    def __init__(
-        self,
-        source: PlugSource,
-        device_id: str,
-        description: SwitchEntityDescription,
-        dp: str,
-        via_device_id: str | None,
-    ) -> None:
-        """Create the switch ``description`` on ``dp`` of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.dp = dp
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:
