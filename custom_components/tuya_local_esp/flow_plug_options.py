@@ -9,7 +9,6 @@ separated, in outlet order; blank keeps "Outlet n") go to ``entry.options["outle
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Final
 
 import probatio as vol
@@ -27,7 +26,7 @@ from homeassistant.helpers.selector import (
 
 from .const import CONF_OUTLET_NAMES, CONF_PROFILE
 from .coordinator import entry_profile
-from .profiles import BUILTIN_PROFILES, Meter, Profile, ProfileError, builtin_profile
+from .profiles import BUILTIN_PROFILES, Profile, ProfileError, builtin_profile
 from .profiles.model import DIVISORS
 
 #: The layout choice that keeps the detected profile (only its divisors may change).
@@ -96,14 +95,6 @@ def profile_schema(current: Profile, names: list[str]) -> vol.Schema:
     )
 
 
-def _with_divisors(profile: Profile, power: int, voltage: int) -> Profile:
-    if profile.power is not None:
-        profile = replace(profile, power=Meter(profile.power.dp, power))
-    if profile.voltage is not None:
-        profile = replace(profile, voltage=Meter(profile.voltage.dp, voltage))
-    return profile
-
-
 class PlugOptionsFlow(OptionsFlowWithReload):
     """Pick the plug's layout and divisors; the entry reloads with the new entities."""
 
@@ -134,7 +125,7 @@ class PlugOptionsFlow(OptionsFlowWithReload):
             except ProfileError:
                 errors["base"] = "invalid_layout"
             else:
-                chosen = _with_divisors(base, power, voltage)
+                chosen = base.with_divisors(power, voltage)
                 options: dict[str, Any] = {}
                 if chosen != detected:
                     options[CONF_PROFILE] = chosen.to_wire()
