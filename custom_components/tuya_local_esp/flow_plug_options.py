@@ -99,7 +99,7 @@ class PlugOptionsFlow(OptionsFlowWithReload):
     """Pick the plug's layout and divisors; the entry reloads with the new entities."""
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Straight to the layout form (the hub's options flow owns the ``init`` texts)."""
+        """Straight to the layout form (``strings.json`` has its texts under ``plug_profile``)."""
         return await self.async_step_plug_profile()
 
     async def async_step_plug_profile(
