@@ -4,7 +4,7 @@ detected, and gets exactly its entities; switching, scaling, extras and faults w
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -57,6 +57,20 @@ def _keys(*keys: str) -> frozenset[str]:
     return frozenset(keys)
 
 
+def _metering_plug(layout: str, meter_dps: tuple[str, str, str], **more: Any) -> Case:
+    """A one-outlet plug of ``layout`` with a countdown and meters on ``meter_dps`` (A, W, V)."""
+    current_dp, power_dp, voltage_dp = meter_dps
+    return Case(
+        layout,
+        _keys("switch", "countdown", *METERS),
+        ("1",),
+        voltage_dp=voltage_dp,
+        power_dp=power_dp,
+        current_dp=current_dp,
+        **more,
+    )
+
+
 STANDARD_EXTRAS = ("power_on", "indicator", "child_lock", "fault")
 CASES: dict[str, Case] = {
     "standard": Case(
@@ -87,32 +101,14 @@ CASES: dict[str, Case] = {
         countdowns={"countdown_1": "9", "countdown_4": "12"},
         model="Wi-Fi power strip (4 outlets + USB)",
     ),
-    "legacy": Case(
+    "legacy": _metering_plug(
         "legacy",
-        _keys("switch", "countdown", *METERS),
-        ("1",),
-        voltage_dp="6",
-        power_dp="5",
-        current_dp="4",
+        ("4", "5", "6"),
         countdowns={"countdown": "2"},
         countdown_scale=60,  # legacy DP 2 counts minutes (tuya-local smartplugv1.yaml)
     ),
-    "inwall": Case(
-        "inwall",
-        _keys("switch", "countdown", *METERS),
-        ("1",),
-        voltage_dp="23",
-        power_dp="22",
-        current_dp="21",
-    ),
-    "vendor": Case(
-        "vendor",
-        _keys("switch", "countdown", *METERS),
-        ("1",),
-        voltage_dp="104",
-        power_dp="103",
-        current_dp="102",
-    ),
+    "inwall": _metering_plug("inwall", ("21", "22", "23")),
+    "vendor": _metering_plug("vendor", ("102", "103", "104")),
     "power-x1": Case(
         "standard",
         _keys("switch", "countdown", *METERS, *STANDARD_EXTRAS),
@@ -486,15 +482,11 @@ async def test_detection_survives_a_plug_that_drops_updatedps(hass: HomeAssistan
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-LEGACY_ALARM = SimProfile(
-    "legacy-alarm",
-    "legacy plug whose overcurrent alarm on 7 is a bool",
-    countdowns={"1": "2"},
-    countdown_unit=60,
-    energy="3",
-    current="4",
-    power="5",
-    voltage="6",
+#: The simulator's legacy plug, with its overcurrent alarm on 7 a bool instead of an int.
+LEGACY_ALARM = replace(
+    SIM_PROFILES["legacy"],
+    name="legacy-alarm",
+    description="legacy plug whose overcurrent alarm on 7 is a bool",
     readonly={"7": False},
 )
 
@@ -549,6 +541,44 @@ async def test_unusable_stored_profile_falls_back(
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {}
+
+
+async def test_options_of_an_entry_without_profile_start_from_its_known_dps(
+    hass: HomeAssistant,
+) -> None:
+    """An entry from before profiles: the options flow's "detected" layout is the fallback of the
+    DP ids the entry knows (what its entities are built from), not the fallback of no DP ids."""
+    data = {
+        "transport": "direct",
+        "host": "127.0.0.1",
+        "port": 1,
+        "device_id": DEVICE_ID,
+        "local_key": LOCAL_KEY,
+        "protocol_version": "3.3",
+        "name": "Strip",
+        "dp_ids": ["1", "2", "7"],
+    }
+    entry = MockConfigEntry(domain=DOMAIN, title="Strip", unique_id=DEVICE_ID, data=data)
+    entry.add_to_hass(hass)
+    known = fallback_profile({"1", "2", "7"})
+    assert entry_profile(entry) == known
+    result = await open_options(hass, entry)
+    assert result["description_placeholders"] == {"layout": layout_summary(known)}
+    assert result["description_placeholders"]["layout"] == "Standard (17–20), 2 outlets + USB"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            "layout": "detected",
+            "outlets": 2,
+            "usb": True,
+            # no meter among the known DPs: the divisors change nothing, so nothing is stored
+            "power_divisor": "1",
+            "voltage_divisor": "10",
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {}
+    assert entry_profile(entry) == known
 
 
 STRIP_EXTRAS = SimProfile(

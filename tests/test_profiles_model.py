@@ -202,6 +202,19 @@ def test_with_power_divisor() -> None:
         std.with_power_divisor(7)
 
 
+def test_with_divisors() -> None:
+    std = builtin_profile("standard")
+    both = std.with_divisors(power=1, voltage=100)
+    assert (both.power, both.voltage) == (Meter("19", 1), Meter("20", 100))
+    assert (both.current, both.outlets, both.name) == (std.current, std.outlets, std.name)
+    assert std.with_divisors(voltage=100).power == std.power  # None keeps a divisor
+    assert std.with_divisors() == std
+    switch_only = builtin_profile("switch")
+    assert switch_only.with_divisors(power=1, voltage=1) == switch_only  # no meter, none added
+    with pytest.raises(ProfileError, match="divisor"):
+        std.with_divisors(voltage=7)
+
+
 def test_meter_value() -> None:
     meter = Meter("19", 10)
     assert meter.value({"19": 1234}) == 123.4

@@ -12,7 +12,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import HubEntity, PlugEntity, add_plug_entities, via_device_ids
+from .entity import HubEntity, PlugDpEntity, async_add_plug_entities
 from .hub_coordinator import HubCoordinator
 from .profiles import fault_names
 from .source import PlugSource
@@ -28,9 +28,7 @@ async def async_setup_entry(
     """Add the hub's connectivity sensor (hub entries) and each plug's problem sensors."""
     if (hub := entry.runtime_data.hub) is not None:
         async_add_entities([HubConnectedSensor(hub)])
-    add_plug_entities(
-        async_add_entities, entry.runtime_data.source, plug_problem_sensors(hass, entry)
-    )
+    async_add_plug_entities(hass, entry, async_add_entities, plug_problem_sensors)
 
 
 class HubConnectedSensor(HubEntity, BinarySensorEntity):
@@ -70,35 +68,18 @@ OVERCURRENT = BinarySensorEntityDescription(
 )
 
 
-def plug_problem_sensors(hass: HomeAssistant, entry: TuyaLocalConfigEntry) -> list[PlugProblem]:
-    """A problem sensor per fault bitmap or overcurrent alarm in each plug's profile."""
-    source = entry.runtime_data.source
-    via = via_device_ids(hass, entry.entry_id, source)
-    entities: list[PlugProblem] = []
-    for device_id in source.plugs:
-        profile = source.plug_profile(device_id)
-        for description, dp in ((FAULT, profile.fault), (OVERCURRENT, profile.alarm)):
-            if dp is not None:
-                entities.append(PlugProblem(source, device_id, description, dp, via[device_id]))
-    return entities
+def plug_problem_sensors(source: PlugSource, device_id: str, via: str | None) -> list[PlugProblem]:
+    """A problem sensor per fault bitmap or overcurrent alarm in the plug's profile."""
+    profile = source.plug_profile(device_id)
+    return [
+        PlugProblem(source, device_id, description, dp, via)
+        for description, dp in ((FAULT, profile.fault), (OVERCURRENT, profile.alarm))
+        if dp is not None
+    ]
 
 
-class PlugProblem(PlugEntity, BinarySensorEntity):
+class PlugProblem(PlugDpEntity[BinarySensorEntityDescription], BinarySensorEntity):
     """On while the plug reports a fault; ``faults`` lists the fault names (``FAULT_BITS``)."""
-
-    def __init__(
-        self,
-        source: PlugSource,
-        device_id: str,
-        description: BinarySensorEntityDescription,
-        dp: str,
-        via_device_id: str | None,
-    ) -> None:
-        """Create the problem sensor ``description`` on ``dp`` of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.dp = dp
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:

@@ -185,12 +185,15 @@ def fallback_profile(known: set[str] | None) -> Profile:
     )
 
 
-def entry_profile(entry: ConfigEntry) -> Profile:
+def entry_profile(entry: ConfigEntry, *, picked: bool = True) -> Profile:
     """The profile of a direct plug's entry: the options' choice, the stored one, or the fallback.
 
-    A malformed stored profile (ProfileError) is logged and replaced by :func:`fallback_profile`.
+    ``picked`` False skips the options' choice: the profile detected (or the fallback of the
+    known DP ids). A malformed stored profile (ProfileError) is logged and replaced by
+    :func:`fallback_profile`.
     """
-    for where, stored in (("options", entry.options), ("data", entry.data)):
+    places = (("options", entry.options), ("data", entry.data))
+    for where, stored in places if picked else places[1:]:
         wire = stored.get(CONF_PROFILE)
         if wire is None:
             continue

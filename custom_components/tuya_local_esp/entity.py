@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
-from typing import Any, override
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, override
 
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -17,6 +17,9 @@ from .const import DOMAIN
 from .hub_coordinator import HubCoordinator
 from .profiles import Profile
 from .source import PlugInfo, PlugSource
+
+if TYPE_CHECKING:
+    from . import TuyaLocalConfigEntry
 
 
 def plug_device_info(
@@ -116,35 +119,58 @@ class PlugEntity(Entity):
             self.async_write_ha_state()
 
 
-def via_device_ids(hass: HomeAssistant, entry_id: str, source: PlugSource) -> dict[str, str | None]:
-    """Device registry id of the hub each plug is reached through (None: reached directly).
+class PlugDpEntity[D: EntityDescription](PlugEntity):
+    """A plug entity of an entity description (type ``D``) that shows one DP, ``dp``.
 
-    The hub's device is registered by the hub entry's set-up before the platforms.
+    ``dp`` is the only DP it listens to.
     """
-    return {
-        device_id: (
+
+    def __init__(
+        self,
+        source: PlugSource,
+        device_id: str,
+        description: D,
+        dp: str,
+        via_device_id: str | None,
+    ) -> None:
+        """Create the entity ``description`` on ``dp`` of plug ``device_id``."""
+        super().__init__(source, device_id, description.key, via_device_id)
+        self.entity_description = description
+        self.dp = dp
+        self.listen_dps = frozenset({dp})
+
+
+#: Makes the entities of one plug: ``build(source, device_id, via_device_id)``.
+type PlugEntityBuilder = Callable[[PlugSource, str, str | None], Iterable[PlugEntity]]
+
+
+def async_add_plug_entities(
+    hass: HomeAssistant,
+    entry: TuyaLocalConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+    build: PlugEntityBuilder,
+) -> None:
+    """Add the entities ``build`` makes for every plug of ``entry`` (a platform's set-up).
+
+    ``build`` is given the entry's source, the plug's device id and the device registry id of
+    the hub the plug is reached through (None: reached directly; the hub's device is registered
+    by the hub entry's set-up before the platforms). The entities of a plug behind a hub go to
+    the plug's config subentry.
+    """
+    source = entry.runtime_data.source
+    by_subentry: dict[str | None, list[PlugEntity]] = {}
+    for device_id, plug in source.plugs.items():
+        via_device_id = (
             dr.async_get_device_id_by_identifier(
-                hass, (DOMAIN, plug.via_hub), config_entry_id=entry_id
+                hass, (DOMAIN, plug.via_hub), config_entry_id=entry.entry_id
             )
             if plug.via_hub
             else None
         )
-        for device_id, plug in source.plugs.items()
-    }
-
-
-def add_plug_entities(
-    async_add_entities: AddConfigEntryEntitiesCallback,
-    source: PlugSource,
-    entities: Iterable[PlugEntity],
-) -> None:
-    """Add plug entities; those of a plug behind a hub go to the plug's config subentry."""
-    by_subentry: dict[str | None, list[PlugEntity]] = {}
-    for entity in entities:
-        subentry_id = source.plugs[entity.device_id].subentry_id
-        by_subentry.setdefault(subentry_id, []).append(entity)
+        by_subentry.setdefault(plug.subentry_id, []).extend(build(source, device_id, via_device_id))
     for subentry_id, group in by_subentry.items():
-        async_add_entities(group, config_subentry_id=subentry_id)
+        if group:
+            async_add_entities(group, config_subentry_id=subentry_id)
 
 
 class HubEntity(CoordinatorEntity[HubCoordinator]):

@@ -9,7 +9,6 @@ separated, in outlet order; blank keeps "Outlet n") go to ``entry.options["outle
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Final
 
 import probatio as vol
@@ -26,8 +25,8 @@ from homeassistant.helpers.selector import (
 )
 
 from .const import CONF_OUTLET_NAMES, CONF_PROFILE
-from .coordinator import entry_profile, fallback_profile
-from .profiles import BUILTIN_PROFILES, Meter, Profile, ProfileError, builtin_profile
+from .coordinator import entry_profile
+from .profiles import BUILTIN_PROFILES, Profile, ProfileError, builtin_profile
 from .profiles.model import DIVISORS
 
 #: The layout choice that keeps the detected profile (only its divisors may change).
@@ -96,28 +95,11 @@ def profile_schema(current: Profile, names: list[str]) -> vol.Schema:
     )
 
 
-def _with_divisors(profile: Profile, power: int, voltage: int) -> Profile:
-    if profile.power is not None:
-        profile = replace(profile, power=Meter(profile.power.dp, power))
-    if profile.voltage is not None:
-        profile = replace(profile, voltage=Meter(profile.voltage.dp, voltage))
-    return profile
-
-
 class PlugOptionsFlow(OptionsFlowWithReload):
     """Pick the plug's layout and divisors; the entry reloads with the new entities."""
 
-    def _detected(self) -> Profile:
-        wire = self.config_entry.data.get(CONF_PROFILE)
-        if wire is not None:
-            try:
-                return Profile.from_wire(wire)
-            except ProfileError:
-                pass
-        return fallback_profile(None)
-
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Straight to the layout form (the hub's options flow owns the ``init`` texts)."""
+        """Straight to the layout form (``strings.json`` has its texts under ``plug_profile``)."""
         return await self.async_step_plug_profile()
 
     async def async_step_plug_profile(
@@ -125,7 +107,7 @@ class PlugOptionsFlow(OptionsFlowWithReload):
     ) -> ConfigFlowResult:
         """Choose the layout, outlets, USB switch and divisors."""
         errors: dict[str, str] = {}
-        detected = self._detected()
+        detected = entry_profile(self.config_entry, picked=False)
         if user_input is not None:
             layout = user_input[CONF_LAYOUT]
             power, voltage = (
@@ -143,7 +125,7 @@ class PlugOptionsFlow(OptionsFlowWithReload):
             except ProfileError:
                 errors["base"] = "invalid_layout"
             else:
-                chosen = _with_divisors(base, power, voltage)
+                chosen = base.with_divisors(power, voltage)
                 options: dict[str, Any] = {}
                 if chosen != detected:
                     options[CONF_PROFILE] = chosen.to_wire()

@@ -8,7 +8,7 @@ seconds; a DP that counts minutes (legacy DP 2, ``Outlet.countdown_scale`` 60, t
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import override
 
 from homeassistant.components.number import (
@@ -22,7 +22,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import PlugEntity, add_plug_entities, via_device_ids
+from .entity import PlugDpEntity, PlugEntity, async_add_plug_entities
 from .profiles import Profile
 from .source import PlugSource
 
@@ -71,17 +71,14 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add a countdown per outlet that has one."""
-    source = entry.runtime_data.source
-    via = via_device_ids(hass, entry.entry_id, source)
-    add_plug_entities(
-        async_add_entities,
-        source,
-        (
-            CountdownNumber(source, device_id, description, dp, via[device_id])
-            for device_id in source.plugs
+
+    def build(source: PlugSource, device_id: str, via: str | None) -> Iterable[PlugEntity]:
+        return (
+            CountdownNumber(source, device_id, description, dp, via)
             for description, dp in countdown_descriptions(source.plug_profile(device_id))
-        ),
-    )
+        )
+
+    async_add_plug_entities(hass, entry, async_add_entities, build)
 
 
 def seconds_to_raw(seconds: float, scale: int) -> int:
@@ -93,7 +90,7 @@ def seconds_to_raw(seconds: float, scale: int) -> int:
     return max(raw, 1) if seconds > 0 else 0
 
 
-class CountdownNumber(PlugEntity, NumberEntity):
+class CountdownNumber(PlugDpEntity[NumberEntityDescription], NumberEntity):
     """Seconds until the outlet toggles (the plug counts down and reports it, in its own unit)."""
 
     def __init__(
@@ -105,12 +102,9 @@ class CountdownNumber(PlugEntity, NumberEntity):
         via_device_id: str | None,
     ) -> None:
         """Create the countdown ``description`` on ``dp`` of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.dp = dp
+        super().__init__(source, device_id, description, dp, via_device_id)
         #: Seconds per unit of the countdown DP (the description's step, 1 or 60).
         self.scale = int(description.native_step or 1)
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:

@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import PlugEntity, add_plug_entities, via_device_ids
+from .entity import PlugEntity, async_add_plug_entities
 from .profiles import POWER_ON_OPTIONS, Indicator, PowerOnBehaviour
 from .source import PlugSource
 
@@ -36,16 +36,18 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the selects of every plug's profile."""
-    source = entry.runtime_data.source
-    via = via_device_ids(hass, entry.entry_id, source)
+    async_add_plug_entities(hass, entry, async_add_entities, plug_selects)
+
+
+def plug_selects(source: PlugSource, device_id: str, via: str | None) -> list[PlugEntity]:
+    """The power-on behaviour and indicator selects the plug's profile has."""
+    profile = source.plug_profile(device_id)
     entities: list[PlugEntity] = []
-    for device_id in source.plugs:
-        profile = source.plug_profile(device_id)
-        if profile.power_on is not None:
-            entities.append(PowerOnSelect(source, device_id, profile.power_on, via[device_id]))
-        if profile.indicator is not None:
-            entities.append(IndicatorSelect(source, device_id, profile.indicator, via[device_id]))
-    add_plug_entities(async_add_entities, source, entities)
+    if profile.power_on is not None:
+        entities.append(PowerOnSelect(source, device_id, profile.power_on, via))
+    if profile.indicator is not None:
+        entities.append(IndicatorSelect(source, device_id, profile.indicator, via))
+    return entities
 
 
 class _PlugSelect(PlugEntity, SelectEntity):

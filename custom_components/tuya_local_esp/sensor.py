@@ -38,7 +38,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from . import TuyaLocalConfigEntry
-from .entity import HubEntity, PlugEntity, add_plug_entities, via_device_ids
+from .entity import HubEntity, PlugDpEntity, PlugEntity, async_add_plug_entities
 from .hub_coordinator import HubCoordinator
 from .source import PlugSource
 
@@ -101,21 +101,22 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the sensors of the meters in each plug's profile, and the hub's own sensors."""
-    source = entry.runtime_data.source
-    via = via_device_ids(hass, entry.entry_id, source)
-    entities: list[PlugEntity] = []
-    for device_id in source.plugs:
-        meters = source.plug_profile(device_id).meters
-        entities.extend(
-            PlugSensor(source, device_id, description, meters[description.role].dp, via[device_id])
-            for description in SENSORS
-            if description.role in meters
-        )
-        if "power" in meters:
-            entities.append(PlugEnergySensor(source, device_id, meters["power"].dp, via[device_id]))
-    add_plug_entities(async_add_entities, source, entities)
+    async_add_plug_entities(hass, entry, async_add_entities, plug_sensors)
     if (hub := entry.runtime_data.hub) is not None:
         async_add_entities(HubSensor(hub, description) for description in HUB_SENSORS)
+
+
+def plug_sensors(source: PlugSource, device_id: str, via: str | None) -> list[PlugEntity]:
+    """A sensor per meter of the plug's profile, and the energy sensor when it meters power."""
+    meters = source.plug_profile(device_id).meters
+    entities: list[PlugEntity] = [
+        PlugSensor(source, device_id, description, meters[description.role].dp, via)
+        for description in SENSORS
+        if description.role in meters
+    ]
+    if "power" in meters:
+        entities.append(PlugEnergySensor(source, device_id, meters["power"].dp, via))
+    return entities
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,23 +187,10 @@ class HubSensor(HubEntity, SensorEntity):
         return self.entity_description.value_fn(self.coordinator)
 
 
-class PlugSensor(PlugEntity, SensorEntity):
-    """A measurement read from one DP."""
+class PlugSensor(PlugDpEntity[PlugSensorDescription], SensorEntity):
+    """A measurement read from one DP (its meter role's, scaled by the profile)."""
 
     entity_description: PlugSensorDescription
-
-    def __init__(
-        self,
-        source: PlugSource,
-        device_id: str,
-        description: PlugSensorDescription,
-        dp: str,
-        via_device_id: str | None,
-    ) -> None:
-        """Create the sensor ``description`` (read from ``dp``) of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:

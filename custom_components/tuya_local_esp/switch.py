@@ -6,7 +6,7 @@ of its own on a single-outlet plug); the others are ``switch_{dp}`` and ``usb``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
@@ -17,7 +17,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
 from .const import CONF_OUTLET_NAMES
-from .entity import PlugEntity, add_plug_entities, via_device_ids
+from .entity import PlugDpEntity, PlugEntity, async_add_plug_entities
 from .profiles import Profile
 from .source import PlugSource
 
@@ -81,36 +81,19 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the switches of every plug's profile (with the outlet names of a direct entry)."""
-    source = entry.runtime_data.source
-    via = via_device_ids(hass, entry.entry_id, source)
     names = entry.options.get(CONF_OUTLET_NAMES, [])
-    add_plug_entities(
-        async_add_entities,
-        source,
-        (
-            PlugSwitch(source, device_id, description, dp, via[device_id])
-            for device_id in source.plugs
+
+    def build(source: PlugSource, device_id: str, via: str | None) -> Iterable[PlugEntity]:
+        return (
+            PlugSwitch(source, device_id, description, dp, via)
             for description, dp in switch_descriptions(source.plug_profile(device_id), names)
-        ),
-    )
+        )
+
+    async_add_plug_entities(hass, entry, async_add_entities, build)
 
 
-class PlugSwitch(PlugEntity, SwitchEntity):
+class PlugSwitch(PlugDpEntity[SwitchEntityDescription], SwitchEntity):
     """A bool DP of the plug (relay, USB, child lock ...); it changes when the plug confirms."""
-
-    def __init__(
-        self,
-        source: PlugSource,
-        device_id: str,
-        description: SwitchEntityDescription,
-        dp: str,
-        via_device_id: str | None,
-    ) -> None:
-        """Create the switch ``description`` on ``dp`` of plug ``device_id``."""
-        super().__init__(source, device_id, description.key, via_device_id)
-        self.entity_description = description
-        self.dp = dp
-        self.listen_dps = frozenset({dp})
 
     @override
     def _shown(self) -> Hashable:

@@ -322,6 +322,19 @@ class Profile:
             raise ProfileError("pow: the profile has no power DP")
         return replace(self, power=Meter(self.power.dp, divisor))
 
+    def with_divisors(self, power: int | None = None, voltage: int | None = None) -> Profile:
+        """A copy with the power and voltage divisors replaced where the meter is present.
+
+        None keeps a divisor; a meter the profile lacks stays absent. ProfileError when a
+        divisor is not one of ``DIVISORS``.
+        """
+        profile = self
+        if power is not None and profile.power is not None:
+            profile = replace(profile, power=Meter(profile.power.dp, power))
+        if voltage is not None and profile.voltage is not None:
+            profile = replace(profile, voltage=Meter(profile.voltage.dp, voltage))
+        return profile
+
     # -- wire form ---------------------------------------------------------------------------
 
     def to_wire(self) -> dict[str, Any]:
