@@ -71,6 +71,21 @@ def boot_again(hub: HubProcess, base: Path = ESP32) -> None:
     hub._spawn([MICROPYTHON, str(base / "main.py"), str(hub.config_path)])
 
 
+async def boot_ready(hub: HubProcess, base: Path = ESP32) -> None:
+    """boot_again, then wait until the firmware is ready."""
+    boot_again(hub, base)
+    await hub.wait_log("ready", within=30, start=hub._log_offset)
+
+
+async def running_firmware(hub: HubProcess) -> str:
+    """The firmware version a new client is told in the hello."""
+    client = hub.client()
+    try:
+        return (await client.connect()).firmware
+    finally:
+        await client.close()
+
+
 async def wait_exit(hub: HubProcess, within: float = 60) -> int:
     proc = hub.proc
     assert proc is not None
@@ -107,8 +122,7 @@ async def test_good_update_switches_restarts_and_reports_new_version(hub_factory
         for f in bundle.files:
             assert (hub.workdir / "ota_a" / f.name).read_bytes() == f.data
 
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         client = hub.client()
         try:
             inv = await client.connect()
@@ -126,13 +140,8 @@ async def test_good_update_switches_restarts_and_reports_new_version(hub_factory
 
         # a later boot stays on the confirmed version
         hub.stop()
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
-        client = hub.client()
-        try:
-            assert (await client.connect()).firmware == NEW
-        finally:
-            await client.close()
+        await boot_ready(hub)
+        assert await running_firmware(hub) == NEW
 
 
 async def test_bad_hash_refused_old_version_keeps_running(hub_factory, bundles) -> None:
@@ -169,13 +178,8 @@ async def test_bad_hash_refused_old_version_keeps_running(hub_factory, bundles) 
     assert hub.proc is not None
     assert hub.proc.poll() is None
     hub.stop()
-    boot_again(hub)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == OLD
-    finally:
-        await client.close()
+    await boot_ready(hub)
+    assert await running_firmware(hub) == OLD
 
 
 async def test_update_that_crashes_at_boot_is_rolled_back(hub_factory, bundles) -> None:
@@ -200,8 +204,7 @@ async def test_update_that_crashes_at_boot_is_rolled_back(hub_factory, bundles) 
             tail = hub.log()[hub._log_offset :]
             assert f"ota: boot {boot} of ota_a (trial)" in tail
             assert "broken build" in tail
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         assert "did not come up in 2 boots; rolled back to the base set" in hub.log()
         state = ota_state(hub)
         assert "try" not in state
@@ -278,13 +281,8 @@ async def test_connection_dropped_mid_update(hub_factory, bundles) -> None:
     finally:
         await client.close()
     assert await wait_exit(hub) == 0
-    boot_again(hub)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == NEW
-    finally:
-        await client.close()
+    await boot_ready(hub)
+    assert await running_firmware(hub) == NEW
 
 
 async def test_second_client_during_update_gets_busy(hub_factory, bundles) -> None:
@@ -401,8 +399,7 @@ async def test_safe_mode_after_repeated_failed_boots(hub_factory) -> None:
         await wait_for(lambda: ota_state(hub)["boots"] == 0, within=15)
         hub.stop()
         (hub.workdir / "ota.json").write_text(json.dumps({**ota_state(hub), "boots": 4}))
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         assert "ota: boot 5 of the base set (safe mode)" in hub.log()
         client = hub.client()
         try:
@@ -411,8 +408,7 @@ async def test_safe_mode_after_repeated_failed_boots(hub_factory) -> None:
             await client.close()
         await wait_for(lambda: ota_state(hub)["boots"] == 0, within=15)
         hub.stop()
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         client = hub.client()
         try:
             await client.connect()
@@ -437,14 +433,9 @@ async def test_unconfirmed_trial_restarts_and_rolls_back(hub_factory, bundles) -
         boot_again(hub)
         assert await wait_exit(hub) == 1
         assert "new firmware not confirmed in 2 s; restarting" in hub.log()[hub._log_offset :]
-    boot_again(hub)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    await boot_ready(hub)
     assert "rolled back to the base set" in hub.log()
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == OLD
-    finally:
-        await client.close()
+    assert await running_firmware(hub) == OLD
 
 
 async def test_usb_install_replaces_the_updates(hub_factory, bundles, tmp_path: Path) -> None:
@@ -461,8 +452,7 @@ async def test_usb_install_replaces_the_updates(hub_factory, bundles, tmp_path: 
     finally:
         await client.close()
     assert await wait_exit(hub) == 0
-    boot_again(hub, base)  # the same base set: the update runs
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    await boot_ready(hub, base)  # the same base set: the update runs
     client = hub.client()
     try:
         assert (await client.connect()).firmware == NEW
@@ -472,14 +462,9 @@ async def test_usb_install_replaces_the_updates(hub_factory, bundles, tmp_path: 
     hub.stop()
     app = base / "app.py"  # a USB install of another version
     app.write_text(app.read_text().replace(f'FW_VERSION = "{OLD}"', 'FW_VERSION = "1.0.0-usb"'))
-    boot_again(hub, base)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    await boot_ready(hub, base)
     assert "ota: modules installed over USB; they replace the updates" in hub.log()
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == "1.0.0-usb"
-    finally:
-        await client.close()
+    assert await running_firmware(hub) == "1.0.0-usb"
     assert "good" not in ota_state(hub)
 
 
