@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,22 +29,23 @@ from custom_components.tuya_local_esp.hub.update import (
     load_bundle,
 )
 
-from .conftest import ESP32, MICROPYTHON, ROOT, HubProcess, plug_record, running_plugs, wait_for
+from .conftest import (
+    ESP32,
+    MICROPYTHON,
+    ROOT,
+    HubProcess,
+    load_script,
+    plug_record,
+    running_plugs,
+    wait_for,
+)
 
 NEW = "9.9.9"
 OLD = re.search(r'FW_VERSION = "([^"]+)"', (ESP32 / "app.py").read_text())[1]  # running
 
 
 def build_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "build_firmware", ROOT / "scripts" / "build_firmware.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["build_firmware"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("build_firmware")
 
 
 @pytest.fixture(scope="module")

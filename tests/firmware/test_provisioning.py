@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import importlib.util
 import json
 import os
 import pty
@@ -25,27 +24,15 @@ import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from custom_components.tuya_local_esp.hub import HubClient
 
-from .conftest import ESP32, MICROPYTHON, MPY_CROSS, ROOT, free_port
+from .conftest import ESP32, MICROPYTHON, MPY_CROSS, ROOT, free_port, load_script
 
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hub_setup", ROOT / "scripts" / "hub_setup.py")
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["hub_setup"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-hs = _load_script()
+hs = load_script("hub_setup")
 SSID = "home-iot"
 PASSWORD = "wifi pass wörd"
 
