@@ -17,6 +17,7 @@ import json
 import os
 import pty
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -138,7 +139,9 @@ async def test_improv_device_info_and_state(board) -> None:
     assert await asyncio.to_thread(b.client.current_state, 10.0) == hs.S_READY
     name, version, chip, device = await asyncio.to_thread(b.client.call, hs.C_INFO)
     assert name == "tuya_local_esp hub"
-    assert version
+    # improv.py keeps its own copy of the version (importing app.py there would load the hub's
+    # modules during set-up): it must be the one the hub reports (app.FW_VERSION)
+    assert version == re.search(r'FW_VERSION = "([^"]+)"', (ESP32 / "app.py").read_text())[1]
     assert chip
     assert device.startswith("tuya-esp-hub-")
     addr = await asyncio.to_thread(b.client.call, hs.C_HUB_INFO)
