@@ -25,7 +25,7 @@ try:  # a crash anywhere, even importing a broken update, ends in a reset (a fai
     if _r:
         import app
 
-        _r[0]["ota"] = _o  # for the server's confirmation of this boot (otaboot.watch)
+        _r[0]["ota"] = _o  # for the server's confirmation of this boot (server._confirm_boot)
         if _o[2]:  # safe mode after repeated failed boots: serve HA, start no plug
             _r[1] = []
         _o = None

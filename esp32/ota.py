@@ -40,29 +40,16 @@ def _otaboot():
     return otaboot
 
 
-def _close(u):
-    f = u[_F]
-    u[_F] = u[_H] = u[_CUR] = None
-    if f is not None:
+def abort(srv, clean=False):
+    """End the update of `srv` (the client left, a hash failed, update_abort; srv.end_update
+    closes its file); with `clean` the slot's files are removed now, else by the next
+    update_begin."""
+    u = srv.end_update()
+    if u is not None and clean:
         try:
-            f.close()
+            _clean(u[_DIR])
         except OSError:
             pass
-
-
-def abort(srv, clean=False):
-    """End the update of `srv` (the client left, a hash failed, update_abort); with `clean`
-    the slot's files are removed now, else by the next update_begin."""
-    u = getattr(srv, "ota", None)
-    srv.ota = None
-    if u is not None:
-        _close(u)
-        log.info("ota", "update to %s abandoned" % u[_VER])
-        if clean:
-            try:
-                _clean(u[_DIR])
-            except OSError:
-                pass
 
 
 def request(srv, c, t, msg):
@@ -130,7 +117,8 @@ def _begin(srv, c, msg):
     free = _free(d)
     if free is not None and free < total + 8192:
         raise HubErr(E_STORAGE, "%d bytes of flash free, the update needs %d" % (free, total))
-    # _F (the open file) stays last: server._abandon_update closes u[-1] without this module
+    # the client first, the version at _VER and the open file last: server.end_update
+    # closes it without this module
     srv.ota = [c, d, path, ver, n, mpy, [], None, None, None]
     log.info("ota", "update to %s: %d files, %d bytes into %s" % (ver, n, total, slot))
     return {"chunk": 256}  # otachunk.CHUNK

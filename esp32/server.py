@@ -283,8 +283,7 @@ class Server:
                     self.pending.remove(c)
                 if c in self.clients:
                     self.clients.remove(c)
-                if getattr(self, "ota", None) and self.ota[0] is c:
-                    self._abandon_update()
+                self.end_update(c)
                 if c.writer_task is not None:
                     c.writer_task.cancel()
             try:
@@ -293,26 +292,23 @@ class Server:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _abandon_update(self):
-        """The updating client left: its firmware update is abandoned (ota.abort). Never
-        raises: when even loading ota.py fails (MemoryError, the usual reason a client is
-        dropped mid-update), the update state is dropped here and its open file closed (the
-        state's last member, ota.py `_F`), so the connection's clean-up still completes."""
+    def end_update(self, c=None):
+        """End the firmware update (ota.py's state, self.ota) of client `c`, or whichever when
+        `c` is None: the state is dropped and its open file closed (the state's last member);
+        returns the state, None when there was no such update. Here rather than in ota.py: it
+        runs when the updating client is dropped, often for lack of memory, so it loads nothing
+        and never raises; ota.abort calls it too."""
+        u = getattr(self, "ota", None)
+        if u is None or c is not None and u[0] is not c:
+            return None
+        self.ota = None
         try:
-            import ota
-
-            ota.abort(self)
-        except Exception:  # noqa: BLE001 - MemoryError included
-            u = self.ota
-            self.ota = None
-            try:
+            if u[-1] is not None:
                 u[-1].close()
-            except Exception:  # noqa: BLE001 - no file open, or closed already
-                pass
-            gc.collect()
-            log.warn("srv", "update abandoned without ota.py (low memory)")
-        finally:
-            sys.modules.pop("ota", None)
+            log.info("ota", "update to %s abandoned" % u[3])
+        except Exception:  # noqa: BLE001 - OSError, MemoryError
+            pass
+        return u
 
     # --- requests --------------------------------------------------------------------------
     def _dispatch(self, c, msg):

@@ -87,6 +87,13 @@ class HubRig:
     def dev(self) -> str:
         return self.sim.device_id
 
+    async def close(self) -> None:
+        """Close the client, both proxies and the plug (the hub stops with its fixture)."""
+        await self.client.close()
+        await self.ha_proxy.stop()
+        await self.proxy.stop()
+        await self.sim.stop()
+
     def online(self) -> bool:
         """The plug as the client's inventory shows it (False while the hub is unreachable)."""
         inv = self.client.inventory
@@ -241,10 +248,7 @@ async def rig(
         r.log_mark = len(r.hub.log())
         yield r
     finally:
-        await r.client.close()
-        await r.ha_proxy.stop()
-        await r.proxy.stop()
-        await r.sim.stop()
+        await r.close()
     log = r.hub_log()
     assert "Traceback" not in log, log
     assert r.hub.proc is not None
@@ -533,10 +537,7 @@ async def test_silent_plug_is_offline_within_12_s_by_the_hubs_clock(
         assert 11000 < silent[0] <= 14500, silent
         assert gone <= GONE
     finally:
-        await r.client.close()
-        await r.ha_proxy.stop()
-        await r.proxy.stop()
-        await r.sim.stop()
+        await r.close()
     assert "Traceback" not in r.hub.log()
     assert not loop_errors
 
@@ -606,10 +607,7 @@ async def test_plug_back_from_a_power_cut_is_found_fast(
         await wait_for(r.online, 10)
         assert await r.checked_set(False)
     finally:
-        await r.client.close()
-        await r.ha_proxy.stop()
-        await r.proxy.stop()
-        await r.sim.stop()
+        await r.close()
     assert "Traceback" not in r.hub.log()
     assert not loop_errors
 

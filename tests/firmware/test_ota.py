@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,22 +29,23 @@ from custom_components.tuya_local_esp.hub.update import (
     load_bundle,
 )
 
-from .conftest import ESP32, MICROPYTHON, ROOT, HubProcess, plug_record, running_plugs, wait_for
+from .conftest import (
+    ESP32,
+    MICROPYTHON,
+    ROOT,
+    HubProcess,
+    load_script,
+    plug_record,
+    running_plugs,
+    wait_for,
+)
 
 NEW = "9.9.9"
 OLD = re.search(r'FW_VERSION = "([^"]+)"', (ESP32 / "app.py").read_text())[1]  # running
 
 
 def build_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "build_firmware", ROOT / "scripts" / "build_firmware.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["build_firmware"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("build_firmware")
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +68,21 @@ def boot_again(hub: HubProcess, base: Path = ESP32) -> None:
     """Start the firmware again in the same directory, as a board boots after a reset (the
     configuration is not rewritten); ``base``: the modules installed over USB."""
     hub._spawn([MICROPYTHON, str(base / "main.py"), str(hub.config_path)])
+
+
+async def boot_ready(hub: HubProcess, base: Path = ESP32) -> None:
+    """boot_again, then wait until the firmware is ready."""
+    boot_again(hub, base)
+    await hub.wait_log("ready", within=30, start=hub._log_offset)
+
+
+async def running_firmware(hub: HubProcess) -> str:
+    """The firmware version a new client is told in the hello."""
+    client = hub.client()
+    try:
+        return (await client.connect()).firmware
+    finally:
+        await client.close()
 
 
 async def wait_exit(hub: HubProcess, within: float = 60) -> int:
@@ -107,8 +121,7 @@ async def test_good_update_switches_restarts_and_reports_new_version(hub_factory
         for f in bundle.files:
             assert (hub.workdir / "ota_a" / f.name).read_bytes() == f.data
 
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         client = hub.client()
         try:
             inv = await client.connect()
@@ -126,13 +139,8 @@ async def test_good_update_switches_restarts_and_reports_new_version(hub_factory
 
         # a later boot stays on the confirmed version
         hub.stop()
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
-        client = hub.client()
-        try:
-            assert (await client.connect()).firmware == NEW
-        finally:
-            await client.close()
+        await boot_ready(hub)
+        assert await running_firmware(hub) == NEW
 
 
 async def test_bad_hash_refused_old_version_keeps_running(hub_factory, bundles) -> None:
@@ -169,13 +177,8 @@ async def test_bad_hash_refused_old_version_keeps_running(hub_factory, bundles) 
     assert hub.proc is not None
     assert hub.proc.poll() is None
     hub.stop()
-    boot_again(hub)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == OLD
-    finally:
-        await client.close()
+    await boot_ready(hub)
+    assert await running_firmware(hub) == OLD
 
 
 async def test_update_that_crashes_at_boot_is_rolled_back(hub_factory, bundles) -> None:
@@ -200,8 +203,7 @@ async def test_update_that_crashes_at_boot_is_rolled_back(hub_factory, bundles) 
             tail = hub.log()[hub._log_offset :]
             assert f"ota: boot {boot} of ota_a (trial)" in tail
             assert "broken build" in tail
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         assert "did not come up in 2 boots; rolled back to the base set" in hub.log()
         state = ota_state(hub)
         assert "try" not in state
@@ -278,13 +280,8 @@ async def test_connection_dropped_mid_update(hub_factory, bundles) -> None:
     finally:
         await client.close()
     assert await wait_exit(hub) == 0
-    boot_again(hub)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == NEW
-    finally:
-        await client.close()
+    await boot_ready(hub)
+    assert await running_firmware(hub) == NEW
 
 
 async def test_second_client_during_update_gets_busy(hub_factory, bundles) -> None:
@@ -401,8 +398,7 @@ async def test_safe_mode_after_repeated_failed_boots(hub_factory) -> None:
         await wait_for(lambda: ota_state(hub)["boots"] == 0, within=15)
         hub.stop()
         (hub.workdir / "ota.json").write_text(json.dumps({**ota_state(hub), "boots": 4}))
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         assert "ota: boot 5 of the base set (safe mode)" in hub.log()
         client = hub.client()
         try:
@@ -411,8 +407,7 @@ async def test_safe_mode_after_repeated_failed_boots(hub_factory) -> None:
             await client.close()
         await wait_for(lambda: ota_state(hub)["boots"] == 0, within=15)
         hub.stop()
-        boot_again(hub)
-        await hub.wait_log("ready", within=30, start=hub._log_offset)
+        await boot_ready(hub)
         client = hub.client()
         try:
             await client.connect()
@@ -437,14 +432,9 @@ async def test_unconfirmed_trial_restarts_and_rolls_back(hub_factory, bundles) -
         boot_again(hub)
         assert await wait_exit(hub) == 1
         assert "new firmware not confirmed in 2 s; restarting" in hub.log()[hub._log_offset :]
-    boot_again(hub)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    await boot_ready(hub)
     assert "rolled back to the base set" in hub.log()
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == OLD
-    finally:
-        await client.close()
+    assert await running_firmware(hub) == OLD
 
 
 async def test_usb_install_replaces_the_updates(hub_factory, bundles, tmp_path: Path) -> None:
@@ -461,8 +451,7 @@ async def test_usb_install_replaces_the_updates(hub_factory, bundles, tmp_path: 
     finally:
         await client.close()
     assert await wait_exit(hub) == 0
-    boot_again(hub, base)  # the same base set: the update runs
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    await boot_ready(hub, base)  # the same base set: the update runs
     client = hub.client()
     try:
         assert (await client.connect()).firmware == NEW
@@ -472,14 +461,9 @@ async def test_usb_install_replaces_the_updates(hub_factory, bundles, tmp_path: 
     hub.stop()
     app = base / "app.py"  # a USB install of another version
     app.write_text(app.read_text().replace(f'FW_VERSION = "{OLD}"', 'FW_VERSION = "1.0.0-usb"'))
-    boot_again(hub, base)
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    await boot_ready(hub, base)
     assert "ota: modules installed over USB; they replace the updates" in hub.log()
-    client = hub.client()
-    try:
-        assert (await client.connect()).firmware == "1.0.0-usb"
-    finally:
-        await client.close()
+    assert await running_firmware(hub) == "1.0.0-usb"
     assert "good" not in ota_state(hub)
 
 

@@ -2,31 +2,19 @@
 # (validation, atomic config merge) and setupap.py's form parser, on the unix port.
 # Packet format: https://www.improv-wifi.com/serial/ ("Packet format": "IMPROV", version 1, type,
 # length, data, checksum = low byte of the sum of all preceding bytes).
-import json
 import os
 
 import improv
 import provision
 import setupap
-from testutil import eq, raises
+from testutil import eq, fresh_json, raises
 
 DIR = "/tmp/tle_mp_improv_test"
 PATH = DIR + "/config.json"
 
 
 def _clean(cfg=None):
-    try:  # noqa: SIM105 - MicroPython has no contextlib
-        os.mkdir(DIR)
-    except OSError:
-        pass
-    for f in ("config.json", "config.json.tmp"):
-        try:  # noqa: SIM105
-            os.remove(DIR + "/" + f)
-        except OSError:
-            pass
-    if cfg is not None:
-        with open(PATH, "w") as f:
-            f.write(json.dumps(cfg))
+    fresh_json(DIR, "config.json", cfg)
 
 
 def _rpc(cmd, data=b""):

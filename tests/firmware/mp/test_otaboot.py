@@ -1,29 +1,16 @@
 # otaboot.py (the firmware loader: boot counting, trial, rollback, safe mode, confirmation) on
 # the unix port, against its state file in a temporary directory.
-import json
-import os
 import sys
 
 import otaboot
-from testutil import eq
+from testutil import eq, fresh_json
 
 DIR = "/tmp/tle_mp_otaboot_test"
 CFG = DIR + "/config.json"
 
 
 def _state(s=None):
-    try:  # noqa: SIM105 - MicroPython has no contextlib
-        os.mkdir(DIR)
-    except OSError:
-        pass
-    for f in ("ota.json", "ota.json.tmp"):
-        try:  # noqa: SIM105
-            os.remove(DIR + "/" + f)
-        except OSError:
-            pass
-    if s is not None:
-        with open(DIR + "/ota.json", "w") as f:
-            f.write(json.dumps(s))
+    fresh_json(DIR, "ota.json", s)
 
 
 def _boot():
