@@ -380,6 +380,33 @@ async def test_a_plug_that_leaves_the_hub_takes_its_issue_along(hass: HomeAssist
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 
+async def test_an_issue_left_by_an_earlier_load_goes_when_the_plug_is_fine(
+    hass: HomeAssistant,
+) -> None:
+    """A reload starts with no faults known: an issue of this hub's plug that is still in the
+    registry (the fault cleared while the entry was not loaded) goes at the first report of the
+    plug without a fault; another hub's issue stays."""
+    for issue_id in ("hub_plug_fault_fake_p1", "hub_plug_fault_other_p1"):
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="hub_plug_busy",
+        )
+    async with fake_hub() as fake:  # p1 online, no fault
+        entry = entry_for(
+            fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode(), hub_id="fake"
+        )
+        coordinator = await set_up(hass, entry)
+        await wait_until(lambda: fault_issue(hass) is None, within=10)
+        await wait_for_state(hass, "switch.desk_lamp", "on")
+        assert coordinator.faults == {}
+        assert ir.async_get(hass).async_get_issue(DOMAIN, "hub_plug_fault_other_p1") is not None
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
 async def test_fixing_a_wrong_key_opens_the_plugs_settings(hass: HomeAssistant) -> None:
     """The ``hub_plug_key`` issue is fixable: its fix hands over to the plug subentry's
     reconfigure form, where the new local key goes to the hub (the plug is re-added with it)."""

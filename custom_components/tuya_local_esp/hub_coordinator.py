@@ -206,6 +206,15 @@ class HubCoordinator(PlugCoordinator):
         self._online: dict[str, bool] = {}
         #: Each faulty plug's fault as the hub last reported it (fine plugs are absent).
         self.faults: dict[str, str] = {}
+        #: Plugs whose fault repair issue may exist: raised by this coordinator, or left by an
+        #: earlier load of the entry (found once here), so a plug reported fine costs no
+        #: issue registry work at each push.
+        prefix = self._fault_issue_id("")
+        self._fault_issues: set[str] = {
+            issue_id.removeprefix(prefix)
+            for domain, issue_id in ir.async_get(hass).issues
+            if domain == DOMAIN and issue_id.startswith(prefix)
+        }
         #: A reauth check was started for the hub's refused secret (until it connects again).
         self._auth_check_requested = False
         #: Plugs being added or re-added by a subentry flow: the flow creates or keeps their
@@ -816,9 +825,12 @@ class HubCoordinator(PlugCoordinator):
         issue_id = self._fault_issue_id(device_id)
         translation_key = FAULT_ISSUES.get(fault or "")
         if translation_key is None:
-            # whatever this coordinator saw before (a reload starts with no faults known)
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            # also one an earlier load raised (a reload starts with no faults known)
+            if device_id in self._fault_issues:
+                self._fault_issues.discard(device_id)
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return
+        self._fault_issues.add(device_id)
         inventory = self.client.inventory
         plug = inventory.plugs.get(device_id) if inventory is not None else None
         info = self.plugs.get(device_id)
