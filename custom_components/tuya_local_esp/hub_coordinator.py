@@ -199,6 +199,21 @@ class HubCoordinator(PlugCoordinator):
             for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
             if (profile := subentry_profile(sub.data, sub.title)) is not None
         }
+        subentries = [
+            sub
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
+            if CONF_PICKED_PROFILE not in sub.data  # a picked layout is never changed
+        ]
+        #: Plugs whose power divisor is re-checked (:meth:`_recheck_power_divisor`): a detected
+        #: profile is stored. Any subentry change reloads the entry, which derives this again.
+        self._recheck: set[str] = {
+            sub.data[CONF_DEVICE_ID] for sub in subentries if CONF_PROFILE in sub.data
+        }
+        #: Plugs detected again once a candidate meter DP shows up (:meth:`_redetect_unmatched`):
+        #: they matched no layout.
+        self._redetect: set[str] = {
+            sub.data[CONF_DEVICE_ID] for sub in subentries if sub.data.get(CONF_UNMATCHED_DPS)
+        }
         self._detecting: set[str] = set()
         self.health: HubHealth | None = None
         #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
@@ -392,23 +407,28 @@ class HubCoordinator(PlugCoordinator):
         keeps the candidate lists until the plug's local key is given again). Never for a
         picked layout.
         """
+        if device_id not in self._redetect:
+            return
         profile = self.profiles.get(device_id)
+        known = profile.dp_ids() if profile is not None else frozenset()
         new = {
             dp
             for dp, value in dps.items()
             if dp.isdigit()
             and int(dp) in CANDIDATE_METERING_DPS
             and isinstance(value, int)
-            and (profile is None or dp not in profile.dp_ids())
+            and dp not in known
         }
         if not new:
-            return
-        sub = self._plug_subentry(device_id)
-        if sub is None or not sub.data.get(CONF_UNMATCHED_DPS) or CONF_PICKED_PROFILE in sub.data:
             return
         detection = detect_profile({**self.plug_dps(device_id), **dps})
         if not detection.matched or detection.profile is None:
             return
+        sub = self._plug_subentry(device_id)
+        # (a subentry flow may have changed it since: the entry's reload is on its way)
+        if sub is None or not sub.data.get(CONF_UNMATCHED_DPS) or CONF_PICKED_PROFILE in sub.data:
+            return
+        self._redetect.discard(device_id)
         LOGGER.info(
             "Plug %s behind hub %s reported meters: detected the %s layout",
             device_id,
@@ -428,13 +448,19 @@ class HubCoordinator(PlugCoordinator):
         plug's subentry (the entry reloads).
         """
         profile = self.profiles.get(device_id)
-        if profile is None or profile.power is None or profile.power.dp not in dps:
-            return
-        sub = self._plug_subentry(device_id)
-        if sub is None or CONF_PICKED_PROFILE in sub.data or CONF_PROFILE not in sub.data:
+        if (
+            device_id not in self._recheck
+            or profile is None
+            or profile.power is None
+            or profile.power.dp not in dps
+        ):
             return
         corrected = recheck_power_divisor(profile, {**self.plug_dps(device_id), **dps})
         if corrected is None or corrected.power is None:
+            return
+        sub = self._plug_subentry(device_id)
+        # (a subentry flow may have changed it since: the entry's reload is on its way)
+        if sub is None or CONF_PICKED_PROFILE in sub.data or CONF_PROFILE not in sub.data:
             return
         LOGGER.info(
             "Plug %s behind hub %s: power divisor %s instead of %s (from the power factor)",
