@@ -128,6 +128,18 @@ def hub_profile_lists(profile: Profile | None) -> tuple[list[int], list[str] | N
     return list(profile.refresh_dps()), sorted(profile.dp_ids(), key=int)
 
 
+def plug_subentry_of(entry: ConfigEntry, device_id: str) -> ConfigSubentry | None:
+    """The plug subentry of ``device_id`` in the hub entry (None: none, e.g. being added)."""
+    return next(
+        (
+            sub
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
+            if sub.data.get(CONF_DEVICE_ID) == device_id
+        ),
+        None,
+    )
+
+
 def subentry_profile(data: Mapping[str, Any], title: str = "") -> Profile | None:
     """The profile stored in a plug subentry's ``data``: the picked one, else the detected one.
 
@@ -364,7 +376,7 @@ class HubCoordinator(PlugCoordinator):
         """
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
-        sub = self._plug_subentry(device_id)
+        sub = plug_subentry_of(self.config_entry, device_id)
         if detection is None or sub is None:
             self._detecting.discard(device_id)  # went away again: the next answer retries
             return
@@ -377,17 +389,6 @@ class HubCoordinator(PlugCoordinator):
         data = {k: v for k, v in sub.data.items() if k != CONF_DETECT_PENDING}
         self.hass.config_entries.async_update_subentry(
             entry, sub, data={**data, **detection_data(detection)}
-        )
-
-    def _plug_subentry(self, device_id: str) -> ConfigSubentry | None:
-        """The plug subentry of ``device_id`` (None: none, e.g. while it is being added)."""
-        return next(
-            (
-                sub
-                for sub in self.config_entry.get_subentries_of_type(SUBENTRY_PLUG)
-                if sub.data[CONF_DEVICE_ID] == device_id
-            ),
-            None,
         )
 
     @callback
@@ -424,7 +425,7 @@ class HubCoordinator(PlugCoordinator):
         detection = detect_profile({**self.plug_dps(device_id), **dps})
         if not detection.matched or detection.profile is None:
             return
-        sub = self._plug_subentry(device_id)
+        sub = plug_subentry_of(self.config_entry, device_id)
         # (a subentry flow may have changed it since: the entry's reload is on its way)
         if sub is None or not sub.data.get(CONF_UNMATCHED_DPS) or CONF_PICKED_PROFILE in sub.data:
             return
@@ -458,7 +459,7 @@ class HubCoordinator(PlugCoordinator):
         corrected = recheck_power_divisor(profile, {**self.plug_dps(device_id), **dps})
         if corrected is None or corrected.power is None:
             return
-        sub = self._plug_subentry(device_id)
+        sub = plug_subentry_of(self.config_entry, device_id)
         # (a subentry flow may have changed it since: the entry's reload is on its way)
         if sub is None or CONF_PICKED_PROFILE in sub.data or CONF_PROFILE not in sub.data:
             return
