@@ -3,6 +3,8 @@ loopback, and the firmware talks to simulated plugs."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -49,6 +51,7 @@ HUB_ID = "testhub"
 
 @pytest.fixture
 async def plugs() -> AsyncIterator[list[SimulatedPlug]]:
+    """Two simulated plugs, switched on (also used by ``test_hub_recovery_ha``)."""
     sims = [
         SimulatedPlug(
             device_id=f"bfhubplug{i:02d}abcdefghij", local_key=KEYS[i], seed=i, dps={"1": True}
@@ -64,12 +67,17 @@ async def plugs() -> AsyncIterator[list[SimulatedPlug]]:
 
 @pytest.fixture
 async def hub(tmp_path: Path, plugs: list[SimulatedPlug]) -> AsyncIterator[HubProcess]:
+    """The firmware serving ``plugs`` (also used by ``test_hub_recovery_ha``)."""
     proc = HubProcess(
         tmp_path, plugs=[plug_record(s, name=f"Hub plug {i}") for i, s in enumerate(plugs)]
     )
     await proc.start()
-    yield proc
-    proc.stop()
+    try:
+        yield proc
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            os.kill(proc.proc.pid, signal.SIGCONT)  # a test that stopped it may have failed
+        proc.stop()
     proc.assert_no_secrets()
 
 

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,9 @@ from custom_components.tuya_local_esp.hub_coordinator import HubCoordinator
 from tests.faultproxy import FaultProxy
 from tuya_sim import SimulatedPlug
 
+from . import test_hub_ha
 from .conftest import wait_for_state, wait_until
-from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record
+from .firmware.conftest import KEYS, SECRET, HubProcess, free_port
 from .firmware.test_hub_client import HELLO, PLUG, FakeConn, answer_all, fake_hub, hub_tasks
 from .firmware.test_hub_client import SECRET as FAKE_SECRET
 
@@ -55,35 +55,9 @@ PLUG_0 = "switch.hub_plug_0"
 PLUG_1 = "switch.hub_plug_1"
 STRINGS = Path(__file__).parent.parent / "custom_components" / DOMAIN / "strings.json"
 
-
-@pytest.fixture
-async def plugs() -> AsyncIterator[list[SimulatedPlug]]:
-    sims = [
-        SimulatedPlug(
-            device_id=f"bfhubrecov{i:02d}abcdefghij", local_key=KEYS[i], seed=i, dps={"1": True}
-        )
-        for i in range(2)
-    ]
-    for sim in sims:
-        await sim.start()
-    yield sims
-    for sim in sims:
-        await sim.stop()
-
-
-@pytest.fixture
-async def hub(tmp_path: Path, plugs: list[SimulatedPlug]) -> AsyncIterator[HubProcess]:
-    proc = HubProcess(
-        tmp_path, plugs=[plug_record(s, name=f"Hub plug {i}") for i, s in enumerate(plugs)]
-    )
-    await proc.start()
-    try:
-        yield proc
-    finally:
-        if proc.proc is not None and proc.proc.poll() is None:
-            os.kill(proc.proc.pid, signal.SIGCONT)  # a test that stopped it may have failed
-        proc.stop()
-    proc.assert_no_secrets()
+# fixtures: two simulated plugs, and the firmware serving them
+plugs = test_hub_ha.plugs
+hub = test_hub_ha.hub
 
 
 def entry_for(
@@ -377,6 +351,33 @@ async def test_a_plug_that_leaves_the_hub_takes_its_issue_along(hass: HomeAssist
         assert fault_issue(hass) is None
         assert coordinator.faults == {}
         await hass.async_block_till_done()
+        assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_an_issue_left_by_an_earlier_load_goes_when_the_plug_is_fine(
+    hass: HomeAssistant,
+) -> None:
+    """A reload starts with no faults known: an issue of this hub's plug that is still in the
+    registry (the fault cleared while the entry was not loaded) goes at the first report of the
+    plug without a fault; another hub's issue stays."""
+    for issue_id in ("hub_plug_fault_fake_p1", "hub_plug_fault_other_p1"):
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id,
+            is_fixable=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key="hub_plug_busy",
+        )
+    async with fake_hub() as fake:  # p1 online, no fault
+        entry = entry_for(
+            fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode(), hub_id="fake"
+        )
+        coordinator = await set_up(hass, entry)
+        await wait_until(lambda: fault_issue(hass) is None, within=10)
+        await wait_for_state(hass, "switch.desk_lamp", "on")
+        assert coordinator.faults == {}
+        assert ir.async_get(hass).async_get_issue(DOMAIN, "hub_plug_fault_other_p1") is not None
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 

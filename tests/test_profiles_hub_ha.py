@@ -84,6 +84,18 @@ async def hub_with_no_plugs(hass: HomeAssistant, hub: HubProcess) -> ConfigEntry
     return entry
 
 
+def plug_sim(version: str = "3.3", **kw: Any) -> SimulatedPlug:
+    """The plug under test with steady readings (seed 3, no noise); on unless ``dps`` says."""
+    return SimulatedPlug(
+        device_id=DEVICE_ID,
+        local_key=LOCAL_KEY,
+        version=version,
+        seed=3,
+        noise=0.0,
+        **{"dps": {"1": True}, **kw},
+    )
+
+
 def plug_form(sim: SimulatedPlug, **overrides: Any) -> dict[str, Any]:
     return {
         "device_id": sim.device_id,
@@ -140,15 +152,7 @@ def hub_refresh(entry: ConfigEntry) -> tuple[int, ...] | None:
 async def test_profile_through_the_hub(hass: HomeAssistant, hub: HubProcess, name: str) -> None:
     sim_profile, version, case = HUB_CASES[name]
     entry = await hub_with_no_plugs(hass, hub)
-    async with SimulatedPlug(
-        device_id=DEVICE_ID,
-        local_key=LOCAL_KEY,
-        version=version,
-        seed=3,
-        noise=0.0,
-        dps={"1": True},
-        profile=sim_profile,
-    ) as sim:
+    async with plug_sim(version, profile=sim_profile) as sim:
         sub = await add_plug(hass, entry, sim)
 
         # detected from what the hub reported, stored in the subentry
@@ -245,15 +249,7 @@ async def test_meters_reported_only_when_asked(hass: HomeAssistant, hub: HubProc
     """The plug's status lacks its meters: the hub's UPDATEDPS of every candidate metering DP
     brings them, and the profile is detected from what that refresh reported."""
     entry = await hub_with_no_plugs(hass, hub)
-    async with SimulatedPlug(
-        device_id=DEVICE_ID,
-        local_key=LOCAL_KEY,
-        version="3.3",
-        seed=3,
-        noise=0.0,
-        dps={"1": True},
-        power_needs_updatedps=True,
-    ) as sim:
+    async with plug_sim(power_needs_updatedps=True) as sim:
         for dp in ("17", "18", "19", "20"):
             del sim.model.dps[dp]  # reported only once asked for with UPDATEDPS
         sub = await add_plug(hass, entry, sim)
@@ -278,15 +274,7 @@ async def test_power_divisor_corrected_once_a_load_draws(
     """Added idle behind the hub, a whole-watt plug is read at ÷10; the first load corrects
     the divisor to ÷1 in its subentry, as on the direct path."""
     entry = await hub_with_no_plugs(hass, hub)
-    async with SimulatedPlug(
-        device_id=DEVICE_ID,
-        local_key=LOCAL_KEY,
-        version="3.3",
-        seed=3,
-        noise=0.0,
-        dps={"1": False},
-        profile="power-x1",
-    ) as sim:
+    async with plug_sim(dps={"1": False}, profile="power-x1") as sim:
         sub = await add_plug(hass, entry, sim)
         detected = Profile.from_wire(sub.data["profile"])
         assert detected.power is not None
@@ -318,15 +306,7 @@ async def test_a_lost_updatedps_is_caught_up_by_the_next_refresh(
     try:
         entry = await hub_with_no_plugs(hass, hub)
         async with (
-            SimulatedPlug(
-                device_id=DEVICE_ID,
-                local_key=LOCAL_KEY,
-                version="3.3",
-                seed=3,
-                noise=0.0,
-                dps={"1": True},
-                power_needs_updatedps=True,
-            ) as sim,
+            plug_sim(power_needs_updatedps=True) as sim,
             FaultProxy(sim.port) as proxy,
         ):
             for dp in ("17", "18", "19", "20"):
@@ -363,16 +343,7 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
     monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)
     entry = await hub_with_no_plugs(hass, hub)
     port = free_port()
-    sim = SimulatedPlug(
-        device_id=DEVICE_ID,
-        local_key=LOCAL_KEY,
-        version="3.3",
-        port=port,
-        seed=3,
-        noise=0.0,
-        dps={"1": True},
-        profile="inwall",
-    )
+    sim = plug_sim(port=port, profile="inwall")
     result = await start_add_plug(hass, entry)
     result = await hass.config_entries.subentries.async_configure(
         result["flow_id"], plug_form(sim, port=port)

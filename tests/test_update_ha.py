@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_state_change_event
 
 from custom_components.tuya_local_esp import update as update_platform
+from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.hub.update import FirmwareBundleError, load_bundle
 from tuya_sim import SimulatedPlug
 
@@ -169,6 +171,25 @@ async def test_missing_bundle_offers_nothing(
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_install(None, backup=False)
     assert err.value.translation_key == "firmware_unavailable"
+
+
+async def test_the_bundle_is_read_once_per_run(
+    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """A hub entry is set up again at every change of its plug subentries: the bundle (read and
+    hashed in full) is not read again then; here it is gone before the reload and still
+    offered after it."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+        await wait_for_state(hass, ENTITY, "on", within=10)
+        shutil.rmtree(bundle_dir)
+        (entry,) = hass.config_entries.async_entries(DOMAIN)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await wait_for_state(hass, ENTITY, "on", within=10)
+    assert shown(hass, ATTR_LATEST_VERSION) == NEW
+    assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
 
 
 def test_shipped_bundle_matches_the_firmware_sources() -> None:

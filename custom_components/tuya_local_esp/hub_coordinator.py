@@ -128,6 +128,18 @@ def hub_profile_lists(profile: Profile | None) -> tuple[list[int], list[str] | N
     return list(profile.refresh_dps()), sorted(profile.dp_ids(), key=int)
 
 
+def plug_subentry_of(entry: ConfigEntry, device_id: str) -> ConfigSubentry | None:
+    """The plug subentry of ``device_id`` in the hub entry (None: none, e.g. being added)."""
+    return next(
+        (
+            sub
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
+            if sub.data.get(CONF_DEVICE_ID) == device_id
+        ),
+        None,
+    )
+
+
 def subentry_profile(data: Mapping[str, Any], title: str = "") -> Profile | None:
     """The profile stored in a plug subentry's ``data``: the picked one, else the detected one.
 
@@ -199,6 +211,21 @@ class HubCoordinator(PlugCoordinator):
             for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
             if (profile := subentry_profile(sub.data, sub.title)) is not None
         }
+        subentries = [
+            sub
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
+            if CONF_PICKED_PROFILE not in sub.data  # a picked layout is never changed
+        ]
+        #: Plugs whose power divisor is re-checked (:meth:`_recheck_power_divisor`): a detected
+        #: profile is stored. Any subentry change reloads the entry, which derives this again.
+        self._recheck: set[str] = {
+            sub.data[CONF_DEVICE_ID] for sub in subentries if CONF_PROFILE in sub.data
+        }
+        #: Plugs detected again once a candidate meter DP shows up (:meth:`_redetect_unmatched`):
+        #: they matched no layout.
+        self._redetect: set[str] = {
+            sub.data[CONF_DEVICE_ID] for sub in subentries if sub.data.get(CONF_UNMATCHED_DPS)
+        }
         self._detecting: set[str] = set()
         self.health: HubHealth | None = None
         #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
@@ -206,6 +233,15 @@ class HubCoordinator(PlugCoordinator):
         self._online: dict[str, bool] = {}
         #: Each faulty plug's fault as the hub last reported it (fine plugs are absent).
         self.faults: dict[str, str] = {}
+        #: Plugs whose fault repair issue may exist: raised by this coordinator, or left by an
+        #: earlier load of the entry (found once here), so a plug reported fine costs no
+        #: issue registry work at each push.
+        prefix = self._fault_issue_id("")
+        self._fault_issues: set[str] = {
+            issue_id.removeprefix(prefix)
+            for domain, issue_id in ir.async_get(hass).issues
+            if domain == DOMAIN and issue_id.startswith(prefix)
+        }
         #: A reauth check was started for the hub's refused secret (until it connects again).
         self._auth_check_requested = False
         #: Plugs being added or re-added by a subentry flow: the flow creates or keeps their
@@ -340,7 +376,7 @@ class HubCoordinator(PlugCoordinator):
         """
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
-        sub = self._plug_subentry(device_id)
+        sub = plug_subentry_of(self.config_entry, device_id)
         if detection is None or sub is None:
             self._detecting.discard(device_id)  # went away again: the next answer retries
             return
@@ -353,17 +389,6 @@ class HubCoordinator(PlugCoordinator):
         data = {k: v for k, v in sub.data.items() if k != CONF_DETECT_PENDING}
         self.hass.config_entries.async_update_subentry(
             entry, sub, data={**data, **detection_data(detection)}
-        )
-
-    def _plug_subentry(self, device_id: str) -> ConfigSubentry | None:
-        """The plug subentry of ``device_id`` (None: none, e.g. while it is being added)."""
-        return next(
-            (
-                sub
-                for sub in self.config_entry.get_subentries_of_type(SUBENTRY_PLUG)
-                if sub.data[CONF_DEVICE_ID] == device_id
-            ),
-            None,
         )
 
     @callback
@@ -383,23 +408,28 @@ class HubCoordinator(PlugCoordinator):
         keeps the candidate lists until the plug's local key is given again). Never for a
         picked layout.
         """
+        if device_id not in self._redetect:
+            return
         profile = self.profiles.get(device_id)
+        known = profile.dp_ids() if profile is not None else frozenset()
         new = {
             dp
             for dp, value in dps.items()
             if dp.isdigit()
             and int(dp) in CANDIDATE_METERING_DPS
             and isinstance(value, int)
-            and (profile is None or dp not in profile.dp_ids())
+            and dp not in known
         }
         if not new:
-            return
-        sub = self._plug_subentry(device_id)
-        if sub is None or not sub.data.get(CONF_UNMATCHED_DPS) or CONF_PICKED_PROFILE in sub.data:
             return
         detection = detect_profile({**self.plug_dps(device_id), **dps})
         if not detection.matched or detection.profile is None:
             return
+        sub = plug_subentry_of(self.config_entry, device_id)
+        # (a subentry flow may have changed it since: the entry's reload is on its way)
+        if sub is None or not sub.data.get(CONF_UNMATCHED_DPS) or CONF_PICKED_PROFILE in sub.data:
+            return
+        self._redetect.discard(device_id)
         LOGGER.info(
             "Plug %s behind hub %s reported meters: detected the %s layout",
             device_id,
@@ -419,13 +449,19 @@ class HubCoordinator(PlugCoordinator):
         plug's subentry (the entry reloads).
         """
         profile = self.profiles.get(device_id)
-        if profile is None or profile.power is None or profile.power.dp not in dps:
-            return
-        sub = self._plug_subentry(device_id)
-        if sub is None or CONF_PICKED_PROFILE in sub.data or CONF_PROFILE not in sub.data:
+        if (
+            device_id not in self._recheck
+            or profile is None
+            or profile.power is None
+            or profile.power.dp not in dps
+        ):
             return
         corrected = recheck_power_divisor(profile, {**self.plug_dps(device_id), **dps})
         if corrected is None or corrected.power is None:
+            return
+        sub = plug_subentry_of(self.config_entry, device_id)
+        # (a subentry flow may have changed it since: the entry's reload is on its way)
+        if sub is None or CONF_PICKED_PROFILE in sub.data or CONF_PROFILE not in sub.data:
             return
         LOGGER.info(
             "Plug %s behind hub %s: power divisor %s instead of %s (from the power factor)",
@@ -816,9 +852,12 @@ class HubCoordinator(PlugCoordinator):
         issue_id = self._fault_issue_id(device_id)
         translation_key = FAULT_ISSUES.get(fault or "")
         if translation_key is None:
-            # whatever this coordinator saw before (a reload starts with no faults known)
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            # also one an earlier load raised (a reload starts with no faults known)
+            if device_id in self._fault_issues:
+                self._fault_issues.discard(device_id)
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return
+        self._fault_issues.add(device_id)
         inventory = self.client.inventory
         plug = inventory.plugs.get(device_id) if inventory is not None else None
         info = self.plugs.get(device_id)

@@ -15,7 +15,8 @@ from homeassistant.components.repairs.const import FlowType
 from homeassistant.config_entries import SOURCE_RECONFIGURE
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_DEVICE_ID, SUBENTRY_PLUG
+from .const import SUBENTRY_PLUG
+from .hub_coordinator import plug_subentry_of
 
 
 class PlugSettingsFlow(RepairsFlow):
@@ -32,18 +33,7 @@ class PlugSettingsFlow(RepairsFlow):
         Aborts with ``plug_gone`` when the entry or the plug's subentry no longer exists.
         """
         entry = self.hass.config_entries.async_get_entry(self._entry_id)
-        subentry = (
-            next(
-                (
-                    sub
-                    for sub in entry.get_subentries_of_type(SUBENTRY_PLUG)
-                    if sub.data.get(CONF_DEVICE_ID) == self._device_id
-                ),
-                None,
-            )
-            if entry is not None
-            else None
-        )
+        subentry = plug_subentry_of(entry, self._device_id) if entry is not None else None
         if entry is None or subentry is None:
             return self.async_abort(reason="plug_gone")
         result = await self.hass.config_entries.subentries.async_init(

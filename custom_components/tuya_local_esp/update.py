@@ -20,6 +20,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util.hass_dict import HassKey
 
 from . import TuyaLocalConfigEntry
 from .const import DOMAIN, LOGGER
@@ -32,6 +33,8 @@ PARALLEL_UPDATES = 1  # one firmware installation at a time
 
 #: The firmware bundle shipped with the integration (``scripts/build_firmware.py``).
 FIRMWARE_DIR: Final = Path(__file__).parent / "firmware"
+#: Bundles read so far, by directory (:func:`_async_bundle`).
+BUNDLES: HassKey[dict[Path, FirmwareBundle | None]] = HassKey(f"{DOMAIN}_firmware_bundles")
 
 
 async def async_setup_entry(
@@ -43,13 +46,23 @@ async def async_setup_entry(
     hub = entry.runtime_data.hub
     if hub is None:
         return
-    bundle: FirmwareBundle | None
-    try:
-        bundle = await hass.async_add_executor_job(load_bundle, FIRMWARE_DIR)
-    except FirmwareBundleError as err:
-        LOGGER.warning("No hub firmware to install: %s", err)
-        bundle = None
-    async_add_entities([HubFirmwareUpdate(hub, bundle)])
+    async_add_entities([HubFirmwareUpdate(hub, await _async_bundle(hass))])
+
+
+async def _async_bundle(hass: HomeAssistant) -> FirmwareBundle | None:
+    """The bundle in :data:`FIRMWARE_DIR`, read and checked once per run (None: unusable).
+
+    It ships with the integration and changes only with it (after a restart), while a hub
+    entry is set up again at every change of its plug subentries.
+    """
+    bundles = hass.data.setdefault(BUNDLES, {})
+    if FIRMWARE_DIR not in bundles:
+        try:
+            bundles[FIRMWARE_DIR] = await hass.async_add_executor_job(load_bundle, FIRMWARE_DIR)
+        except FirmwareBundleError as err:
+            LOGGER.warning("No hub firmware to install: %s", err)
+            bundles[FIRMWARE_DIR] = None
+    return bundles[FIRMWARE_DIR]
 
 
 class HubFirmwareUpdate(HubEntity, UpdateEntity):

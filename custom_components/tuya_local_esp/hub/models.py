@@ -14,7 +14,7 @@ unknown message types are returned as ``None``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from .errors import HubProtocolError
@@ -445,34 +445,18 @@ def parse_health(data: object) -> HubHealth:
 # --- inventory bookkeeping --------------------------------------------------------------------
 def apply_state(plug: PlugState, update: StateUpdate) -> PlugState:
     """``plug`` after a state push: changed DPs merged; online flag, fault, timestamp updated."""
-    return PlugState(
-        device_id=plug.device_id,
-        name=plug.name,
-        version=plug.version,
-        host=plug.host,
-        port=plug.port,
+    return replace(
+        plug,
         online=update.online,
         dps={**plug.dps, **update.dps},
         updated=update.timestamp if update.dps else plug.updated,
-        refresh=plug.refresh,
         fault=update.fault,
     )
 
 
 def offline(plug: PlugState) -> PlugState:
     """The same plug marked offline (the hub link is down; its last fault is kept)."""
-    return PlugState(
-        plug.device_id,
-        plug.name,
-        plug.version,
-        plug.host,
-        plug.port,
-        False,
-        plug.dps,
-        plug.updated,
-        plug.refresh,
-        plug.fault,
-    )
+    return replace(plug, online=False)
 
 
 def replace_plugs(inv: Inventory, plugs: dict[str, PlugState]) -> Inventory:
