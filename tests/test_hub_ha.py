@@ -131,6 +131,16 @@ async def start_add_plug(hass: HomeAssistant, entry: ConfigEntry) -> Any:
     return result
 
 
+async def set_up_hub_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
+    """Set up a hub entry and wait until it is loaded: a plug the hub reports without a
+    subentry (or a subentry the hub lacks) changes the subentries as soon as the hub answers,
+    and that change reloads the entry, which may begin before the set-up call returns."""
+    entry.add_to_hass(hass)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_until(lambda: entry.state is ConfigEntryState.LOADED, 15)
+
+
 async def add_hub(hass: HomeAssistant, hub: HubProcess) -> MockConfigEntry:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
@@ -812,8 +822,7 @@ async def test_subentries_follow_the_hubs_inventory(
             {"id": ghost, "name": "Ghost", "ver": "3.3"},
         ],
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    await set_up_hub_entry(hass, entry)
     await wait_until(
         lambda: {s.unique_id for s in entry.subentries.values()} == {p.device_id for p in plugs},
         15,

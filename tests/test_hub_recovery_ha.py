@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, STATE_UNAVAILABLE
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -94,12 +94,7 @@ def entry_for(
 
 
 async def set_up(hass: HomeAssistant, entry: MockConfigEntry) -> HubCoordinator:
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    # a plug the hub reports becomes a subentry as soon as the hub answers, and that change
-    # reloads the entry, which may begin before the set-up call returns: wait for it loaded
-    await hass.async_block_till_done()
-    await wait_until(lambda: entry.state is ConfigEntryState.LOADED, within=15)
+    await test_hub_ha.set_up_hub_entry(hass, entry)
     source = entry.runtime_data.source
     assert isinstance(source, HubCoordinator)
     return source
