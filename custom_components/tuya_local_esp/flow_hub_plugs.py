@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, Final
 
 import probatio as vol
@@ -61,7 +60,7 @@ from .hub_coordinator import (
     hub_profile_lists,
     subentry_profile,
 )
-from .profiles import BUILTIN_PROFILES, Meter, Profile, ProfileError, builtin_profile
+from .profiles import BUILTIN_PROFILES, Profile, ProfileError, builtin_profile
 from .source import NewPlug, PlugManagementError
 
 #: The layout choice that keeps the layout picked before (offered only when there is one).
@@ -298,10 +297,9 @@ def _chosen(user_input: Mapping[str, Any], detected: Profile, picked: Profile | 
                 int(user_input.get(CONF_OUTLETS, len(detected.switches))),
                 bool(user_input.get(CONF_USB, False)),
             )
-        if power is not None and base.power is not None:
-            base = replace(base, power=Meter(base.power.dp, int(power)))
-        if voltage is not None and base.voltage is not None:
-            base = replace(base, voltage=Meter(base.voltage.dp, int(voltage)))
+        base = base.with_divisors(
+            None if power is None else int(power), None if voltage is None else int(voltage)
+        )
     except ProfileError as err:
         raise PlugManagementError("invalid_layout", str(err)) from err
     return base
