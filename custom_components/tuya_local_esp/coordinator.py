@@ -205,6 +205,39 @@ def entry_profile(entry: ConfigEntry, *, picked: bool = True) -> Profile:
     return fallback_profile(set(ids) if ids else None)
 
 
+def report_unknown_layout(
+    hass: HomeAssistant,
+    device_id: str,
+    name: str,
+    unmatched: Iterable[str] | None,
+    translation_key: str,
+) -> None:
+    """Keep the plug's repair issue ``unknown_layout_<device id>`` equal to its detection.
+
+    Raised (``translation_key``: the direct or the hub plug's text) while the plug matched no
+    metering layout (``unmatched``: the DP ids left over) and none was picked (the caller then
+    passes None); deleted otherwise.
+    """
+    issue_id = f"unknown_layout_{device_id}"
+    if not unmatched:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=translation_key,
+        translation_placeholders={
+            "name": name,
+            "device_id": device_id,
+            "dps": ", ".join(str(dp) for dp in unmatched),
+        },
+    )
+
+
 @callback
 def _poll_keeper() -> None:
     """Nothing to do: entities are told per DP, see :meth:`PlugCoordinator._notify`."""
@@ -265,39 +298,21 @@ class DirectPlugCoordinator(PlugCoordinator):
     def _busy_issue_id(self) -> str:
         return f"plug_busy_{self.device_id}"
 
-    @property
-    def _layout_issue_id(self) -> str:
-        return f"unknown_layout_{self.device_id}"
-
     @override
     def plug_profile(self, device_id: str) -> Profile:
         return self.profile
 
     async def async_start(self) -> None:
         """Start connecting in the background; never blocks Home Assistant's start-up."""
-        self._report_unknown_layout()
-        await self.device.start()
-
-    def _report_unknown_layout(self) -> None:
-        """A repair issue while the plug matched no metering layout and no profile was picked."""
         unmatched = self.config_entry.data.get(CONF_UNMATCHED_DPS)
-        if not unmatched or self._profile_pinned:
-            ir.async_delete_issue(self.hass, DOMAIN, self._layout_issue_id)
-            return
-        ir.async_create_issue(
+        report_unknown_layout(
             self.hass,
-            DOMAIN,
-            self._layout_issue_id,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="unknown_layout",
-            translation_placeholders={
-                "name": self.plugs[self.device_id].name,
-                "device_id": self.device_id,
-                "dps": ", ".join(str(dp) for dp in unmatched),
-            },
+            self.device_id,
+            self.plugs[self.device_id].name,
+            None if self._profile_pinned else unmatched,
+            "unknown_layout",
         )
+        await self.device.start()
 
     async def async_shutdown(self) -> None:
         """Close the connection and stop the coordinator."""

@@ -55,7 +55,7 @@ from .const import (
     LOGGER,
     SUBENTRY_PLUG,
 )
-from .coordinator import PlugCoordinator, PlugData, fallback_profile
+from .coordinator import PlugCoordinator, PlugData, fallback_profile, report_unknown_layout
 from .discovery import async_end_discovery_flows
 from .hub import (
     HubAuthError,
@@ -323,7 +323,13 @@ class HubCoordinator(PlugCoordinator):
         """Raise the unknown-layout repair issues; detect pending plugs once they answer."""
         for sub in self.config_entry.get_subentries_of_type(SUBENTRY_PLUG):
             device_id = sub.data[CONF_DEVICE_ID]
-            self._report_unknown_layout(device_id, sub.title, sub.data)
+            report_unknown_layout(
+                self.hass,
+                device_id,
+                sub.title,
+                None if CONF_PICKED_PROFILE in sub.data else sub.data.get(CONF_UNMATCHED_DPS),
+                "unknown_layout_hub_plug",
+            )
             if sub.data.get(CONF_DETECT_PENDING):
 
                 @callback
@@ -333,31 +339,6 @@ class HubCoordinator(PlugCoordinator):
 
                 # (the coordinator forgets its plug listeners when it shuts down)
                 self.async_subscribe_plug(device_id, None, _check)
-
-    def _report_unknown_layout(self, device_id: str, name: str, data: Mapping[str, Any]) -> None:
-        """The direct path's repair issue (``unknown_layout_<device id>``) for a hub plug.
-
-        Raised while the plug matched no metering layout and no layout was picked.
-        """
-        issue_id = f"unknown_layout_{device_id}"
-        unmatched = data.get(CONF_UNMATCHED_DPS)
-        if not unmatched or CONF_PICKED_PROFILE in data:
-            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
-            return
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            issue_id,
-            is_fixable=False,
-            is_persistent=False,
-            severity=ir.IssueSeverity.WARNING,
-            translation_key="unknown_layout_hub_plug",
-            translation_placeholders={
-                "name": name,
-                "device_id": device_id,
-                "dps": ", ".join(str(dp) for dp in unmatched),
-            },
-        )
 
     @callback
     def _start_pending_detection(self, device_id: str) -> None:
