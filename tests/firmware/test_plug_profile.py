@@ -183,12 +183,12 @@ async def test_bad_profile_is_refused_and_changes_nothing(hub_factory) -> None:
             for member, value in BAD_PROFILES:
                 bad = {**rec, member: value}
                 with pytest.raises(HubCommandError) as err:
-                    await client._request("add", lambda d: d, plug=bad)
+                    await client.request("add", lambda d: d, plug=bad)
                 assert err.value.code == "bad_request", (member, value)
                 assert sims[0].device_id not in client.inventory.plugs
                 assert not hub.plugs_path.exists()
             good = {**rec, "refresh": [4, 5, 6], "dps": ["1", "4", "5", "6"]}
-            await client._request("add", lambda d: d, plug=good)
+            await client.request("add", lambda d: d, plug=good)
             await wait_for(lambda: sims[0].device_id in client.inventory.plugs)
             assert client.inventory.plugs[sims[0].device_id].refresh == (4, 5, 6)
         finally:

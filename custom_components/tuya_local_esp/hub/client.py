@@ -449,12 +449,6 @@ class HubClient:
                     _LOGGER.exception("hub state callback failed")
 
     # --- requests ----------------------------------------------------------------------------
-    async def _request(self, kind: str, parse: Callable[[object], Any], **fields: Any) -> Any:
-        conn = self._conn
-        if conn is None:
-            raise HubConnectionError("not connected to the hub")
-        return await conn.request(kind, parse, self.timeout, **fields)
-
     async def refresh_inventory(self) -> Inventory:
         """Ask the hub for its inventory again; returns it (also kept in :attr:`inventory`).
 
@@ -470,7 +464,7 @@ class HubClient:
                 info = parse_hub_info(data, "inventory result")
                 return build_inventory(info, self._staged)
 
-            inventory: Inventory = await self._request("inventory", parse)
+            inventory: Inventory = await self.request("inventory", parse)
             self._inventory = inventory
             self._staged = {}
             return inventory
@@ -484,7 +478,7 @@ class HubClient:
         :class:`HubTimeoutError`, :class:`HubConnectionError`, :class:`HubProtocolError`.
         """
         dps = {str(k): v for k, v in dps.items()}
-        confirmed: dict[str, Any] = await self._request(
+        confirmed: dict[str, Any] = await self.request(
             "set", parse_set_result, id=device_id, dps=dps
         )
         return confirmed
@@ -524,7 +518,7 @@ class HubClient:
             plug["refresh"] = list(refresh)
         if dps is not None:
             plug["dps"] = list(dps)
-        await self._request("add", parse_reply_object, plug=plug)
+        await self.request("add", parse_reply_object, plug=plug)
 
     async def remove_plug(self, device_id: str) -> None:
         """Remove a plug from the hub (persisted on its flash; the hub closes its connection).
@@ -532,7 +526,7 @@ class HubClient:
         Raises :class:`HubCommandError` (``unknown_device``, ``storage``),
         :class:`HubTimeoutError`, :class:`HubConnectionError`.
         """
-        await self._request("remove", parse_reply_object, id=device_id)
+        await self.request("remove", parse_reply_object, id=device_id)
 
     async def set_plug_host(self, device_id: str, host: str) -> None:
         """Tell the hub that plug ``device_id`` now answers at IPv4 address ``host``.
@@ -543,7 +537,7 @@ class HubClient:
         ``unknown_type`` from a firmware without this request), :class:`HubTimeoutError`,
         :class:`HubConnectionError`.
         """
-        await self._request("host", parse_reply_object, id=device_id, host=host)
+        await self.request("host", parse_reply_object, id=device_id, host=host)
 
     async def sync_time(self, now: int | None = None) -> HubTime:
         """Give the hub our clock now (``time`` request, §7.3); return its clock and source.
@@ -553,7 +547,7 @@ class HubClient:
         :class:`HubCommandError` (``bad_request`` for a time before 2023-11-14),
         :class:`HubTimeoutError`, :class:`HubConnectionError`.
         """
-        answer: HubTime = await self._request(
+        answer: HubTime = await self.request(
             "time", parse_time_result, time=int(time.time()) if now is None else now
         )
         self.time_source = answer.source
@@ -566,7 +560,7 @@ class HubClient:
         :class:`HubConnectionError`.
         """
         start = time.monotonic()
-        await self._request("ping", parse_reply_object)
+        await self.request("ping", parse_reply_object)
         return time.monotonic() - start
 
     async def health(self) -> HubHealth:
@@ -575,17 +569,22 @@ class HubClient:
         Raises :class:`HubTimeoutError`, :class:`HubConnectionError`, or
         :class:`HubProtocolError` for a malformed reply (the connection is closed too).
         """
-        health: HubHealth = await self._request("health", parse_health)
+        health: HubHealth = await self.request("health", parse_health)
         return health
 
     async def request(self, kind: str, parse: Callable[[object], Any], **fields: Any) -> Any:
         """Send request ``kind`` with ``fields`` (hub-protocol §7.3); return ``parse(data)``.
 
-        For requests without a method here (the firmware update of :mod:`.update`). Raises
+        The one request path of the client: the methods above use it, and so do requests
+        without a method here (the firmware update of :mod:`.update`). Raises
         :class:`HubCommandError` (the hub's error code), :class:`HubTimeoutError`,
-        :class:`HubConnectionError`, :class:`HubProtocolError` (from ``parse``).
+        :class:`HubConnectionError` (also when not connected), :class:`HubProtocolError` (from
+        ``parse``).
         """
-        return await self._request(kind, parse, **fields)
+        conn = self._conn
+        if conn is None:
+            raise HubConnectionError("not connected to the hub")
+        return await conn.request(kind, parse, self.timeout, **fields)
 
 
 def _add[C](callbacks: dict[object, C], callback: C) -> Callable[[], None]:
