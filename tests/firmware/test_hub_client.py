@@ -1021,3 +1021,40 @@ async def test_faults_reach_the_inventory_and_the_subscribers() -> None:
             assert isinstance(client.last_error, HubProtocolError)
         finally:
             await client.close()
+
+
+async def test_a_push_right_behind_the_inventory_result_is_not_undone() -> None:
+    """The hub answers ``inventory`` and pushes a change at once (one TCP segment): the
+    client reads the push before the caller resumes; the inventory it returns, and keeps,
+    has the push applied (a stale answer once re-raised a plug fault that had cleared)."""
+    faulty = {**PLUG, "online": False, "fault": "key"}
+
+    def answer_then_push(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] != "inventory":
+            answer_all(conn, req)
+            return
+        records = [
+            faulty,
+            {
+                "t": "result",
+                "rid": req["rid"],
+                "ok": True,
+                "data": {k: v for k, v in HELLO.items() if k != "t"},
+            },
+            {"t": "state", "id": "p1", "online": True, "fault": None, "dps": {"1": False}},
+        ]
+        conn.w.write(b"".join(conn.ch.seal(m) for m in records))
+
+    async with fake_hub(answer_then_push, hello=[faulty, HELLO]) as hub:
+        client = HubClient("127.0.0.1", hub.port, SECRET, timeout=2)
+        seen: list[StateUpdate] = []
+        client.subscribe(seen.append)
+        try:
+            assert (await client.connect()).plugs["p1"].fault == "key"
+            inventory = await client.refresh_inventory()
+            assert [u.fault for u in seen] == [None]  # the push was read before we resumed
+            plug = inventory.plugs["p1"]
+            assert (plug.online, plug.fault, plug.dps) == (True, None, {"1": False})
+            assert client.inventory is inventory
+        finally:
+            await client.close()

@@ -452,6 +452,9 @@ class HubClient:
     async def refresh_inventory(self) -> Inventory:
         """Ask the hub for its inventory again; returns it (also kept in :attr:`inventory`).
 
+        The inventory returned includes pushes read after the result (a ``state`` push the
+        hub sent right behind its answer is newer than the answer, never undone by it).
+
         Raises :class:`HubTimeoutError`, :class:`HubConnectionError`, or
         :class:`HubProtocolError` (malformed, or the plug count does not match: the
         connection is closed too, §7.1).
@@ -460,14 +463,17 @@ class HubClient:
             self._staged = {}
 
             def parse(data: object) -> Inventory:
-                # runs in the read loop, after the "plug" messages that precede the result
+                # Runs in the read loop, after the "plug" messages that precede the result:
+                # kept at once, so pushes read before this coroutine resumes apply on top.
                 info = parse_hub_info(data, "inventory result")
-                return build_inventory(info, self._staged)
+                self._inventory = build_inventory(info, self._staged)
+                self._staged = {}
+                return self._inventory
 
-            inventory: Inventory = await self.request("inventory", parse)
-            self._inventory = inventory
-            self._staged = {}
-            return inventory
+            await self.request("inventory", parse)
+            assert self._inventory is not None
+            # the inventory as of now: it includes pushes that came after the result
+            return self._inventory
 
     async def set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
         """Set DPs of a plug; return the values the plug confirmed (DP id -> value).
