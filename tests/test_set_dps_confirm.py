@@ -120,3 +120,24 @@ async def test_a_push_after_the_confirming_one_is_not_part_of_it(faulty: Any) ->
     async with client(plug, auto_reconnect=False, timeout=30) as dev:
         assert await dev.set_dps({"1": False}) == {"1": False, "9": 0}
         await wait_until(lambda: dev.dps["1"] is True)  # the later push still updates the state
+
+
+async def test_a_push_right_behind_a_status_answer_is_not_undone(faulty: Any) -> None:
+    """The plug answers a status query and pushes a change at once (one TCP segment, e.g.
+    the phone app switched it): the push is read before ``status()`` resumes, and the stale
+    answer must not overwrite it, in what ``status()`` returns or in ``dev.dps``."""
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if count >= 2:  # after the connect's own query
+            return plug.frame(seqno, msg.cmd, b'{"dps":{"1":true,"9":0}}') + plug.frame(
+                0, Command.STATUS, b'{"dps":{"1":false}}'
+            )
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    pushed: list[dict[str, Any]] = []
+    async with client(plug, auto_reconnect=False, timeout=30) as dev:
+        dev.subscribe(pushed.append)
+        assert await dev.status() == {"1": False, "9": 0}
+        assert pushed == [{"1": False}]  # read before status() resumed
+        assert dev.dps == {"1": False, "9": 0}

@@ -105,6 +105,11 @@ class TuyaConnection:
         self.opened_at = loop.time()
         #: Frames received that decoded (any command).
         self.frames_in = 0
+        #: Index (in :attr:`frames_in`) of the frame that answered the last request.
+        self.answered_at = 0
+        #: DP id -> index (in :attr:`frames_in`) of the last frame that delivered it to
+        #: ``on_dps``: an answer read before a push of the same DP is older than that push.
+        self.dp_heard_at: dict[str, int] = {}
         #: Frames dropped because they failed integrity checks.
         self.bad_frames = 0
         #: Set when a frame arrived that passed its integrity check but did not decrypt (or its
@@ -344,6 +349,7 @@ class TuyaConnection:
         pending = self._pending
         if pending is not None and not pending[2].done() and self._matches(msg, pending):
             pending[2].set_result(msg)
+            self.answered_at = self.frames_in
             if msg.cmd != Command.STATUS:
                 return
         if msg.cmd == Command.STATUS or (msg.payload[:1] == b"{" and msg.cmd in _DPS_REPLIES):
@@ -369,5 +375,7 @@ class TuyaConnection:
         except TuyaProtocolError:
             _LOGGER.debug("ignored a non-JSON push from %s", self.device_id)
             return
+        for dp_id in dps:
+            self.dp_heard_at[dp_id] = self.frames_in
         if dps and self._on_dps is not None:
             self._on_dps(dps)

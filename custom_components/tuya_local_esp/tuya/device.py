@@ -443,7 +443,8 @@ class TuyaDevice:
         """Query every DP.
 
         Returns:
-            DP id string -> value, e.g. ``{"1": True, "19": 1234}``.
+            DP id string -> value, e.g. ``{"1": True, "19": 1234}``: every DP known, the answer
+            applied except DPs a push read after it changed (that push is newer).
 
         Raises:
             TuyaConnectionError, TuyaTimeoutError, TuyaDeviceError: see :meth:`connect`.
@@ -883,8 +884,11 @@ class TuyaDevice:
             raise TuyaDeviceError(
                 f"unexpected status answer: {msg.payload[:40].decode('utf-8', 'replace')}"
             )
+        # A push read after the answer but before this coroutine resumed is newer than the
+        # answer: its DPs are kept (the answer must not undo e.g. a switch from the app).
+        answered = conn.answered_at
         dps = extract_dps(msg.json())
-        self.dps.update(dps)
+        self.dps.update({k: v for k, v in dps.items() if conn.dp_heard_at.get(k, -1) <= answered})
         return dict(self.dps)
 
 
