@@ -92,7 +92,7 @@ def hub_entry(hub: HubProcess, plugs: list[dict[str, str]]) -> MockConfigEntry:
         unique_id=HUB_ID,
         title="Tuya ESP32 hub testhub",
         version=1,
-        minor_version=2,
+        minor_version=3,
         data={
             "transport": "hub",
             "host": "127.0.0.1",

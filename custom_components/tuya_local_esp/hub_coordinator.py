@@ -89,8 +89,10 @@ FAULT_ISSUES = {"key": "hub_plug_key", "busy": "hub_plug_busy"}
 #: Subentry data: the layout the user picked in the plug's reconfigure step (wire form); it
 #: wins over the detected ``profile`` and is never corrected automatically.
 CONF_PICKED_PROFILE: Final = "picked_profile"
-#: Subentry data: True while the plug's profile is to be detected (it did not answer while it
-#: was added); the hub refreshes every candidate metering DP meanwhile.
+#: Subentry data: True while the plug's profile is to be detected: it did not answer while it
+#: was added (the hub refreshes every candidate metering DP meanwhile), or its subentry dates
+#: from before profiles (set by the entry's migration to 1.3, ``__init__.async_migrate_entry``;
+#: the hub keeps the lists it had).
 CONF_DETECT_PENDING: Final = "detect_pending"
 #: Seconds adding a plug waits for the hub to report it online with its status.
 DETECT_ONLINE_S: Final = 10.0
@@ -155,6 +157,18 @@ def subentry_profile(data: Mapping[str, Any], title: str = "") -> Profile | None
         except ProfileError as err:
             LOGGER.warning("Stored profile of %s (%s) is unusable: %s", title, key, err)
     return None
+
+
+def never_detected(data: Mapping[str, Any]) -> bool:
+    """True for a plug subentry's ``data`` that has no profile state at all.
+
+    As integration versions before 0.3.0 stored them: device id and protocol version only; no
+    detection (``dp_ids``, stored by every detection, also one that found no profile), no
+    picked layout, no pending detection.
+    """
+    return not any(
+        key in data for key in (CONF_DP_IDS, CONF_PROFILE, CONF_PICKED_PROFILE, CONF_DETECT_PENDING)
+    )
 
 
 def detection_data(detection: Detection) -> dict[str, Any]:
@@ -350,10 +364,14 @@ class HubCoordinator(PlugCoordinator):
         )
 
     async def _async_detect_pending(self, device_id: str) -> None:
-        """Detect a plug added while it did not answer; store the profile (the entry reloads).
+        """Detect a plug marked :data:`CONF_DETECT_PENDING`; store the profile (the entry reloads).
 
-        The hub keeps refreshing every candidate metering DP: giving it the profile's lists
-        needs the plug's local key, which only the user has (the plug's reconfigure step).
+        Runs once the hub reports the plug online with DPS: a plug added while it did not
+        answer, or one whose subentry dates from before profiles (migration to 1.3). The hub
+        keeps the lists it has (every candidate metering DP for the former, its default
+        ``[18,19,20]`` for the latter, hub-protocol §7.3): giving it the
+        profile's lists needs the plug's local key, which only the user has (the plug's
+        reconfigure step). A layout the user picked stays in the subentry and wins.
         """
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
