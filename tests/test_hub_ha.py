@@ -526,7 +526,7 @@ async def test_migration_turns_cached_plugs_into_subentries(
     )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert (entry.version, entry.minor_version) == (1, 2)
+    assert (entry.version, entry.minor_version) == (1, 3)
     assert "plugs" not in entry.data
     sub_id = plug_subentry_id(entry, plugs[0].device_id)
     assert entry.subentries[sub_id].title == "Hub plug 0"
@@ -539,6 +539,13 @@ async def test_migration_turns_cached_plugs_into_subentries(
     assert device.config_subentry_id == sub_id
     await wait_for_state(hass, "switch.old_switch", "on", within=10)
     await wait_for_state(hass, "switch.hub_plug_1", "on", within=10)
+    # 1.2 -> 1.3: the new subentries have no profile: detected once the hub reports the plugs
+    await wait_until(
+        lambda: all("profile" in sub.data for sub in entry.subentries.values()), within=30
+    )
+    await hass.async_block_till_done()
+    assert er.async_get(hass).async_get("switch.old_switch") is not None
+    await wait_for_state(hass, "switch.old_switch", "on", within=10)
 
 
 async def test_migration_of_direct_entries_and_refused_downgrade(
@@ -549,7 +556,7 @@ async def test_migration_of_direct_entries_and_refused_downgrade(
     )
     old.add_to_hass(hass)
     assert await hass.config_entries.async_setup(old.entry_id)
-    assert (old.version, old.minor_version) == (1, 2)
+    assert (old.version, old.minor_version) == (1, 3)
     for key in ("transport", "host", "port", "device_id", "local_key", "name"):
         assert old.data[key] == mock_entry.data[key]  # kept as they were (the plug may add some)
     newer = MockConfigEntry(domain=DOMAIN, unique_id="other", data={}, version=2)
