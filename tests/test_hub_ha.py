@@ -750,9 +750,16 @@ async def test_plugs_of_a_hub_entry_not_loaded_yet_are_not_offered(
 async def test_entities_of_a_hub_and_its_plugs(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug], snapshot: SnapshotAssertion
 ) -> None:
-    """Devices, entity registry entries and states of a hub entry: the hub and two plugs."""
+    """Devices, entity registry entries and states of a hub entry: the hub and two plugs (the
+    hub had them already: their profiles are detected once it reports them)."""
     entry = await add_hub(hass, hub)
+    await wait_until(
+        lambda: all("profile" in sub.data for sub in entry.subentries.values()), within=30
+    )
+    await hass.async_block_till_done()  # reloaded with the detected entities
     await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+    for i in range(len(plugs)):
+        await wait_for_state(hass, f"switch.hub_plug_{i}", "on", within=15)
     await entry.runtime_data.source.async_refresh()  # the hub's health
     await hass.async_block_till_done()
     # readings come from the hub's own refreshes, the hub's figures from the running firmware

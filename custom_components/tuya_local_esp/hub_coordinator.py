@@ -107,9 +107,12 @@ DETECT_QUIET_S: Final = 0.5
 
 
 def plug_subentry(device_id: str, name: str, version: str) -> ConfigSubentryData:
-    """The config subentry of a plug behind the hub (no local key: the hub keeps it)."""
+    """The config subentry of a plug the hub has already (no local key: the hub keeps it).
+
+    Its profile is detected when the hub reports the plug (:data:`CONF_DETECT_PENDING`).
+    """
     return ConfigSubentryData(
-        data={CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: version},
+        data={CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: version, CONF_DETECT_PENDING: True},
         subentry_type=SUBENTRY_PLUG,
         title=name,
         unique_id=device_id,
@@ -729,7 +732,8 @@ class HubCoordinator(PlugCoordinator):
     def _apply_inventory(self, inventory: Inventory) -> None:
         """Keep the entry's plug subentries equal to the hub's plugs.
 
-        A plug the hub has without a subentry gets one (added on the hub by other means),
+        A plug the hub has without a subentry gets one (added on the hub by other means; its
+        profile is detected when the hub reports it, :func:`plug_subentry`),
         unless its subentry was deleted while the hub was away: then it is removed from the
         hub now. A subentry whose plug the hub no longer has is removed. Each subentry change
         reloads the entry (its update listener), which rebuilds the entities.
@@ -764,15 +768,14 @@ class HubCoordinator(PlugCoordinator):
                 )
                 continue
             LOGGER.info("Hub %s has a new plug %s", self.hub_id, device_id)
+            new = plug_subentry(device_id, plug.name, plug.version)
             config_entries.async_add_subentry(
                 entry,
                 ConfigSubentry(
-                    data=MappingProxyType(
-                        {CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: plug.version}
-                    ),
-                    subentry_type=SUBENTRY_PLUG,
-                    title=plug.name,
-                    unique_id=device_id,
+                    data=MappingProxyType(new["data"]),
+                    subentry_type=new["subentry_type"],
+                    title=new["title"],
+                    unique_id=new["unique_id"],
                 ),
             )
         for device_id, sub in by_device.items():
