@@ -844,6 +844,13 @@ async def test_subentries_follow_the_hubs_inventory(
     await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
     sub_id = plug_subentry_id(entry, plugs[1].device_id)
     assert entry.subentries[sub_id].title == "Hub plug 1"
+    # added on the hub by other means: its profile is detected once the hub reports it
+    await wait_until(lambda: "profile" in entry.subentries[sub_id].data, 30)
+    assert entry.subentries[sub_id].data["profile"]["name"] == "standard"
+    assert "detect_pending" not in entry.subentries[sub_id].data
+    await hass.async_block_till_done()
+    await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
+    assert hass.states.get("select.hub_plug_1_power_on_behaviour") is not None
     assert hass.states.get("switch.ghost") is None
     registry = dr.async_get(hass)
     assert registry.async_get_device_by_identifier((DOMAIN, ghost), entry.entry_id) is None
