@@ -92,7 +92,7 @@ def hub_entry(hub: HubProcess, plugs: list[dict[str, str]]) -> MockConfigEntry:
         unique_id=HUB_ID,
         title="Tuya ESP32 hub testhub",
         version=1,
-        minor_version=2,
+        minor_version=3,
         data={
             "transport": "hub",
             "host": "127.0.0.1",
@@ -526,7 +526,7 @@ async def test_migration_turns_cached_plugs_into_subentries(
     )
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    assert (entry.version, entry.minor_version) == (1, 2)
+    assert (entry.version, entry.minor_version) == (1, 3)
     assert "plugs" not in entry.data
     sub_id = plug_subentry_id(entry, plugs[0].device_id)
     assert entry.subentries[sub_id].title == "Hub plug 0"
@@ -539,6 +539,13 @@ async def test_migration_turns_cached_plugs_into_subentries(
     assert device.config_subentry_id == sub_id
     await wait_for_state(hass, "switch.old_switch", "on", within=10)
     await wait_for_state(hass, "switch.hub_plug_1", "on", within=10)
+    # 1.2 -> 1.3: the new subentries have no profile: detected once the hub reports the plugs
+    await wait_until(
+        lambda: all("profile" in sub.data for sub in entry.subentries.values()), within=30
+    )
+    await hass.async_block_till_done()
+    assert er.async_get(hass).async_get("switch.old_switch") is not None
+    await wait_for_state(hass, "switch.old_switch", "on", within=10)
 
 
 async def test_migration_of_direct_entries_and_refused_downgrade(
@@ -549,7 +556,7 @@ async def test_migration_of_direct_entries_and_refused_downgrade(
     )
     old.add_to_hass(hass)
     assert await hass.config_entries.async_setup(old.entry_id)
-    assert (old.version, old.minor_version) == (1, 2)
+    assert (old.version, old.minor_version) == (1, 3)
     for key in ("transport", "host", "port", "device_id", "local_key", "name"):
         assert old.data[key] == mock_entry.data[key]  # kept as they were (the plug may add some)
     newer = MockConfigEntry(domain=DOMAIN, unique_id="other", data={}, version=2)
@@ -743,9 +750,16 @@ async def test_plugs_of_a_hub_entry_not_loaded_yet_are_not_offered(
 async def test_entities_of_a_hub_and_its_plugs(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug], snapshot: SnapshotAssertion
 ) -> None:
-    """Devices, entity registry entries and states of a hub entry: the hub and two plugs."""
+    """Devices, entity registry entries and states of a hub entry: the hub and two plugs (the
+    hub had them already: their profiles are detected once it reports them)."""
     entry = await add_hub(hass, hub)
+    await wait_until(
+        lambda: all("profile" in sub.data for sub in entry.subentries.values()), within=30
+    )
+    await hass.async_block_till_done()  # reloaded with the detected entities
     await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+    for i in range(len(plugs)):
+        await wait_for_state(hass, f"switch.hub_plug_{i}", "on", within=15)
     await entry.runtime_data.source.async_refresh()  # the hub's health
     await hass.async_block_till_done()
     # readings come from the hub's own refreshes, the hub's figures from the running firmware
@@ -830,6 +844,13 @@ async def test_subentries_follow_the_hubs_inventory(
     await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
     sub_id = plug_subentry_id(entry, plugs[1].device_id)
     assert entry.subentries[sub_id].title == "Hub plug 1"
+    # added on the hub by other means: its profile is detected once the hub reports it
+    await wait_until(lambda: "profile" in entry.subentries[sub_id].data, 30)
+    assert entry.subentries[sub_id].data["profile"]["name"] == "standard"
+    assert "detect_pending" not in entry.subentries[sub_id].data
+    await hass.async_block_till_done()
+    await wait_for_state(hass, "switch.hub_plug_1", "on", within=15)
+    assert hass.states.get("select.hub_plug_1_power_on_behaviour") is not None
     assert hass.states.get("switch.ghost") is None
     registry = dr.async_get(hass)
     assert registry.async_get_device_by_identifier((DOMAIN, ghost), entry.entry_id) is None

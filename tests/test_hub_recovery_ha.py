@@ -73,7 +73,7 @@ def entry_for(
         unique_id=hub_id,
         title=f"Tuya ESP32 hub {hub_id}",
         version=1,
-        minor_version=2,
+        minor_version=3,
         data={
             "transport": "hub",
             "host": "127.0.0.1",

@@ -421,6 +421,7 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
             "usb",
             "power_divisor",
             "voltage_divisor",
+            "outlet_names",
         ]
         form = {
             "name": NAME,

@@ -27,7 +27,7 @@ from .const import (
 )
 from .coordinator import DirectPlugCoordinator
 from .discovery import async_get_discovery
-from .hub_coordinator import HubCoordinator
+from .hub_coordinator import CONF_DETECT_PENDING, HubCoordinator, never_detected
 from .source import PlugSource
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -129,12 +129,18 @@ def _loaded_state(entry: ConfigEntry) -> object:
 
 
 async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
-    """Migrate entries of version 1.1: a hub's cached ``plugs`` become plug subentries.
+    """Migrate older entries, step by step (1.1 -> 1.2 -> 1.3).
 
-    Each plug's device and entities are attached to its new subentry. (Home Assistant calls
-    this only for older entries, and refuses newer ones, a downgrade, itself.)
+    1.1 -> 1.2: a hub's cached ``plugs`` become plug subentries; each plug's device and
+    entities are attached to its new subentry. 1.2 -> 1.3: a hub's plug subentries without any
+    profile state (:func:`~.hub_coordinator.never_detected`: from before profiles, 0.3.0) are
+    marked ``detect_pending``, so the hub coordinator detects their profile once the hub
+    reports them online with DPS; a picked layout or a detection already stored is left
+    alone. Entities keep their unique ids (``switch.py``, ``sensor.py``: by role, not by DP).
+    (Home Assistant calls this only for older entries, and refuses newer ones, a downgrade,
+    itself.)
     """
-    if entry.minor_version < 2:  # the only step so far: 1.1 -> 1.2
+    if entry.minor_version < 2:  # 1.1 -> 1.2
         data = dict(entry.data)
         plugs = data.pop(CONF_PLUGS, [])
         if entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
@@ -162,6 +168,15 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
                 devices.async_update_device(device.id, new_config_subentry_id=sub.subentry_id)
         hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
         LOGGER.debug("Migrated entry %s to version 1.2", entry.entry_id)
+    if entry.minor_version < 3:  # 1.2 -> 1.3
+        if entry.data.get(CONF_TRANSPORT) == TRANSPORT_HUB:
+            for sub in entry.get_subentries_of_type(SUBENTRY_PLUG):
+                if never_detected(sub.data):
+                    hass.config_entries.async_update_subentry(
+                        entry, sub, data={**sub.data, CONF_DETECT_PENDING: True}
+                    )
+        hass.config_entries.async_update_entry(entry, minor_version=3)
+        LOGGER.debug("Migrated entry %s to version 1.3", entry.entry_id)
     return True
 
 

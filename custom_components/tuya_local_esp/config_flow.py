@@ -71,8 +71,9 @@ class TuyaLocalConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add a plug: the flow connects and reads its DPS before creating the entry."""
 
     VERSION = 1
-    #: 1.2: a hub's plugs are config subentries (``async_migrate_entry`` converts 1.1).
-    MINOR_VERSION = 2
+    #: 1.2: a hub's plugs are config subentries (``async_migrate_entry`` converts 1.1);
+    #: 1.3: hub plug subentries from before profiles are marked for detection.
+    MINOR_VERSION = 3
 
     def __init__(self) -> None:
         """Start with nothing discovered."""

@@ -3,9 +3,9 @@
 "Add plug" on the hub entry's page gives the hub a plug (the hub stores it on its flash, with
 its local key; Home Assistant keeps the device id, the protocol version and the plug's profile,
 detected as on the direct path: ``HubCoordinator.async_add_plug_detected``); each plug's
-subentry can be reconfigured (name, address, local key, protocol version, and its layout and
-divisors as a direct plug's options flow picks them: ``flow_plug_options``). Deleting a
-subentry removes the plug from the hub (``__init__._async_hub_entry_changed``).
+subentry can be reconfigured (name, address, local key, protocol version, and its layout,
+divisors and outlet names as a direct plug's options flow picks them: ``flow_plug_options``).
+Deleting a subentry removes the plug from the hub (``__init__._async_hub_entry_changed``).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .flow_plug_options import (
     CONF_VOLTAGE_DIVISOR,
     DETECTED,
     layout_summary,
+    outlet_names,
     profile_schema,
 )
 from .flow_probes import local_key_error
@@ -153,13 +154,15 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> SubentryFlowResult:
-        """Change a plug's name, address, local key, protocol version, layout or divisors.
+        """Change a plug's name, address, key, protocol version, layout, divisors, outlet names.
 
         A new name is Home Assistant's only; a new address alone is sent with the hub's
         ``host`` request; a new local key or version re-adds the plug on the hub (it has no
         "change" request), which needs the local key: the hub never reveals the stored one.
         A layout picked here wins over the detected one (``picked_profile`` in the subentry);
         when it changes the DPs the hub refreshes, the plug is re-added too (local key needed).
+        Outlet names (comma separated, blank keeps "Outlet n") go to the subentry's
+        ``outlet_names``, as a direct plug's go to its options; they need nothing from the hub.
         """
         entry = self._get_entry()
         subentry = self._get_reconfigure_subentry()
@@ -210,11 +213,15 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
             except PlugManagementError as err:
                 errors[CONF_LOCAL_KEY if err.reason in _KEY_ERRORS else "base"] = err.reason
             else:
-                data = {k: v for k, v in subentry.data.items() if k != CONF_PICKED_PROFILE} | {
-                    CONF_PROTOCOL_VERSION: version
-                }
+                data = {
+                    k: v
+                    for k, v in subentry.data.items()
+                    if k not in (CONF_PICKED_PROFILE, CONF_OUTLET_NAMES)
+                } | {CONF_PROTOCOL_VERSION: version}
                 if chosen != detected:
                     data[CONF_PICKED_PROFILE] = chosen.to_wire()
+                if names := outlet_names(user_input.get(CONF_OUTLET_NAMES, "")):
+                    data[CONF_OUTLET_NAMES] = names
                 return self.async_update_and_abort(entry, subentry, title=name, data=data)
             current = {**user_input}
         else:
@@ -227,7 +234,11 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                reconfigure_hub_plug_schema().extend(_layout_fields(picked or detected, picked)),
+                reconfigure_hub_plug_schema().extend(
+                    _layout_fields(
+                        picked or detected, picked, subentry.data.get(CONF_OUTLET_NAMES, [])
+                    )
+                ),
                 with_option_version({k: v for k, v in current.items() if k != CONF_LOCAL_KEY}),
             ),
             description_placeholders={
@@ -250,13 +261,12 @@ def _picked(data: Mapping[str, Any]) -> Profile | None:
     return subentry_profile({CONF_PICKED_PROFILE: data[CONF_PICKED_PROFILE]})
 
 
-def _layout_fields(shown: Profile, picked: Profile | None) -> dict[Any, Any]:
+def _layout_fields(shown: Profile, picked: Profile | None, names: list[str]) -> dict[Any, Any]:
     """The layout fields of a direct plug's options form (``flow_plug_options``).
 
     In the same order (the layout first, then the outlets, USB switch and divisors it
-    governs), without the outlet names (a hub plug's outlets keep "Outlet n"); the layout
-    choice ``picked``, offered when there is one, keeps an earlier choice and is the default
-    then.
+    governs, then the outlet names, ``names`` by default); the layout choice ``picked``,
+    offered when there is one, keeps an earlier choice and is the default then.
     """
     layouts = [DETECTED, *BUILTIN_PROFILES, *([PICKED] if picked is not None else [])]
     fields: dict[Any, Any] = {
@@ -270,8 +280,8 @@ def _layout_fields(shown: Profile, picked: Profile | None) -> dict[Any, Any]:
     }
     fields.update(
         (marker, selector)
-        for marker, selector in profile_schema(shown, []).schema.items()
-        if marker not in (CONF_LAYOUT, CONF_OUTLET_NAMES)
+        for marker, selector in profile_schema(shown, names).schema.items()
+        if marker != CONF_LAYOUT
     )
     return fields
 

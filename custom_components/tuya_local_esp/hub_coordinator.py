@@ -89,8 +89,10 @@ FAULT_ISSUES = {"key": "hub_plug_key", "busy": "hub_plug_busy"}
 #: Subentry data: the layout the user picked in the plug's reconfigure step (wire form); it
 #: wins over the detected ``profile`` and is never corrected automatically.
 CONF_PICKED_PROFILE: Final = "picked_profile"
-#: Subentry data: True while the plug's profile is to be detected (it did not answer while it
-#: was added); the hub refreshes every candidate metering DP meanwhile.
+#: Subentry data: True while the plug's profile is to be detected: it did not answer while it
+#: was added (the hub refreshes every candidate metering DP meanwhile), or its subentry dates
+#: from before profiles (set by the entry's migration to 1.3, ``__init__.async_migrate_entry``;
+#: the hub keeps the lists it had).
 CONF_DETECT_PENDING: Final = "detect_pending"
 #: Seconds adding a plug waits for the hub to report it online with its status.
 DETECT_ONLINE_S: Final = 10.0
@@ -105,9 +107,12 @@ DETECT_QUIET_S: Final = 0.5
 
 
 def plug_subentry(device_id: str, name: str, version: str) -> ConfigSubentryData:
-    """The config subentry of a plug behind the hub (no local key: the hub keeps it)."""
+    """The config subentry of a plug the hub has already (no local key: the hub keeps it).
+
+    Its profile is detected when the hub reports the plug (:data:`CONF_DETECT_PENDING`).
+    """
     return ConfigSubentryData(
-        data={CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: version},
+        data={CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: version, CONF_DETECT_PENDING: True},
         subentry_type=SUBENTRY_PLUG,
         title=name,
         unique_id=device_id,
@@ -155,6 +160,18 @@ def subentry_profile(data: Mapping[str, Any], title: str = "") -> Profile | None
         except ProfileError as err:
             LOGGER.warning("Stored profile of %s (%s) is unusable: %s", title, key, err)
     return None
+
+
+def never_detected(data: Mapping[str, Any]) -> bool:
+    """True for a plug subentry's ``data`` that has no profile state at all.
+
+    As integration versions before 0.3.0 stored them: device id and protocol version only; no
+    detection (``dp_ids``, stored by every detection, also one that found no profile), no
+    picked layout, no pending detection.
+    """
+    return not any(
+        key in data for key in (CONF_DP_IDS, CONF_PROFILE, CONF_PICKED_PROFILE, CONF_DETECT_PENDING)
+    )
 
 
 def detection_data(detection: Detection) -> dict[str, Any]:
@@ -350,10 +367,14 @@ class HubCoordinator(PlugCoordinator):
         )
 
     async def _async_detect_pending(self, device_id: str) -> None:
-        """Detect a plug added while it did not answer; store the profile (the entry reloads).
+        """Detect a plug marked :data:`CONF_DETECT_PENDING`; store the profile (the entry reloads).
 
-        The hub keeps refreshing every candidate metering DP: giving it the profile's lists
-        needs the plug's local key, which only the user has (the plug's reconfigure step).
+        Runs once the hub reports the plug online with DPS: a plug added while it did not
+        answer, or one whose subentry dates from before profiles (migration to 1.3). The hub
+        keeps the lists it has (every candidate metering DP for the former, its default
+        ``[18,19,20]`` for the latter, hub-protocol §7.3): giving it the
+        profile's lists needs the plug's local key, which only the user has (the plug's
+        reconfigure step). A layout the user picked stays in the subentry and wins.
         """
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
@@ -711,7 +732,8 @@ class HubCoordinator(PlugCoordinator):
     def _apply_inventory(self, inventory: Inventory) -> None:
         """Keep the entry's plug subentries equal to the hub's plugs.
 
-        A plug the hub has without a subentry gets one (added on the hub by other means),
+        A plug the hub has without a subentry gets one (added on the hub by other means; its
+        profile is detected when the hub reports it, :func:`plug_subentry`),
         unless its subentry was deleted while the hub was away: then it is removed from the
         hub now. A subentry whose plug the hub no longer has is removed. Each subentry change
         reloads the entry (its update listener), which rebuilds the entities.
@@ -746,15 +768,14 @@ class HubCoordinator(PlugCoordinator):
                 )
                 continue
             LOGGER.info("Hub %s has a new plug %s", self.hub_id, device_id)
+            new = plug_subentry(device_id, plug.name, plug.version)
             config_entries.async_add_subentry(
                 entry,
                 ConfigSubentry(
-                    data=MappingProxyType(
-                        {CONF_DEVICE_ID: device_id, CONF_PROTOCOL_VERSION: plug.version}
-                    ),
-                    subentry_type=SUBENTRY_PLUG,
-                    title=plug.name,
-                    unique_id=device_id,
+                    data=MappingProxyType(new["data"]),
+                    subentry_type=new["subentry_type"],
+                    title=new["title"],
+                    unique_id=new["unique_id"],
                 ),
             )
         for device_id, sub in by_device.items():

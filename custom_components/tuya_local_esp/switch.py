@@ -80,10 +80,17 @@ async def async_setup_entry(
     entry: TuyaLocalConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the switches of every plug's profile (with the outlet names of a direct entry)."""
-    names = entry.options.get(CONF_OUTLET_NAMES, [])
+    """Add the switches of every plug's profile, with the user's outlet names.
+
+    A direct plug's names are in its entry's options (``flow_plug_options``), a hub plug's in
+    its config subentry (``flow_hub_plugs``' reconfigure step).
+    """
 
     def build(source: PlugSource, device_id: str, via: str | None) -> Iterable[PlugEntity]:
+        subentry = entry.subentries.get(source.plugs[device_id].subentry_id or "")
+        names = (subentry.data if subentry is not None else entry.options).get(
+            CONF_OUTLET_NAMES, []
+        )
         return (
             PlugSwitch(source, device_id, description, dp, via)
             for description, dp in switch_descriptions(source.plug_profile(device_id), names)
