@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.tuya_local_esp.hub import HubClient, HubCommandError
+from custom_components.tuya_local_esp.hub import HubClient, HubCommandError, HubConnectionError
 from custom_components.tuya_local_esp.hub.models import parse_reply_object
 from custom_components.tuya_local_esp.hub.update import (
     FirmwareBundle,
@@ -515,3 +515,58 @@ async def test_update_in_the_memory_test_heap_with_eight_plugs(hub_factory, bund
             await client.close()
         assert await wait_exit(hub) == 0
         assert "MemoryError" not in hub.log()
+
+
+async def test_an_update_that_runs_out_of_memory_leaves_the_hub_serving(
+    hub_factory, bundles
+) -> None:
+    """Low memory mid-update (8 plugs in a heap 10 KiB below what an update needs): the hub
+    drops the updating connection cleanly (no silent, half-closed connection left behind: the
+    clean-up does not need ota.py), keeps its plugs and its firmware, and lets HA back in.
+
+    The MemoryError often strikes while ota.py (or otaboot.py) is being imported; MicroPython
+    then keeps the half-loaded module in the heap (its sys.modules slot keeps the value), and
+    at this heap that left no room for the next handshake: HA could not get back in (a zombie,
+    1 run in 5) until board.unload freed it. HA's client retries by itself, as it does in
+    Home Assistant, so the test waits for conditions: connected, inventory, plugs online, a
+    command answered."""
+    async with running_plugs(8) as sims:
+        hub = hub_factory(
+            heapsize="94k",
+            compiled=True,
+            max_plugs=8,
+            plugs=[plug_record(s) for s in sims],
+            log_level="info",
+        )
+        await hub.start()
+        client = hub.client(backoff_max=1)
+        try:
+            # (at this heap even a first handshake may fail while the 8 plugs connect)
+            await client.start()
+            await client.wait_connected(within=30)
+            await wait_for(
+                lambda: sum(p.online for p in client.inventory.plugs.values()) == 8, within=30
+            )
+            with pytest.raises((HubConnectionError, HubCommandError)):
+                await install(client, load_bundle(bundles["good"]))
+        finally:
+            await client.close()
+        assert hub.proc is not None
+        assert hub.proc.poll() is None, hub.log()[-2000:]
+        assert "MemoryError" in hub.log()
+        assert "Task exception wasn't retrieved" not in hub.log()
+        again = hub.client(backoff_max=1)
+        try:
+            await again.start()
+            inventory = await again.wait_connected(within=60)
+            assert inventory.firmware == OLD
+            await wait_for(
+                lambda: sum(p.online for p in again.inventory.plugs.values()) == 8, within=30
+            )
+            assert await again.ping() >= 0
+            assert await again.set_dps(sims[0].device_id, {"1": False}) == {"1": False}
+        finally:
+            await again.close()
+        assert hub.proc.poll() is None, hub.log()[-2000:]  # served, not restarted
+        assert "lost for lack of memory" not in hub.log()
+        assert "firmware 9.9.9 installed" not in hub.log()
