@@ -127,6 +127,8 @@ class Server:
         # Test hook (unix-port tests only): the next N readiness events of the listening socket
         # raise MemoryError inside the accept task, as a failing allocation there would.
         self._faults = hub.cfg.get("test_accept_faults", 0)
+        # and the next N authenticated connections fail for lack of memory before their hello
+        self._hello_faults = hub.cfg.get("test_hello_faults", 0)
 
     def client_count(self):
         return len(self.clients)
@@ -256,6 +258,9 @@ class Server:
             log.info("srv", "%s authenticated" % peer)
             self.clients.append(c)
             c.writer_task = asyncio.create_task(c.writer())
+            if self._hello_faults:
+                self._hello_faults -= 1
+                raise MemoryError("injected hello failure")
             hello = self.hub.hub_info()
             hello["t"] = "hello"
             await self.hub.send_inventory(c, hello)

@@ -9,6 +9,7 @@ has no reset, so the process ends and the test starts it again, as the board wou
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -570,3 +571,48 @@ async def test_an_update_that_runs_out_of_memory_leaves_the_hub_serving(
         assert hub.proc.poll() is None, hub.log()[-2000:]  # served, not restarted
         assert "lost for lack of memory" not in hub.log()
         assert "firmware 9.9.9 installed" not in hub.log()
+
+
+async def test_a_hub_whose_heap_can_no_longer_serve_ha_restarts(hub_factory) -> None:
+    """The backstop behind the test above: when connection after connection is lost to
+    MemoryError before HA is served (injected before the hello, every time), the hub stops
+    feeding its watchdog after 8 in a row, and the watchdog ends it (exit 1, as a board
+    resets) instead of leaving a process that runs but never lets HA in."""
+    hub = hub_factory(test_hello_faults=1000, watchdog_ms=3000)
+    await hub.start()
+    client = hub.client(backoff_max=0.5)
+    try:
+        await client.start()
+        assert await wait_exit(hub, within=90) == 1
+    finally:
+        await client.close()
+    log = hub.log()
+    assert "8 connections in a row lost for lack of memory" in log
+    assert "watchdog: not fed for 3000 ms" in log
+    assert log.count("injected hello failure") >= 8
+
+
+async def test_a_few_connections_lost_to_memory_errors_do_not_restart_the_hub(
+    hub_factory,
+) -> None:
+    """Seven connections in a row lost to MemoryError (one fewer than the backstop's limit):
+    HA's client retries, the eighth gets in, the count starts again, and the watchdog keeps
+    being fed: the hub is not restarted."""
+    hub = hub_factory(test_hello_faults=7, watchdog_ms=3000)
+    await hub.start()
+    client = hub.client(backoff_max=0.5)
+    try:
+        await client.start()
+        await client.wait_connected(within=60)
+        assert await client.ping() >= 0
+        assert hub.log().count("injected hello failure") == 7
+        # the hub's own clock passes the watchdog's 3 s twice over: it is still fed
+        up0 = (await client.health()).uptime_s
+        async with asyncio.timeout(60):
+            while (await client.health()).uptime_s < up0 + 6:
+                await asyncio.sleep(0.2)  # polling the hub's uptime (the condition)
+    finally:
+        await client.close()
+    assert hub.proc is not None
+    assert hub.proc.poll() is None
+    assert "lost for lack of memory" not in hub.log()
