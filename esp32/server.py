@@ -26,10 +26,13 @@ _MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
 # other requests are still answered (an idle HA connection is not taken for a dead hub).
 _MAX_ACTIVE = const(2)
 _EAGAIN = const(11)
-# Connections in a row lost to MemoryError (accept, handshake, hello) before one is served: the
-# heap can no longer let HA in, so alive() turns False and the watchdog resets the board. HA
-# retries within ~2 s (hub-protocol §2), so 8 in a row take 10-20 s of a heap that cannot serve.
+# Connections lost to MemoryError (accept, handshake, hello) one after the other, at least
+# _STARVED_MAX of them over at least _STARVED_MS, and none served: the heap can no longer let
+# HA in, so alive() turns False and the watchdog resets the board. A short squeeze of the heap
+# (HA retries every 0.25-2 s) stays below it and is ridden out.
 _STARVED_MAX = const(8)
+_STARVED_MS = const(20000)
+_TRIPPED = const(0x10000)
 
 
 class Client:
@@ -120,6 +123,7 @@ class Server:
         self._task = None  # the accept task
         self.restarts = 0  # failures survived by the accept task since boot
         self.starved = 0  # connections lost to MemoryError since one was last served
+        self.starved_ms = 0  # ticks_ms of the first of them
         self.log_at = time.ticks_ms()
         self.log_n = 0
         self.skipped = 0
@@ -135,19 +139,25 @@ class Server:
 
     def alive(self):
         """True while the accept task runs and connections are not lost one after the other
-        for lack of memory (_STARVED_MAX); for the watchdog in app.py: stop feeding it when
-        this turns False, so the board resets instead of staying deaf."""
-        return self._task is not None and not self._task.done() and self.starved < _STARVED_MAX
+        for lack of memory (_STARVED_MAX over _STARVED_MS); for the watchdog in app.py: stop
+        feeding it when this turns False, so the board resets instead of staying deaf."""
+        n = self.starved
+        if n >= _STARVED_MAX and time.ticks_diff(time.ticks_ms(), self.starved_ms) >= _STARVED_MS:
+            if n < _TRIPPED:
+                self.starved = _TRIPPED
+                try:
+                    log.error("srv", "%d connections in a row lost for lack of memory; the "
+                              "watchdog will restart the hub" % n)
+                except Exception:  # noqa: BLE001 - MemoryError
+                    pass
+            return False
+        return self._task is not None and not self._task.done()
 
     def starve(self):
         """Count a connection lost to MemoryError before it was served; never raises."""
+        if not self.starved:
+            self.starved_ms = time.ticks_ms()
         self.starved += 1
-        if self.starved == _STARVED_MAX:
-            try:
-                log.error("srv", "%d connections in a row lost for lack of memory; the watchdog "
-                          "will restart the hub" % _STARVED_MAX)
-            except Exception:  # noqa: BLE001 - MemoryError
-                pass
 
     async def start(self):
         import socket
