@@ -611,8 +611,8 @@ async def test_a_few_connections_lost_to_memory_errors_do_not_restart_the_hub(
         # the hub's own clock passes the watchdog's 3 s twice over: it is still fed
         up0 = (await client.health()).uptime_s
         async with asyncio.timeout(60):
-            while (await client.health()).uptime_s < up0 + 6:
-                await asyncio.sleep(0.2)  # polling the hub's uptime (the condition)
+            while (await client.health()).uptime_s < up0 + 6:  # noqa: ASYNC110 - polling the hub's uptime
+                await asyncio.sleep(0.2)
     finally:
         await client.close()
     assert hub.proc is not None
