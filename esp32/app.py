@@ -3,7 +3,6 @@
 # tick that drives every plug, its supervision and the watchdog, and the event loop (run).
 import asyncio
 import gc
-import sys
 import time
 
 import board
@@ -111,15 +110,15 @@ class Hub:
         h["reset_cause"] = h["idf_heap_free"] = h["idf_heap_largest"] = None
         h["mp_heap_largest"] = None
         if board.is_hardware():
-            import diag
-
             try:
+                import diag
+
                 h["reset_cause"] = diag.reset_cause()
                 h["idf_heap_free"], h["idf_heap_largest"] = diag.idf_heap()
                 h["mp_heap_largest"] = diag.mp_heap_largest()
             finally:
                 diag = None
-                sys.modules.pop("diag", None)
+                board.unload("diag")
         h["mp_heap_free"] = free
         return h
 
@@ -221,13 +220,13 @@ async def _ntp(cfg, ok=None):
     while True:
         if ok is not None:
             await asyncio.sleep(3600 if ok else 60)
-        import hubtime
-
         try:
+            import hubtime
+
             r = await hubtime.sync(cfg.get("ntp_host"), cfg.get("ntp_port", 123))
         finally:
             hubtime = None
-            sys.modules.pop("hubtime", None)
+            board.unload("hubtime")
         if ok is None:
             return r
         ok = r

@@ -3,9 +3,11 @@
 # Wi-Fi connect and power save, watchdog start) are in startup.py and the rarely read
 # diagnostics (reset cause, IDF heap) in diag.py, so their code does not stay in the heap. On
 # the unix port those modules are missing and every function here degrades to a harmless
-# no-op, so the rest of the firmware runs unchanged in tests.
-import time
+# no-op, so the rest of the firmware runs unchanged in tests. Also the heap helpers: heap() and
+# unload(), which frees a module loaded on demand.
 import gc
+import sys
+import time
 
 try:
     import network
@@ -106,6 +108,21 @@ def heap():
     split heap)."""
     gc.collect()
     return gc.mem_free(), gc.mem_alloc()
+
+
+def unload(name):
+    """Drop module `name`, loaded on demand, so its code can be collected, also when its import
+    failed part-way (MemoryError in its body). MicroPython removes a module whose import failed
+    from sys.modules, but the dict slot keeps its value (py/map.c, mp_map_lookup with
+    MP_MAP_LOOKUP_REMOVE_IF_FOUND: "keep slot->value"), so the half-loaded module (several KB)
+    stayed in the heap until another import reused that slot; storing None under the name
+    first overwrites that slot. Never raises."""
+    m = sys.modules
+    try:
+        m[name] = None
+    except MemoryError:  # the table was full and could not grow: nothing was stored
+        pass
+    m.pop(name, None)
 
 
 def nodelay(stream):

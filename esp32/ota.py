@@ -11,6 +11,7 @@
 import os
 import sys
 
+import board
 import log
 from hubproto import E_BAD_REQUEST, E_BUSY, E_STORAGE, E_UNKNOWN_TYPE, HubErr
 
@@ -34,9 +35,10 @@ def _join(d, name):
 
 
 def _otaboot():
-    import otaboot
-
-    sys.modules.pop("otaboot", None)  # used for this request only
+    try:
+        import otaboot
+    finally:
+        board.unload("otaboot")  # used for this request only (or its import failed)
     return otaboot
 
 

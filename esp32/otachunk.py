@@ -64,11 +64,11 @@ def chunk(srv, c, msg):
 
 
 def _end(srv):
-    import sys
-
-    import ota
+    import board
 
     try:
+        import ota
+
         ota.abort(srv, True)
     finally:
-        sys.modules.pop("ota", None)
+        board.unload("ota")

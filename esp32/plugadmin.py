@@ -4,15 +4,18 @@
 # (with local keys) is not kept in RAM either: each request reads it back from flash, changes
 # it and writes it atomically (config.save_plugs).
 import gc
-import sys
 
+import board
 import log
 from hubproto import E_BAD_REQUEST, E_EXISTS, E_LIMIT, E_STORAGE, E_UNKNOWN_DEVICE, HubErr
 
 
 def _config():
-    import config
-
+    try:
+        import config
+    except BaseException:
+        board.unload("config")  # a half-loaded module must not stay in the heap
+        raise
     return config
 
 
@@ -39,7 +42,7 @@ def add(hub, fields):
     finally:
         records = None
         config = None
-        sys.modules.pop("config", None)
+        board.unload("config")
     hub._start_plug(rec)
     hub._broadcast(hub.plug_msg(hub.plugs[rec["id"]]))
     return {"id": rec["id"]}
@@ -61,7 +64,7 @@ async def remove(hub, dev_id):
     finally:
         keep = None
         config = None
-        sys.modules.pop("config", None)
+        board.unload("config")
     del hub.plugs[dev_id]
     await p.stop()
     gc.collect()
@@ -100,7 +103,7 @@ def move(hub, dev_id, host):
     finally:
         records = None
         config = None
-        sys.modules.pop("config", None)
+        board.unload("config")
     p.set_host(host)
     log.info("hub", "plug %s moved to %s:%d" % (dev_id, p.host, p.port))
     hub._broadcast(hub.plug_msg(p))

@@ -4,11 +4,11 @@
 # slot to a newcomer from a source with no more failures (§2, §4), the handshake has one short
 # deadline, and their log lines are rate-limited (hubgate.py). The accept task survives its own
 # failures (e.g. MemoryError); alive() and hub.server_alive_ms tell the watchdog if it ever
-# ends. One reader (the connection handler) and one writer task per client; messages are
+# ends, or if connection after connection is lost for lack of memory before HA is served (a
+# hub that runs but can no longer let HA in is reset, not left a zombie). One reader (the connection handler) and one writer task per client; messages are
 # sealed when queued, so sequence numbers follow the order on the wire.
 import asyncio
 import gc
-import sys
 import time
 
 import board
@@ -26,6 +26,13 @@ _MAX_OUT = const(16384)  # queued bytes per client before it is considered stuck
 # other requests are still answered (an idle HA connection is not taken for a dead hub).
 _MAX_ACTIVE = const(2)
 _EAGAIN = const(11)
+# Connections lost to MemoryError (accept, handshake, hello) one after the other, at least
+# _STARVED_MAX of them over at least _STARVED_MS, and none served: the heap can no longer let
+# HA in, so alive() turns False and the watchdog resets the board. A short squeeze of the heap
+# (HA retries every 0.25-2 s) stays below it and is ridden out.
+_STARVED_MAX = const(8)
+_STARVED_MS = const(20000)
+_TRIPPED = const(0x10000)
 
 
 class Client:
@@ -54,6 +61,7 @@ class Client:
         except MemoryError:
             # A lost push would leave HA out of date: drop the client instead; it reconnects
             # and receives a fresh inventory.
+            self.server.starve()
             log.error("srv", "%s out of memory sealing a message; disconnecting" % self.peer)
             self.kill()
             return
@@ -114,6 +122,8 @@ class Server:
         self._sock = None
         self._task = None  # the accept task
         self.restarts = 0  # failures survived by the accept task since boot
+        self.starved = 0  # connections lost to MemoryError since one was last served
+        self.starved_ms = 0  # ticks_ms of the first of them
         self.log_at = time.ticks_ms()
         self.log_n = 0
         self.skipped = 0
@@ -121,14 +131,33 @@ class Server:
         # Test hook (unix-port tests only): the next N readiness events of the listening socket
         # raise MemoryError inside the accept task, as a failing allocation there would.
         self._faults = hub.cfg.get("test_accept_faults", 0)
+        # and the next N authenticated connections fail for lack of memory before their hello
+        self._hello_faults = hub.cfg.get("test_hello_faults", 0)
 
     def client_count(self):
         return len(self.clients)
 
     def alive(self):
-        """True while the accept task runs (for the watchdog in app.py: stop feeding it when
-        this turns False, so the board resets instead of staying deaf)."""
+        """True while the accept task runs and connections are not lost one after the other
+        for lack of memory (_STARVED_MAX over _STARVED_MS); for the watchdog in app.py: stop
+        feeding it when this turns False, so the board resets instead of staying deaf."""
+        n = self.starved
+        if n >= _STARVED_MAX and time.ticks_diff(time.ticks_ms(), self.starved_ms) >= _STARVED_MS:
+            if n < _TRIPPED:
+                self.starved = _TRIPPED
+                try:
+                    log.error("srv", "%d connections in a row lost for lack of memory; the "
+                              "watchdog will restart the hub" % n)
+                except Exception:  # noqa: BLE001 - MemoryError
+                    pass
+            return False
         return self._task is not None and not self._task.done()
+
+    def starve(self):
+        """Count a connection lost to MemoryError before it was served; never raises."""
+        if not self.starved:
+            self.starved_ms = time.ticks_ms()
+        self.starved += 1
 
     async def start(self):
         import socket
@@ -181,6 +210,7 @@ class Server:
                 except Exception as e:  # noqa: BLE001 - MemoryError above all: accept again
                     s2 = st = None
                     self.restarts += 1
+                    self.starve()
                     gc.collect()
                     log.error("srv", "accept failed (%s); accepting again" % type(e).__name__)
                     await asyncio.sleep_ms(100)
@@ -196,39 +226,39 @@ class Server:
             peer = c.peer
             # Admission (hubgate.py) and handshake (hubauth.py) are loaded one after the other
             # and dropped after use, so only one of them is in the heap at a time.
-            import hubgate
-
             try:
+                import hubgate
+
                 delay = hubgate.admit(self, c)
             finally:
                 hubgate = None
-                sys.modules.pop("hubgate", None)
+                board.unload("hubgate")
             if delay < 0:
                 return  # refused: closed at once
             err = None
             try:
                 if delay:
                     await asyncio.sleep_ms(delay)
-                import hubauth
-
                 try:
+                    import hubauth
+
                     c.ch = await hubauth.handshake(self, r, w)
                 finally:
                     hubauth = None
-                    sys.modules.pop("hubauth", None)
+                    board.unload("hubauth")
             except (ProtoError, asyncio.TimeoutError, EOFError, OSError) as e:
                 err = e
             finally:
                 if c in self.pending:
                     self.pending.remove(c)
             if err is not None:
-                import hubgate
-
                 try:
+                    import hubgate
+
                     hubgate.failed(self, c, err)
                 finally:
                     hubgate = None
-                    sys.modules.pop("hubgate", None)
+                    board.unload("hubgate")
                 return
             self.bad.pop(c.ip, None)  # a successful handshake clears its source's failures
             nd = board.nodelay(w)
@@ -238,10 +268,15 @@ class Server:
             log.info("srv", "%s authenticated" % peer)
             self.clients.append(c)
             c.writer_task = asyncio.create_task(c.writer())
+            if self._hello_faults:
+                self._hello_faults -= 1
+                raise MemoryError("injected hello failure")
             hello = self.hub.hub_info()
             hello["t"] = "hello"
             await self.hub.send_inventory(c, hello)
             hello = None
+            if not c.closed:
+                self.starved = 0  # HA got in: the heap still serves
             while not c.closed:
                 # One secure record (§3, §5). Its size is checked from the header alone: 64
                 # to 4096 bytes, 48 + a multiple of 16; anything else is refused unread.
@@ -271,6 +306,8 @@ class Server:
         except (EOFError, OSError, asyncio.TimeoutError) as e:
             log.info("srv", "%s disconnected (%s)" % (c.peer, type(e).__name__))
         except Exception as e:  # noqa: BLE001 - a bug or MemoryError must not kill the server
+            if isinstance(e, MemoryError):
+                self.starve()
             try:
                 log.error("srv", "%s dropped after internal error %s: %s" % (
                     c.peer if c else "?", type(e).__name__, e))
@@ -325,17 +362,17 @@ class Server:
             elif t == "set":
                 self._spawn(c, rid, self.hub.set_dps(msg.get("id"), msg.get("dps")))
             elif t == "time":
-                import hubtime  # rare requests: their code is loaded for this one and dropped
-
                 try:
+                    import hubtime  # rare requests: their code is loaded for this one and dropped
+
                     c.send(_ok(rid, hubtime.from_ha(self, msg.get("time"))))
                 finally:
                     hubtime = None
-                    sys.modules.pop("hubtime", None)
+                    board.unload("hubtime")
             elif t == "add" or t == "remove" or t == "host":
-                import plugadmin
-
                 try:
+                    import plugadmin
+
                     if t == "add":
                         c.send(_ok(rid, plugadmin.add(self.hub, msg.get("plug"))))
                     elif t == "remove":
@@ -344,23 +381,23 @@ class Server:
                         c.send(_ok(rid, plugadmin.move(self.hub, msg.get("id"), msg.get("host"))))
                 finally:
                     plugadmin = None
-                    sys.modules.pop("plugadmin", None)
+                    board.unload("plugadmin")
             elif t == "update_chunk":  # firmware update (ota.py): its code loaded per request
-                import otachunk
-
                 try:
+                    import otachunk
+
                     c.send(_ok(rid, otachunk.chunk(self, c, msg)))
                 finally:
                     otachunk = None
-                    sys.modules.pop("otachunk", None)
+                    board.unload("otachunk")
             elif isinstance(t, str) and t.startswith("update_"):
-                import ota
-
                 try:
+                    import ota
+
                     c.send(_ok(rid, ota.request(self, c, t, msg)))
                 finally:
                     ota = None
-                    sys.modules.pop("ota", None)
+                    board.unload("ota")
             else:
                 raise HubErr(E_UNKNOWN_TYPE, "unknown message type")
         except HubErr as e:
@@ -379,12 +416,12 @@ class Server:
             ok = up >= cfg.get("ota_confirm_s", 30) and (self.clients or not cfg["ota"][1])
             if ok or cfg["ota"][1] and up >= cfg.get("ota_trial_s", 600):
                 break
-        import otaboot
-
         try:
+            import otaboot
+
             otaboot.finish(cfg, ok)
         finally:
-            sys.modules.pop("otaboot", None)
+            board.unload("otaboot")
 
     def _spawn(self, c, rid, coro):
         self._active += 1

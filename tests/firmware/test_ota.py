@@ -9,6 +9,7 @@ has no reset, so the process ends and the test starts it again, as the board wou
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.tuya_local_esp.hub import HubClient, HubCommandError
+from custom_components.tuya_local_esp.hub import HubClient, HubCommandError, HubConnectionError
 from custom_components.tuya_local_esp.hub.models import parse_reply_object
 from custom_components.tuya_local_esp.hub.update import (
     FirmwareBundle,
@@ -515,3 +516,105 @@ async def test_update_in_the_memory_test_heap_with_eight_plugs(hub_factory, bund
             await client.close()
         assert await wait_exit(hub) == 0
         assert "MemoryError" not in hub.log()
+
+
+@pytest.mark.parametrize("heap", ["94k", "97k"])
+async def test_an_update_that_runs_out_of_memory_leaves_the_hub_serving(
+    hub_factory, bundles, heap
+) -> None:
+    """Low memory in an update (8 plugs in a heap 10 or 7 KiB below what an update needs): the
+    hub drops the updating connection cleanly (no silent, half-closed connection left behind:
+    the clean-up does not need ota.py), keeps its plugs and its firmware, and lets HA back in.
+
+    At 94 KiB the MemoryError strikes while ota.py (or otaboot.py) is being imported; at 97 KiB
+    mostly mid-update, between chunks (the update is abandoned). In the import, MicroPython
+    then keeps the half-loaded module in the heap (its sys.modules slot keeps the value), and
+    at this heap that left no room for the next handshake: HA could not get back in (a zombie,
+    1 run in 5) until board.unload freed it. HA's client retries by itself, as it does in
+    Home Assistant, so the test waits for conditions: connected, inventory, plugs online, a
+    command answered."""
+    async with running_plugs(8) as sims:
+        hub = hub_factory(
+            heapsize=heap,
+            compiled=True,
+            max_plugs=8,
+            plugs=[plug_record(s) for s in sims],
+            log_level="info",
+        )
+        await hub.start()
+        client = hub.client(backoff_max=1)
+        try:
+            # (at this heap even a first handshake may fail while the 8 plugs connect)
+            await client.start()
+            await client.wait_connected(within=30)
+            await wait_for(
+                lambda: sum(p.online for p in client.inventory.plugs.values()) == 8, within=30
+            )
+            with pytest.raises((HubConnectionError, HubCommandError)):
+                await install(client, load_bundle(bundles["good"]))
+        finally:
+            await client.close()
+        assert hub.proc is not None
+        assert hub.proc.poll() is None, hub.log()[-2000:]
+        assert "MemoryError" in hub.log()
+        assert "Task exception wasn't retrieved" not in hub.log()
+        again = hub.client(backoff_max=1)
+        try:
+            await again.start()
+            inventory = await again.wait_connected(within=60)
+            assert inventory.firmware == OLD
+            await wait_for(
+                lambda: sum(p.online for p in again.inventory.plugs.values()) == 8, within=30
+            )
+            assert await again.ping() >= 0
+            assert await again.set_dps(sims[0].device_id, {"1": False}) == {"1": False}
+        finally:
+            await again.close()
+        assert hub.proc.poll() is None, hub.log()[-2000:]  # served, not restarted
+        assert "lost for lack of memory" not in hub.log()
+        assert "firmware 9.9.9 installed" not in hub.log()
+
+
+async def test_a_hub_whose_heap_can_no_longer_serve_ha_restarts(hub_factory) -> None:
+    """The backstop behind the test above: when connection after connection is lost to
+    MemoryError before HA is served (injected before the hello, every time), the hub stops
+    feeding its watchdog once 8 or more in a row have spanned 20 s, and the watchdog ends it
+    (exit 1, as a board resets) instead of leaving a process that runs but never lets HA in."""
+    hub = hub_factory(test_hello_faults=1000, watchdog_ms=3000)
+    await hub.start()
+    client = hub.client(backoff_max=0.5)
+    try:
+        await client.start()
+        assert await wait_exit(hub, within=90) == 1
+    finally:
+        await client.close()
+    log = hub.log()
+    assert re.search(r"E srv: \d+ connections in a row lost for lack of memory; the watchdog", log)
+    assert "watchdog: not fed for 3000 ms" in log
+    assert log.count("injected hello failure") >= 8
+
+
+async def test_a_few_connections_lost_to_memory_errors_do_not_restart_the_hub(
+    hub_factory,
+) -> None:
+    """Seven connections in a row lost to MemoryError (fewer than the backstop's 8): HA's client
+    retries, the eighth gets in, the count starts again, and the watchdog keeps being fed: the
+    hub is not restarted."""
+    hub = hub_factory(test_hello_faults=7, watchdog_ms=3000)
+    await hub.start()
+    client = hub.client(backoff_max=0.5)
+    try:
+        await client.start()
+        await client.wait_connected(within=60)
+        assert await client.ping() >= 0
+        assert hub.log().count("injected hello failure") == 7
+        # the hub's own clock passes the watchdog's 3 s twice over: it is still fed
+        up0 = (await client.health()).uptime_s
+        async with asyncio.timeout(60):
+            while (await client.health()).uptime_s < up0 + 6:  # noqa: ASYNC110 - polling the hub's uptime
+                await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+    assert hub.proc is not None
+    assert hub.proc.poll() is None
+    assert "lost for lack of memory" not in hub.log()

@@ -1,4 +1,6 @@
 # board.py degrades to no-ops on the unix port; time helpers give Unix seconds as ints.
+import gc
+import sys
 import time
 
 import board
@@ -30,3 +32,45 @@ def test_time():
     eq(isinstance(up, int) and up >= 0, True)
     free, alloc = board.heap()
     eq(free > 0 and alloc > 0, True)
+
+
+_GHOST_DIR = "/tmp/tle_mp_board_unload"
+
+
+def _ghost_module():
+    """A module that allocates ~8 KB at import, then fails (as a MemoryError in its body would)."""
+    import os
+
+    try:  # noqa: SIM105 - no contextlib on MicroPython
+        os.mkdir(_GHOST_DIR)
+    except OSError:
+        pass
+    with open(_GHOST_DIR + "/tle_ghost.py", "w") as f:
+        f.write("HOG = [bytearray(256) for _ in range(32)]\nraise ValueError('import failed')\n")
+    if _GHOST_DIR not in sys.path:
+        sys.path.append(_GHOST_DIR)
+
+
+def _failed_import():
+    try:  # noqa: SIM105 - no contextlib on MicroPython
+        import tle_ghost  # noqa: F401
+    except ValueError:
+        pass
+
+
+def test_unload_frees_a_module_whose_import_failed():
+    # MicroPython drops a failed module from sys.modules but its dict slot keeps the value, so
+    # the half-loaded module stayed in the heap (the zombie after an update ran out of memory);
+    # board.unload frees it.
+    _ghost_module()
+    _failed_import()
+    board.unload("tle_ghost")  # the first round interns the module's names
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(3):
+        _failed_import()
+        eq("tle_ghost" in sys.modules, False)
+        board.unload("tle_ghost")
+        gc.collect()
+        eq(gc.mem_alloc() - before < 1024, True, "failed import still in the heap")
+    eq("tle_ghost" in sys.modules, False)
