@@ -19,12 +19,14 @@ from homeassistant.components.update import (
     ATTR_LATEST_VERSION,
     ATTR_UPDATE_PERCENTAGE,
     SERVICE_INSTALL,
+    UpdateEntityFeature,
 )
 from homeassistant.components.update import DOMAIN as UPDATE_DOMAIN
-from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_state_change_event
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.tuya_local_esp import update as update_platform
 from custom_components.tuya_local_esp.const import DOMAIN
@@ -33,7 +35,7 @@ from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
 from .firmware.conftest import ESP32, KEYS, MICROPYTHON, HubProcess, plug_record
-from .firmware.test_ota import OLD, build_module
+from .firmware.test_ota import OLD, build_module, ota_state
 from .test_hub_ha import hub_entry
 
 ENTITY = "update.tuya_esp32_hub_testhub_firmware"
@@ -70,19 +72,47 @@ def shown(hass: HomeAssistant, attr: str) -> Any:
     return state.attributes.get(attr)
 
 
+@pytest.fixture
+async def trial_hub(tmp_path: Path, plug: SimulatedPlug) -> AsyncIterator[HubProcess]:
+    """A hub that confirms a new firmware only after 15 s with a client connected, so Home
+    Assistant sees the trial (hub-protocol §7.3.1) well before it ends."""
+    proc = HubProcess(tmp_path, ota_confirm_s=15, plugs=[plug_record(plug, name="Update plug")])
+    await proc.start()
+    yield proc
+    proc.stop()
+    proc.assert_no_secrets()
+
+
+NOTES = "- Faster plugs.\n- A **bold** fix."
+
+
 async def test_install_from_home_assistant(
-    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    trial_hub: HubProcess,
+    plug: SimulatedPlug,
+    tmp_path: Path,
 ) -> None:
-    """The entity offers the bundled 9.9.9 over the hub's running version; install sends it with
-    progress, the hub restarts (started again here, as a board boots), HA reconnects and the
-    entity shows 9.9.9 with no update left; the plug still switches."""
+    """The entity offers the bundled 9.9.9 over the hub's running version, with its release
+    notes; install sends it with progress, then the install stays in progress while the hub
+    restarts (started again here, as a board boots) and while it runs 9.9.9 on trial: the
+    install is not offered then and the hub refuses one as busy (a translated error). Once the
+    hub confirms 9.9.9 the entity shows it installed with no update left; the plug switches."""
+    hub = trial_hub
     bundle_dir = tmp_path / "bundle"
-    build_module().build(bundle_dir, "x64", NEW)
+    build_module().build(bundle_dir, "x64", NEW, notes=NOTES)
     with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
         await setup_hub(hass, hub, plug)
     await wait_for_state(hass, ENTITY, "on", within=10)
     assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
     assert shown(hass, ATTR_LATEST_VERSION) == NEW
+    assert shown(hass, ATTR_IN_PROGRESS) is False
+    assert shown(hass, ATTR_SUPPORTED_FEATURES) & UpdateEntityFeature.RELEASE_NOTES
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id({"type": "update/release_notes", "entity_id": ENTITY})
+    answer = await ws.receive_json()
+    assert answer["success"]
+    assert answer["result"] == NOTES
     progress: list[Any] = []
 
     @callback
@@ -97,21 +127,48 @@ async def test_install_from_home_assistant(
     )
     unsub()
     assert progress[0] == 0
-    assert progress[-1] == 100
-    assert progress == sorted(progress)
-    assert len(set(progress)) > 10
-    # the hub restarts into the new firmware: meanwhile the entity is unavailable
+    assert 100 in progress
+    sent = [p for p in progress if p is not None]
+    assert sent == sorted(sent)
+    assert len(set(sent)) > 10
+    # committed: the hub restarts into the new firmware; the install stays in progress
     proc = hub.proc
     assert proc is not None
     await wait_until(lambda: proc.poll() is not None, within=20)
     assert proc.returncode == 0
-    await wait_for_state(hass, ENTITY, "unavailable", within=20)
+    await hass.async_block_till_done()
+    assert hass.states.get(ENTITY).state == "on"  # available, still 0.2.0 installed
+    assert shown(hass, ATTR_IN_PROGRESS) is True
+    assert shown(hass, ATTR_UPDATE_PERCENTAGE) is None
+    with pytest.raises(HomeAssistantError) as err:  # Home Assistant's own refusal
+        await hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+    assert err.value.translation_key == "update_in_progress"
     hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
-    await wait_for_state(hass, ENTITY, "off", within=30)
+    # back on 9.9.9, on trial: in progress, nothing offered
+    await wait_until(lambda: shown(hass, ATTR_INSTALLED_VERSION) == NEW, within=30)
+    assert ota_state(hub).get("try") == "ota_a"  # the hub has not confirmed it yet
+    assert shown(hass, ATTR_IN_PROGRESS) is True
+    assert hass.states.get(ENTITY).state == "off"
+    # the hub refuses an update during its trial: busy, as a translated error
+    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_install(None, backup=False)
+    assert err.value.translation_key == "firmware_update_busy"
+    assert "busy" not in str(err.value)
+    assert "trying out the firmware" in str(err.value)
+    # confirmed after 15 s with Home Assistant connected: the entity follows by its health poll
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=60)
+    assert "firmware 9.9.9 confirmed" in hub.log()
+    assert "try" not in ota_state(hub)
     assert shown(hass, ATTR_INSTALLED_VERSION) == NEW
-    assert shown(hass, ATTR_IN_PROGRESS) is False
-    await hub.wait_log("firmware 9.9.9 confirmed", within=20)
+    assert hass.states.get(ENTITY).state == "off"
     await wait_for_state(hass, "switch.update_plug", "on", within=15)
+    await hass.services.async_call(
+        "switch", "turn_off", {ATTR_ENTITY_ID: "switch.update_plug"}, blocking=True
+    )
+    await wait_until(lambda: plug.dps["1"] is False, within=15)
 
 
 async def test_refused_update_is_a_translated_error(
