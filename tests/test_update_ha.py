@@ -171,6 +171,43 @@ async def test_install_from_home_assistant(
     await wait_until(lambda: plug.dps["1"] is False, within=15)
 
 
+async def test_update_that_does_not_come_up_is_rolled_back(
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plug: SimulatedPlug,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A firmware that crashes at every boot: the install stays in progress through the hub's
+    failed boots; once the hub has rolled back and reports its old version off trial, the
+    install ends with a warning and the update is offered again."""
+    broken_src = tmp_path / "broken_src"
+    shutil.copytree(ESP32, broken_src)
+    app = broken_src / "app.py"
+    app.write_text(app.read_text() + '\nraise RuntimeError("broken build")\n')
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", "9.9.8", broken_src)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    await hass.services.async_call(
+        UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+    )
+    cmd = [MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)]
+    for code in (0, 1, 1):  # the commit's restart, then two boots that crash (board resets)
+        proc = hub.proc
+        assert proc is not None
+        await wait_until(lambda proc=proc: proc.poll() is not None, within=30)  # type: ignore[misc]
+        assert proc.returncode == code
+        assert shown(hass, ATTR_IN_PROGRESS) is True
+        hub._spawn(cmd)
+    await hub.wait_log("rolled back to the base set", within=30, start=hub._log_offset)
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=30)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
+    assert hass.states.get(ENTITY).state == "on"
+    assert "firmware 9.9.8 did not come up; the hub rolled back to " + OLD in caplog.text
+
+
 async def test_refused_update_is_a_translated_error(
     hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
 ) -> None:
@@ -247,11 +284,14 @@ async def test_the_bundle_is_read_once_per_run(
         await wait_for_state(hass, ENTITY, "on", within=10)
     assert shown(hass, ATTR_LATEST_VERSION) == NEW
     assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
+    # a bundle without release notes offers none
+    assert not shown(hass, ATTR_SUPPORTED_FEATURES) & UpdateEntityFeature.RELEASE_NOTES
 
 
-def test_shipped_bundle_matches_the_firmware_sources() -> None:
-    """The bundle under custom_components/.../firmware/ was built from the current esp32/
-    sources (run scripts/build_firmware.py after changing them) and is intact."""
+def test_shipped_bundle_matches_the_firmware_sources(tmp_path: Path) -> None:
+    """The bundle under custom_components/.../firmware/ is what scripts/build_firmware.py builds
+    from the current esp32/ sources and CHANGELOG.md (run it after changing them), byte for
+    byte, is intact, and carries the firmware's release notes."""
     bundle_dir = update_platform.FIRMWARE_DIR
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     build = build_module()
@@ -268,6 +308,35 @@ def test_shipped_bundle_matches_the_firmware_sources() -> None:
     assert {f.name for f in bundle.files} == {f"{m}.mpy" for m in sources}
     assert bundle.mpy is not None
     assert bundle.mpy >> 10 == 10  # xtensawin (MicroPython docs, "MicroPython .mpy files")
+    # release notes: the "### Hub firmware <version>" section of CHANGELOG.md
+    notes = build.release_notes(manifest["version"])
+    assert notes
+    assert notes.startswith("- ")
+    assert bundle.notes == notes
+    # reproducible: building again gives the shipped manifest and modules exactly
+    again = tmp_path / "again"
+    assert build.build(again) == manifest
+    assert (again / "manifest.json").read_bytes() == (bundle_dir / "manifest.json").read_bytes()
+    for f in bundle.files:
+        assert (again / f.name).read_bytes() == f.data
+
+
+def test_release_notes_from_the_changelog(tmp_path: Path) -> None:
+    """build_firmware.release_notes takes one version's section, up to the next heading; none
+    for a version without a section (the bundle then has no notes, and the entity offers
+    none)."""
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text(
+        "# Changelog\n\n## 1.0.0\n- integration\n\n### Hub firmware 1.2.0\n\n- new\n"
+        "  second line\n\n### Hub firmware 1.1.0\n- old\n## 0.9.0\n- older\n"
+    )
+    build = build_module()
+    assert build.release_notes("1.2.0", changelog) == "- new\n  second line"
+    assert build.release_notes("1.1.0", changelog) == "- old"
+    assert build.release_notes("1.0.0", changelog) is None
+    bundle_dir = tmp_path / "bundle"
+    assert build.build(bundle_dir, "x64", "7.7.7")["notes"] is None
+    assert load_bundle(bundle_dir).notes is None
 
 
 def test_damaged_bundles_are_refused(tmp_path: Path) -> None:
@@ -276,6 +345,10 @@ def test_damaged_bundles_are_refused(tmp_path: Path) -> None:
     bundle_dir = tmp_path / "bundle"
     build_module().build(bundle_dir, "x64", NEW)
     assert load_bundle(bundle_dir).version == NEW
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    (bundle_dir / "manifest.json").write_text(json.dumps({**manifest, "notes": ["no"]}))
+    with pytest.raises(FirmwareBundleError, match="malformed manifest"):  # notes: text or null
+        load_bundle(bundle_dir)
     victim = bundle_dir / "app.mpy"
     victim.write_bytes(victim.read_bytes() + b"\0")
     with pytest.raises(FirmwareBundleError, match=r"app\.mpy: content does not match"):
