@@ -208,6 +208,67 @@ async def test_update_that_does_not_come_up_is_rolled_back(
     assert "firmware 9.9.8 did not come up; the hub rolled back to " + OLD in caplog.text
 
 
+async def test_hub_lost_mid_update(
+    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """The hub dies while the modules are sent: the install fails with the translated error,
+    nothing stays in progress, and the hub, booted again, runs its old firmware, offered the
+    update again."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    install = hass.async_create_task(
+        hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+    )
+    await wait_until(lambda: (shown(hass, ATTR_UPDATE_PERCENTAGE) or 0) >= 10, within=30)
+    proc = hub.proc
+    assert proc is not None
+    proc.kill()  # a power cut mid-update
+    with pytest.raises(HomeAssistantError) as err:
+        await install
+    assert err.value.translation_key == "firmware_update_failed"
+    assert "keeps running its previous firmware" in str(err.value)
+    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    assert entity.in_progress is False
+    await wait_for_state(hass, ENTITY, "unavailable", within=20)  # like the hub
+    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    await wait_for_state(hass, ENTITY, "on", within=30)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
+    assert shown(hass, ATTR_IN_PROGRESS) is False
+    assert "try" not in ota_state(hub)
+
+
+async def test_hub_that_does_not_come_back_after_the_commit(
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plug: SimulatedPlug,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hub restarts after the commit and never comes back: the install stays in progress
+    (the entity available) until RESTART_WAIT, then ends with a warning and the entity is
+    unavailable like the hub."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    with patch.object(update_platform, "RESTART_WAIT", 3.0):
+        await hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+        proc = hub.proc
+        assert proc is not None
+        await wait_until(lambda: proc.poll() is not None, within=20)
+        assert shown(hass, ATTR_IN_PROGRESS) is True
+        await wait_for_state(hass, ENTITY, "unavailable", within=30)
+    assert f"did not report firmware {NEW} within 3 s" in caplog.text
+
+
 async def test_refused_update_is_a_translated_error(
     hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
 ) -> None:
