@@ -30,7 +30,11 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.tuya_local_esp import update as update_platform
 from custom_components.tuya_local_esp.const import DOMAIN
-from custom_components.tuya_local_esp.hub.update import FirmwareBundleError, load_bundle
+from custom_components.tuya_local_esp.hub.update import (
+    FirmwareBundleError,
+    install,
+    load_bundle,
+)
 from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
@@ -169,6 +173,38 @@ async def test_install_from_home_assistant(
         "switch", "turn_off", {ATTR_ENTITY_ID: "switch.update_plug"}, blocking=True
     )
     await wait_until(lambda: plug.dps["1"] is False, within=15)
+
+
+async def test_trial_of_an_update_by_another_client(
+    hass: HomeAssistant, trial_hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """Another client (another Home Assistant) installed 9.9.9: set up while the hub tries it
+    out, the entity shows the install in progress from the hub's health (trial) and offers
+    nothing; once the hub confirms it, the entity shows 9.9.9 installed."""
+    hub = trial_hub
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    client = hub.client()
+    try:
+        await client.connect()
+        assert await install(client, load_bundle(bundle_dir)) == NEW
+    finally:
+        await client.close()
+    proc = hub.proc
+    assert proc is not None
+    await wait_until(lambda: proc.poll() is not None, within=20)
+    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    assert ota_state(hub).get("try") == "ota_a"  # still on trial
+    # the hello (version) comes before the first health report (trial)
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is True, within=10)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == NEW
+    assert hass.states.get(ENTITY).state == "off"
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=60)
+    assert "firmware 9.9.9 confirmed" in hub.log()
+    assert hass.states.get(ENTITY).state == "off"
 
 
 async def test_update_that_does_not_come_up_is_rolled_back(
