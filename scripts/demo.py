@@ -17,7 +17,7 @@ the integration itself (what a real install ships) is untouched. The hub's updat
 reset, so each run starts the hub from the ``esp32/`` sources and can show the update again.
 
 ``python scripts/demo.py hub HUB_DIR`` runs the hub firmware (``esp32/main.py`` with
-``HUB_DIR/config.json``, log appended to ``HUB_DIR/hub.log``) and starts it again whenever it
+``HUB_DIR/config.json``, every boot's log in ``HUB_DIR/hub.log``) and starts it again whenever it
 exits, as a board boots again after a reset: after an update's commit, a crash or a failed
 trial. SIGTERM or SIGINT stops the hub and the runner.
 """
@@ -213,6 +213,7 @@ def run_hub(hub_dir: Path, micropython: str) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    (hub_dir / "hub.log").write_bytes(b"")  # one log per run, with every boot of the run
     while not stopping:
         with (hub_dir / "hub.log").open("ab") as log:
             child = subprocess.Popen(  # noqa: S603 - the firmware of this repository

@@ -218,7 +218,7 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
         committed = self._committed
         if committed is not None and health.uptime_s > time.monotonic() - committed[1]:
             return  # the hub has run since before the commit: the restart is still to come
-        self._trial = health.extra.get("trial") is True
+        self._trial = health.trial
         if committed is None or self._trial:
             return
         self._committed = None

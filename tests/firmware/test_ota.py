@@ -526,7 +526,7 @@ async def test_health_reports_the_trial(hub_factory, bundles) -> None:
     client = hub.client()
     try:
         await client.connect()
-        assert (await client.health()).extra["trial"] is False
+        assert (await client.health()).trial is False
         await install(client, load_bundle(bundles["good"]))
     finally:
         await client.close()
@@ -535,12 +535,12 @@ async def test_health_reports_the_trial(hub_factory, bundles) -> None:
     client = hub.client()
     try:
         assert (await client.connect()).firmware == NEW
-        assert (await client.health()).extra["trial"] is True
+        assert (await client.health()).trial is True
         with pytest.raises(HubCommandError) as err:
             await install(client, load_bundle(bundles["good"]))
         assert err.value.code == "busy"
         assert "on trial" in err.value.message
         await hub.wait_log("firmware 9.9.9 confirmed", within=60)
-        assert (await client.health()).extra["trial"] is False
+        assert (await client.health()).trial is False
     finally:
         await client.close()
