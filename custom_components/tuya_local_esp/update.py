@@ -22,7 +22,7 @@ from homeassistant.components.update import (
     UpdateEntityFeature,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
@@ -110,6 +110,9 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
         #: The coordinator's health report last looked at (each poll makes a new one).
         self._seen_health: HubHealth | None = coordinator.health
         self._polling = False
+        #: Cancels the :data:`TRIAL_POLL` timer (set only while a trial or restart is followed).
+        self._unsub_poll: CALLBACK_TYPE | None = None
+        self._added = False
         if coordinator.health is not None:
             self._take_health(coordinator.health)
 
@@ -132,7 +135,30 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
     @override
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        self.async_on_remove(async_track_time_interval(self.hass, self._tick, TRIAL_POLL))
+        self._added = True
+        self.async_on_remove(self._removed)
+        self._follow()
+
+    @callback
+    def _removed(self) -> None:
+        self._added = False
+        self._stop_polling()
+
+    def _follow(self) -> None:
+        """Run the :data:`TRIAL_POLL` timer exactly while a trial or a restart is followed."""
+        if not self._added:  # async_added_to_hass starts it
+            return
+        if self._trial or self._committed is not None:
+            if self._unsub_poll is None:
+                self._unsub_poll = async_track_time_interval(self.hass, self._tick, TRIAL_POLL)
+        else:
+            self._stop_polling()
+
+    @callback
+    def _stop_polling(self) -> None:
+        if self._unsub_poll is not None:
+            self._unsub_poll()
+            self._unsub_poll = None
 
     @override
     async def async_release_notes(self) -> str | None:
@@ -180,6 +206,7 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
             self._attr_update_percentage = None
         self._committed = (bundle.version, time.monotonic())
         self._seen_health = self.coordinator.health  # from before the restart
+        self._follow()
         LOGGER.info("Hub %s: firmware %s installed; it restarts into it", hub_id, bundle.version)
 
     def _failed(self, err: HubError) -> HomeAssistantError:
@@ -219,17 +246,21 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
         if committed is not None and health.uptime_s > time.monotonic() - committed[1]:
             return  # the hub has run since before the commit: the restart is still to come
         self._trial = health.trial
-        if committed is None or self._trial:
-            return
-        self._committed = None
+        if committed is not None and not self._trial:
+            self._committed = None
+            self._log_outcome(committed[0])
+        self._follow()
+
+    def _log_outcome(self, version: str) -> None:
+        """The hub reports, after the restart into ``version``, that no trial runs."""
         running = self.coordinator.firmware
-        if running == committed[0]:
+        if running == version:
             LOGGER.info("Hub %s: firmware %s confirmed", self.coordinator.hub_id, running)
         else:
             LOGGER.warning(
                 "Hub %s: firmware %s did not come up; the hub rolled back to %s",
                 self.coordinator.hub_id,
-                committed[0],
+                version,
                 running,
             )
 
@@ -245,6 +276,7 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
                 RESTART_WAIT,
             )
             self._committed = None
+            self._follow()
             self.async_write_ha_state()
         if self._trial or self._committed is not None:
             self._poll()
