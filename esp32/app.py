@@ -103,6 +103,10 @@ class Hub:
                 "clients": self.server.client_count() if self.server else 0,
                 "time": board.unix_time(), "time_synced": board.time_source is not None,
                 "time_source": board.time_source}
+        # on trial: a firmware installed by an update that is not confirmed yet (otaboot.py);
+        # update_begin is refused with busy meanwhile (docs/hub-protocol.md §7.3.1)
+        o = self.cfg.get("ota")
+        h["trial"] = bool(o and o[1])
         # HUB-ADDITIONS item 3: reset cause and the two heaps, the IDF heap (Wi-Fi, lwIP, mbedTLS)
         # and the MicroPython heap, as free bytes and largest free block; None where the port
         # cannot tell (the unix port: all but mp_heap_free, without loading diag.py at all).

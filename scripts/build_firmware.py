@@ -6,7 +6,12 @@ which only USB installs) with mpy-cross and write them with ``manifest.json`` in
 (``hub/update.py`` reads it)::
 
     {"version": app.FW_VERSION, "march": "xtensawin", "mpy": sys.implementation._mpy the
-     modules need, "files": [{"name", "size", "sha256", "source_sha256"}]}
+     modules need, "notes": release notes (Markdown) or null,
+     "files": [{"name", "size", "sha256", "source_sha256"}]}
+
+``notes`` is the body of the ``### Hub firmware <version>`` section of ``CHANGELOG.md`` (the
+update entity shows it as the release notes), or ``--notes``. The build is reproducible: the
+same sources and changelog give the same bundle, byte for byte.
 
 ``source_sha256`` is the SHA-256 of the ``esp32/`` source a file was built from, so a test can
 tell a bundle that no longer matches the sources (``tests/test_update_ha.py``). Run it after
@@ -15,8 +20,9 @@ every firmware change (and bump ``FW_VERSION`` in ``esp32/app.py`` for a release
     .venv/bin/python scripts/build_firmware.py              # ESP32 / ESP32-S3 (xtensawin)
     .venv/bin/python scripts/build_firmware.py --march x64 --version 9.9.9 --out /tmp/fw
 
-``--version`` replaces ``FW_VERSION`` in the bundled ``app.py`` (tests build a "newer" firmware
-this way); ``--source DIR`` builds from another source directory.
+``--version`` replaces ``FW_VERSION`` in the bundled ``app.py`` (tests and the demo build a
+"newer" firmware this way); ``--source DIR`` builds from another source directory; ``--notes
+TEXT`` replaces the release notes.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ ESP32 = ROOT / "esp32"
 OUT = ROOT / "custom_components" / "tuya_local_esp" / "firmware"
 LOADER_ONLY = ("main.py", "boot.py")  # never part of an update (docs/hub-setup.md)
 VERSION_RE = re.compile(r'^FW_VERSION = "([^"]+)"$', re.MULTILINE)
+CHANGELOG = ROOT / "CHANGELOG.md"
+NOTES_HEADING = "### Hub firmware "
 
 
 def mpy_cross() -> str:
@@ -50,6 +58,18 @@ def firmware_version(source: Path = ESP32) -> str:
     return match.group(1)
 
 
+def release_notes(version: str, changelog: Path = CHANGELOG) -> str | None:
+    """The body of the ``### Hub firmware <version>`` section of ``changelog`` (up to the next
+    heading, surrounding blank lines removed), None when there is no such section."""
+    lines = changelog.read_text().splitlines()
+    try:
+        start = lines.index(NOTES_HEADING + version) + 1
+    except ValueError:
+        return None
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
+    return "\n".join(lines[start:end]).strip() or None
+
+
 def mpy_value(path: Path) -> int | None:
     """``sys.implementation._mpy`` that a .mpy with native code needs, None without it
     (header byte 2: sub-version in bits 0-1, architecture in bits 2-7)."""
@@ -59,9 +79,16 @@ def mpy_value(path: Path) -> int | None:
 
 
 def build(
-    out: Path = OUT, march: str = "xtensawin", version: str | None = None, source: Path = ESP32
+    out: Path = OUT,
+    march: str = "xtensawin",
+    version: str | None = None,
+    source: Path = ESP32,
+    notes: str | None = None,
 ) -> dict[str, object]:
-    """Compile ``source`` into ``out`` (its old modules removed) and write the manifest."""
+    """Compile ``source`` into ``out`` (its old modules removed) and write the manifest.
+
+    ``notes``: the release notes; None takes them from ``CHANGELOG.md`` (:func:`release_notes`).
+    """
     out.mkdir(parents=True, exist_ok=True)
     for old in [*out.glob("*.mpy"), out / "manifest.json"]:
         old.unlink(missing_ok=True)
@@ -101,7 +128,9 @@ def build(
         shutil.rmtree(work)
     if mpy is None:  # no native code: only the bytecode version matters
         mpy = mpy_value_plain(out / str(files[0]["name"]))
-    manifest = {"version": version, "march": march, "mpy": mpy, "files": files}
+    if notes is None:
+        notes = release_notes(version)
+    manifest = {"version": version, "march": march, "mpy": mpy, "notes": notes, "files": files}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -117,12 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--march", default="xtensawin")
     parser.add_argument("--version", default=None)
     parser.add_argument("--source", type=Path, default=ESP32)
+    parser.add_argument("--notes", default=None, help="release notes (default: CHANGELOG.md)")
     args = parser.parse_args(argv)
-    manifest = build(args.out, args.march, args.version, args.source)
+    manifest = build(args.out, args.march, args.version, args.source, args.notes)
     files = manifest["files"]
     assert isinstance(files, list)
     total = sum(int(f["size"]) for f in files)
     print(f"firmware {manifest['version']} ({args.march}): {len(files)} modules, {total} bytes")
+    if not manifest["notes"]:
+        print(f"no release notes: CHANGELOG.md has no '{NOTES_HEADING}{manifest['version']}'")
     print(f"-> {args.out}")
     return 0
 

@@ -19,21 +19,27 @@ from homeassistant.components.update import (
     ATTR_LATEST_VERSION,
     ATTR_UPDATE_PERCENTAGE,
     SERVICE_INSTALL,
+    UpdateEntityFeature,
 )
 from homeassistant.components.update import DOMAIN as UPDATE_DOMAIN
-from homeassistant.const import ATTR_ENTITY_ID
+from homeassistant.const import ATTR_ENTITY_ID, ATTR_SUPPORTED_FEATURES
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_state_change_event
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.tuya_local_esp import update as update_platform
 from custom_components.tuya_local_esp.const import DOMAIN
-from custom_components.tuya_local_esp.hub.update import FirmwareBundleError, load_bundle
+from custom_components.tuya_local_esp.hub.update import (
+    FirmwareBundleError,
+    install,
+    load_bundle,
+)
 from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
 from .firmware.conftest import ESP32, KEYS, MICROPYTHON, HubProcess, plug_record
-from .firmware.test_ota import OLD, build_module
+from .firmware.test_ota import OLD, build_module, ota_state
 from .test_hub_ha import hub_entry
 
 ENTITY = "update.tuya_esp32_hub_testhub_firmware"
@@ -70,19 +76,47 @@ def shown(hass: HomeAssistant, attr: str) -> Any:
     return state.attributes.get(attr)
 
 
+@pytest.fixture
+async def trial_hub(tmp_path: Path, plug: SimulatedPlug) -> AsyncIterator[HubProcess]:
+    """A hub that confirms a new firmware only after 15 s with a client connected, so Home
+    Assistant sees the trial (hub-protocol §7.3.1) well before it ends."""
+    proc = HubProcess(tmp_path, ota_confirm_s=15, plugs=[plug_record(plug, name="Update plug")])
+    await proc.start()
+    yield proc
+    proc.stop()
+    proc.assert_no_secrets()
+
+
+NOTES = "- Faster plugs.\n- A **bold** fix."
+
+
 async def test_install_from_home_assistant(
-    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    trial_hub: HubProcess,
+    plug: SimulatedPlug,
+    tmp_path: Path,
 ) -> None:
-    """The entity offers the bundled 9.9.9 over the hub's running version; install sends it with
-    progress, the hub restarts (started again here, as a board boots), HA reconnects and the
-    entity shows 9.9.9 with no update left; the plug still switches."""
+    """The entity offers the bundled 9.9.9 over the hub's running version, with its release
+    notes; install sends it with progress, then the install stays in progress while the hub
+    restarts (started again here, as a board boots) and while it runs 9.9.9 on trial: the
+    install is not offered then and the hub refuses one as busy (a translated error). Once the
+    hub confirms 9.9.9 the entity shows it installed with no update left; the plug switches."""
+    hub = trial_hub
     bundle_dir = tmp_path / "bundle"
-    build_module().build(bundle_dir, "x64", NEW)
+    build_module().build(bundle_dir, "x64", NEW, notes=NOTES)
     with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
         await setup_hub(hass, hub, plug)
     await wait_for_state(hass, ENTITY, "on", within=10)
     assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
     assert shown(hass, ATTR_LATEST_VERSION) == NEW
+    assert shown(hass, ATTR_IN_PROGRESS) is False
+    assert shown(hass, ATTR_SUPPORTED_FEATURES) & UpdateEntityFeature.RELEASE_NOTES
+    ws = await hass_ws_client(hass)
+    await ws.send_json_auto_id({"type": "update/release_notes", "entity_id": ENTITY})
+    answer = await ws.receive_json()
+    assert answer["success"]
+    assert answer["result"] == NOTES
     progress: list[Any] = []
 
     @callback
@@ -97,21 +131,178 @@ async def test_install_from_home_assistant(
     )
     unsub()
     assert progress[0] == 0
-    assert progress[-1] == 100
-    assert progress == sorted(progress)
-    assert len(set(progress)) > 10
-    # the hub restarts into the new firmware: meanwhile the entity is unavailable
+    assert 100 in progress
+    sent = [p for p in progress if p is not None]
+    assert sent == sorted(sent)
+    assert len(set(sent)) > 10
+    # committed: the hub restarts into the new firmware; the install stays in progress
     proc = hub.proc
     assert proc is not None
     await wait_until(lambda: proc.poll() is not None, within=20)
     assert proc.returncode == 0
-    await wait_for_state(hass, ENTITY, "unavailable", within=20)
+    await hass.async_block_till_done()
+    assert hass.states.get(ENTITY).state == "on"  # available, still 0.2.0 installed
+    assert shown(hass, ATTR_IN_PROGRESS) is True
+    assert shown(hass, ATTR_UPDATE_PERCENTAGE) is None
+    with pytest.raises(HomeAssistantError) as err:  # Home Assistant's own refusal
+        await hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+    assert err.value.translation_key == "update_in_progress"
     hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
-    await wait_for_state(hass, ENTITY, "off", within=30)
+    # back on 9.9.9, on trial: in progress, nothing offered
+    await wait_until(lambda: shown(hass, ATTR_INSTALLED_VERSION) == NEW, within=30)
+    assert ota_state(hub).get("try") == "ota_a"  # the hub has not confirmed it yet
+    assert shown(hass, ATTR_IN_PROGRESS) is True
+    assert hass.states.get(ENTITY).state == "off"
+    # the hub refuses an update during its trial: busy, as a translated error
+    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    with pytest.raises(HomeAssistantError) as err:
+        await entity.async_install(None, backup=False)
+    assert err.value.translation_key == "firmware_update_busy"
+    assert "busy" not in str(err.value)
+    assert "trying out the firmware" in str(err.value)
+    # confirmed after 15 s with Home Assistant connected: the entity follows by its health poll
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=60)
+    assert "firmware 9.9.9 confirmed" in hub.log()
+    assert "try" not in ota_state(hub)
     assert shown(hass, ATTR_INSTALLED_VERSION) == NEW
-    assert shown(hass, ATTR_IN_PROGRESS) is False
-    await hub.wait_log("firmware 9.9.9 confirmed", within=20)
+    assert hass.states.get(ENTITY).state == "off"
     await wait_for_state(hass, "switch.update_plug", "on", within=15)
+    await hass.services.async_call(
+        "switch", "turn_off", {ATTR_ENTITY_ID: "switch.update_plug"}, blocking=True
+    )
+    await wait_until(lambda: plug.dps["1"] is False, within=15)
+
+
+async def test_trial_of_an_update_by_another_client(
+    hass: HomeAssistant, trial_hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """Another client (another Home Assistant) installed 9.9.9: set up while the hub tries it
+    out, the entity shows the install in progress from the hub's health (trial) and offers
+    nothing; once the hub confirms it, the entity shows 9.9.9 installed."""
+    hub = trial_hub
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    client = hub.client()
+    try:
+        await client.connect()
+        assert await install(client, load_bundle(bundle_dir)) == NEW
+    finally:
+        await client.close()
+    proc = hub.proc
+    assert proc is not None
+    await wait_until(lambda: proc.poll() is not None, within=20)
+    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    assert ota_state(hub).get("try") == "ota_a"  # still on trial
+    # the hello (version) comes before the first health report (trial)
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is True, within=10)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == NEW
+    assert hass.states.get(ENTITY).state == "off"
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=60)
+    assert "firmware 9.9.9 confirmed" in hub.log()
+    assert hass.states.get(ENTITY).state == "off"
+
+
+async def test_update_that_does_not_come_up_is_rolled_back(
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plug: SimulatedPlug,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A firmware that crashes at every boot: the install stays in progress through the hub's
+    failed boots; once the hub has rolled back and reports its old version off trial, the
+    install ends with a warning and the update is offered again."""
+    broken_src = tmp_path / "broken_src"
+    shutil.copytree(ESP32, broken_src)
+    app = broken_src / "app.py"
+    app.write_text(app.read_text() + '\nraise RuntimeError("broken build")\n')
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", "9.9.8", broken_src)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    await hass.services.async_call(
+        UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+    )
+    cmd = [MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)]
+    for code in (0, 1, 1):  # the commit's restart, then two boots that crash (board resets)
+        proc = hub.proc
+        assert proc is not None
+        await wait_until(lambda proc=proc: proc.poll() is not None, within=30)  # type: ignore[misc]
+        assert proc.returncode == code
+        assert shown(hass, ATTR_IN_PROGRESS) is True
+        hub._spawn(cmd)
+    await hub.wait_log("rolled back to the base set", within=30, start=hub._log_offset)
+    await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=30)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
+    assert hass.states.get(ENTITY).state == "on"
+    assert "firmware 9.9.8 did not come up; the hub rolled back to " + OLD in caplog.text
+
+
+async def test_hub_lost_mid_update(
+    hass: HomeAssistant, hub: HubProcess, plug: SimulatedPlug, tmp_path: Path
+) -> None:
+    """The hub dies while the modules are sent: the install fails with the translated error,
+    nothing stays in progress, and the hub, booted again, runs its old firmware, offered the
+    update again."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    install = hass.async_create_task(
+        hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+    )
+    await wait_until(lambda: (shown(hass, ATTR_UPDATE_PERCENTAGE) or 0) >= 10, within=30)
+    proc = hub.proc
+    assert proc is not None
+    proc.kill()  # a power cut mid-update
+    with pytest.raises(HomeAssistantError) as err:
+        await install
+    assert err.value.translation_key == "firmware_update_failed"
+    assert "keeps running its previous firmware" in str(err.value)
+    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    assert entity.in_progress is False
+    await wait_for_state(hass, ENTITY, "unavailable", within=20)  # like the hub
+    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    await wait_for_state(hass, ENTITY, "on", within=30)
+    assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
+    assert shown(hass, ATTR_IN_PROGRESS) is False
+    assert "try" not in ota_state(hub)
+
+
+async def test_hub_that_does_not_come_back_after_the_commit(
+    hass: HomeAssistant,
+    hub: HubProcess,
+    plug: SimulatedPlug,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The hub restarts after the commit and never comes back: the install stays in progress
+    (the entity available) until RESTART_WAIT, then ends with a warning and the entity is
+    unavailable like the hub."""
+    bundle_dir = tmp_path / "bundle"
+    build_module().build(bundle_dir, "x64", NEW)
+    with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
+        await setup_hub(hass, hub, plug)
+    await wait_for_state(hass, ENTITY, "on", within=10)
+    with patch.object(update_platform, "RESTART_WAIT", 3.0):
+        await hass.services.async_call(
+            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+        )
+        proc = hub.proc
+        assert proc is not None
+        await wait_until(lambda: proc.poll() is not None, within=20)
+        assert shown(hass, ATTR_IN_PROGRESS) is True
+        await wait_for_state(hass, ENTITY, "unavailable", within=30)
+    assert f"did not report firmware {NEW} within 3 s" in caplog.text
 
 
 async def test_refused_update_is_a_translated_error(
@@ -190,11 +381,14 @@ async def test_the_bundle_is_read_once_per_run(
         await wait_for_state(hass, ENTITY, "on", within=10)
     assert shown(hass, ATTR_LATEST_VERSION) == NEW
     assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
+    # a bundle without release notes offers none
+    assert not shown(hass, ATTR_SUPPORTED_FEATURES) & UpdateEntityFeature.RELEASE_NOTES
 
 
-def test_shipped_bundle_matches_the_firmware_sources() -> None:
-    """The bundle under custom_components/.../firmware/ was built from the current esp32/
-    sources (run scripts/build_firmware.py after changing them) and is intact."""
+def test_shipped_bundle_matches_the_firmware_sources(tmp_path: Path) -> None:
+    """The bundle under custom_components/.../firmware/ is what scripts/build_firmware.py builds
+    from the current esp32/ sources and CHANGELOG.md (run it after changing them), byte for
+    byte, is intact, and carries the firmware's release notes."""
     bundle_dir = update_platform.FIRMWARE_DIR
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     build = build_module()
@@ -211,6 +405,35 @@ def test_shipped_bundle_matches_the_firmware_sources() -> None:
     assert {f.name for f in bundle.files} == {f"{m}.mpy" for m in sources}
     assert bundle.mpy is not None
     assert bundle.mpy >> 10 == 10  # xtensawin (MicroPython docs, "MicroPython .mpy files")
+    # release notes: the "### Hub firmware <version>" section of CHANGELOG.md
+    notes = build.release_notes(manifest["version"])
+    assert notes
+    assert notes.startswith("- ")
+    assert bundle.notes == notes
+    # reproducible: building again gives the shipped manifest and modules exactly
+    again = tmp_path / "again"
+    assert build.build(again) == manifest
+    assert (again / "manifest.json").read_bytes() == (bundle_dir / "manifest.json").read_bytes()
+    for f in bundle.files:
+        assert (again / f.name).read_bytes() == f.data
+
+
+def test_release_notes_from_the_changelog(tmp_path: Path) -> None:
+    """build_firmware.release_notes takes one version's section, up to the next heading; none
+    for a version without a section (the bundle then has no notes, and the entity offers
+    none)."""
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text(
+        "# Changelog\n\n## 1.0.0\n- integration\n\n### Hub firmware 1.2.0\n\n- new\n"
+        "  second line\n\n### Hub firmware 1.1.0\n- old\n## 0.9.0\n- older\n"
+    )
+    build = build_module()
+    assert build.release_notes("1.2.0", changelog) == "- new\n  second line"
+    assert build.release_notes("1.1.0", changelog) == "- old"
+    assert build.release_notes("1.0.0", changelog) is None
+    bundle_dir = tmp_path / "bundle"
+    assert build.build(bundle_dir, "x64", "7.7.7")["notes"] is None
+    assert load_bundle(bundle_dir).notes is None
 
 
 def test_damaged_bundles_are_refused(tmp_path: Path) -> None:
@@ -219,6 +442,10 @@ def test_damaged_bundles_are_refused(tmp_path: Path) -> None:
     bundle_dir = tmp_path / "bundle"
     build_module().build(bundle_dir, "x64", NEW)
     assert load_bundle(bundle_dir).version == NEW
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    (bundle_dir / "manifest.json").write_text(json.dumps({**manifest, "notes": ["no"]}))
+    with pytest.raises(FirmwareBundleError, match="malformed manifest"):  # notes: text or null
+        load_bundle(bundle_dir)
     victim = bundle_dir / "app.mpy"
     victim.write_bytes(victim.read_bytes() + b"\0")
     with pytest.raises(FirmwareBundleError, match=r"app\.mpy: content does not match"):

@@ -618,3 +618,32 @@ async def test_a_few_connections_lost_to_memory_errors_do_not_restart_the_hub(
     assert hub.proc is not None
     assert hub.proc.poll() is None
     assert "lost for lack of memory" not in hub.log()
+
+
+async def test_health_reports_the_trial(hub_factory, bundles) -> None:
+    """health.trial (hub-protocol §7.3.1): false on a confirmed firmware, true from the first
+    boot of an update until the hub confirms it (update_begin is refused with busy meanwhile),
+    then false again."""
+    hub = hub_factory(ota_confirm_s=10)
+    await hub.start()
+    client = hub.client()
+    try:
+        await client.connect()
+        assert (await client.health()).trial is False
+        await install(client, load_bundle(bundles["good"]))
+    finally:
+        await client.close()
+    assert await wait_exit(hub) == 0
+    await boot_ready(hub)
+    client = hub.client()
+    try:
+        assert (await client.connect()).firmware == NEW
+        assert (await client.health()).trial is True
+        with pytest.raises(HubCommandError) as err:
+            await install(client, load_bundle(bundles["good"]))
+        assert err.value.code == "busy"
+        assert "on trial" in err.value.message
+        await hub.wait_log("firmware 9.9.9 confirmed", within=60)
+        assert (await client.health()).trial is False
+    finally:
+        await client.close()

@@ -153,8 +153,9 @@ class HubHealth:
     ``None`` when the firmware does not report them: ``time_source`` (``"ha"``/``"ntp"``),
     ``reset_cause`` (``"power_on"``, ``"watchdog"``, ``"soft"``, ``"deepsleep"``, ``"hard"``,
     ``"brownout"``), ``idf_heap_free``/``idf_heap_largest`` (ESP-IDF heap, bytes),
-    ``mp_heap_free``/``mp_heap_largest`` (MicroPython heap, bytes). ``extra`` keeps any other
-    member untouched, for diagnostics.
+    ``mp_heap_free``/``mp_heap_largest`` (MicroPython heap, bytes). ``trial`` is true while
+    the running firmware is on trial after an update (§7.3.1; false when not reported).
+    ``extra`` keeps any other member untouched, for diagnostics.
     """
 
     heap_free: int
@@ -172,6 +173,7 @@ class HubHealth:
     idf_heap_largest: int | None = None
     mp_heap_free: int | None = None
     mp_heap_largest: int | None = None
+    trial: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -410,6 +412,7 @@ _HEALTH_KEYS: Final = frozenset(
         "idf_heap_largest",
         "mp_heap_free",
         "mp_heap_largest",
+        "trial",
     }
 )
 
@@ -438,6 +441,7 @@ def parse_health(data: object) -> HubHealth:
         idf_heap_largest=_opt_int(obj, "idf_heap_largest", w),
         mp_heap_free=_opt_int(obj, "mp_heap_free", w),
         mp_heap_largest=_opt_int(obj, "mp_heap_largest", w),
+        trial=_bool(obj, "trial", w, False),
         extra={k: v for k, v in obj.items() if k not in _HEALTH_KEYS},
     )
 

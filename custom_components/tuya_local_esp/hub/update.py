@@ -45,12 +45,15 @@ class FirmwareBundle:
     """A firmware to install.
 
     ``version`` is what the hub reports in ``hello.fw`` once running it, ``mpy`` the
-    ``sys.implementation._mpy`` value its modules need (None for source modules).
+    ``sys.implementation._mpy`` value its modules need (None for source modules), ``notes``
+    its release notes (Markdown, from the firmware's section of ``CHANGELOG.md``; None when
+    the bundle has none).
     """
 
     version: str
     mpy: int | None
     files: tuple[FirmwareFile, ...]
+    notes: str | None = None
 
     @property
     def size(self) -> int:
@@ -68,13 +71,14 @@ class FirmwareBundleError(ValueError):
 def load_bundle(directory: Path) -> FirmwareBundle:
     """Read ``directory/manifest.json`` and its files (blocking I/O: run it in an executor).
 
-    The manifest is ``{"version", "mpy", "files": [{"name", "size", "sha256"}]}``
-    (``scripts/build_firmware.py``). Raises :class:`FirmwareBundleError`.
+    The manifest is ``{"version", "mpy", "notes", "files": [{"name", "size", "sha256"}]}``
+    (``scripts/build_firmware.py``; ``notes`` optional). Raises :class:`FirmwareBundleError`.
     """
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
         version = manifest["version"]
         mpy = manifest.get("mpy")
+        notes = manifest.get("notes")
         files = []
         for entry in manifest["files"]:
             name, digest = entry["name"], entry["sha256"]
@@ -91,9 +95,14 @@ def load_bundle(directory: Path) -> FirmwareBundle:
         if isinstance(err, FirmwareBundleError):
             raise
         raise FirmwareBundleError(f"firmware bundle in {directory}: {err}") from err
-    if not isinstance(version, str) or not files or not (mpy is None or isinstance(mpy, int)):
+    if (
+        not isinstance(version, str)
+        or not files
+        or not (mpy is None or isinstance(mpy, int))
+        or not (notes is None or isinstance(notes, str))
+    ):
         raise FirmwareBundleError(f"firmware bundle in {directory}: malformed manifest")
-    return FirmwareBundle(version, mpy, tuple(files))
+    return FirmwareBundle(version, mpy, tuple(files), notes or None)
 
 
 def _chunk_size(data: object) -> int:
