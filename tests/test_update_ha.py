@@ -78,9 +78,9 @@ def shown(hass: HomeAssistant, attr: str) -> Any:
 
 @pytest.fixture
 async def trial_hub(tmp_path: Path, plug: SimulatedPlug) -> AsyncIterator[HubProcess]:
-    """A hub that confirms a new firmware only after 15 s with a client connected, so Home
+    """A hub that confirms a new firmware only after 20 s with a client connected, so Home
     Assistant sees the trial (hub-protocol §7.3.1) well before it ends."""
-    proc = HubProcess(tmp_path, ota_confirm_s=15, plugs=[plug_record(plug, name="Update plug")])
+    proc = HubProcess(tmp_path, ota_confirm_s=20, plugs=[plug_record(plug, name="Update plug")])
     await proc.start()
     yield proc
     proc.stop()
@@ -162,7 +162,7 @@ async def test_install_from_home_assistant(
     assert err.value.translation_key == "firmware_update_busy"
     assert "busy" not in str(err.value)
     assert "trying out the firmware" in str(err.value)
-    # confirmed after 15 s with Home Assistant connected: the entity follows by its health poll
+    # confirmed after 20 s with Home Assistant connected: the entity follows by its health poll
     await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=60)
     assert "firmware 9.9.9 confirmed" in hub.log()
     assert "try" not in ota_state(hub)
