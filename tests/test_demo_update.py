@@ -64,24 +64,36 @@ def test_prepare_offers_an_x64_build_and_leaves_the_shipped_bundle(tmp_path: Pat
     assert not (hub_dir / "ota.json").exists()
     assert json.loads((hub_dir / "config.json").read_text())["hub_id"] == "demohub"
     assert {p.name: p.read_bytes() for p in update_platform.FIRMWARE_DIR.iterdir()} == shipped
-    # Home Assistant imports the integration from the config dir: its firmware is the demo's
-    probe = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; sys.path.insert(0, sys.argv[1]); "
-            "from custom_components.tuya_local_esp import update; "
-            "print(update.FIRMWARE_DIR.resolve())",
-            str(config),
-        ],
-        cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    assert probe.stdout.strip() == str((config / "demo" / "firmware").resolve())
+    # Home Assistant imports the integration from the config dir (its loader puts the config
+    # dir first on sys.path): its firmware is the demo's, but only without the checkout on
+    # PYTHONPATH, where the checkout's custom_components package wins (found in a UI walk)
+    def firmware_dir(pythonpath: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        if pythonpath is not None:
+            env["PYTHONPATH"] = pythonpath
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; sys.path.insert(0, sys.argv[1]); "
+                "from custom_components.tuya_local_esp import update; "
+                "print(update.FIRMWARE_DIR.resolve())",
+                str(config),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return probe.stdout.strip()
+
+    assert firmware_dir(None) == str((config / "demo" / "firmware").resolve())
+    assert firmware_dir(str(ROOT)) == str(update_platform.FIRMWARE_DIR.resolve())
+    develop = (ROOT / "scripts" / "develop").read_text()
+    assert "env -u PYTHONPATH .venv/bin/hass -c config" in develop  # so develop starts HA
+    assert "export PYTHONPATH" not in develop
     # a second run is fine (the links are made again)
     assert demo.main(["prepare", str(ROOT / "scripts" / "demo_plugs.json"), str(config)]) == 0
     assert load_bundle(linked / "firmware").version == bundle.version
