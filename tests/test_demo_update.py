@@ -64,6 +64,7 @@ def test_prepare_offers_an_x64_build_and_leaves_the_shipped_bundle(tmp_path: Pat
     assert not (hub_dir / "ota.json").exists()
     assert json.loads((hub_dir / "config.json").read_text())["hub_id"] == "demohub"
     assert {p.name: p.read_bytes() for p in update_platform.FIRMWARE_DIR.iterdir()} == shipped
+
     # Home Assistant imports the integration from the config dir (its loader puts the config
     # dir first on sys.path): its firmware is the demo's, but only without the checkout on
     # PYTHONPATH, where the checkout's custom_components package wins (found in a UI walk)

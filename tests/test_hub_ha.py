@@ -3,6 +3,7 @@ loopback, and the firmware talks to simulated plugs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.event import async_track_state_change_event
 from homeassistant.helpers.service_info.dhcp import DhcpServiceInfo
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -135,7 +137,8 @@ async def set_up_hub_entry(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     """Set up a hub entry and wait until it is loaded: a plug the hub reports without a
     subentry (or a subentry the hub lacks) changes the subentries as soon as the hub answers,
     and that change reloads the entry, which may begin before the set-up call returns."""
-    entry.add_to_hass(hass)
+    if hass.config_entries.async_get_entry(entry.entry_id) is None:
+        entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     await wait_until(lambda: entry.state is ConfigEntryState.LOADED, 15)
@@ -232,13 +235,32 @@ async def test_hub_restart_and_plug_loss(
     hass: HomeAssistant, hub: HubProcess, plugs: list[SimulatedPlug]
 ) -> None:
     entry = await add_hub(hass, hub)
-    entry.runtime_data.source.client.backoff_max = 0.5
+    coordinator = entry.runtime_data.source
+    coordinator.client.backoff_max = 0.5
+    uptime_id = "sensor.tuya_esp32_hub_testhub_uptime"
+    await wait_until(lambda: coordinator.health is not None, 10)
+    async with asyncio.timeout(30):  # up for 2 s at least: its restart is then seen as one
+        while coordinator.health is None or coordinator.health.uptime_s < 2:
+            await asyncio.sleep(0.2)
+            await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    before = hass.states.get(uptime_id).state
+    shown: list[str] = []
+    async_track_state_change_event(
+        hass, uptime_id, lambda event: shown.append(event.data["new_state"].state)
+    )
     hub.stop()
     await wait_for_state(hass, "switch.hub_plug_0", "unavailable")
     await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "off")
     await hub.start()
     await wait_for_state(hass, "switch.hub_plug_0", "on", within=15)
     await wait_for_state(hass, "binary_sensor.tuya_esp32_hub_testhub_connected", "on")
+    # the start time: unavailable while the hub is away, then its new start time (seconds
+    # after the first: the uptime went down), never the old one again (found in a UI walk)
+    await wait_until(lambda: bool(shown) and shown[-1] != "unavailable", 15)
+    assert shown[0] == "unavailable"
+    assert before not in shown
+    assert len(shown) == 2
     # one plug goes away: only its entities go unavailable, and come back with it
     await plugs[1].stop()
     await wait_for_state(hass, "switch.hub_plug_1", "unavailable", within=10)
@@ -524,8 +546,7 @@ async def test_migration_turns_cached_plugs_into_subentries(
         device_id=device.id,
         suggested_object_id="old_switch",
     )
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    await set_up_hub_entry(hass, entry)  # the detections reload it
     assert (entry.version, entry.minor_version) == (1, 3)
     assert "plugs" not in entry.data
     sub_id = plug_subentry_id(entry, plugs[0].device_id)
@@ -813,6 +834,7 @@ def test_boot_time_moves_only_when_the_hub_restarts() -> None:
     """The start time derived from the uptime ignores poll latency, follows a restart."""
     coordinator = object.__new__(HubCoordinator)  # only the boot-time bookkeeping is used
     coordinator.boot_time = None
+    coordinator._last_uptime_s = None
     now = datetime(2026, 11, 27, 12, 0, 0, 400000, tzinfo=UTC)
     coordinator._update_boot_time(3600, now)
     first = coordinator.boot_time
@@ -821,6 +843,9 @@ def test_boot_time_moves_only_when_the_hub_restarts() -> None:
     assert coordinator.boot_time == first
     coordinator._update_boot_time(5, now + timedelta(minutes=2))  # the hub restarted
     assert coordinator.boot_time == datetime(2026, 11, 27, 12, 1, 55, tzinfo=UTC)
+    # restarted again 20 s later: within the tolerance, but its uptime went down
+    coordinator._update_boot_time(1, now + timedelta(minutes=2, seconds=20))
+    assert coordinator.boot_time == datetime(2026, 11, 27, 12, 2, 19, tzinfo=UTC)
 
 
 async def test_subentries_follow_the_hubs_inventory(

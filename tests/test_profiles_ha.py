@@ -395,9 +395,13 @@ async def test_unknown_layout_raises_issue_and_options_pick_a_layout(
         assert outlet2.attributes["friendly_name"] == "Desk plug Outlet 2"
         entity_id(hass, "sensor", "power")
 
-        # back to the detected layout with its divisors: the choice is removed
+        # back to the detected layout with its divisors, the names field cleared (the
+        # frontend leaves a cleared field out): the choice and the names are removed
         result = await open_options(hass, entry)
-        form.update(layout="detected", power_divisor="10", outlet_names=" , ")
+        marker = next(k for k in result["data_schema"].schema if k == "outlet_names")
+        assert marker.description == {"suggested_value": "Lamp, "}
+        form.update(layout="detected", power_divisor="10")
+        del form["outlet_names"]
         result = await hass.config_entries.options.async_configure(result["flow_id"], form)
         assert result["type"] is FlowResultType.CREATE_ENTRY
         await hass.async_block_till_done()

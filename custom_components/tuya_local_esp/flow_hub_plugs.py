@@ -242,6 +242,7 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
                 with_option_version({k: v for k, v in current.items() if k != CONF_LOCAL_KEY}),
             ),
             description_placeholders={
+                "name": subentry.title,
                 "device_id": device_id,
                 "layout": layout_summary(detected),
             },

@@ -90,7 +90,11 @@ def profile_schema(current: Profile, names: list[str]) -> vol.Schema:
                 CONF_VOLTAGE_DIVISOR,
                 default=str(current.voltage.divisor if current.voltage else 10),
             ): _divisors(),
-            vol.Optional(CONF_OUTLET_NAMES, default=", ".join(names)): TextSelector(),
+            # suggested, not default: a field the user clears is left out of the input, and a
+            # default would bring the old names back
+            vol.Optional(
+                CONF_OUTLET_NAMES, description={"suggested_value": ", ".join(names)}
+            ): TextSelector(),
         }
     )
 

@@ -247,6 +247,8 @@ class HubCoordinator(PlugCoordinator):
         self.health: HubHealth | None = None
         #: When the hub started (UTC, whole seconds), from its uptime; None before its health.
         self.boot_time: datetime | None = None
+        #: The uptime (s) the hub last reported: one that goes down means a restart.
+        self._last_uptime_s: int | None = None
         self._online: dict[str, bool] = {}
         #: Each faulty plug's fault as the hub last reported it (fine plugs are absent).
         self.faults: dict[str, str] = {}
@@ -815,6 +817,9 @@ class HubCoordinator(PlugCoordinator):
             )
         else:
             LOGGER.info("Hub %s is unreachable; reconnecting", self.hub_id)
+            # its health is asked for again once it is back: until then the health sensors
+            # are unavailable, rather than showing values from before (a restart changes them)
+            self.health = None
         self._notify_all()
         self.async_update_listeners()  # the hub's own entities
 
@@ -924,11 +929,18 @@ class HubCoordinator(PlugCoordinator):
         """Derive the hub's start time from its uptime (seconds).
 
         The estimate moves by the poll's latency each time; it is kept unless it moved by more
-        than :data:`BOOT_TIME_TOLERANCE` (the hub restarted), so the sensor changes only then.
+        than :data:`BOOT_TIME_TOLERANCE` or the uptime went down (the hub restarted, however
+        soon after its last start), so the sensor changes only then.
         """
         estimate = ((now or dt_util.utcnow()) - timedelta(seconds=uptime_s)).replace(microsecond=0)
-        if self.boot_time is None or abs(estimate - self.boot_time) > BOOT_TIME_TOLERANCE:
+        restarted = self._last_uptime_s is not None and uptime_s < self._last_uptime_s
+        if (
+            self.boot_time is None
+            or restarted
+            or abs(estimate - self.boot_time) > BOOT_TIME_TOLERANCE
+        ):
             self.boot_time = estimate
+        self._last_uptime_s = uptime_s
 
     async def async_set_dps(self, device_id: str, dps: dict[str, Any]) -> dict[str, Any]:
         """Set DPs of a plug through the hub; return those the plug confirmed.

@@ -124,6 +124,9 @@ class HubSensorDescription(SensorEntityDescription):
     """A diagnostic value of the hub."""
 
     value_fn: Callable[[HubCoordinator], StateType | datetime]
+    #: Read from the hub's health (``health`` request): unavailable until it is answered
+    #: after each connect.
+    from_health: bool = True
 
 
 HUB_SENSORS: tuple[HubSensorDescription, ...] = (
@@ -132,6 +135,7 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
         translation_key="hub_firmware",
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda c: c.firmware,
+        from_health=False,  # from the hello
     ),
     HubSensorDescription(
         key="heap_free",
@@ -179,7 +183,9 @@ class HubSensor(HubEntity, SensorEntity):
     @property
     @override
     def available(self) -> bool:
-        return self.coordinator.hub_connected
+        return self.coordinator.hub_connected and (
+            not self.entity_description.from_health or self.coordinator.health is not None
+        )
 
     @property
     @override
