@@ -304,8 +304,10 @@ async def test_requests_pushes_and_callbacks(caplog: pytest.LogCaptureFixture) -
 
 async def test_lost_link_fails_pending_requests() -> None:
     def hang_up(conn: FakeConn, req: dict[str, Any]) -> None:
-        if req["t"] == "set":
-            conn.w.close()
+        if req["t"] == "set":  # with a reset (RST): the client's read fails
+            sock = conn.w.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.w.transport.abort()
         elif req["t"] == "ping":
             conn.send({"t": "error", "err": "busy", "msg": "bye"})
 
@@ -313,8 +315,10 @@ async def test_lost_link_fails_pending_requests() -> None:
         client = HubClient("127.0.0.1", hub.port, SECRET, timeout=2)
         try:
             await client.connect()
-            with pytest.raises(HubConnectionError):
+            with pytest.raises(HubConnectionError) as err:
                 await client.set_dps("p1", {"1": True})
+            # one clear sentence (the UI shows it), not "… lost: connection to … failed: …"
+            assert str(err.value).count("connection to") == 1, str(err.value)
             assert not client.connected
             with pytest.raises(HubConnectionError):
                 await client.ping()  # not connected

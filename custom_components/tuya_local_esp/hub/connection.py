@@ -300,11 +300,14 @@ class HubConnection:
         self.error = error
         if error is not None:
             _LOGGER.debug("hub %s: connection lost: %s", self._label, error)
-        lost = HubConnectionError(
-            f"connection to {self._label} lost: {error}"
-            if error is not None
-            else f"connection to {self._label} closed"
-        )
+        prefix = f"connection to {self._label}"
+        if error is None:
+            text = f"{prefix} closed"
+        elif str(error).startswith(prefix):  # says it already: not "… lost: connection to …"
+            text = str(error)
+        else:
+            text = f"{prefix} lost: {error}"
+        lost = HubConnectionError(text)
         lost.__cause__ = error
         for pending in self._pending.values():
             pending.fail(lost)
