@@ -339,7 +339,8 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
     hass: HomeAssistant, hub: HubProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Added while it is off: the hub keeps it with the candidate lists and the subentry waits;
-    once the plug answers its profile is detected and the entry reloads with its entities."""
+    once the plug answers its profile is detected, the hub is given the profile's lists (no
+    local key, on the same connection) and the entry reloads with its entities."""
     monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)
     entry = await hub_with_no_plugs(hass, hub)
     port = free_port()
@@ -366,10 +367,14 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
         power = entity_id(hass, "sensor", "power")
         await wait_state(hass, power, lambda s: s.state == "100.0", within=15)
 
-        # the hub keeps the candidate lists until the local key is given again: a new name
-        # alone needs no key, saving the form with the key gives the hub the profile's lists
+        # the hub has the profile's lists (`profile` request), stored on its flash
         await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
-        assert hub_refresh(entry) == CANDIDATE_METERING_DPS
+        assert hub_refresh(entry) == (20, 21, 22, 23)
+        stored = json.loads(hub.plugs_path.read_text())["plugs"][0]
+        assert stored["refresh"] == [20, 21, 22, 23]
+        assert stored["dps"] == hub_profile_lists(Profile.from_wire(sub.data["profile"]))[1]
+        assert sim.stats.accepted == 1  # given without reconnecting
+        # a new name alone needs no key; saving the form with the key re-adds the plug
         change = {"name": "Heater", "host": "127.0.0.1", "protocol_version": "3_3", "port": port}
         result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
         result = await hass.config_entries.subentries.async_configure(result["flow_id"], change)
@@ -392,8 +397,8 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
 ) -> None:
     """Unknown meters behind the hub: switch only, the repair issue, and the hub keeps asking for
     every candidate meter; the plug's reconfigure step picks a layout (the hub is given its
-    lists, so the local key is needed), then divisors alone (no key); "detected" removes the
-    choice again."""
+    lists with the `profile` request: no local key, no reconnection), then divisors alone;
+    "detected" removes the choice again (the hub back on the candidate lists)."""
     entry = await hub_with_no_plugs(hass, hub)
     async with SimulatedPlug(
         device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.3", dps={"1": True}, profile=ODD
@@ -437,10 +442,8 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         result = await configure(result["flow_id"], form)
         assert result["errors"] == {"base": "invalid_layout"}
         form["layout"] = "vendor"
+        connections = sim.stats.accepted
         result = await configure(result["flow_id"], form)
-        assert result["errors"] == {"local_key": "key_required_layout"}
-        assert "picked_profile" not in plug_sub(entry).data
-        result = await configure(result["flow_id"], {**form, "local_key": LOCAL_KEY})
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
@@ -451,6 +454,7 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         await wait_until(lambda: coordinator(entry).plug_online(DEVICE_ID), within=15)
         assert coordinator(entry).plug_profile(DEVICE_ID) == picked
         assert hub_refresh(entry) == (101, 102, 103, 104)
+        assert sim.stats.accepted == connections
         assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
         assert plug_keys(hass, entry, sub) == {
             "switch",
@@ -476,11 +480,9 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         assert picked.power is not None
         assert repicked == replace(picked, power=replace(picked.power, divisor=1))
 
-        # back to the detected layout: the hub is given its lists again (key), issue back
+        # back to the detected layout: the hub is given its lists again, issue back
         result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
-        result = await configure(
-            result["flow_id"], {**form, "layout": "detected", "local_key": LOCAL_KEY}
-        )
+        result = await configure(result["flow_id"], {**form, "layout": "detected"})
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
         assert "picked_profile" not in plug_sub(entry).data

@@ -10,10 +10,13 @@ client (the plug's ``fault``, hub-protocol §7.1) gets a repair issue while the 
 Each plug's profile (``profiles``) is stored in its config subentry, as a direct plug's is in its
 entry: :meth:`HubCoordinator.async_add_plug_detected` gives the hub a new plug with every
 candidate metering DP to refresh, detects the profile (``profiles.detect``) from the DPS the hub
-reports for it, and gives the plug again with the profile's ``refresh`` and ``dps`` lists
-(hub-protocol §7.3). A plug that does not answer while it is added is detected when it first
-does (:data:`CONF_DETECT_PENDING`). A layout picked by the user (:data:`CONF_PICKED_PROFILE`,
-the plug's reconfigure step) wins and is never changed automatically.
+reports for it, and gives the hub the profile's ``refresh`` and ``dps`` lists with the
+``profile`` request (hub-protocol §7.3, firmware 0.2.1; an older firmware gets the plug again
+with ``remove`` + ``add``). A plug that does not answer while it is added, or whose subentry
+dates from before profiles, is detected when it first does (:data:`CONF_DETECT_PENDING`), with
+the candidate lists given to the hub first. A layout picked by the user
+(:data:`CONF_PICKED_PROFILE`, the plug's reconfigure step) wins and is never changed
+automatically.
 """
 
 from __future__ import annotations
@@ -371,11 +374,15 @@ class HubCoordinator(PlugCoordinator):
 
         Runs once the hub reports the plug online with DPS: a plug added while it did not
         answer, or one whose subentry dates from before profiles (migration to 1.3). The hub
-        keeps the lists it has (every candidate metering DP for the former, its default
-        ``[18,19,20]`` for the latter, hub-protocol §7.3): giving it the
-        profile's lists needs the plug's local key, which only the user has (the plug's
-        reconfigure step). A layout the user picked stays in the subentry and wins.
+        is first given every candidate metering DP to refresh (:func:`hub_profile_lists`,
+        hub-protocol §7.3 ``profile``), so that a plug reporting its meters only when asked
+        shows them, and after the detection the lists of the plug's profile (a layout the
+        user picked stays in the subentry and wins; a plug that matched no layout keeps the
+        candidates). A firmware without the ``profile`` request (0.2.0) keeps the lists it
+        has (the candidates for the former, ``[18,19,20]`` for the latter): changing them
+        there needs the plug's local key (its reconfigure step).
         """
+        profiles = await self._async_set_hub_lists(device_id, None)
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
         sub = plug_subentry_of(self.config_entry, device_id)
@@ -389,6 +396,10 @@ class HubCoordinator(PlugCoordinator):
             detection.profile.name if detection.profile else "no",
         )
         data = {k: v for k, v in sub.data.items() if k != CONF_DETECT_PENDING}
+        picked = subentry_profile({CONF_PICKED_PROFILE: data.get(CONF_PICKED_PROFILE)}, sub.title)
+        use = picked or (detection.profile if detection.matched else None)
+        if profiles and use is not None:
+            await self._async_set_hub_lists(device_id, use)
         self.hass.config_entries.async_update_subentry(
             entry, sub, data={**data, **detection_data(detection)}
         )
@@ -593,10 +604,11 @@ class HubCoordinator(PlugCoordinator):
         )
 
     async def async_add_plug_detected(self, plug: NewPlug) -> dict[str, Any]:
-        """Give the hub a new plug, detect its profile, give it again with the profile's lists.
+        """Give the hub a new plug, detect its profile, give the hub the profile's lists.
 
-        The hub has no "change" request and refuses ``add`` for a plug it has (``exists``,
-        hub-protocol §6, §7.3): the plug is removed and added again. A plug that does not
+        The lists go with the ``profile`` request (hub-protocol §7.3); a firmware without it
+        (``unknown_type``, before 0.2.1) refuses ``add`` for a plug it has (``exists``, §6):
+        there the plug is removed and added again. A plug that does not
         answer within :data:`DETECT_ONLINE_S` stays on the hub with the candidate lists and is
         detected when it first answers.
 
@@ -633,7 +645,11 @@ class HubCoordinator(PlugCoordinator):
             detection.profile.name if detection.profile else "no",
             f" ({'; '.join(detection.notes)})" if detection.notes else "",
         )
-        if detection.profile is not None and detection.matched:
+        if (
+            detection.profile is not None
+            and detection.matched
+            and not await self._async_set_hub_lists(plug.device_id, detection.profile)
+        ):
             await self.async_remove_plug(plug.device_id)
             try:
                 await self.async_add_plug(plug, detection.profile)
@@ -642,6 +658,48 @@ class HubCoordinator(PlugCoordinator):
         # unmatched: the hub keeps asking for every candidate meter (a lost UPDATEDPS, a plug
         # that reports its meters late); when one shows up the plug is detected again
         return detection_data(detection)
+
+    async def async_set_plug_profile(self, device_id: str, profile: Profile | None) -> bool:
+        """Give the hub the plug's lists for ``profile`` without its local key.
+
+        The ``profile`` request (hub-protocol §7.3) with :func:`hub_profile_lists` (None: the
+        candidate lists of a plug being detected); the hub uses them at once, without
+        reconnecting to the plug. Returns False when the hub's firmware does not know the
+        request (``unknown_type``, firmware before 0.2.1): nothing changed, and the caller
+        falls back to re-adding the plug with its local key.
+
+        Raises:
+            PlugManagementError: as :meth:`async_add_plug` (``cannot_connect`` for an unknown
+                plug too).
+
+        """
+        refresh, dps = hub_profile_lists(profile)
+        try:
+            await self._manage(self.client.set_plug_profile(device_id, refresh, dps))
+        except PlugManagementError as err:
+            cause = err.__cause__
+            if isinstance(cause, HubCommandError) and cause.code == "unknown_type":
+                LOGGER.debug(
+                    "Hub %s (firmware %s) has no profile request", self.hub_id, self.firmware
+                )
+                return False
+            raise
+        return True
+
+    async def _async_set_hub_lists(self, device_id: str, profile: Profile | None) -> bool:
+        """:meth:`async_set_plug_profile`, a failure logged (the same lists change nothing).
+
+        Returns False when the hub does not know the request (the caller stops asking).
+        """
+        try:
+            return await self.async_set_plug_profile(device_id, profile)
+        except PlugManagementError as err:
+            # (the hub goes on with the lists it has: those of a plug being detected ask for
+            # every candidate meter, the profile's among them)
+            LOGGER.warning(
+                "Hub %s did not take the lists of plug %s: %s", self.hub_id, device_id, err
+            )
+            return True
 
     async def async_remove_plug(self, device_id: str) -> None:
         """Remove a plug from the hub, then read the inventory again.
