@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -382,7 +383,9 @@ class HubCoordinator(PlugCoordinator):
         has (the candidates for the former, ``[18,19,20]`` for the latter): changing them
         there needs the plug's local key (its reconfigure step).
         """
-        profiles = await self._async_set_hub_lists(device_id, None)
+        profiles = _complete(detect_profile(dict(self.plug_dps(device_id)))) or (
+            await self._async_set_hub_lists(device_id, None)
+        )  # (a status that settles the profile needs no candidate refresh)
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
         sub = plug_subentry_of(self.config_entry, device_id)
@@ -675,7 +678,10 @@ class HubCoordinator(PlugCoordinator):
         """
         refresh, dps = hub_profile_lists(profile)
         try:
-            await self._manage(self.client.set_plug_profile(device_id, refresh, dps))
+            # (the hub's `plug` push, before its result, updates the inventory)
+            await self._manage(
+                self.client.set_plug_profile(device_id, refresh, dps), refresh_inventory=False
+            )
         except PlugManagementError as err:
             cause = err.__cause__
             if isinstance(cause, HubCommandError) and cause.code == "unknown_type":
@@ -695,9 +701,14 @@ class HubCoordinator(PlugCoordinator):
             return await self.async_set_plug_profile(device_id, profile)
         except PlugManagementError as err:
             # (the hub goes on with the lists it has: those of a plug being detected ask for
-            # every candidate meter, the profile's among them)
-            LOGGER.warning(
-                "Hub %s did not take the lists of plug %s: %s", self.hub_id, device_id, err
+            # every candidate meter, the profile's among them). Not connected: the entry is
+            # reloading (another plug's detection) or the hub went away
+            LOGGER.log(
+                logging.WARNING if self.client.connected else logging.DEBUG,
+                "Hub %s did not take the lists of plug %s: %s",
+                self.hub_id,
+                device_id,
+                err,
             )
             return True
 
@@ -741,13 +752,16 @@ class HubCoordinator(PlugCoordinator):
         """
         await self._manage(self.client.set_plug_host(device_id, host))
 
-    async def _manage(self, request: Coroutine[Any, Any, None]) -> None:
+    async def _manage(
+        self, request: Coroutine[Any, Any, None], *, refresh_inventory: bool = True
+    ) -> None:
         if not self.client.connected:
             request.close()
             raise PlugManagementError("cannot_connect", "the hub is not connected")
         try:
             await request
-            await self.async_refresh_inventory()
+            if refresh_inventory:
+                await self.async_refresh_inventory()
         except HubCommandError as err:
             raise PlugManagementError(
                 _HUB_ERRORS.get(err.code, "cannot_connect"), err.code
