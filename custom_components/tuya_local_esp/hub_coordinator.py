@@ -421,8 +421,8 @@ class HubCoordinator(PlugCoordinator):
 
         E.g. its meters answered only a later UPDATEDPS (the first one was lost). A new
         detection that matches a layout is stored in the subentry (the entry reloads; the hub
-        keeps the candidate lists until the plug's local key is given again). Never for a
-        picked layout.
+        keeps the candidate lists, which hold the profile's meters). Never for a picked
+        layout.
         """
         if device_id not in self._redetect:
             return
