@@ -10,7 +10,7 @@ import log
 import plug
 from hubproto import E_BAD_REQUEST, E_NO_TIME, E_UNKNOWN_DEVICE, HubErr
 
-FW_VERSION = "0.2.0"
+FW_VERSION = "0.2.1"
 
 _TICK_MS = const(500)
 _SUPERVISE_MS = const(1000)

@@ -51,7 +51,7 @@ LINGER_MS = const(3000)  # after provisioning, serve follow-up requests until th
 HEADER = b"IMPROV"
 VERSION = const(1)
 FW_NAME = "tuya_local_esp hub"
-FW_VERSION = "0.2.0"
+FW_VERSION = "0.2.1"
 
 
 def packet(typ, data):

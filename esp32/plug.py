@@ -163,6 +163,14 @@ def _writable(s):
     yield asyncio.core._io_queue.queue_write(s)
 
 
+def _profile(cfg):
+    # Plug.prof of a plug record with "refresh" and/or "dps" (config.check_plug)
+    r = cfg.get("refresh")
+    d = cfg.get("dps")
+    return (tuya.REFRESH_DPS if r is None else bytes(r),
+            None if d is None else bytes(int(k) for k in d))
+
+
 class ConnLost(Exception):
     pass
 
@@ -190,11 +198,8 @@ class Plug:
         # None), each as bytes (one DP id 1-255 per byte). Without one the class default
         # None stands in: an instance attribute more would grow every plug's attribute table
         # (17 -> 23 slots).
-        r = cfg.get("refresh")
-        d = cfg.get("dps")
-        if r is not None or d is not None:
-            self.prof = (tuya.REFRESH_DPS if r is None else bytes(r),
-                         None if d is None else bytes(int(k) for k in d))
+        if "refresh" in cfg or "dps" in cfg:
+            self.prof = _profile(cfg)
         self.online = False
         self.ts = None
         self._buf = bytearray(_BUF_SIZE)
@@ -308,6 +313,12 @@ class Plug:
             self._t[_RETRY_AT] = time.ticks_ms()
             self._t[_EARLY] = 0
             self._drop("host changed")
+
+    def set_profile(self, cfg):
+        """Take the profile of plug record `cfg` (its "refresh"/"dps", checked by the caller;
+        both absent: the defaults) without reconnecting; the next tick sends the new refresh."""
+        self.prof = _profile(cfg) if "refresh" in cfg or "dps" in cfg else None
+        self._t[_REFRESH_AT] = time.ticks_ms()
 
     def _drop(self, why):
         log.info("plug", "%s dropping connection: %s" % (self.id, why))

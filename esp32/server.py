@@ -369,7 +369,7 @@ class Server:
                 finally:
                     hubtime = None
                     board.unload("hubtime")
-            elif t == "add" or t == "remove" or t == "host":
+            elif t == "add" or t == "remove" or t == "host" or t == "profile":
                 try:
                     import plugadmin
 
@@ -377,6 +377,9 @@ class Server:
                         c.send(_ok(rid, plugadmin.add(self.hub, msg.get("plug"))))
                     elif t == "remove":
                         self._spawn(c, rid, plugadmin.remove(self.hub, msg.get("id")))
+                    elif t == "profile":
+                        c.send(_ok(rid, plugadmin.profile(self.hub, msg.get("id"),
+                                                          msg.get("refresh"), msg.get("dps"))))
                     else:
                         c.send(_ok(rid, plugadmin.move(self.hub, msg.get("id"), msg.get("host"))))
                 finally:

@@ -153,9 +153,20 @@ async def add_hub(hass: HomeAssistant, hub: HubProcess) -> MockConfigEntry:
     result = await hass.config_entries.flow.async_configure(result["flow_id"], hub_input(hub))
     assert result["type"] is FlowResultType.CREATE_ENTRY
     entry: MockConfigEntry = result["result"]
+    await wait_detected(hass, entry)
     await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
     await wait_for_state(hass, "switch.hub_plug_1", "on", within=10)
     return entry
+
+
+async def wait_detected(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Wait until the plugs the hub had are detected (their subentries were made from its
+    inventory, ``detect_pending``) and the entry has reloaded with their profiles."""
+    await wait_until(
+        lambda: all("detect_pending" not in s.data for s in entry.subentries.values()), 20
+    )
+    await hass.async_block_till_done()
+    await wait_until(lambda: entry.state is ConfigEntryState.LOADED, 15)
 
 
 async def test_hub_flow_errors_then_plugs_as_devices(
@@ -181,6 +192,7 @@ async def test_hub_flow_errors_then_plugs_as_devices(
     assert sorted((s.unique_id, s.title) for s in entry.subentries.values()) == [
         (p.device_id, f"Hub plug {i}") for i, p in enumerate(plugs)
     ]
+    await wait_detected(hass, entry)
     await wait_for_state(hass, "switch.hub_plug_0", "on", within=10)
     registry = dr.async_get(hass)
     hub_device = registry.async_get_device_by_identifier((DOMAIN, HUB_ID), entry.entry_id)

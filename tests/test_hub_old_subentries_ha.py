@@ -10,6 +10,7 @@ user picked is never touched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,11 @@ from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.tuya_local_esp.const import DOMAIN
-from custom_components.tuya_local_esp.hub_coordinator import HubCoordinator, never_detected
+from custom_components.tuya_local_esp.hub_coordinator import (
+    HubCoordinator,
+    hub_profile_lists,
+    never_detected,
+)
 from custom_components.tuya_local_esp.profiles import Profile, builtin_profile
 from tuya_sim import SimulatedPlug
 
@@ -198,10 +203,14 @@ async def test_an_old_strip_gets_all_outlets_and_a_picked_layout_is_kept(
     # the old entities are the same registry entries (history, Energy dashboard)
     for platform, key, _ in OLD_ENTITIES:
         assert eid(hass, platform, STRIP_ID, key) == old_ids[key]
-    # the hub keeps its lists (giving it the profile's needs the local key): 18-20 as before
+    # the hub was given the profile's lists (the `profile` request: no local key needed)
     inventory = coordinator(entry).client.inventory
     assert inventory is not None
-    assert inventory.plugs[STRIP_ID].refresh == (18, 19, 20)
+    assert list(inventory.plugs[STRIP_ID].refresh or ()) == hub_profile_lists(profile)[0]
+    stored = {p["id"]: p for p in json.loads(hub.plugs_path.read_text())["plugs"]}
+    assert stored[STRIP_ID]["refresh"] == hub_profile_lists(profile)[0]
+    assert stored[STRIP_ID]["dps"] == hub_profile_lists(profile)[1]
+    assert "refresh" not in stored[PICKED_ID]  # a picked layout: the hub is left alone
 
     # the picked layout was not touched: not marked, not detected, and it is what is used
     assert sub_data(entry, PICKED_ID) == picked_before
@@ -319,6 +328,59 @@ async def test_an_old_plug_offline_at_start_up_is_detected_when_it_first_reports
     finally:
         hub.stop()
         hub.assert_no_secrets([LOCAL_KEY])
+
+
+QUIET_ID = "bfoldquiet00abcdefghi"
+
+
+@pytest.mark.parametrize(
+    ("layout", "meters"),
+    [
+        ("legacy", {"current": "4", "power": "5", "voltage": "6"}),
+        ("vendor", {"current": "102", "power": "103", "voltage": "104"}),
+    ],
+)
+async def test_an_old_plug_reporting_its_meters_only_when_asked_is_detected_fully(
+    hass: HomeAssistant, tmp_path: Path, layout: str, meters: dict[str, str]
+) -> None:
+    """A plug from before 0.3.0 whose status holds no meters: it reports them only when asked
+    with UPDATEDPS, on DPs the hub's old default list (18/19/20) never asks for. The hub is
+    given every candidate meter to refresh before the detection (`profile` request, no local
+    key), so the layout is detected with its meters, and then the profile's own lists; the
+    power sensor the plug always had reads through them."""
+    plug = sim(QUIET_ID, KEYS[2], layout, power_needs_updatedps=True)
+    for dp in plug.model.refresh_dps:  # nothing metered until asked
+        del plug.model.dps[dp]
+    async with plug:
+        hub = HubProcess(tmp_path, plugs=[plug_record(plug, "Quiet plug")])
+        await hub.start()
+        try:
+            entry = old_entry(hub, [old_subentry(QUIET_ID, "Quiet plug")])
+            entry.add_to_hass(hass)
+            register_old_entities(hass, entry, QUIET_ID)
+            power = eid(hass, "sensor", QUIET_ID, "power")
+            await set_up_hub_entry(hass, entry)
+            await wait_until(lambda: "profile" in sub_data(entry, QUIET_ID), within=30)
+            await hass.async_block_till_done()  # reloaded with the detected entities
+            data = sub_data(entry, QUIET_ID)
+            assert "detect_pending" not in data
+            assert data["unmatched_dps"] == []
+            profile = Profile.from_wire(data["profile"])
+            assert profile.name == layout
+            assert {r: m.dp for r, m in profile.meters.items() if r != "energy"} == meters
+            refresh, dps = hub_profile_lists(profile)
+            await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
+            inventory = coordinator(entry).client.inventory
+            assert inventory is not None
+            assert list(inventory.plugs[QUIET_ID].refresh or ()) == refresh
+            stored = json.loads(hub.plugs_path.read_text())["plugs"][0]
+            assert (stored["refresh"], stored["dps"]) == (refresh, dps)
+            assert eid(hass, "sensor", QUIET_ID, "power") == power
+            await wait_state(hass, power, lambda s: s.state == "100.0", within=15)
+            assert await hass.config_entries.async_unload(entry.entry_id)
+        finally:
+            hub.stop()
+            hub.assert_no_secrets([KEYS[2]])
 
 
 def test_only_subentries_without_any_profile_state_are_marked() -> None:

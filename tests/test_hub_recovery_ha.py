@@ -23,7 +23,11 @@ from typing import Any
 
 import pytest
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
-from homeassistant.config_entries import ConfigSubentryData
+from homeassistant.config_entries import (
+    SOURCE_RECONFIGURE,
+    ConfigEntryState,
+    ConfigSubentryData,
+)
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, STATE_UNAVAILABLE
 from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -40,6 +44,7 @@ from custom_components.tuya_local_esp.hub import (
     HubTimeoutError,
 )
 from custom_components.tuya_local_esp.hub_coordinator import HubCoordinator
+from custom_components.tuya_local_esp.profiles import CANDIDATE_METERING_DPS
 from tests.faultproxy import FaultProxy
 from tuya_sim import SimulatedPlug
 
@@ -495,3 +500,85 @@ async def test_a_reload_during_shutdown_opens_no_connection(hass: HomeAssistant)
         await coordinator.async_start()  # running again: it connects
         await coordinator.client.wait_connected(10)
         await coordinator.async_shutdown()
+
+
+async def test_a_hub_that_fails_to_store_the_lists_loses_no_plug(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hub refuses the `profile` request (``storage``: its flash write failed,
+    hub-protocol §7.3): a plug waiting for detection is detected all the same (the hub keeps
+    the lists it has, a warning says so), and the plug's reconfigure step shows the error
+    and changes nothing."""
+    plug: dict[str, Any] = {
+        **PLUG,
+        "dps": {"1": True, "18": 435, "19": 1000, "20": 2300},  # no energy: not settled yet
+        "refresh": [18, 19, 20],
+    }
+
+    def refusing(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] == "profile":
+            conn.error(req, "storage", "cannot write plug list")
+        elif req["t"] == "inventory":
+            conn.send(plug)
+            conn.result(req, {k: v for k, v in HELLO.items() if k != "t"})
+        else:
+            answer_all(conn, req)
+
+    async with fake_hub(refusing, hello=lambda _: [plug, HELLO]) as fake:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            unique_id="fake",
+            title="Tuya ESP32 hub fake",
+            version=1,
+            minor_version=3,
+            data={
+                "transport": "hub",
+                "host": "127.0.0.1",
+                "port": fake.port,
+                "secret": FAKE_SECRET.decode(),
+                "hub_id": "fake",
+            },
+            subentries_data=[
+                ConfigSubentryData(
+                    data={"device_id": "p1", "protocol_version": "3.3", "detect_pending": True},
+                    subentry_type="plug",
+                    title="Desk lamp",
+                    unique_id="p1",
+                )
+            ],
+        )
+        await set_up(hass, entry)
+        sub = next(iter(entry.subentries.values()))
+        await wait_until(lambda: "profile" in entry.subentries[sub.subentry_id].data, within=20)
+        await hass.async_block_till_done()
+        data = dict(entry.subentries[sub.subentry_id].data)
+        assert "detect_pending" not in data
+        assert data["profile"]["name"] == "standard"
+        tried = [r for r in fake.requests if r["t"] == "profile"]
+        assert [r.get("refresh") for r in tried] == [list(CANDIDATE_METERING_DPS), [18, 19, 20]]
+        assert caplog.text.count("did not take the lists of plug p1: storage") == 2
+
+        await wait_until(lambda: entry.state is ConfigEntryState.LOADED, within=15)
+        result = await hass.config_entries.subentries.async_init(
+            (entry.entry_id, "plug"),
+            context={"source": SOURCE_RECONFIGURE, "subentry_id": sub.subentry_id},
+        )
+        result = await hass.config_entries.subentries.async_configure(
+            result["flow_id"],
+            {
+                "name": "Desk lamp",
+                "host": "127.0.0.1",
+                "protocol_version": "3_3",
+                "port": 6668,
+                "layout": "vendor",
+                "outlets": 1,
+                "usb": False,
+                "power_divisor": "10",
+                "voltage_divisor": "10",
+            },
+        )
+        assert result["errors"] == {"base": "cannot_connect"}
+        assert fake.requests[-1]["t"] == "profile"
+        assert fake.requests[-1]["refresh"] == [101, 102, 103, 104]
+        assert dict(entry.subentries[sub.subentry_id].data) == data
+        assert await hass.config_entries.async_unload(entry.entry_id)

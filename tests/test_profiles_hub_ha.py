@@ -6,6 +6,8 @@ profile's entities; switching, scaling and an extra work through the hub."""
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +41,7 @@ from tuya_sim.profiles import Profile as SimProfile
 
 from .conftest import DEVICE_ID, LOCAL_KEY, wait_until
 from .faultproxy import FaultProxy
-from .firmware.conftest import HubProcess, free_port
+from .firmware.conftest import ESP32, HubProcess, free_port
 from .test_hub_ha import hub_entry, start_add_plug, start_reconfigure_plug
 from .test_profiles_ha import CASES, ODD, Case, call, entity_id, platform_of, wait_state
 
@@ -187,6 +189,8 @@ async def test_profile_through_the_hub(hass: HomeAssistant, hub: HubProcess, nam
             assert hub_refresh(entry) == profile.refresh_dps()
             assert stored["refresh"] == list(profile.refresh_dps())
             assert stored["dps"] == sorted(profile.dp_ids(), key=int)
+            # (given with the `profile` request: the plug was not re-added)
+            assert sim.stats.accepted == 1
 
         # exactly the profile's entities, on the plug's device under the hub
         assert plug_keys(hass, entry, sub) == set(case.keys)
@@ -339,7 +343,8 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
     hass: HomeAssistant, hub: HubProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Added while it is off: the hub keeps it with the candidate lists and the subentry waits;
-    once the plug answers its profile is detected and the entry reloads with its entities."""
+    once the plug answers its profile is detected, the hub is given the profile's lists (no
+    local key, on the same connection) and the entry reloads with its entities."""
     monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)
     entry = await hub_with_no_plugs(hass, hub)
     port = free_port()
@@ -366,10 +371,14 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
         power = entity_id(hass, "sensor", "power")
         await wait_state(hass, power, lambda s: s.state == "100.0", within=15)
 
-        # the hub keeps the candidate lists until the local key is given again: a new name
-        # alone needs no key, saving the form with the key gives the hub the profile's lists
+        # the hub has the profile's lists (`profile` request), stored on its flash
         await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
-        assert hub_refresh(entry) == CANDIDATE_METERING_DPS
+        assert hub_refresh(entry) == (20, 21, 22, 23)
+        stored = json.loads(hub.plugs_path.read_text())["plugs"][0]
+        assert stored["refresh"] == [20, 21, 22, 23]
+        assert stored["dps"] == hub_profile_lists(Profile.from_wire(sub.data["profile"]))[1]
+        assert sim.stats.accepted == 1  # given without reconnecting
+        # a new name alone needs no key; saving the form with the key re-adds the plug
         change = {"name": "Heater", "host": "127.0.0.1", "protocol_version": "3_3", "port": port}
         result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
         result = await hass.config_entries.subentries.async_configure(result["flow_id"], change)
@@ -392,8 +401,8 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
 ) -> None:
     """Unknown meters behind the hub: switch only, the repair issue, and the hub keeps asking for
     every candidate meter; the plug's reconfigure step picks a layout (the hub is given its
-    lists, so the local key is needed), then divisors alone (no key); "detected" removes the
-    choice again."""
+    lists with the `profile` request: no local key, no reconnection), then divisors alone;
+    "detected" removes the choice again (the hub back on the candidate lists)."""
     entry = await hub_with_no_plugs(hass, hub)
     async with SimulatedPlug(
         device_id=DEVICE_ID, local_key=LOCAL_KEY, version="3.3", dps={"1": True}, profile=ODD
@@ -437,10 +446,8 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         result = await configure(result["flow_id"], form)
         assert result["errors"] == {"base": "invalid_layout"}
         form["layout"] = "vendor"
+        connections = sim.stats.accepted
         result = await configure(result["flow_id"], form)
-        assert result["errors"] == {"local_key": "key_required_layout"}
-        assert "picked_profile" not in plug_sub(entry).data
-        result = await configure(result["flow_id"], {**form, "local_key": LOCAL_KEY})
         assert result["type"] is FlowResultType.ABORT
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
@@ -451,6 +458,7 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         await wait_until(lambda: coordinator(entry).plug_online(DEVICE_ID), within=15)
         assert coordinator(entry).plug_profile(DEVICE_ID) == picked
         assert hub_refresh(entry) == (101, 102, 103, 104)
+        assert sim.stats.accepted == connections
         assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
         assert plug_keys(hass, entry, sub) == {
             "switch",
@@ -476,11 +484,9 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         assert picked.power is not None
         assert repicked == replace(picked, power=replace(picked.power, divisor=1))
 
-        # back to the detected layout: the hub is given its lists again (key), issue back
+        # back to the detected layout: the hub is given its lists again, issue back
         result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
-        result = await configure(
-            result["flow_id"], {**form, "layout": "detected", "local_key": LOCAL_KEY}
-        )
+        result = await configure(result["flow_id"], {**form, "layout": "detected"})
         assert result["reason"] == "reconfigure_successful"
         await hass.async_block_till_done()
         assert "picked_profile" not in plug_sub(entry).data
@@ -550,3 +556,102 @@ async def test_a_local_key_the_plug_refuses_is_an_error_in_the_add_form(
             result["flow_id"], plug_form(sim)
         )
         assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+class FirmwareWithoutProfile(HubProcess):
+    """The firmware as 0.2.0 was for this purpose: a copy of ``esp32/`` whose request dispatch
+    does not know `profile`, so it answers `unknown_type` (hub-protocol §7.3, §10)."""
+
+    def _firmware_dir(self) -> Path:
+        fw = self.workdir / "fw-no-profile"
+        if not fw.exists():
+            shutil.copytree(ESP32, fw)
+            server = fw / "server.py"
+            text = server.read_text()
+            patched = text.replace(' or t == "profile"', "")
+            assert patched != text
+            server.write_text(patched)
+        return fw
+
+
+@pytest.fixture
+async def old_hub(tmp_path: Path) -> AsyncIterator[HubProcess]:
+    proc = FirmwareWithoutProfile(tmp_path)
+    await proc.start()
+    yield proc
+    proc.stop()
+    proc.assert_no_secrets([LOCAL_KEY])
+
+
+async def test_a_hub_without_the_profile_request_gets_the_lists_with_the_key(
+    hass: HomeAssistant, old_hub: HubProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A firmware that answers `profile` with `unknown_type`: adding a plug gives the hub the
+    profile's lists by removing and adding it again; a layout change in the plug's
+    reconfigure step needs the local key (the plug is re-added), as before 0.2.1."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.tuya_local_esp")
+    entry = await hub_with_no_plugs(hass, old_hub)
+    async with plug_sim(profile="legacy") as sim:
+        sub = await add_plug(hass, entry, sim)
+        profile = Profile.from_wire(sub.data["profile"])
+        assert profile.name == "legacy"
+        assert hub_refresh(entry) == profile.refresh_dps()
+        assert sim.stats.accepted == 2  # removed and added again
+        assert "has no profile request" in caplog.text
+
+        configure = hass.config_entries.subentries.async_configure
+        form = {
+            "name": NAME,
+            "host": "127.0.0.1",
+            "protocol_version": "3_3",
+            "port": sim.port,
+            "layout": "vendor",
+            "outlets": 1,
+            "usb": False,
+            "power_divisor": "10",
+            "voltage_divisor": "10",
+        }
+        result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
+        result = await configure(result["flow_id"], form)
+        assert result["errors"] == {"local_key": "key_required_layout"}
+        assert "picked_profile" not in plug_sub(entry).data
+        assert hub_refresh(entry) == profile.refresh_dps()
+        result = await configure(result["flow_id"], {**form, "local_key": LOCAL_KEY})
+        assert result["reason"] == "reconfigure_successful"
+        await hass.async_block_till_done()
+        await wait_until(lambda: coordinator(entry).plug_online(DEVICE_ID), within=15)
+        assert hub_refresh(entry) == (101, 102, 103, 104)
+        assert Profile.from_wire(plug_sub(entry).data["picked_profile"]).name == "vendor"
+    assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_hub_without_the_profile_request_keeps_a_pending_plugs_lists(
+    hass: HomeAssistant,
+    old_hub: HubProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A plug added while off, behind a firmware without `profile`: it is detected when it
+    answers, without an error, and the hub keeps the candidate lists (as before 0.2.1)."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.tuya_local_esp")
+    monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)
+    entry = await hub_with_no_plugs(hass, old_hub)
+    port = free_port()
+    sim = plug_sim(port=port, profile="inwall")
+    result = await start_add_plug(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], plug_form(sim, port=port)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert plug_sub(entry).data["detect_pending"] is True
+    async with sim:
+        await wait_until(lambda: "profile" in plug_sub(entry).data, within=20)
+        await hass.async_block_till_done()
+        assert Profile.from_wire(plug_sub(entry).data["profile"]).name == "inwall"
+        await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
+        assert hub_refresh(entry) == CANDIDATE_METERING_DPS
+        assert sim.stats.accepted == 1
+        assert "has no profile request" in caplog.text
+        assert "did not take the lists" not in caplog.text
+    assert await hass.config_entries.async_unload(entry.entry_id)

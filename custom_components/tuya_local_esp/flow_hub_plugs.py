@@ -160,7 +160,9 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
         ``host`` request; a new local key or version re-adds the plug on the hub (it has no
         "change" request), which needs the local key: the hub never reveals the stored one.
         A layout picked here wins over the detected one (``picked_profile`` in the subentry);
-        when it changes the DPs the hub refreshes, the plug is re-added too (local key needed).
+        when it changes the DPs the hub refreshes, the hub is given the new lists with its
+        ``profile`` request (hub-protocol §7.3), or, by a firmware without it (0.2.0), the
+        plug is re-added (local key needed: ``key_required_layout``).
         Outlet names (comma separated, blank keeps "Outlet n") go to the subentry's
         ``outlet_names``, as a direct plug's go to its options; they need nothing from the hub.
         """
@@ -206,10 +208,13 @@ class HubPlugSubentryFlow(ConfigSubentryFlow):
                     )
                 elif version != subentry.data[CONF_PROTOCOL_VERSION]:
                     raise PlugManagementError("key_required")
-                elif lists_change:
-                    raise PlugManagementError("key_required_layout")
-                elif state is None or state.host != host:
-                    await hub.async_set_plug_host(device_id, host)
+                else:
+                    # the lists without the key (the hub's `profile` request); a firmware
+                    # without it (0.2.0) gets them only with the plug again, local key and all
+                    if lists_change and not await hub.async_set_plug_profile(device_id, for_hub):
+                        raise PlugManagementError("key_required_layout")
+                    if state is None or state.host != host:
+                        await hub.async_set_plug_host(device_id, host)
             except PlugManagementError as err:
                 errors[CONF_LOCAL_KEY if err.reason in _KEY_ERRORS else "base"] = err.reason
             else:

@@ -10,16 +10,20 @@ client (the plug's ``fault``, hub-protocol §7.1) gets a repair issue while the 
 Each plug's profile (``profiles``) is stored in its config subentry, as a direct plug's is in its
 entry: :meth:`HubCoordinator.async_add_plug_detected` gives the hub a new plug with every
 candidate metering DP to refresh, detects the profile (``profiles.detect``) from the DPS the hub
-reports for it, and gives the plug again with the profile's ``refresh`` and ``dps`` lists
-(hub-protocol §7.3). A plug that does not answer while it is added is detected when it first
-does (:data:`CONF_DETECT_PENDING`). A layout picked by the user (:data:`CONF_PICKED_PROFILE`,
-the plug's reconfigure step) wins and is never changed automatically.
+reports for it, and gives the hub the profile's ``refresh`` and ``dps`` lists with the
+``profile`` request (hub-protocol §7.3, firmware 0.2.1; an older firmware gets the plug again
+with ``remove`` + ``add``). A plug that does not answer while it is added, or whose subentry
+dates from before profiles, is detected when it first does (:data:`CONF_DETECT_PENDING`), with
+the candidate lists given to the hub first. A layout picked by the user
+(:data:`CONF_PICKED_PROFILE`, the plug's reconfigure step) wins and is never changed
+automatically.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -373,11 +377,17 @@ class HubCoordinator(PlugCoordinator):
 
         Runs once the hub reports the plug online with DPS: a plug added while it did not
         answer, or one whose subentry dates from before profiles (migration to 1.3). The hub
-        keeps the lists it has (every candidate metering DP for the former, its default
-        ``[18,19,20]`` for the latter, hub-protocol §7.3): giving it the
-        profile's lists needs the plug's local key, which only the user has (the plug's
-        reconfigure step). A layout the user picked stays in the subentry and wins.
+        is first given every candidate metering DP to refresh (:func:`hub_profile_lists`,
+        hub-protocol §7.3 ``profile``), so that a plug reporting its meters only when asked
+        shows them, and after the detection the lists of the plug's profile (a layout the
+        user picked stays in the subentry and wins; a plug that matched no layout keeps the
+        candidates). A firmware without the ``profile`` request (0.2.0) keeps the lists it
+        has (the candidates for the former, ``[18,19,20]`` for the latter): changing them
+        there needs the plug's local key (its reconfigure step).
         """
+        profiles = _complete(detect_profile(dict(self.plug_dps(device_id)))) or (
+            await self._async_set_hub_lists(device_id, None)
+        )  # (a status that settles the profile needs no candidate refresh)
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
         sub = plug_subentry_of(self.config_entry, device_id)
@@ -391,6 +401,10 @@ class HubCoordinator(PlugCoordinator):
             detection.profile.name if detection.profile else "no",
         )
         data = {k: v for k, v in sub.data.items() if k != CONF_DETECT_PENDING}
+        picked = subentry_profile({CONF_PICKED_PROFILE: data.get(CONF_PICKED_PROFILE)}, sub.title)
+        use = picked or (detection.profile if detection.matched else None)
+        if profiles and use is not None:
+            await self._async_set_hub_lists(device_id, use)
         self.hass.config_entries.async_update_subentry(
             entry, sub, data={**data, **detection_data(detection)}
         )
@@ -409,8 +423,8 @@ class HubCoordinator(PlugCoordinator):
 
         E.g. its meters answered only a later UPDATEDPS (the first one was lost). A new
         detection that matches a layout is stored in the subentry (the entry reloads; the hub
-        keeps the candidate lists until the plug's local key is given again). Never for a
-        picked layout.
+        keeps the candidate lists, which hold the profile's meters). Never for a picked
+        layout.
         """
         if device_id not in self._redetect:
             return
@@ -595,10 +609,11 @@ class HubCoordinator(PlugCoordinator):
         )
 
     async def async_add_plug_detected(self, plug: NewPlug) -> dict[str, Any]:
-        """Give the hub a new plug, detect its profile, give it again with the profile's lists.
+        """Give the hub a new plug, detect its profile, give the hub the profile's lists.
 
-        The hub has no "change" request and refuses ``add`` for a plug it has (``exists``,
-        hub-protocol §6, §7.3): the plug is removed and added again. A plug that does not
+        The lists go with the ``profile`` request (hub-protocol §7.3); a firmware without it
+        (``unknown_type``, before 0.2.1) refuses ``add`` for a plug it has (``exists``, §6):
+        there the plug is removed and added again. A plug that does not
         answer within :data:`DETECT_ONLINE_S` stays on the hub with the candidate lists and is
         detected when it first answers.
 
@@ -635,7 +650,11 @@ class HubCoordinator(PlugCoordinator):
             detection.profile.name if detection.profile else "no",
             f" ({'; '.join(detection.notes)})" if detection.notes else "",
         )
-        if detection.profile is not None and detection.matched:
+        if (
+            detection.profile is not None
+            and detection.matched
+            and not await self._async_set_hub_lists(plug.device_id, detection.profile)
+        ):
             await self.async_remove_plug(plug.device_id)
             try:
                 await self.async_add_plug(plug, detection.profile)
@@ -644,6 +663,56 @@ class HubCoordinator(PlugCoordinator):
         # unmatched: the hub keeps asking for every candidate meter (a lost UPDATEDPS, a plug
         # that reports its meters late); when one shows up the plug is detected again
         return detection_data(detection)
+
+    async def async_set_plug_profile(self, device_id: str, profile: Profile | None) -> bool:
+        """Give the hub the plug's lists for ``profile`` without its local key.
+
+        The ``profile`` request (hub-protocol §7.3) with :func:`hub_profile_lists` (None: the
+        candidate lists of a plug being detected); the hub uses them at once, without
+        reconnecting to the plug. Returns False when the hub's firmware does not know the
+        request (``unknown_type``, firmware before 0.2.1): nothing changed, and the caller
+        falls back to re-adding the plug with its local key.
+
+        Raises:
+            PlugManagementError: as :meth:`async_add_plug` (``cannot_connect`` for an unknown
+                plug too).
+
+        """
+        refresh, dps = hub_profile_lists(profile)
+        try:
+            # (the hub's `plug` push, before its result, updates the inventory)
+            await self._manage(
+                self.client.set_plug_profile(device_id, refresh, dps), refresh_inventory=False
+            )
+        except PlugManagementError as err:
+            cause = err.__cause__
+            if isinstance(cause, HubCommandError) and cause.code == "unknown_type":
+                LOGGER.debug(
+                    "Hub %s (firmware %s) has no profile request", self.hub_id, self.firmware
+                )
+                return False
+            raise
+        return True
+
+    async def _async_set_hub_lists(self, device_id: str, profile: Profile | None) -> bool:
+        """:meth:`async_set_plug_profile`, a failure logged (the same lists change nothing).
+
+        Returns False when the hub does not know the request (the caller stops asking).
+        """
+        try:
+            return await self.async_set_plug_profile(device_id, profile)
+        except PlugManagementError as err:
+            # (the hub goes on with the lists it has: those of a plug being detected ask for
+            # every candidate meter, the profile's among them). Not connected: the entry is
+            # reloading (another plug's detection) or the hub went away
+            LOGGER.log(
+                logging.WARNING if self.client.connected else logging.DEBUG,
+                "Hub %s did not take the lists of plug %s: %s",
+                self.hub_id,
+                device_id,
+                err,
+            )
+            return True
 
     async def async_remove_plug(self, device_id: str) -> None:
         """Remove a plug from the hub, then read the inventory again.
@@ -685,13 +754,16 @@ class HubCoordinator(PlugCoordinator):
         """
         await self._manage(self.client.set_plug_host(device_id, host))
 
-    async def _manage(self, request: Coroutine[Any, Any, None]) -> None:
+    async def _manage(
+        self, request: Coroutine[Any, Any, None], *, refresh_inventory: bool = True
+    ) -> None:
         if not self.client.connected:
             request.close()
             raise PlugManagementError("cannot_connect", "the hub is not connected")
         try:
             await request
-            await self.async_refresh_inventory()
+            if refresh_inventory:
+                await self.async_refresh_inventory()
         except HubCommandError as err:
             raise PlugManagementError(
                 _HUB_ERRORS.get(err.code, "cannot_connect"), err.code

@@ -519,6 +519,55 @@ async def test_set_plug_host() -> None:
             await client.set_plug_host("p1", "192.0.2.77")
 
 
+async def test_set_plug_profile() -> None:
+    """The `profile` request (hub-protocol §7.3): its members, the `plug` push before the
+    result, absent lists left out, and the hub's error codes (an older firmware's
+    `unknown_type` among them) as HubCommandError, the connection kept."""
+    known = {"on": True}
+
+    def responder(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] != "profile":
+            answer_all(conn, req)
+        elif not known["on"]:
+            conn.error(req, "unknown_type", "unknown message type")
+        elif req["id"] != "p1":
+            conn.error(req, "unknown_device")
+        else:
+            conn.send({**PLUG, "refresh": req.get("refresh", [18, 19, 20])})
+            conn.result(req, {"id": req["id"]})
+
+    async with fake_hub(responder) as hub:
+        client = HubClient("127.0.0.1", hub.port, SECRET, timeout=2)
+        try:
+            await client.connect()
+            await client.set_plug_profile("p1", (4, 5, 6), ["1", "4"])
+            req = hub.requests[-1]
+            assert req == {
+                "t": "profile",
+                "rid": req["rid"],
+                "id": "p1",
+                "refresh": [4, 5, 6],
+                "dps": ["1", "4"],
+            }
+            assert client.inventory is not None
+            assert client.inventory.plugs["p1"].refresh == (4, 5, 6)
+            await client.set_plug_profile("p1", None, None)
+            assert set(hub.requests[-1]) == {"t", "rid", "id"}
+            assert client.inventory.plugs["p1"].refresh == (18, 19, 20)
+            with pytest.raises(HubCommandError) as err:
+                await client.set_plug_profile("nope", [], None)
+            assert err.value.code == "unknown_device"
+            known["on"] = False
+            with pytest.raises(HubCommandError) as err:
+                await client.set_plug_profile("p1", [4], None)
+            assert err.value.code == "unknown_type"
+            assert client.connected
+        finally:
+            await client.close()
+        with pytest.raises(HubConnectionError):
+            await client.set_plug_profile("p1", [4], None)
+
+
 async def test_malformed_health_and_set_replies_end_the_connection() -> None:
     replies = {"health": {"heap_free": 1, "uptime_s": 2}, "set": {"id": "p1", "dps": [1]}}
 

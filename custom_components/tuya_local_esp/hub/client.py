@@ -545,6 +545,31 @@ class HubClient:
         """
         await self.request("host", parse_reply_object, id=device_id, host=host)
 
+    async def set_plug_profile(
+        self,
+        device_id: str,
+        refresh: Sequence[int] | None,
+        dps: Sequence[str] | None,
+    ) -> None:
+        """Give plug ``device_id`` a new profile without its local key (``profile``, §7.3).
+
+        The lists are those of :meth:`add_plug`: ``refresh``, the DP ids (ints 1…255, at most
+        32) the hub re-requests with UPDATEDPS (spec §2.9; ``None``: the hub's default 18, 19,
+        20; empty: none), and ``dps``, every DP id (decimal strings) the profile uses, which
+        the hub queries on a "device22" plug (spec §2.10; ``None``: the hub's default). The
+        hub stores them on its flash and uses them at once without reconnecting to the plug
+        (firmware 0.2.1 and later); the same lists change nothing. Raises
+        :class:`HubCommandError` (``unknown_device``, ``bad_request`` for a malformed list,
+        ``storage``, ``unknown_type`` from a firmware without this request),
+        :class:`HubTimeoutError`, :class:`HubConnectionError`.
+        """
+        fields: dict[str, Any] = {}
+        if refresh is not None:
+            fields["refresh"] = list(refresh)
+        if dps is not None:
+            fields["dps"] = list(dps)
+        await self.request("profile", parse_reply_object, id=device_id, **fields)
+
     async def sync_time(self, now: int | None = None) -> HubTime:
         """Give the hub our clock now (``time`` request, §7.3); return its clock and source.
 
