@@ -256,15 +256,6 @@ class HubCoordinator(PlugCoordinator):
         self._online: dict[str, bool] = {}
         #: Each faulty plug's fault as the hub last reported it (fine plugs are absent).
         self.faults: dict[str, str] = {}
-        #: Plugs whose fault repair issue may exist: raised by this coordinator, or left by an
-        #: earlier load of the entry (found once here), so a plug reported fine costs no
-        #: issue registry work at each push.
-        prefix = self._fault_issue_id("")
-        self._fault_issues: set[str] = {
-            issue_id.removeprefix(prefix)
-            for domain, issue_id in ir.async_get(hass).issues
-            if domain == DOMAIN and issue_id.startswith(prefix)
-        }
         #: A reauth check was started for the hub's refused secret (until it connects again).
         self._auth_check_requested = False
         #: Plugs being added or re-added by a subentry flow: the flow creates or keeps their
@@ -385,9 +376,11 @@ class HubCoordinator(PlugCoordinator):
         has (the candidates for the former, ``[18,19,20]`` for the latter): changing them
         there needs the plug's local key (its reconfigure step).
         """
-        profiles = _complete(detect_profile(dict(self.plug_dps(device_id)))) or (
+        # a status that settles the profile needs no candidate refresh; False: the hub's
+        # firmware has no `profile` request
+        takes_lists = _complete(detect_profile(dict(self.plug_dps(device_id)))) or (
             await self._async_set_hub_lists(device_id, None)
-        )  # (a status that settles the profile needs no candidate refresh)
+        )
         detection = await self._async_detect(device_id, DETECT_ONLINE_S)
         entry = self.config_entry
         sub = plug_subentry_of(self.config_entry, device_id)
@@ -403,7 +396,7 @@ class HubCoordinator(PlugCoordinator):
         data = {k: v for k, v in sub.data.items() if k != CONF_DETECT_PENDING}
         picked = subentry_profile({CONF_PICKED_PROFILE: data.get(CONF_PICKED_PROFILE)}, sub.title)
         use = picked or (detection.profile if detection.matched else None)
-        if profiles and use is not None:
+        if takes_lists and use is not None:
             await self._async_set_hub_lists(device_id, use)
         self.hass.config_entries.async_update_subentry(
             entry, sub, data={**data, **detection_data(detection)}
@@ -931,12 +924,10 @@ class HubCoordinator(PlugCoordinator):
         issue_id = self._fault_issue_id(device_id)
         translation_key = FAULT_ISSUES.get(fault or "")
         if translation_key is None:
-            # also one an earlier load raised (a reload starts with no faults known)
-            if device_id in self._fault_issues:
-                self._fault_issues.discard(device_id)
-                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+            # also one an earlier load raised (a reload starts with no faults known); the
+            # registry's own lookup: deleting an issue that does not exist does nothing
+            ir.async_delete_issue(self.hass, DOMAIN, issue_id)
             return
-        self._fault_issues.add(device_id)
         inventory = self.client.inventory
         plug = inventory.plugs.get(device_id) if inventory is not None else None
         info = self.plugs.get(device_id)
