@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,14 +87,36 @@ def hub_input(hub: HubProcess, **overrides: Any) -> dict[str, Any]:
     return {"host": "127.0.0.1", "port": hub.port, "secret": SECRET, **overrides}
 
 
-def hub_entry(hub: HubProcess, plugs: list[dict[str, str]]) -> MockConfigEntry:
-    """A hub entry as the flow creates it, with one subentry per ``{"id", "name", "ver"}``."""
+def hub_plug_subentry(
+    device_id: str, name: str, version: str = "3.3", **data: Any
+) -> ConfigSubentryData:
+    """A hub plug's subentry: device id and protocol version (as 0.2.x stored it), ``data``."""
+    return ConfigSubentryData(
+        data={"device_id": device_id, "protocol_version": version, **data},
+        subentry_type="plug",
+        title=name,
+        unique_id=device_id,
+    )
+
+
+def hub_entry(
+    hub: HubProcess,
+    plugs: list[dict[str, str]],
+    *,
+    minor_version: int = 3,
+    subentries: Sequence[ConfigSubentryData] = (),
+) -> MockConfigEntry:
+    """A hub entry as the flow creates it, with one subentry per ``{"id", "name", "ver"}``.
+
+    ``minor_version``: an older entry's (Home Assistant migrates it at set-up);
+    ``subentries``: further plug subentries as given.
+    """
     return MockConfigEntry(
         domain=DOMAIN,
         unique_id=HUB_ID,
         title="Tuya ESP32 hub testhub",
         version=1,
-        minor_version=3,
+        minor_version=minor_version,
         data={
             "transport": "hub",
             "host": "127.0.0.1",
@@ -103,13 +125,8 @@ def hub_entry(hub: HubProcess, plugs: list[dict[str, str]]) -> MockConfigEntry:
             "hub_id": HUB_ID,
         },
         subentries_data=[
-            ConfigSubentryData(
-                data={"device_id": p["id"], "protocol_version": p["ver"]},
-                subentry_type="plug",
-                title=p["name"],
-                unique_id=p["id"],
-            )
-            for p in plugs
+            *(hub_plug_subentry(p["id"], p["name"], p["ver"]) for p in plugs),
+            *subentries,
         ],
     )
 

@@ -33,10 +33,15 @@ from custom_components.tuya_local_esp.profiles import Profile, builtin_profile
 from tuya_sim import SimulatedPlug
 
 from .conftest import LOCAL_KEY, wait_until
-from .firmware.conftest import KEYS, SECRET, HubProcess, free_port, plug_record
-from .test_hub_ha import HUB_ID, set_up_hub_entry, start_reconfigure_plug
+from .firmware.conftest import KEYS, HubProcess, free_port, plug_record
+from .test_hub_ha import (
+    hub_entry,
+    hub_plug_subentry,
+    set_up_hub_entry,
+    start_reconfigure_plug,
+)
 from .test_profiles_ha import CASES, call, wait_state
-from .test_profiles_hub_ha import number
+from .test_profiles_hub_ha import assert_layout_fields, number
 
 STRIP_ID = "bfoldstrip0abcdefghij"
 PICKED_ID = "bfoldpicked0abcdefghi"
@@ -68,31 +73,7 @@ def sim(device_id: str, key: str, profile: str, **kw: Any) -> SimulatedPlug:
 
 def old_entry(hub: HubProcess, subentries: list[ConfigSubentryData]) -> MockConfigEntry:
     """A hub entry of version 1.2, as integration 0.2.x left it."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=HUB_ID,
-        title="Tuya ESP32 hub testhub",
-        version=1,
-        minor_version=2,
-        data={
-            "transport": "hub",
-            "host": "127.0.0.1",
-            "port": hub.port,
-            "secret": SECRET,
-            "hub_id": HUB_ID,
-        },
-        subentries_data=subentries,
-    )
-
-
-def old_subentry(device_id: str, name: str, **data: Any) -> ConfigSubentryData:
-    """A plug subentry as 0.2.x stored it (device id, version), plus ``data``."""
-    return ConfigSubentryData(
-        data={"device_id": device_id, "protocol_version": "3.3", **data},
-        subentry_type="plug",
-        title=name,
-        unique_id=device_id,
-    )
+    return hub_entry(hub, [], minor_version=2, subentries=subentries)
 
 
 def sub_data(entry: ConfigEntry, device_id: str) -> dict[str, Any]:
@@ -133,6 +114,21 @@ def eid(hass: HomeAssistant, platform: str, device_id: str, key: str) -> str:
     return found
 
 
+async def set_up_old_plug(
+    hass: HomeAssistant, hub: HubProcess, device_id: str, name: str
+) -> tuple[MockConfigEntry, str]:
+    """A 1.2 hub entry with one 0.2.x plug and its entities, set up (migrated to 1.3).
+
+    Returns the entry and the entity id of the plug's power sensor.
+    """
+    entry = old_entry(hub, [hub_plug_subentry(device_id, name)])
+    entry.add_to_hass(hass)
+    register_old_entities(hass, entry, device_id)
+    power = eid(hass, "sensor", device_id, "power")
+    await set_up_hub_entry(hass, entry)
+    return entry, power
+
+
 def coordinator(entry: ConfigEntry) -> HubCoordinator:
     hub: HubCoordinator = entry.runtime_data.hub
     return hub
@@ -169,8 +165,8 @@ async def test_an_old_strip_gets_all_outlets_and_a_picked_layout_is_kept(
     entry = old_entry(
         hub,
         [
-            old_subentry(STRIP_ID, "Old strip"),
-            old_subentry(PICKED_ID, "Picked plug", picked_profile=picked),
+            hub_plug_subentry(STRIP_ID, "Old strip"),
+            hub_plug_subentry(PICKED_ID, "Picked plug", picked_profile=picked),
         ],
     )
     entry.add_to_hass(hass)
@@ -232,15 +228,7 @@ async def test_an_old_strip_gets_all_outlets_and_a_picked_layout_is_kept(
     # outlet names in the reconfigure step, as a direct plug's options have them
     configure = hass.config_entries.subentries.async_configure
     result = await start_reconfigure_plug(hass, entry, sub_id(entry, STRIP_ID))
-    fields = [str(marker) for marker in result["data_schema"].schema]
-    assert fields[fields.index("layout") :] == [
-        "layout",
-        "outlets",
-        "usb",
-        "power_divisor",
-        "voltage_divisor",
-        "outlet_names",
-    ]
+    assert_layout_fields(result)
     form = {
         "name": "Old strip",
         "host": "127.0.0.1",
@@ -299,11 +287,7 @@ async def test_an_old_plug_offline_at_start_up_is_detected_when_it_first_reports
     hub = HubProcess(tmp_path, plugs=[plug_record(plug, "Wall switch")])
     await hub.start()
     try:
-        entry = old_entry(hub, [old_subentry(INWALL_ID, "Wall switch")])
-        entry.add_to_hass(hass)
-        register_old_entities(hass, entry, INWALL_ID)
-        power = eid(hass, "sensor", INWALL_ID, "power")
-        await set_up_hub_entry(hass, entry)
+        entry, power = await set_up_old_plug(hass, hub, INWALL_ID, "Wall switch")
         assert (entry.version, entry.minor_version) == (1, 3)
         assert sub_data(entry, INWALL_ID)["detect_pending"] is True
         await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
@@ -355,11 +339,7 @@ async def test_an_old_plug_reporting_its_meters_only_when_asked_is_detected_full
         hub = HubProcess(tmp_path, plugs=[plug_record(plug, "Quiet plug")])
         await hub.start()
         try:
-            entry = old_entry(hub, [old_subentry(QUIET_ID, "Quiet plug")])
-            entry.add_to_hass(hass)
-            register_old_entities(hass, entry, QUIET_ID)
-            power = eid(hass, "sensor", QUIET_ID, "power")
-            await set_up_hub_entry(hass, entry)
+            entry, power = await set_up_old_plug(hass, hub, QUIET_ID, "Quiet plug")
             await wait_until(lambda: "profile" in sub_data(entry, QUIET_ID), within=30)
             await hass.async_block_till_done()  # reloaded with the detected entities
             data = sub_data(entry, QUIET_ID)

@@ -150,6 +150,41 @@ def hub_refresh(entry: ConfigEntry) -> tuple[int, ...] | None:
     return inventory.plugs[DEVICE_ID].refresh
 
 
+async def add_an_inwall_plug_while_off(
+    hass: HomeAssistant, hub: HubProcess, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ConfigEntry, SimulatedPlug]:
+    """A hub entry with no plugs gets an in-wall plug that is off (not started) while added.
+
+    The subentry is created marked for detection (after a short wait for the plug); returns
+    the entry and the plug, to be started by the caller.
+    """
+    monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)
+    entry = await hub_with_no_plugs(hass, hub)
+    port = free_port()
+    sim = plug_sim(port=port, profile="inwall")
+    result = await start_add_plug(hass, entry)
+    result = await hass.config_entries.subentries.async_configure(
+        result["flow_id"], plug_form(sim, port=port)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert plug_sub(entry).data["detect_pending"] is True
+    return entry, sim
+
+
+def assert_layout_fields(form: Any) -> None:
+    """The layout comes before the fields it governs, as in a direct plug's options form."""
+    fields = [str(marker) for marker in form["data_schema"].schema]
+    assert fields[fields.index("layout") :] == [
+        "layout",
+        "outlets",
+        "usb",
+        "power_divisor",
+        "voltage_divisor",
+        "outlet_names",
+    ]
+
+
 @pytest.mark.parametrize("name", list(HUB_CASES))
 async def test_profile_through_the_hub(hass: HomeAssistant, hub: HubProcess, name: str) -> None:
     sim_profile, version, case = HUB_CASES[name]
@@ -345,18 +380,8 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
     """Added while it is off: the hub keeps it with the candidate lists and the subentry waits;
     once the plug answers its profile is detected, the hub is given the profile's lists (no
     local key, on the same connection) and the entry reloads with its entities."""
-    monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)
-    entry = await hub_with_no_plugs(hass, hub)
-    port = free_port()
-    sim = plug_sim(port=port, profile="inwall")
-    result = await start_add_plug(hass, entry)
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], plug_form(sim, port=port)
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
+    entry, sim = await add_an_inwall_plug_while_off(hass, hub, monkeypatch)
     sub = plug_sub(entry)
-    assert sub.data["detect_pending"] is True
     assert "profile" not in sub.data
     await wait_until(lambda: coordinator(entry).client.inventory is not None, within=10)
     assert hub_refresh(entry) == CANDIDATE_METERING_DPS
@@ -379,7 +404,12 @@ async def test_a_plug_that_does_not_answer_is_detected_when_it_does(
         assert stored["dps"] == hub_profile_lists(Profile.from_wire(sub.data["profile"]))[1]
         assert sim.stats.accepted == 1  # given without reconnecting
         # a new name alone needs no key; saving the form with the key re-adds the plug
-        change = {"name": "Heater", "host": "127.0.0.1", "protocol_version": "3_3", "port": port}
+        change = {
+            "name": "Heater",
+            "host": "127.0.0.1",
+            "protocol_version": "3_3",
+            "port": sim.port,
+        }
         result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
         result = await hass.config_entries.subentries.async_configure(result["flow_id"], change)
         assert result["reason"] == "reconfigure_successful"
@@ -422,16 +452,7 @@ async def test_reconfigure_picks_a_layout_for_an_unknown_one(
         result = await start_reconfigure_plug(hass, entry, sub.subentry_id)
         assert result["step_id"] == "reconfigure"
         assert result["description_placeholders"]["layout"] == "Switch only, 1 outlet"
-        # the layout comes before the fields it governs, as in a direct plug's options form
-        fields = [str(marker) for marker in result["data_schema"].schema]
-        assert fields[fields.index("layout") :] == [
-            "layout",
-            "outlets",
-            "usb",
-            "power_divisor",
-            "voltage_divisor",
-            "outlet_names",
-        ]
+        assert_layout_fields(result)
         form = {
             "name": NAME,
             "host": "127.0.0.1",
@@ -634,17 +655,7 @@ async def test_a_hub_without_the_profile_request_keeps_a_pending_plugs_lists(
     """A plug added while off, behind a firmware without `profile`: it is detected when it
     answers, without an error, and the hub keeps the candidate lists (as before 0.2.1)."""
     caplog.set_level(logging.DEBUG, logger="custom_components.tuya_local_esp")
-    monkeypatch.setattr(hub_coordinator, "DETECT_ONLINE_S", 0.5)
-    entry = await hub_with_no_plugs(hass, old_hub)
-    port = free_port()
-    sim = plug_sim(port=port, profile="inwall")
-    result = await start_add_plug(hass, entry)
-    result = await hass.config_entries.subentries.async_configure(
-        result["flow_id"], plug_form(sim, port=port)
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    await hass.async_block_till_done()
-    assert plug_sub(entry).data["detect_pending"] is True
+    entry, sim = await add_an_inwall_plug_while_off(hass, old_hub, monkeypatch)
     async with sim:
         await wait_until(lambda: "profile" in plug_sub(entry).data, within=20)
         await hass.async_block_till_done()
