@@ -99,6 +99,35 @@ def hub_plug_subentry(
     )
 
 
+def entry_at(
+    port: int,
+    subentries: Sequence[ConfigSubentryData],
+    *,
+    secret: str = SECRET,
+    hub_id: str = HUB_ID,
+    minor_version: int = 3,
+) -> MockConfigEntry:
+    """A hub entry at ``127.0.0.1:port`` as the flow creates it, with ``subentries``.
+
+    ``minor_version``: an older entry's (Home Assistant migrates it at set-up).
+    """
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=hub_id,
+        title=f"Tuya ESP32 hub {hub_id}",
+        version=1,
+        minor_version=minor_version,
+        data={
+            "transport": "hub",
+            "host": "127.0.0.1",
+            "port": port,
+            "secret": secret,
+            "hub_id": hub_id,
+        },
+        subentries_data=list(subentries),
+    )
+
+
 def hub_entry(
     hub: HubProcess,
     plugs: list[dict[str, str]],
@@ -106,28 +135,11 @@ def hub_entry(
     minor_version: int = 3,
     subentries: Sequence[ConfigSubentryData] = (),
 ) -> MockConfigEntry:
-    """A hub entry as the flow creates it, with one subentry per ``{"id", "name", "ver"}``.
-
-    ``minor_version``: an older entry's (Home Assistant migrates it at set-up);
-    ``subentries``: further plug subentries as given.
-    """
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=HUB_ID,
-        title="Tuya ESP32 hub testhub",
-        version=1,
+    """The entry of ``hub`` with one subentry per ``{"id", "name", "ver"}``, then ``subentries``."""
+    return entry_at(
+        hub.port,
+        [*(hub_plug_subentry(p["id"], p["name"], p["ver"]) for p in plugs), *subentries],
         minor_version=minor_version,
-        data={
-            "transport": "hub",
-            "host": "127.0.0.1",
-            "port": hub.port,
-            "secret": SECRET,
-            "hub_id": HUB_ID,
-        },
-        subentries_data=[
-            *(hub_plug_subentry(p["id"], p["name"], p["ver"]) for p in plugs),
-            *subentries,
-        ],
     )
 
 

@@ -26,7 +26,6 @@ from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.config_entries import (
     SOURCE_RECONFIGURE,
     ConfigEntryState,
-    ConfigSubentryData,
 )
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF, STATE_UNAVAILABLE
 from homeassistant.core import CoreState, HomeAssistant
@@ -53,6 +52,7 @@ from .conftest import wait_for_state, wait_until
 from .firmware.conftest import KEYS, SECRET, HubProcess, free_port
 from .firmware.test_hub_client import HELLO, PLUG, FakeConn, answer_all, fake_hub, hub_tasks
 from .firmware.test_hub_client import SECRET as FAKE_SECRET
+from .test_hub_ha import entry_at, hub_plug_subentry
 
 GONE = 40.0  # "unavailable within" (s): generous; the client drops a hub silent for 10 s
 BACK = 30.0  # "back within" (s) after the hub returns
@@ -73,28 +73,11 @@ def entry_for(
     hub_id: str = "testhub",
 ) -> MockConfigEntry:
     """A hub entry at ``127.0.0.1:port`` with one subentry per ``(device id, name)``."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=hub_id,
-        title=f"Tuya ESP32 hub {hub_id}",
-        version=1,
-        minor_version=3,
-        data={
-            "transport": "hub",
-            "host": "127.0.0.1",
-            "port": port,
-            "secret": secret,
-            "hub_id": hub_id,
-        },
-        subentries_data=[
-            ConfigSubentryData(
-                data={"device_id": device_id, "protocol_version": "3.3"},
-                subentry_type="plug",
-                title=name,
-                unique_id=device_id,
-            )
-            for device_id, name in plugs
-        ],
+    return entry_at(
+        port,
+        [hub_plug_subentry(device_id, name) for device_id, name in plugs],
+        secret=secret,
+        hub_id=hub_id,
     )
 
 
@@ -525,27 +508,11 @@ async def test_a_hub_that_fails_to_store_the_lists_loses_no_plug(
             answer_all(conn, req)
 
     async with fake_hub(refusing, hello=lambda _: [plug, HELLO]) as fake:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id="fake",
-            title="Tuya ESP32 hub fake",
-            version=1,
-            minor_version=3,
-            data={
-                "transport": "hub",
-                "host": "127.0.0.1",
-                "port": fake.port,
-                "secret": FAKE_SECRET.decode(),
-                "hub_id": "fake",
-            },
-            subentries_data=[
-                ConfigSubentryData(
-                    data={"device_id": "p1", "protocol_version": "3.3", "detect_pending": True},
-                    subentry_type="plug",
-                    title="Desk lamp",
-                    unique_id="p1",
-                )
-            ],
+        entry = entry_at(
+            fake.port,
+            [hub_plug_subentry("p1", "Desk lamp", detect_pending=True)],
+            secret=FAKE_SECRET.decode(),
+            hub_id="fake",
         )
         await set_up(hass, entry)
         sub = next(iter(entry.subentries.values()))
