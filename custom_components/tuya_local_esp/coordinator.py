@@ -547,5 +547,7 @@ class DirectPlugCoordinator(PlugCoordinator):
                 translation_key="set_failed",
                 translation_placeholders={"device_id": device_id, "error": str(err)},
             ) from err
-        self._on_dps(confirmed)
+        # The device's DPS as last read (pushes, answers; in read order): a push read behind
+        # the confirmation already reached this coordinator and is newer than ``confirmed``.
+        self._on_dps({k: self.device.dps.get(k, v) for k, v in confirmed.items()})
         return confirmed
