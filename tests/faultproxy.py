@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import socket
 import struct
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
+
+from tuya_sim import port_outside_ephemeral_range
+
+__all__ = ["FaultProxy", "ProxyStats", "port_outside_ephemeral_range", "split_frames"]
 
 _P55 = b"\x00\x00\x55\xaa"
 _P66 = b"\x00\x00\x66\x99"
@@ -177,33 +180,6 @@ class _Pipe:
                 _abort(writer)
             else:
                 writer.close()
-
-
-def port_outside_ephemeral_range(host: str = "127.0.0.1") -> int:
-    """A free port below the kernel's ephemeral range.
-
-    For a port chosen now and listened on later (a proxy "powered off", a hub process that
-    starts later): a port inside the ephemeral range could meanwhile be taken by any outgoing
-    socket on the machine (Linux even lets a socket connect to itself), and listening there
-    would fail with EADDRINUSE. A port is handed out once per process.
-    """
-    low = 32768
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
-            low = int(fh.read().split()[0])
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(10000, max(10001, low))
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as probe, contextlib.suppress(OSError):
-            probe.bind((host, port))
-            _HANDED_OUT.add(port)
-            return port
-    return 0
-
-
-_HANDED_OUT: set[int] = set()
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:

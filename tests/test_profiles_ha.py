@@ -513,38 +513,48 @@ async def test_overcurrent_alarm_of_a_legacy_plug(hass: HomeAssistant) -> None:
         assert await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def test_unusable_stored_profile_falls_back(
-    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A stored profile written by a newer version is not used; the entry keeps working."""
-    data = {
+def offline_entry(hass: HomeAssistant, name: str, **data: Any) -> MockConfigEntry:
+    """A direct plug's entry (plus ``data``) added to ``hass``, its plug nowhere (port 1)."""
+    base = {
         "transport": "direct",
         "host": "127.0.0.1",
         "port": 1,
         "device_id": DEVICE_ID,
         "local_key": LOCAL_KEY,
         "protocol_version": "3.3",
-        "name": "Desk plug",
-        "dp_ids": ["1", "18", "19", "20"],
-        "profile": {"v": 99, "name": "standard", "sw": ["1"]},
+        "name": name,
     }
-    entry = MockConfigEntry(domain=DOMAIN, title="Desk plug", unique_id=DEVICE_ID, data=data)
+    entry = MockConfigEntry(domain=DOMAIN, title=name, unique_id=DEVICE_ID, data=base | data)
     entry.add_to_hass(hass)
-    assert entry_profile(entry) == fallback_profile({"1", "18", "19", "20"})
-    assert "written by a newer version" in caplog.text
-    result = await open_options(hass, entry)  # the form still opens, on the fallback
+    return entry
+
+
+async def submit_detected(
+    hass: HomeAssistant, entry: ConfigEntry, flow_id: str, **form: Any
+) -> None:
+    """Submit the options form with the detected layout (``form``: the other fields); the
+    entry keeps no options."""
     result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            "layout": "detected",
-            "outlets": 1,
-            "usb": False,
-            "power_divisor": "10",
-            "voltage_divisor": "10",
-        },
+        flow_id, {"layout": "detected", "voltage_divisor": "10", **form}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert entry.options == {}
+
+
+async def test_unusable_stored_profile_falls_back(
+    hass: HomeAssistant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored profile written by a newer version is not used; the entry keeps working."""
+    entry = offline_entry(
+        hass,
+        "Desk plug",
+        dp_ids=["1", "18", "19", "20"],
+        profile={"v": 99, "name": "standard", "sw": ["1"]},
+    )
+    assert entry_profile(entry) == fallback_profile({"1", "18", "19", "20"})
+    assert "written by a newer version" in caplog.text
+    result = await open_options(hass, entry)  # the form still opens, on the fallback
+    await submit_detected(hass, entry, result["flow_id"], outlets=1, usb=False, power_divisor="10")
 
 
 async def test_options_of_an_entry_without_profile_start_from_its_known_dps(
@@ -552,36 +562,14 @@ async def test_options_of_an_entry_without_profile_start_from_its_known_dps(
 ) -> None:
     """An entry from before profiles: the options flow's "detected" layout is the fallback of the
     DP ids the entry knows (what its entities are built from), not the fallback of no DP ids."""
-    data = {
-        "transport": "direct",
-        "host": "127.0.0.1",
-        "port": 1,
-        "device_id": DEVICE_ID,
-        "local_key": LOCAL_KEY,
-        "protocol_version": "3.3",
-        "name": "Strip",
-        "dp_ids": ["1", "2", "7"],
-    }
-    entry = MockConfigEntry(domain=DOMAIN, title="Strip", unique_id=DEVICE_ID, data=data)
-    entry.add_to_hass(hass)
+    entry = offline_entry(hass, "Strip", dp_ids=["1", "2", "7"])
     known = fallback_profile({"1", "2", "7"})
     assert entry_profile(entry) == known
     result = await open_options(hass, entry)
     assert result["description_placeholders"] == {"layout": layout_summary(known)}
     assert result["description_placeholders"]["layout"] == "Standard (17–20), 2 outlets + USB"
-    result = await hass.config_entries.options.async_configure(
-        result["flow_id"],
-        {
-            "layout": "detected",
-            "outlets": 2,
-            "usb": True,
-            # no meter among the known DPs: the divisors change nothing, so nothing is stored
-            "power_divisor": "1",
-            "voltage_divisor": "10",
-        },
-    )
-    assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {}
+    # no meter among the known DPs: the divisors change nothing, so nothing is stored
+    await submit_detected(hass, entry, result["flow_id"], outlets=2, usb=True, power_divisor="1")
     assert entry_profile(entry) == known
 
 

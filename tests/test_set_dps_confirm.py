@@ -11,11 +11,14 @@ import asyncio
 from typing import Any
 
 import pytest
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.tuya import Command, TuyaConnectionError, device
 
-from .conftest import wait_until
-from .test_client_faults import FaultyPlug, client
+from .conftest import wait_for_state, wait_until
+from .test_client_faults import DEV, KEY, FaultyPlug, client
 from .test_client_faults import faulty as faulty  # noqa: PLC0414 - the fixture, re-exported
 
 DPS = b'{"dps":{"1":true,"9":0}}'
@@ -141,3 +144,44 @@ async def test_a_push_right_behind_a_status_answer_is_not_undone(faulty: Any) ->
         assert await dev.status() == {"1": False, "9": 0}
         assert pushed == [{"1": False}]  # read before status() resumed
         assert dev.dps == {"1": False, "9": 0}
+
+
+async def test_home_assistant_keeps_a_push_read_behind_the_confirmation(
+    hass: HomeAssistant, faulty: Any
+) -> None:
+    """The same plug as above under Home Assistant: the switch turned off, the plug's button
+    switched it on again at once (both in one TCP segment). The coordinator already has the
+    later push when the set returns; the set's confirmation must not undo it."""
+
+    def script(msg: Any, seqno: int, count: int, plug: FaultyPlug) -> bytes:
+        if msg.cmd == Command.CONTROL:
+            return (
+                plug.frame(seqno, msg.cmd, b"")
+                + plug.frame(0, Command.STATUS, b'{"dps":{"1":false,"9":0}}')
+                + plug.frame(0, Command.STATUS, b'{"dps":{"1":true}}')
+            )
+        return plug.frame(seqno, msg.cmd, DPS)
+
+    plug = await faulty(script)
+    data = {
+        "transport": "direct",
+        "host": "127.0.0.1",
+        "port": plug.port,
+        "device_id": DEV,
+        "local_key": KEY,
+        "protocol_version": "3.3",
+        "name": "Desk plug",
+        "dp_ids": ["1", "9"],
+    }
+    entry = MockConfigEntry(domain=DOMAIN, title="Desk plug", unique_id=DEV, data=data)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for_state(hass, "switch.desk_plug", "on")
+    await hass.services.async_call(
+        "switch", "turn_off", {"entity_id": "switch.desk_plug"}, blocking=True
+    )
+    coordinator = entry.runtime_data.source
+    assert coordinator.device.dps["1"] is True
+    assert coordinator.data[DEV]["1"] is True
+    assert hass.states.get("switch.desk_plug").state == "on"
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import tinytuya
 
-from tests.faultproxy import port_outside_ephemeral_range
 from tuya_sim import SimulatedPlug
 
 pytestmark = pytest.mark.usefixtures("socket_enabled")
@@ -322,12 +321,8 @@ async def test_power_zero_when_off_and_energy_accrues(version: str) -> None:
 
 @pytest.mark.parametrize("version", ["3.3", "3.4"])
 async def test_plug_restart_and_kick(version: str) -> None:
-    """stop()/start() on the same port and kick(): tinytuya fails once, then reconnects.
-
-    The port is below the ephemeral range: while the plug is stopped, another socket's
-    ephemeral source port (tinytuya's own connect attempts, any other client) could take an
-    ephemeral one, and the restart would fail with EADDRINUSE (seen once in a loaded CI run)."""
-    async with new_plug(version, port=port_outside_ephemeral_range()) as plug:
+    """stop()/start() on the same port and kick(): tinytuya fails once, then reconnects."""
+    async with new_plug(version) as plug:
         port = plug.port
         dev = client(plug)
         try:

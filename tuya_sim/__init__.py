@@ -10,7 +10,7 @@ Assistant nor ``custom_components``. See :mod:`tuya_sim.server` for the reproduc
 from .broadcast import PlugBroadcaster
 from .plug import PlugModel, default_dps
 from .profiles import PROFILES, Profile, get_profile
-from .server import PlugStats, SimulatedPlug
+from .server import PlugStats, SimulatedPlug, port_outside_ephemeral_range
 from .threaded import PlugThread
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "SimulatedPlug",
     "default_dps",
     "get_profile",
+    "port_outside_ephemeral_range",
 ]

@@ -67,6 +67,39 @@ RefuseMode = Literal["reset", "close"]
 _JSON_CMDS = frozenset({cmd.CONTROL, cmd.CONTROL_NEW, cmd.DP_QUERY, cmd.UPDATEDPS})
 
 
+def port_outside_ephemeral_range(host: str = "127.0.0.1", family: int = socket.AF_INET) -> int:
+    """A free TCP port below the kernel's ephemeral range, handed out once per process.
+
+    For a port listened on again later (a plug restarted by :meth:`SimulatedPlug.start` after
+    :meth:`SimulatedPlug.stop`, a proxy "powered off", a hub process that starts later): a port
+    inside the ephemeral range could meanwhile become any outgoing socket's source port (Linux
+    even lets a socket connect to itself), and listening there again would fail with EADDRINUSE.
+
+    Returns:
+        the port, or 0 (let the kernel pick) when no free one is found.
+
+    """
+    low = 32768
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh,
+    ):
+        low = int(fh.read().split()[0])
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, max(10001, low))
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(family) as probe, contextlib.suppress(OSError):
+            probe.bind((host, port))
+            _HANDED_OUT.add(port)
+            return port
+    return 0
+
+
+_HANDED_OUT: set[int] = set()
+
+
 @dataclass(slots=True)
 class PlugStats:
     """Counters for tests and benchmarks (never contain key material)."""
@@ -93,7 +126,8 @@ class SimulatedPlug:
         local_key: the 16-character local key.
         version: protocol version ``"3.1"`` ... ``"3.5"``.
         host: address to bind.
-        port: TCP port; 0 picks a free one (see :attr:`port` after :meth:`start`).
+        port: TCP port; 0 picks a free one below the ephemeral range, kept across restarts
+            (see :func:`port_outside_ephemeral_range` and :attr:`port`).
         dps: initial DPs, merged over the plug's defaults.
         load_w: power of the simulated appliance while the relay is on, watts.
         noise: relative noise of the power reading.
@@ -243,6 +277,9 @@ class SimulatedPlug:
         loop = asyncio.get_running_loop()
         info = await loop.getaddrinfo(self.host or "0.0.0.0", self._port, type=socket.SOCK_STREAM)
         family, kind, proto, _, address = info[0]
+        if self._port == 0:
+            port = port_outside_ephemeral_range(str(address[0]), family)
+            address = (address[0], port, *address[2:])
         sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

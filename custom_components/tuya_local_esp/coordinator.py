@@ -205,6 +205,31 @@ def entry_profile(entry: ConfigEntry, *, picked: bool = True) -> Profile:
     return fallback_profile(set(ids) if ids else None)
 
 
+def keep_warning_issue(
+    hass: HomeAssistant,
+    issue_id: str,
+    translation_key: str,
+    placeholders: dict[str, str] | None,
+) -> None:
+    """Raise the warning repair issue ``issue_id``, or delete it (``placeholders`` None).
+
+    The issue is not fixable and not kept across restarts; ``placeholders`` fill its text.
+    """
+    if placeholders is None:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=translation_key,
+        translation_placeholders=placeholders,
+    )
+
+
 def report_unknown_layout(
     hass: HomeAssistant,
     device_id: str,
@@ -218,23 +243,13 @@ def report_unknown_layout(
     metering layout (``unmatched``: the DP ids left over) and none was picked (the caller then
     passes None); deleted otherwise.
     """
-    issue_id = f"unknown_layout_{device_id}"
-    if not unmatched:
-        ir.async_delete_issue(hass, DOMAIN, issue_id)
-        return
-    ir.async_create_issue(
+    keep_warning_issue(
         hass,
-        DOMAIN,
-        issue_id,
-        is_fixable=False,
-        is_persistent=False,
-        severity=ir.IssueSeverity.WARNING,
-        translation_key=translation_key,
-        translation_placeholders={
-            "name": name,
-            "device_id": device_id,
-            "dps": ", ".join(str(dp) for dp in unmatched),
-        },
+        f"unknown_layout_{device_id}",
+        translation_key,
+        {"name": name, "device_id": device_id, "dps": ", ".join(str(dp) for dp in unmatched)}
+        if unmatched
+        else None,
     )
 
 
@@ -464,15 +479,11 @@ class DirectPlugCoordinator(PlugCoordinator):
     def _on_failure(self, err: TuyaError) -> None:
         """A background connection attempt failed (``err`` is classified by the client)."""
         if isinstance(err, TuyaBusyError):
-            ir.async_create_issue(
+            keep_warning_issue(
                 self.hass,
-                DOMAIN,
                 self._busy_issue_id,
-                is_fixable=False,
-                is_persistent=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key="plug_busy",
-                translation_placeholders={
+                "plug_busy",
+                {
                     "name": self.plugs[self.device_id].name,
                     "device_id": self.device_id,
                     "host": self.device.host,
@@ -536,5 +547,7 @@ class DirectPlugCoordinator(PlugCoordinator):
                 translation_key="set_failed",
                 translation_placeholders={"device_id": device_id, "error": str(err)},
             ) from err
-        self._on_dps(confirmed)
+        # The device's DPS as last read (pushes, answers; in read order): a push read behind
+        # the confirmation already reached this coordinator and is newer than ``confirmed``.
+        self._on_dps({k: self.device.dps.get(k, v) for k, v in confirmed.items()})
         return confirmed

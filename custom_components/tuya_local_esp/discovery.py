@@ -34,7 +34,6 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_HOST, EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import discovery_flow
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.hass_dict import HassKey
 
 from .const import (
@@ -48,6 +47,7 @@ from .const import (
     SUBENTRY_PLUG,
     TRANSPORT_DIRECT,
 )
+from .coordinator import keep_warning_issue
 from .source import PlugSource
 from .tuya.discovery import DEFAULT_PORTS, PORT_APP, DiscoveredDevice
 from .tuya.discovery_listener import DiscoveryListener
@@ -88,19 +88,13 @@ class TuyaDiscovery:
         names them, and goes away at the next start that binds every port.
         """
         await self.listener.start()
-        if taken := self.listener.unbound_ports:
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                PORTS_ISSUE,
-                is_fixable=False,
-                is_persistent=False,
-                severity=ir.IssueSeverity.WARNING,
-                translation_key=PORTS_ISSUE,
-                translation_placeholders={"ports": ", ".join(str(p) for p in taken)},
-            )
-        else:
-            ir.async_delete_issue(self.hass, DOMAIN, PORTS_ISSUE)
+        taken = self.listener.unbound_ports
+        keep_warning_issue(
+            self.hass,
+            PORTS_ISSUE,
+            PORTS_ISSUE,
+            {"ports": ", ".join(str(p) for p in taken)} if taken else None,
+        )
 
     async def async_stop(self) -> None:
         """Close the sockets."""

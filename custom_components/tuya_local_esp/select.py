@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import TuyaLocalConfigEntry
-from .entity import PlugEntity, async_add_plug_entities
+from .entity import PlugDpEntity, PlugEntity, async_add_plug_entities
 from .profiles import POWER_ON_OPTIONS, Indicator, PowerOnBehaviour
 from .source import PlugSource
 
@@ -50,10 +50,8 @@ def plug_selects(source: PlugSource, device_id: str, via: str | None) -> list[Pl
     return entities
 
 
-class _PlugSelect(PlugEntity, SelectEntity):
+class _PlugSelect(PlugDpEntity[SelectEntityDescription], SelectEntity):
     """A select on one enum DP; its state changes when the plug confirms."""
-
-    dp: str
 
     def _raw(self, option: str) -> str:
         return option
@@ -78,8 +76,6 @@ class _PlugSelect(PlugEntity, SelectEntity):
 class PowerOnSelect(_PlugSelect):
     """What the relay does when mains returns: off, on, or as before (memory)."""
 
-    entity_description = POWER_ON
-
     def __init__(
         self,
         source: PlugSource,
@@ -88,10 +84,8 @@ class PowerOnSelect(_PlugSelect):
         via_device_id: str | None,
     ) -> None:
         """Create the select of the power-on ``behaviour`` DP."""
-        super().__init__(source, device_id, POWER_ON.key, via_device_id)
+        super().__init__(source, device_id, POWER_ON, behaviour.dp, via_device_id)
         self._behaviour = behaviour
-        self.dp = behaviour.dp
-        self.listen_dps = frozenset({self.dp})
 
     @override
     def _raw(self, option: str) -> str:
@@ -109,12 +103,10 @@ class IndicatorSelect(_PlugSelect):
         self, source: PlugSource, device_id: str, indicator: Indicator, via_device_id: str | None
     ) -> None:
         """Create the select of the ``indicator`` DP."""
-        super().__init__(source, device_id, "indicator", via_device_id)
-        self.entity_description = SelectEntityDescription(
+        description = SelectEntityDescription(
             key="indicator",
             translation_key="indicator",
             entity_category=EntityCategory.CONFIG,
             options=list(indicator.options),
         )
-        self.dp = indicator.dp
-        self.listen_dps = frozenset({self.dp})
+        super().__init__(source, device_id, description, indicator.dp, via_device_id)

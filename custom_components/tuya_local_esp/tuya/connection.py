@@ -46,7 +46,8 @@ _READ_SIZE = 4096
 #: Commands whose JSON answer carries DPS that subscribers should see.
 _DPS_REPLIES = frozenset({Command.DP_QUERY, Command.DP_QUERY_NEW, Command.CONTROL_NEW})
 
-DpsHandler = Callable[[dict[str, Any]], None]
+#: Called with the DPS of a frame and whether it was pushed (False: the answer to a request).
+DpsHandler = Callable[[dict[str, Any], bool], None]
 ClosedHandler = Callable[["TuyaConnection", TuyaError], None]
 _Pending = tuple[
     frozenset[int], int, asyncio.Future[Message], bool, Callable[[Message], bool] | None
@@ -64,7 +65,8 @@ class TuyaConnection:
         device_id: the device id (for payloads and logs).
         version: protocol version ``"3.1"`` ... ``"3.5"``.
         local_key: the 16-byte local key (never logged).
-        on_dps: called with the DPS of every STATUS push and DPS-carrying answer.
+        on_dps: called with the DPS of every STATUS push and DPS-carrying answer, in the order
+            read, and ``pushed`` (False for the DP_QUERY/CONTROL_NEW answer to our request).
         on_closed: called once when the connection ends, with the reason.
 
     """
@@ -105,11 +107,6 @@ class TuyaConnection:
         self.opened_at = loop.time()
         #: Frames received that decoded (any command).
         self.frames_in = 0
-        #: Index (in :attr:`frames_in`) of the frame that answered the last request.
-        self.answered_at = 0
-        #: DP id -> index (in :attr:`frames_in`) of the last frame that delivered it to
-        #: ``on_dps``: an answer read before a push of the same DP is older than that push.
-        self.dp_heard_at: dict[str, int] = {}
         #: Frames dropped because they failed integrity checks.
         self.bad_frames = 0
         #: Set when a frame arrived that passed its integrity check but did not decrypt (or its
@@ -347,13 +344,13 @@ class TuyaConnection:
             return
         self.frames_in += 1
         pending = self._pending
+        answer = False
         if pending is not None and not pending[2].done() and self._matches(msg, pending):
             pending[2].set_result(msg)
-            self.answered_at = self.frames_in
-            if msg.cmd != Command.STATUS:
-                return
+            answer = msg.cmd != Command.STATUS
         if msg.cmd == Command.STATUS or (msg.payload[:1] == b"{" and msg.cmd in _DPS_REPLIES):
-            self._deliver_dps(msg)
+            # in the order read, answers too: a push read after an answer is newer than it
+            self._deliver_dps(msg, pushed=not answer)
 
     def _matches(self, msg: Message, pending: _Pending) -> bool:
         cmds, seqno, _, any_status, accept = pending
@@ -369,13 +366,11 @@ class TuyaConnection:
         # 3.5 devices use their own counter, 3.1 heartbeats and STATUS pushes use 0 (spec §2.6/2.9)
         return msg.seqno in (seqno, 0) or self._vnum >= 3.4
 
-    def _deliver_dps(self, msg: Message) -> None:
+    def _deliver_dps(self, msg: Message, *, pushed: bool) -> None:
         try:
             dps = extract_dps(msg.json())
         except TuyaProtocolError:
             _LOGGER.debug("ignored a non-JSON push from %s", self.device_id)
             return
-        for dp_id in dps:
-            self.dp_heard_at[dp_id] = self.frames_in
         if dps and self._on_dps is not None:
-            self._on_dps(dps)
+            self._on_dps(dps, pushed)

@@ -769,8 +769,11 @@ class TuyaDevice:
                     await event.wait()
         self._moved.clear()
 
-    def _deliver_dps(self, dps: dict[str, Any]) -> None:
+    def _deliver_dps(self, dps: dict[str, Any], pushed: bool) -> None:
+        """Apply DPS in the order the connection read them; tell waiters and callbacks of pushes."""
         self.dps.update(dps)
+        if not pushed:
+            return  # an answer: its requester takes it from here
         for waiter in self._set_waiters:
             waiter.push(dps)
         for callback in list(self._dps_callbacks):
@@ -884,11 +887,10 @@ class TuyaDevice:
             raise TuyaDeviceError(
                 f"unexpected status answer: {msg.payload[:40].decode('utf-8', 'replace')}"
             )
-        # A push read after the answer but before this coroutine resumed is newer than the
-        # answer: its DPs are kept (the answer must not undo e.g. a switch from the app).
-        answered = conn.answered_at
-        dps = extract_dps(msg.json())
-        self.dps.update({k: v for k, v in dps.items() if conn.dp_heard_at.get(k, -1) <= answered})
+        # The answer's DPS reached self.dps when it was read (_deliver_dps), before any push read
+        # behind it and before this coroutine resumed: a newer push is not undone. Parsed here
+        # again only to raise on a malformed answer.
+        extract_dps(msg.json())
         return dict(self.dps)
 
 
