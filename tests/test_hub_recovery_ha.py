@@ -549,3 +549,30 @@ async def test_a_hub_that_fails_to_store_the_lists_loses_no_plug(
         assert fake.requests[-1]["refresh"] == [101, 102, 103, 104]
         assert dict(entry.subentries[sub.subentry_id].data) == data
         assert await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_a_push_right_behind_a_set_result_is_not_undone(hass: HomeAssistant) -> None:
+    """The hub confirms a set (its state push, then the result) and at once pushes another
+    change of the same DP (the plug switched back, e.g. by its button), all in one TCP
+    segment: Home Assistant shows the later state, not the confirmation read before it."""
+
+    def confirm_then_switch_back(conn: FakeConn, req: dict[str, Any]) -> None:
+        if req["t"] != "set":
+            answer_all(conn, req)
+            return
+        records = [
+            {"t": "state", "id": "p1", "online": True, "dps": req["dps"], "ts": 7},
+            {"t": "result", "rid": req["rid"], "ok": True, "data": {"id": "p1", "dps": req["dps"]}},
+            {"t": "state", "id": "p1", "online": True, "dps": {"1": True}, "ts": 8},
+        ]
+        conn.w.write(b"".join(conn.ch.seal(m) for m in records))
+
+    async with fake_hub(confirm_then_switch_back) as fake:
+        coordinator = await set_up(
+            hass, entry_for(fake.port, [("p1", "Desk lamp")], secret=FAKE_SECRET.decode())
+        )
+        await wait_for_state(hass, "switch.desk_lamp", "on")
+        assert await coordinator.async_set_dps("p1", {"1": False}) == {"1": False}
+        await hass.async_block_till_done()
+        assert coordinator.plug_dps("p1")["1"] is True
+        assert hass.states.get("switch.desk_lamp").state == "on"

@@ -1027,7 +1027,12 @@ class HubCoordinator(PlugCoordinator):
                 translation_key="set_failed",
                 translation_placeholders={"device_id": device_id, "error": str(err)},
             ) from err
-        self._update_plug(device_id, confirmed)
+        # The hub's inventory as read (its state pushes in order): a push read right behind
+        # the result, already given to the listeners, is newer than the confirmation.
+        inventory = self.client.inventory
+        plug = inventory.plugs.get(device_id) if inventory is not None else None
+        latest = plug.dps if plug is not None else {}
+        self._update_plug(device_id, {k: latest.get(k, v) for k, v in confirmed.items()})
         return confirmed
 
 
