@@ -43,8 +43,10 @@ FIRMWARE_DIR: Final = Path(__file__).parent / "firmware"
 BUNDLES: HassKey[dict[Path, FirmwareBundle | None]] = HassKey(f"{DOMAIN}_firmware_bundles")
 #: How often the hub's ``health`` is asked (a coordinator refresh) while its firmware is on
 #: trial or restarting into one: the hub sends no push when it confirms the trial
-#: (hub-protocol §7.3.1). The timer runs while the entity is added and asks nothing otherwise.
-TRIAL_POLL: Final = timedelta(seconds=5)
+#: (hub-protocol §7.3.1). The timer runs while the entity is added and asks nothing otherwise;
+#: the coordinator's debouncer (HA's ``REQUEST_REFRESH_DEFAULT_COOLDOWN``, 10 s) would hold a
+#: shorter period back to this anyway.
+TRIAL_POLL: Final = timedelta(seconds=10)
 #: Seconds after a commit within which the hub must report how the new firmware came up
 #: (confirmed or rolled back): its trial ends by 600 s (``ota_trial_s``), the rollback after
 #: 2 boots; past this the entity stops showing the install in progress.
