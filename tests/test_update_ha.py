@@ -289,12 +289,17 @@ async def test_hub_that_does_not_come_back_after_the_commit(
     with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
         await setup_hub(hass, hub, plug)
     await wait_for_state(hass, ENTITY, "on", within=10)
+    await hass.services.async_call(
+        UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+    )
+    await wait_exit(hub, within=20)
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    await wait_until(lambda: not entry.runtime_data.hub.hub_connected, within=20)
+    await hass.async_block_till_done()
+    assert shown(hass, ATTR_IN_PROGRESS) is True
+    assert hass.states.get(ENTITY).state == "on"  # available while the hub is away
+    # RESTART_WAIT shortened only now, so nothing can end the install before the checks above
     with patch.object(update_platform, "RESTART_WAIT", 3.0):
-        await hass.services.async_call(
-            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
-        )
-        await wait_exit(hub, within=20)
-        assert shown(hass, ATTR_IN_PROGRESS) is True
         await wait_for_state(hass, ENTITY, "unavailable", within=30)
     assert f"did not report firmware {NEW} within 3 s" in caplog.text
 
