@@ -108,12 +108,9 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
         #: Version committed by :meth:`async_install` and when (``time.monotonic()``), until a
         #: health report from after the restart tells how it came up.
         self._committed: tuple[str, float] | None = None
-        #: The hub's last health report says its firmware is on trial.
-        self._trial = False
-        #: The coordinator's health report last looked at (each refresh makes a new one).
-        self._seen_health: HubHealth | None = coordinator.health
-        if coordinator.health is not None:
-            self._take_health(coordinator.health)
+        #: The coordinator's health report last looked at while an install is committed
+        #: (each refresh makes a new one).
+        self._seen_health: HubHealth | None = None
 
     @property
     @override
@@ -123,7 +120,13 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
     @property
     @override
     def in_progress(self) -> bool:
-        return self._sending or self._committed is not None or self._trial
+        return self._sending or self._committed is not None or self._hub_on_trial
+
+    @property
+    def _hub_on_trial(self) -> bool:
+        """The hub's last health report (hub-protocol §7.3) says its firmware is on trial."""
+        health = self.coordinator.health
+        return health is not None and health.trial
 
     @property
     @override
@@ -205,23 +208,21 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        health = self.coordinator.health
-        if health is not None and health is not self._seen_health:
+        health, committed = self.coordinator.health, self._committed
+        if committed is not None and health is not None and health is not self._seen_health:
             self._seen_health = health
-            self._take_health(health)
+            self._take_health(health, committed)
         super()._handle_coordinator_update()
 
-    def _take_health(self, health: HubHealth) -> None:
-        """Follow the trial in a health report (hub-protocol §7.3).
+    def _take_health(self, health: HubHealth, committed: tuple[str, float]) -> None:
+        """End the committed install if ``health`` shows the hub restarted, off trial.
 
-        A committed install ends once a report from after the restart shows the trial over
-        (confirmed, or rolled back).
+        A report (hub-protocol §7.3) from after the restart without a trial means the new
+        firmware was confirmed, or rolled back.
         """
-        committed = self._committed
-        if committed is not None and health.uptime_s > time.monotonic() - committed[1]:
+        if health.uptime_s > time.monotonic() - committed[1]:
             return  # the hub has run since before the commit: the restart is still to come
-        self._trial = health.trial
-        if committed is not None and not self._trial:
+        if not health.trial:
             self._committed = None
             self._log_outcome(committed[0])
 
@@ -251,7 +252,7 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
             )
             self._committed = None
             self.async_write_ha_state()
-        if self._trial or self._committed is not None:
+        if self._hub_on_trial or self._committed is not None:
             self._poll()
 
     def _poll(self) -> None:
