@@ -24,7 +24,7 @@ from custom_components.tuya_local_esp.const import DOMAIN
 from custom_components.tuya_local_esp.hub.update import install, load_bundle
 
 from .firmware.conftest import ROOT, HubProcess, load_script, wait_for
-from .firmware.test_ota import OLD
+from .firmware.test_ota import OLD, running_firmware
 
 INTEGRATION = ROOT / "custom_components" / DOMAIN
 
@@ -100,15 +100,6 @@ def test_prepare_offers_an_x64_build_and_leaves_the_shipped_bundle(tmp_path: Pat
     assert load_bundle(linked / "firmware").version == bundle.version
 
 
-async def _firmware(hub: HubProcess) -> str:
-    """The version in the hello of a new connection."""
-    client = hub.client()
-    try:
-        return (await client.connect()).firmware
-    finally:
-        await client.close()
-
-
 def start_runner(hub_dir: Path) -> subprocess.Popen[str]:
     """The hub runner, as scripts/develop starts it."""
     return subprocess.Popen(
@@ -156,7 +147,7 @@ async def test_demo_hub_runner_boots_the_hub_again_after_an_update(tmp_path: Pat
             await client.close()
         # the runner boots it again, into the update
         await wait_for(lambda: "ready" in hub.log().partition("(trial)")[2], within=60)
-        assert await _firmware(hub) == version
+        assert await running_firmware(hub) == version
     finally:
         out = stop_runner(runner)
     assert runner.returncode == 0

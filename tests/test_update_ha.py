@@ -38,8 +38,8 @@ from custom_components.tuya_local_esp.hub.update import (
 from tuya_sim import SimulatedPlug
 
 from .conftest import wait_for_state, wait_until
-from .firmware.conftest import ESP32, KEYS, MICROPYTHON, HubProcess, plug_record
-from .firmware.test_ota import OLD, build_module, ota_state
+from .firmware.conftest import ESP32, KEYS, HubProcess, plug_record
+from .firmware.test_ota import OLD, boot_again, boot_ready, build_module, ota_state, wait_exit
 from .test_hub_ha import hub_entry
 
 ENTITY = "update.tuya_esp32_hub_testhub_firmware"
@@ -74,6 +74,12 @@ def shown(hass: HomeAssistant, attr: str) -> Any:
     state = hass.states.get(ENTITY)
     assert state is not None
     return state.attributes.get(attr)
+
+
+def update_entity(hass: HomeAssistant) -> Any:
+    """The update entity itself, to call ``async_install`` on it as HA's service would; the
+    service only passes a version with SPECIFIC_VERSION, and refuses while in progress."""
+    return hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
 
 
 @pytest.fixture
@@ -136,10 +142,7 @@ async def test_install_from_home_assistant(
     assert sent == sorted(sent)
     assert len(set(sent)) > 10
     # committed: the hub restarts into the new firmware; the install stays in progress
-    proc = hub.proc
-    assert proc is not None
-    await wait_until(lambda: proc.poll() is not None, within=20)
-    assert proc.returncode == 0
+    assert await wait_exit(hub, within=20) == 0
     await hass.async_block_till_done()
     assert hass.states.get(ENTITY).state == "on"  # available, still 0.2.0 installed
     assert shown(hass, ATTR_IN_PROGRESS) is True
@@ -149,14 +152,14 @@ async def test_install_from_home_assistant(
             UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
         )
     assert err.value.translation_key == "update_in_progress"
-    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    boot_again(hub)
     # back on 9.9.9, on trial: in progress, nothing offered
     await wait_until(lambda: shown(hass, ATTR_INSTALLED_VERSION) == NEW, within=30)
     assert ota_state(hub).get("try") == "ota_a"  # the hub has not confirmed it yet
     assert shown(hass, ATTR_IN_PROGRESS) is True
     assert hass.states.get(ENTITY).state == "off"
     # the hub refuses an update during its trial: busy, as a translated error
-    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    entity = update_entity(hass)
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_install(None, backup=False)
     assert err.value.translation_key == "firmware_update_busy"
@@ -190,11 +193,8 @@ async def test_trial_of_an_update_by_another_client(
         assert await install(client, load_bundle(bundle_dir)) == NEW
     finally:
         await client.close()
-    proc = hub.proc
-    assert proc is not None
-    await wait_until(lambda: proc.poll() is not None, within=20)
-    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
-    await hub.wait_log("ready", within=30, start=hub._log_offset)
+    assert await wait_exit(hub, within=20) == 0
+    await boot_ready(hub)
     with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
         await setup_hub(hass, hub, plug)
     assert ota_state(hub).get("try") == "ota_a"  # still on trial
@@ -229,14 +229,10 @@ async def test_update_that_does_not_come_up_is_rolled_back(
     await hass.services.async_call(
         UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
     )
-    cmd = [MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)]
     for code in (0, 1, 1):  # the commit's restart, then two boots that crash (board resets)
-        proc = hub.proc
-        assert proc is not None
-        await wait_until(lambda proc=proc: proc.poll() is not None, within=30)  # type: ignore[misc]
-        assert proc.returncode == code
+        assert await wait_exit(hub, within=30) == code
         assert shown(hass, ATTR_IN_PROGRESS) is True
-        hub._spawn(cmd)
+        boot_again(hub)
     await hub.wait_log("rolled back to the base set", within=30, start=hub._log_offset)
     await wait_until(lambda: shown(hass, ATTR_IN_PROGRESS) is False, within=30)
     assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
@@ -268,10 +264,10 @@ async def test_hub_lost_mid_update(
         await install
     assert err.value.translation_key == "firmware_update_failed"
     assert "keeps running its previous firmware" in str(err.value)
-    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    entity = update_entity(hass)
     assert entity.in_progress is False
     await wait_for_state(hass, ENTITY, "unavailable", within=20)  # like the hub
-    hub._spawn([MICROPYTHON, str(ESP32 / "main.py"), str(hub.config_path)])
+    boot_again(hub)
     await wait_for_state(hass, ENTITY, "on", within=30)
     assert shown(hass, ATTR_INSTALLED_VERSION) == OLD
     assert shown(hass, ATTR_IN_PROGRESS) is False
@@ -293,14 +289,17 @@ async def test_hub_that_does_not_come_back_after_the_commit(
     with patch.object(update_platform, "FIRMWARE_DIR", bundle_dir):
         await setup_hub(hass, hub, plug)
     await wait_for_state(hass, ENTITY, "on", within=10)
+    await hass.services.async_call(
+        UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
+    )
+    await wait_exit(hub, within=20)
+    (entry,) = hass.config_entries.async_entries(DOMAIN)
+    await wait_until(lambda: not entry.runtime_data.hub.hub_connected, within=20)
+    await hass.async_block_till_done()
+    assert shown(hass, ATTR_IN_PROGRESS) is True
+    assert hass.states.get(ENTITY).state == "on"  # available while the hub is away
+    # RESTART_WAIT shortened only now, so nothing can end the install before the checks above
     with patch.object(update_platform, "RESTART_WAIT", 3.0):
-        await hass.services.async_call(
-            UPDATE_DOMAIN, SERVICE_INSTALL, {ATTR_ENTITY_ID: ENTITY}, blocking=True
-        )
-        proc = hub.proc
-        assert proc is not None
-        await wait_until(lambda: proc.poll() is not None, within=20)
-        assert shown(hass, ATTR_IN_PROGRESS) is True
         await wait_for_state(hass, ENTITY, "unavailable", within=30)
     assert f"did not report firmware {NEW} within 3 s" in caplog.text
 
@@ -335,7 +334,7 @@ async def test_refused_update_is_a_translated_error(
     assert hub.proc.poll() is None
     # another version than the bundled one cannot be installed (HA's service only asks for
     # one with SPECIFIC_VERSION, which the entity does not offer: called on the entity here)
-    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    entity = update_entity(hass)
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_install("0.0.1", backup=False)
     assert err.value.translation_key == "firmware_unavailable"
@@ -358,7 +357,7 @@ async def test_missing_bundle_offers_nothing(
     )
     assert shown(hass, ATTR_LATEST_VERSION) is None
     assert hass.states.get(ENTITY).state == "unknown"
-    entity = hass.data["entity_components"][UPDATE_DOMAIN].get_entity(ENTITY)
+    entity = update_entity(hass)
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_install(None, backup=False)
     assert err.value.translation_key == "firmware_unavailable"

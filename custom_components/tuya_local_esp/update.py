@@ -22,7 +22,7 @@ from homeassistant.components.update import (
     UpdateEntityFeature,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_interval
@@ -41,9 +41,12 @@ PARALLEL_UPDATES = 1  # one firmware installation at a time
 FIRMWARE_DIR: Final = Path(__file__).parent / "firmware"
 #: Bundles read so far, by directory (:func:`_async_bundle`).
 BUNDLES: HassKey[dict[Path, FirmwareBundle | None]] = HassKey(f"{DOMAIN}_firmware_bundles")
-#: How often the hub's ``health`` is asked while its firmware is on trial or restarting into
-#: one: the hub sends no push when it confirms the trial (hub-protocol §7.3.1).
-TRIAL_POLL: Final = timedelta(seconds=5)
+#: How often the hub's ``health`` is asked (a coordinator refresh) while its firmware is on
+#: trial or restarting into one: the hub sends no push when it confirms the trial
+#: (hub-protocol §7.3.1). The timer runs while the entity is added and asks nothing otherwise;
+#: the coordinator's debouncer (HA's ``REQUEST_REFRESH_DEFAULT_COOLDOWN``, 10 s) would hold a
+#: shorter period back to this anyway.
+TRIAL_POLL: Final = timedelta(seconds=10)
 #: Seconds after a commit within which the hub must report how the new firmware came up
 #: (confirmed or rolled back): its trial ends by 600 s (``ota_trial_s``), the rollback after
 #: 2 boots; past this the entity stops showing the install in progress.
@@ -105,16 +108,9 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
         #: Version committed by :meth:`async_install` and when (``time.monotonic()``), until a
         #: health report from after the restart tells how it came up.
         self._committed: tuple[str, float] | None = None
-        #: The hub's last health report says its firmware is on trial.
-        self._trial = False
-        #: The coordinator's health report last looked at (each poll makes a new one).
-        self._seen_health: HubHealth | None = coordinator.health
-        self._polling = False
-        #: Cancels the :data:`TRIAL_POLL` timer (set only while a trial or restart is followed).
-        self._unsub_poll: CALLBACK_TYPE | None = None
-        self._added = False
-        if coordinator.health is not None:
-            self._take_health(coordinator.health)
+        #: The coordinator's health report last looked at while an install is committed
+        #: (each refresh makes a new one).
+        self._seen_health: HubHealth | None = None
 
     @property
     @override
@@ -124,7 +120,13 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
     @property
     @override
     def in_progress(self) -> bool:
-        return self._sending or self._committed is not None or self._trial
+        return self._sending or self._committed is not None or self._hub_on_trial
+
+    @property
+    def _hub_on_trial(self) -> bool:
+        """The hub's last health report (hub-protocol §7.3) says its firmware is on trial."""
+        health = self.coordinator.health
+        return health is not None and health.trial
 
     @property
     @override
@@ -135,30 +137,7 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
     @override
     async def async_added_to_hass(self) -> None:
         await super().async_added_to_hass()
-        self._added = True
-        self.async_on_remove(self._removed)
-        self._follow()
-
-    @callback
-    def _removed(self) -> None:
-        self._added = False
-        self._stop_polling()
-
-    def _follow(self) -> None:
-        """Run the :data:`TRIAL_POLL` timer exactly while a trial or a restart is followed."""
-        if not self._added:  # async_added_to_hass starts it
-            return
-        if self._trial or self._committed is not None:
-            if self._unsub_poll is None:
-                self._unsub_poll = async_track_time_interval(self.hass, self._tick, TRIAL_POLL)
-        else:
-            self._stop_polling()
-
-    @callback
-    def _stop_polling(self) -> None:
-        if self._unsub_poll is not None:
-            self._unsub_poll()
-            self._unsub_poll = None
+        self.async_on_remove(async_track_time_interval(self.hass, self._tick, TRIAL_POLL))
 
     @override
     async def async_release_notes(self) -> str | None:
@@ -206,7 +185,6 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
             self._attr_update_percentage = None
         self._committed = (bundle.version, time.monotonic())
         self._seen_health = self.coordinator.health  # from before the restart
-        self._follow()
         LOGGER.info("Hub %s: firmware %s installed; it restarts into it", hub_id, bundle.version)
 
     def _failed(self, err: HubError) -> HomeAssistantError:
@@ -230,26 +208,23 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
     @callback
     @override
     def _handle_coordinator_update(self) -> None:
-        health = self.coordinator.health
-        if health is not None and health is not self._seen_health:
+        health, committed = self.coordinator.health, self._committed
+        if committed is not None and health is not None and health is not self._seen_health:
             self._seen_health = health
-            self._take_health(health)
+            self._take_health(health, committed)
         super()._handle_coordinator_update()
 
-    def _take_health(self, health: HubHealth) -> None:
-        """Follow the trial in a health report (hub-protocol §7.3).
+    def _take_health(self, health: HubHealth, committed: tuple[str, float]) -> None:
+        """End the committed install if ``health`` shows the hub restarted, off trial.
 
-        A committed install ends once a report from after the restart shows the trial over
-        (confirmed, or rolled back).
+        A report (hub-protocol §7.3) from after the restart without a trial means the new
+        firmware was confirmed, or rolled back.
         """
-        committed = self._committed
-        if committed is not None and health.uptime_s > time.monotonic() - committed[1]:
+        if health.uptime_s > time.monotonic() - committed[1]:
             return  # the hub has run since before the commit: the restart is still to come
-        self._trial = health.trial
-        if committed is not None and not self._trial:
+        if not health.trial:
             self._committed = None
             self._log_outcome(committed[0])
-        self._follow()
 
     def _log_outcome(self, version: str) -> None:
         """The hub reports, after the restart into ``version``, that no trial runs."""
@@ -276,27 +251,19 @@ class HubFirmwareUpdate(HubEntity, UpdateEntity):
                 RESTART_WAIT,
             )
             self._committed = None
-            self._follow()
             self.async_write_ha_state()
-        if self._trial or self._committed is not None:
+        if self._hub_on_trial or self._committed is not None:
             self._poll()
 
     def _poll(self) -> None:
-        """Ask the hub for its health now (one request at a time, only while connected)."""
-        if self._polling or not self.coordinator.hub_connected:
-            return
-        self._polling = True
-        self.coordinator.config_entry.async_create_background_task(
-            self.hass, self._async_poll(), f"{DOMAIN} hub {self.coordinator.hub_id} trial"
-        )
+        """Have the coordinator ask the hub for its health now (only while connected).
 
-    async def _async_poll(self) -> None:
-        try:
-            health = await self.coordinator.client.health()
-        except HubError as err:
-            LOGGER.debug("Hub %s: no health report: %s", self.coordinator.hub_id, err)
-            return
-        finally:
-            self._polling = False
-        self._take_health(health)
-        self.async_write_ha_state()
+        Its refresh brings the report to :meth:`_handle_coordinator_update`; its debouncer
+        keeps to one request at a time.
+        """
+        if self.coordinator.hub_connected:
+            self.coordinator.config_entry.async_create_background_task(
+                self.hass,
+                self.coordinator.async_request_refresh(),
+                f"{DOMAIN} hub {self.coordinator.hub_id} trial",
+            )
